@@ -1,0 +1,49 @@
+"""ntxcp: the ntxcp 1.0 protocol between Ding.X Gateways and a Ding.X Control Center.
+
+Layers (each imports only those above it)::
+
+    ntxcp.errors      error codes and exceptions
+    ntxcp.v10         typed messages, validation, JSON Schemas        (no I/O)
+    ntxcp.rpc         ntxcpj frames and the per-connection state machine (no I/O)
+    ntxcp.transport   WebSocket server/client (the only code that knows the socket library)
+    ntxcp.endpoints   asyncio ControlCenter and Gateway
+    ntxcp.sync        a blocking Gateway for programs without asyncio
+"""
+
+from ntxcp.endpoints import Backoff, ControlCenter, Gateway, GatewayConnection
+from ntxcp.errors import (
+    CallError,
+    CallTimeoutError,
+    DisconnectedError,
+    EndpointError,
+    ErrorCode,
+    HandshakeRefusedError,
+    NotConnectedError,
+    NtxcpError,
+    PayloadValidationError,
+    QueueFullError,
+)
+from ntxcp.transport import HandshakeInfo, client_tls_context, server_tls_context
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backoff",
+    "CallError",
+    "CallTimeoutError",
+    "ControlCenter",
+    "DisconnectedError",
+    "EndpointError",
+    "ErrorCode",
+    "Gateway",
+    "GatewayConnection",
+    "HandshakeInfo",
+    "HandshakeRefusedError",
+    "NotConnectedError",
+    "NtxcpError",
+    "PayloadValidationError",
+    "QueueFullError",
+    "__version__",
+    "client_tls_context",
+    "server_tls_context",
+]

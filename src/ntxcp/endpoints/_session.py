@@ -1,0 +1,317 @@
+"""One connection of an endpoint: joins the RPC state machine to a WebSocket link.
+
+The reader (:meth:`Session.on_message`) only feeds the state machine and resolves
+futures; handlers never block it (spec §6.4). CALLs from the peer are answered in
+arrival order (spec §2.3.4): a plain ``def`` handler runs at once when nothing is
+waiting before it (it cannot await, so it cannot hold the reader up any longer than
+the work it does), anything else goes to a per-connection worker task that exists
+only while there is work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from ntxcp.errors import CallError, EndpointError, ErrorCode, NotConnectedError
+from ntxcp.rpc import (
+    BadMessage,
+    BadMessageLimitExceeded,
+    CallAnswered,
+    CallFailed,
+    CallReceived,
+    Event,
+    OutgoingCall,
+    RpcConnection,
+    UnmatchedResponse,
+)
+from ntxcp.transport import Link
+from ntxcp.v10._base import Confirmation, Request
+
+if TYPE_CHECKING:
+    from ntxcp.endpoints._dispatch import Dispatcher
+
+__all__ = ["Session"]
+
+C = TypeVar("C", bound=Confirmation)
+
+_Work = tuple[CallReceived, Callable[..., Any] | None, Awaitable[Any] | None]
+
+
+class Session:
+    """The live state of one connection (either side).
+
+    Args:
+        rpc: the connection's RPC state machine.
+        dispatcher: finds the handler method for a received CALL.
+        handler_args: leading arguments of every handler call (the gateway id on the
+            control center side, nothing on the gateway side).
+        report: where problems go (the endpoint's error stream).
+        on_closed: called once when the link closes.
+        gateway_id: the gateway this connection belongs to.
+        logger: the side's logger.
+    """
+
+    def __init__(
+        self,
+        rpc: RpcConnection,
+        dispatcher: Dispatcher,
+        handler_args: tuple[Any, ...],
+        report: Callable[[EndpointError], None],
+        on_closed: Callable[[Session, int, str], None],
+        gateway_id: str,
+        logger: logging.Logger,
+        on_opened: Callable[[Session], None] | None = None,
+    ) -> None:
+        self.rpc = rpc
+        self.gateway_id = gateway_id
+        self.link: Link | None = None
+        self.close_code: int | None = None
+        self._dispatcher = dispatcher
+        self._handler_args = handler_args
+        self._report = report
+        self._on_closed = on_closed
+        self._on_opened = on_opened
+        self._log = logger
+        self._loop = asyncio.get_running_loop()
+        self._work: deque[_Work] = deque()
+        self._worker: asyncio.Task[None] | None = None
+        self._closed_event: asyncio.Event | None = None
+
+    # --- LinkHandler -----------------------------------------------------------------
+
+    def on_open(self, link: Link) -> None:
+        """The WebSocket is up."""
+        self.link = link
+        if self._on_opened is not None:
+            self._on_opened(self)
+
+    def on_message(self, data: bytes) -> None:
+        """Feed one message to the state machine and act on what it says."""
+        if self._log.isEnabledFor(logging.DEBUG):
+            self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
+        events = self.rpc.receive(data, self._loop.time())
+        for event in events:
+            self._handle(event)
+        self._flush()
+
+    def on_close(self, code: int, reason: str) -> None:
+        """The link is gone: fail every pending CALL at once (spec §2.3.3)."""
+        self.close_code = code
+        self.link = None
+        for event in self.rpc.close():
+            self._handle(event)
+        self._work.clear()
+        if self._worker is not None and not self._worker.done():
+            self._worker.cancel()
+        if self._closed_event is not None:
+            self._closed_event.set()
+        self._on_closed(self, code, reason)
+
+    # --- calls to the peer -----------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the link is up and not closing."""
+        return self.link is not None and self.link.is_open and not self.rpc.closed
+
+    def send_call(self, request: Request, timeout: float | None) -> asyncio.Future[Confirmation]:
+        """Send (or queue) a CALL; the future gets its confirmation or error.
+
+        Raises:
+            NotConnectedError: the link is not open.
+            QueueFullError: the FIFO is full.
+            PayloadValidationError: the request is invalid.
+        """
+        if not self.is_open:
+            raise NotConnectedError(f"gateway {self.gateway_id!r} is not connected")
+        call = self.rpc.send_call(request, self._loop.time(), timeout)
+        future: asyncio.Future[Confirmation] = self._loop.create_future()
+        call.context = (future, self._loop.call_at(call.deadline, self._expire))
+        self._flush()
+        return future
+
+    async def call(self, request: Request, timeout: float | None = None) -> Confirmation:
+        """Send a CALL and wait for its confirmation."""
+        return await self.send_call(request, timeout)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start closing the link."""
+        link = self.link
+        if link is not None:
+            link.close(code, reason)
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`on_close` has run."""
+        if self.rpc.closed:
+            return
+        if self._closed_event is None:
+            self._closed_event = asyncio.Event()
+        await self._closed_event.wait()
+
+    def _expire(self) -> None:
+        for event in self.rpc.expire(self._loop.time()):
+            self._handle(event)
+        self._flush()
+
+    def _flush(self) -> None:
+        frames = self.rpc.data_to_send()
+        link = self.link
+        if frames and link is not None:
+            debug = self._log.isEnabledFor(logging.DEBUG)
+            for frame in frames:
+                if debug:
+                    self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
+                link.send(frame)
+
+    # --- events ----------------------------------------------------------------------
+
+    def _handle(self, event: Event) -> None:
+        kind = type(event)
+        if kind is CallReceived:
+            self._received(cast(CallReceived, event))
+        elif kind is CallAnswered:
+            answered = cast(CallAnswered, event)
+            future = self._settle(answered.call)
+            if future is not None:
+                future.set_result(answered.confirmation)
+        elif kind is CallFailed:
+            failed = cast(CallFailed, event)
+            future = self._settle(failed.call)
+            if future is not None:
+                future.set_exception(failed.error)
+        elif kind is BadMessage:
+            bad = cast(BadMessage, event)
+            self._report(
+                EndpointError(
+                    "bad-message",
+                    str(bad.error),
+                    gateway_id=self.gateway_id,
+                    code=bad.code,
+                    data=bad.data,
+                )
+            )
+        elif kind is UnmatchedResponse:
+            unmatched = cast(UnmatchedResponse, event)
+            self._report(
+                EndpointError(
+                    "unmatched-response",
+                    f"no outstanding CALL with id {unmatched.unique_id!r}; dropped",
+                    gateway_id=self.gateway_id,
+                    data=unmatched.data,
+                )
+            )
+        else:
+            limit = cast(BadMessageLimitExceeded, event)
+            self._report(
+                EndpointError("bad-message-limit", str(limit), gateway_id=self.gateway_id)
+            )
+            self.close(1008, "too many bad messages")  # spec §2.2 rule 7
+
+    @staticmethod
+    def _settle(call: OutgoingCall) -> asyncio.Future[Confirmation] | None:
+        context = call.context
+        if context is None:
+            return None
+        future, timer = context
+        call.context = None
+        timer.cancel()
+        return None if future.done() else cast("asyncio.Future[Confirmation]", future)
+
+    # --- handling received CALLs (spec §6.4) -------------------------------------------
+
+    def _received(self, event: CallReceived) -> None:
+        entry = self._dispatcher.lookup(event.spec)
+        method = None if entry is None else entry[0]
+        if self._work or method is None or entry[1]:  # type: ignore[index]
+            self._work.append((event, method, None))
+            self._ensure_worker()
+            return
+        try:
+            result = method(*self._handler_args, event.request)
+        except Exception as exc:  # noqa: BLE001 - every handler error is answered
+            self._answer_error(event, exc)
+            return
+        if inspect.isawaitable(result):
+            self._work.append((event, None, result))
+            self._ensure_worker()
+        else:
+            self._answer(event, result)
+
+    def _ensure_worker(self) -> None:
+        if self._worker is None or self._worker.done():
+            self._worker = self._loop.create_task(self._run_worker())
+
+    async def _run_worker(self) -> None:
+        work = self._work
+        while work:
+            event, method, awaitable = work[0]
+            try:
+                if awaitable is None:
+                    if method is None:
+                        raise self._dispatcher.not_supported(event.spec)
+                    result = method(*self._handler_args, event.request)
+                    if inspect.isawaitable(result):
+                        result = await result
+                else:
+                    result = await awaitable
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every handler error is answered
+                if work and work[0][0] is event:
+                    work.popleft()
+                self._answer_error(event, exc)
+            else:
+                if work and work[0][0] is event:
+                    work.popleft()
+                self._answer(event, result)
+            self._flush()
+
+    def _answer(self, event: CallReceived, result: Any) -> None:
+        error: CallError | None
+        if isinstance(result, Confirmation):
+            error = self.rpc.send_result(event, result)
+        else:
+            error = CallError(
+                ErrorCode.INTERNAL_ERROR,
+                f"handler returned {type(result).__name__}, "
+                f"expected {event.spec.confirmation.__name__}",
+            )
+            self.rpc.send_error(event.unique_id, error)
+        if error is not None:
+            self._report(
+                EndpointError(
+                    "invalid-confirmation",
+                    f"{event.spec.action}: {error.description}",
+                    gateway_id=self.gateway_id,
+                    code=error.code,
+                )
+            )
+        self._flush()
+
+    def _answer_error(self, event: CallReceived, exc: Exception) -> None:
+        if isinstance(exc, CallError):
+            self.rpc.send_error(event.unique_id, exc)
+        else:
+            description = f"{type(exc).__name__}: {exc}"
+            self._log.error(
+                "[%s] handler for %s raised\n%s",
+                self.gateway_id,
+                event.spec.action,
+                "".join(traceback.format_exception(exc)),
+            )
+            self.rpc.send_error(event.unique_id, CallError(ErrorCode.INTERNAL_ERROR, description))
+            self._report(
+                EndpointError(
+                    "handler-error",
+                    f"{event.spec.action}: {description}",
+                    gateway_id=self.gateway_id,
+                    code=ErrorCode.INTERNAL_ERROR,
+                )
+            )
+        self._flush()

@@ -1,0 +1,565 @@
+"""The Ding.X Control Center endpoint (spec §6.1; Go API ``DingXControlCenter``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from ntxcp.endpoints._dispatch import Dispatcher
+from ntxcp.endpoints._errors import ErrorStream
+from ntxcp.endpoints._session import Session
+from ntxcp.errors import EndpointError, NotConnectedError
+from ntxcp.rpc import (
+    DEFAULT_BAD_MESSAGE_LIMIT,
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_QUEUE_CAPACITY,
+    Role,
+    RpcConnection,
+)
+from ntxcp.transport import (
+    HandshakeInfo,
+    Refusal,
+    ServerOptions,
+    WebSocketServer,
+    listen,
+)
+from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
+from ntxcp.v10 import core, firmware, remotetrigger
+from ntxcp.v10._base import Confirmation, Profile, Request
+
+__all__ = ["ControlCenter", "GatewayConnection"]
+
+C = TypeVar("C", bound=Confirmation)
+
+_log = logging.getLogger("ntxcp.control_center")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConnection:
+    """One gateway connection as the application sees it (Go ``DingXGatewayConnection``).
+
+    Attributes:
+        id: the gateway id.
+        remote_address: the peer's (host, port).
+        tls: whether the connection uses TLS (profiles 2/3).
+        peer_certificate: the client certificate under mutual TLS (profile 3).
+        connected_since: when the upgrade completed (UTC).
+        subprotocol: the negotiated subprotocol (``None`` when accepted leniently).
+    """
+
+    id: str
+    remote_address: tuple[str, int] | None
+    tls: bool
+    peer_certificate: dict[str, Any] | None = field(repr=False)
+    connected_since: datetime
+    subprotocol: str | None
+
+
+ConnectionHandler = Callable[[GatewayConnection], object]
+ValidationHandler = Callable[[str, HandshakeInfo], bool]
+BasicAuthHandler = Callable[[str, str], bool]
+
+
+class ControlCenter:
+    """A Ding.X Control Center serving many gateways on one port (spec §6.1).
+
+    Register one handler object per profile, start it, then send C→G requests by
+    gateway id::
+
+        cc = ControlCenter()
+        cc.set_core_handler(MyCoreHandler())
+        await cc.start(8887, "/ntxcp")
+        conf = await cc.reset("GW-1", core.ResetType.SOFT)
+
+    Args:
+        host: address to listen on.
+        ssl: server TLS context (profiles 2/3), see
+            :func:`ntxcp.transport.server_tls_context`.
+        strict: reject unknown payload fields (spec §4); ``False`` ignores them.
+        call_timeout: default seconds before a C→G call fails (spec §2.3.2).
+        queue_capacity: requests that may wait per gateway (spec §2.3.1).
+        bad_message_limit: bad messages per minute per connection before it is closed
+            with 1008 (spec §2.2 rule 7); ``None`` disables.
+        accept_missing_subprotocol: accept clients that offer no subprotocol.
+        reject_duplicate: refuse a second connection of a connected id with HTTP 409
+            instead of replacing the old one (spec §1).
+        ping_interval: seconds of silence before a ping (``None``: no pings).
+        ping_timeout: seconds to wait for the pong.
+        handshake_timeout: seconds a client has to complete the upgrade.
+        max_message_size: largest message in bytes (spec §1, closes with 1009).
+        error_capacity: reports kept on the error stream for a reader.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        ssl: Any = None,
+        strict: bool = True,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        bad_message_limit: int | None = DEFAULT_BAD_MESSAGE_LIMIT,
+        accept_missing_subprotocol: bool = False,
+        reject_duplicate: bool = False,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float = 30.0,
+        handshake_timeout: float = 10.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        error_capacity: int = 1000,
+    ) -> None:
+        self._options = ServerOptions(
+            host=host,
+            ssl=ssl,
+            accept_missing_subprotocol=accept_missing_subprotocol,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            handshake_timeout=handshake_timeout,
+            max_message_size=max_message_size,
+        )
+        self.strict = strict
+        self.call_timeout = call_timeout
+        self.queue_capacity = queue_capacity
+        self.bad_message_limit = bad_message_limit
+        self.reject_duplicate = reject_duplicate
+        self._dispatcher = Dispatcher(Role.CONTROL_CENTER)
+        self._errors = ErrorStream(_log, error_capacity)
+        self._sessions: dict[str, Session] = {}
+        self._connections: dict[Session, GatewayConnection] = {}
+        self._all_sessions: set[Session] = set()
+        self._server: WebSocketServer | None = None
+        self._validate: ValidationHandler | None = None
+        self._basic_auth: BasicAuthHandler | None = None
+        self._on_connected: ConnectionHandler | None = None
+        self._on_disconnected: ConnectionHandler | None = None
+        self._stopping = False
+        self._stopped: asyncio.Event | None = None
+
+    # --- handlers (Go: Set*Handler) --------------------------------------------------
+
+    def set_core_handler(self, handler: core.ControlCenterHandler | None) -> None:
+        """Register the handler of core-profile CALLs from gateways (spec §5)."""
+        self._dispatcher.set_handler(Profile.CORE, handler)
+
+    def set_firmware_management_handler(
+        self, handler: firmware.ControlCenterHandler | None
+    ) -> None:
+        """Register the handler of firmware-profile CALLs from gateways (spec §5)."""
+        self._dispatcher.set_handler(Profile.FIRMWARE, handler)
+
+    def set_remote_trigger_handler(
+        self, handler: remotetrigger.ControlCenterHandler | None
+    ) -> None:
+        """Register the remote-trigger handler (no G→C actions exist; kept for parity)."""
+        self._dispatcher.set_handler(Profile.REMOTE_TRIGGER, handler)
+
+    def set_new_gateway_validation_handler(self, handler: ValidationHandler | None) -> None:
+        """Set the check run before every upgrade (spec §1 "connection check").
+
+        ``handler(gateway_id, handshake)`` returning ``False`` refuses with HTTP 401.
+        It runs inside the server's accept path, so it must be quick and must not
+        block (look up a cache, not a remote database).
+        """
+        self._validate = handler
+
+    def set_basic_auth_handler(self, handler: BasicAuthHandler | None) -> None:
+        """Require HTTP Basic auth (security profiles 1/2, spec §1).
+
+        ``handler(gateway_id, password)`` returns whether the secret is right; the
+        username must equal the gateway id. Missing or wrong credentials → HTTP 401.
+        """
+        self._basic_auth = handler
+
+    def set_new_gateway_handler(self, handler: ConnectionHandler | None) -> None:
+        """Set the hook called once per new gateway connection (spec §6.1)."""
+        self._on_connected = handler
+
+    def set_gateway_disconnected_handler(self, handler: ConnectionHandler | None) -> None:
+        """Set the hook called once per closed gateway connection (spec §6.1)."""
+        self._on_disconnected = handler
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("control center not started")
+        return self._server.port
+
+    @property
+    def path(self) -> str:
+        """The base path gateways connect under."""
+        return self._options.path
+
+    @property
+    def url(self) -> str:
+        """The base URL gateways connect to (append ``/<gatewayId>``)."""
+        scheme = "wss" if self._options.ssl is not None else "ws"
+        host = self._options.host
+        host = f"[{host}]" if ":" in host else host
+        return f"{scheme}://{host}:{self.port}{self._options.path.rstrip('/')}"
+
+    async def start(
+        self, port: int | None = None, path: str | None = None, *, host: str | None = None
+    ) -> None:
+        """Start listening; returns once the port is bound (Go ``Start``).
+
+        Args:
+            port: TCP port (default 0: any free port, see :attr:`port`).
+            path: base path (default ``/ntxcp``).
+            host: address to bind (default: the constructor's ``host``).
+        """
+        if self._server is not None:
+            raise RuntimeError("control center already started")
+        if port is not None:
+            self._options.port = port
+        if path is not None:
+            self._options.path = "/" + path.strip("/") if path.strip("/") else "/"
+        if host is not None:
+            self._options.host = host
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._server = await listen(self._options, self._accept, self._refused)
+        _log.info("listening on %s", self.url)
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`stop` is called."""
+        if self._stopped is None:
+            raise RuntimeError("control center not started")
+        await self._stopped.wait()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting, close every connection with 1001, fail every pending call.
+
+        Returns once all connections are closed (or ``grace`` seconds passed, after
+        which the remaining ones are dropped).
+        """
+        server = self._server
+        if server is None:
+            return
+        self._stopping = True
+        server.close()
+        sessions = list(self._all_sessions)
+        for session in sessions:
+            session.close(1001, "control center stopping")  # spec §6.1
+        if sessions:
+            waiters = [asyncio.ensure_future(s.wait_closed()) for s in sessions]
+            _, pending = await asyncio.wait(waiters, timeout=grace)
+            for session in sessions:
+                if not session.rpc.closed and session.link is not None:
+                    session.link.abort()
+            for waiter in pending:
+                waiter.cancel()
+        await server.wait_closed()
+        self._server = None
+        self._errors.close()
+        assert self._stopped is not None
+        self._stopped.set()
+
+    async def __aenter__(self) -> ControlCenter:
+        if self._server is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- connections -----------------------------------------------------------------
+
+    def gateways(self) -> list[str]:
+        """Ids of the gateways connected now."""
+        return list(self._sessions)
+
+    def is_connected(self, gateway_id: str) -> bool:
+        """Whether ``gateway_id`` is connected now."""
+        return gateway_id in self._sessions
+
+    def connection(self, gateway_id: str) -> GatewayConnection | None:
+        """Details of a connected gateway's connection."""
+        session = self._sessions.get(gateway_id)
+        return None if session is None else self._connections.get(session)
+
+    def errors(self) -> AsyncIterator[EndpointError]:
+        """The error stream (Go ``Errors()``): bad messages, late responses, ..."""
+        return self._errors.__aiter__()
+
+    @property
+    def error_stream(self) -> ErrorStream:
+        """The error stream object (counters and non-blocking access)."""
+        return self._errors
+
+    def _accept(self, info: HandshakeInfo) -> Session:
+        """Decide an upgrade that passed the transport rules (spec §1)."""
+        gateway_id = info.gateway_id
+        if self._stopping:
+            raise Refusal(503, "control center stopping")
+        if self._basic_auth is not None:
+            credentials = info.credentials
+            if credentials is None:
+                raise Refusal(401, "basic authentication required")
+            user, password = credentials
+            if user != gateway_id or not self._basic_auth(gateway_id, password):
+                raise Refusal(401, "invalid credentials")
+        if self._validate is not None:
+            try:
+                allowed = self._validate(gateway_id, info)
+            except Exception as exc:  # noqa: BLE001 - a failing hook refuses, never crashes
+                _log.exception("[%s] validation handler raised", gateway_id)
+                raise Refusal(500, f"validation failed: {type(exc).__name__}") from None
+            if not allowed:
+                raise Refusal(401, "gateway refused")
+        if self.reject_duplicate and gateway_id in self._sessions:
+            raise Refusal(409, "gateway id already connected")
+        rpc = RpcConnection(
+            Role.CONTROL_CENTER,
+            profiles=self._dispatcher.profiles,
+            strict=self.strict,
+            call_timeout=self.call_timeout,
+            queue_capacity=self.queue_capacity,
+            bad_message_limit=self.bad_message_limit,
+        )
+        session = Session(
+            rpc,
+            self._dispatcher,
+            (gateway_id,),
+            self._errors.report,
+            self._closed,
+            gateway_id,
+            _log,
+            on_opened=self._opened,
+        )
+        self._connections[session] = GatewayConnection(
+            id=gateway_id,
+            remote_address=info.remote_address,
+            tls=info.tls,
+            peer_certificate=info.peer_certificate,
+            connected_since=datetime.now(UTC),
+            subprotocol=info.subprotocol,
+        )
+        return session
+
+    def _refused(self, info: HandshakeInfo | None, refusal: Refusal) -> None:
+        self._errors.report(
+            EndpointError(
+                "handshake-refused",
+                f"HTTP {refusal.status} {refusal.reason}",
+                gateway_id=info.gateway_id if info else None,
+            )
+        )
+
+    def _opened(self, session: Session) -> None:
+        old = self._sessions.get(session.gateway_id)
+        self._sessions[session.gateway_id] = session
+        self._all_sessions.add(session)
+        if old is not None:
+            _log.info("[%s] new connection replaces the old one", session.gateway_id)
+            old.close(1008, "replaced")  # spec §1: keep the new, close the old
+        _log.info("[%s] connected", session.gateway_id)
+        self._call_hook(self._on_connected, session)
+
+    def _closed(self, session: Session, code: int, reason: str) -> None:
+        if self._sessions.get(session.gateway_id) is session:
+            del self._sessions[session.gateway_id]
+        if session in self._all_sessions:
+            self._all_sessions.discard(session)
+            _log.info("[%s] disconnected (%d %s)", session.gateway_id, code, reason)
+            self._call_hook(self._on_disconnected, session)
+        self._connections.pop(session, None)
+
+    def _call_hook(self, hook: ConnectionHandler | None, session: Session) -> None:
+        connection = self._connections.get(session)
+        if hook is None or connection is None:
+            return
+        try:
+            result = hook(connection)
+            if asyncio.iscoroutine(result):
+                asyncio.ensure_future(result)
+        except Exception:  # noqa: BLE001 - an application hook never kills a connection
+            _log.exception("[%s] connection hook raised", session.gateway_id)
+
+    # --- requests --------------------------------------------------------------------
+
+    def _session(self, gateway_id: str) -> Session:
+        session = self._sessions.get(gateway_id)
+        if session is None or not session.is_open:
+            raise NotConnectedError(f"gateway {gateway_id!r} is not connected")
+        return session
+
+    async def send_request(
+        self, gateway_id: str, request: Request, *, timeout: float | None = None
+    ) -> Confirmation:
+        """Send any C→G request and wait for its confirmation.
+
+        Raises:
+            NotConnectedError: the gateway is not connected (immediately).
+            CallError: the gateway answered a CALLERROR, or its answer was invalid.
+            CallTimeoutError: no answer within ``timeout`` (default ``call_timeout``).
+            DisconnectedError: the connection closed first.
+            QueueFullError: too many requests already wait for this gateway.
+            PayloadValidationError: the request itself is invalid.
+        """
+        return await self._session(gateway_id).send_call(request, timeout)
+
+    def send_request_async(
+        self,
+        gateway_id: str,
+        request: Request,
+        callback: Callable[[Confirmation | None, BaseException | None], object],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send a request; ``callback(confirmation, error)`` runs exactly once later.
+
+        Errors that prevent sending (not connected, queue full, invalid request) are
+        raised here and the callback is never called (Go ``SendRequestAsync``).
+        """
+        future = self._session(gateway_id).send_call(request, timeout)
+
+        def done(f: asyncio.Future[Confirmation]) -> None:
+            if f.cancelled():
+                callback(None, asyncio.CancelledError())
+            elif f.exception() is not None:
+                callback(None, f.exception())
+            else:
+                callback(f.result(), None)
+
+        future.add_done_callback(done)
+
+    async def _send(self, gateway_id: str, request: Request, timeout: float | None) -> Any:
+        return await self._session(gateway_id).send_call(request, timeout)
+
+    async def change_configuration(
+        self, gateway_id: str, key: str, value: str, *, timeout: float | None = None
+    ) -> core.ChangeConfigurationConfirmation:
+        """Set one configuration key on a gateway (spec §4.1 ChangeConfiguration)."""
+        request = core.ChangeConfigurationRequest(key=key, value=value)
+        result: core.ChangeConfigurationConfirmation = await self._send(
+            gateway_id, request, timeout
+        )
+        return result
+
+    async def clear_cache(
+        self, gateway_id: str, *, timeout: float | None = None
+    ) -> core.ClearCacheConfirmation:
+        """Ask a gateway to clear its cache (spec §4.1 ClearCache)."""
+        result: core.ClearCacheConfirmation = await self._send(
+            gateway_id, core.ClearCacheRequest(), timeout
+        )
+        return result
+
+    async def data_transfer(
+        self,
+        gateway_id: str,
+        vendor_id: str,
+        *,
+        message_id: str | None = None,
+        data: str | None = None,
+        timeout: float | None = None,
+    ) -> core.DataTransferConfirmation:
+        """Send vendor-specific data to a gateway (spec §4.1 DataTransfer)."""
+        request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
+        result: core.DataTransferConfirmation = await self._send(gateway_id, request, timeout)
+        return result
+
+    async def get_configuration(
+        self,
+        gateway_id: str,
+        keys: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> core.GetConfigurationConfirmation:
+        """Read configuration keys (all when ``keys`` is empty; spec §4.1)."""
+        request = core.GetConfigurationRequest(key=list(keys) if keys else None)
+        result: core.GetConfigurationConfirmation = await self._send(gateway_id, request, timeout)
+        return result
+
+    async def reset(
+        self, gateway_id: str, reset_type: core.ResetType | str, *, timeout: float | None = None
+    ) -> core.ResetConfirmation:
+        """Ask a gateway to reset (spec §4.1 Reset)."""
+        request = core.ResetRequest(type=core.ResetType(reset_type))
+        result: core.ResetConfirmation = await self._send(gateway_id, request, timeout)
+        return result
+
+    async def capture_process(
+        self,
+        gateway_id: str,
+        service_id: str,
+        datapoint_ids: Sequence[str],
+        *,
+        timeout: float | None = None,
+    ) -> core.CaptureProcessConfirmation:
+        """Capture datapoint values of one service process (spec §4.1 CaptureProcess)."""
+        request = core.CaptureProcessRequest(
+            service_id=service_id, datapoint_ids=list(datapoint_ids)
+        )
+        result: core.CaptureProcessConfirmation = await self._send(gateway_id, request, timeout)
+        return result
+
+    async def get_diagnostics(
+        self,
+        gateway_id: str,
+        location: str,
+        *,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: datetime | None = None,
+        stop_time: datetime | None = None,
+        timeout: float | None = None,
+    ) -> firmware.GetDiagnosticsConfirmation:
+        """Ask a gateway to upload diagnostics to ``location`` (spec §4.2)."""
+        request = firmware.GetDiagnosticsRequest(
+            location=location,
+            retries=retries,
+            retry_interval=retry_interval,
+            start_time=start_time,
+            stop_time=stop_time,
+        )
+        result: firmware.GetDiagnosticsConfirmation = await self._send(
+            gateway_id, request, timeout
+        )
+        return result
+
+    async def update_firmware(
+        self,
+        gateway_id: str,
+        location: str,
+        retrieve_date: datetime,
+        *,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        timeout: float | None = None,
+    ) -> firmware.UpdateFirmwareConfirmation:
+        """Ask a gateway to fetch and install firmware from ``location`` (spec §4.2)."""
+        request = firmware.UpdateFirmwareRequest(
+            location=location,
+            retrieve_date=retrieve_date,
+            retries=retries,
+            retry_interval=retry_interval,
+        )
+        result: firmware.UpdateFirmwareConfirmation = await self._send(
+            gateway_id, request, timeout
+        )
+        return result
+
+    async def trigger_message(
+        self,
+        gateway_id: str,
+        requested_message: remotetrigger.MessageTrigger | str,
+        *,
+        service_id: str | None = None,
+        timeout: float | None = None,
+    ) -> remotetrigger.TriggerMessageConfirmation:
+        """Ask a gateway to send one of its messages now (spec §4.3 TriggerMessage)."""
+        request = remotetrigger.TriggerMessageRequest(
+            requested_message=remotetrigger.MessageTrigger(requested_message),
+            service_id=service_id,
+        )
+        result: remotetrigger.TriggerMessageConfirmation = await self._send(
+            gateway_id, request, timeout
+        )
+        return result

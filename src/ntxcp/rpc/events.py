@@ -1,0 +1,166 @@
+"""What the RPC state machine reports to the I/O layer.
+
+:meth:`ntxcp.rpc.RpcConnection.receive` and :meth:`~ntxcp.rpc.RpcConnection.expire`
+return lists of these events; the frames to write are collected separately
+(:meth:`~ntxcp.rpc.RpcConnection.data_to_send`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ntxcp.errors import CallError, ErrorCode, NtxcpError
+from ntxcp.v10._base import Confirmation, Request
+from ntxcp.v10.registry import ActionSpec
+
+__all__ = [
+    "BadMessage",
+    "BadMessageLimitExceeded",
+    "CallAnswered",
+    "CallFailed",
+    "CallReceived",
+    "Event",
+    "OutgoingCall",
+    "UnmatchedResponse",
+]
+
+
+class OutgoingCall:
+    """A CALL this endpoint sends (queued, in flight or finished).
+
+    Attributes:
+        unique_id: the CALL's id.
+        request: the typed request.
+        frame: the encoded CALL frame.
+        deadline: time (same clock as ``now``) after which it fails with a timeout.
+        timeout: the timeout it was given, in seconds.
+        context: free slot for the I/O layer (e.g. a future and a timer handle).
+    """
+
+    __slots__ = ("context", "deadline", "frame", "request", "timeout", "unique_id")
+
+    def __init__(
+        self, unique_id: str, request: Request, frame: bytes, deadline: float, timeout: float
+    ) -> None:
+        self.unique_id = unique_id
+        self.request = request
+        self.frame = frame
+        self.deadline = deadline
+        self.timeout = timeout
+        self.context: Any = None
+
+    @property
+    def action(self) -> str:
+        """The action name of the request."""
+        return self.request.ACTION
+
+    def __repr__(self) -> str:
+        return f"OutgoingCall({self.action!r}, id={self.unique_id!r})"
+
+
+class CallReceived:
+    """The peer sent a valid CALL for an action this endpoint handles (spec §5).
+
+    Answer it with :meth:`~ntxcp.rpc.RpcConnection.send_result` or
+    :meth:`~ntxcp.rpc.RpcConnection.send_error`, in arrival order (spec §2.3.4).
+    """
+
+    __slots__ = ("request", "spec", "unique_id")
+
+    def __init__(self, unique_id: str, spec: ActionSpec, request: Request) -> None:
+        self.unique_id = unique_id
+        self.spec = spec
+        self.request = request
+
+    def __repr__(self) -> str:
+        return f"CallReceived({self.spec.action!r}, id={self.unique_id!r})"
+
+
+class CallAnswered:
+    """An outgoing CALL got a valid CALLRESULT."""
+
+    __slots__ = ("call", "confirmation")
+
+    def __init__(self, call: OutgoingCall, confirmation: Confirmation) -> None:
+        self.call = call
+        self.confirmation = confirmation
+
+    def __repr__(self) -> str:
+        return f"CallAnswered({self.call!r})"
+
+
+class CallFailed:
+    """An outgoing CALL failed: CALLERROR, invalid CALLRESULT, timeout or disconnect."""
+
+    __slots__ = ("call", "error")
+
+    def __init__(self, call: OutgoingCall, error: NtxcpError) -> None:
+        self.call = call
+        self.error = error
+
+    def __repr__(self) -> str:
+        return f"CallFailed({self.call!r}, {self.error!r})"
+
+
+class BadMessage:
+    """A received message broke a rule of spec §2.2; reported on the error stream.
+
+    Attributes:
+        error: what was wrong, as the CALLERROR code and description it earned.
+        unique_id: the id the answer used (``"-1"`` when unreadable), or the id of the
+            response that was bad.
+        answered: whether a CALLERROR was sent back (never for responses, rule 6).
+        data: the message as received (truncated to 1 KiB).
+    """
+
+    __slots__ = ("answered", "data", "error", "unique_id")
+
+    def __init__(self, error: CallError, unique_id: str, answered: bool, data: str) -> None:
+        self.error = error
+        self.unique_id = unique_id
+        self.answered = answered
+        self.data = data
+
+    @property
+    def code(self) -> ErrorCode:
+        """The error code of the problem."""
+        return self.error.code
+
+    def __repr__(self) -> str:
+        return f"BadMessage({self.error!r}, id={self.unique_id!r}, answered={self.answered})"
+
+
+class UnmatchedResponse:
+    """A CALLRESULT/CALLERROR matched no outstanding CALL and was dropped (rule 5)."""
+
+    __slots__ = ("data", "unique_id")
+
+    def __init__(self, unique_id: str, data: str) -> None:
+        self.unique_id = unique_id
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"UnmatchedResponse(id={self.unique_id!r})"
+
+
+class BadMessageLimitExceeded:
+    """More bad messages than allowed per minute: close with 1008 (spec §2.2 rule 7)."""
+
+    __slots__ = ("count", "limit")
+
+    def __init__(self, count: int, limit: int) -> None:
+        self.count = count
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return f"BadMessageLimitExceeded({self.count} > {self.limit}/min)"
+
+
+Event = (
+    CallReceived
+    | CallAnswered
+    | CallFailed
+    | BadMessage
+    | UnmatchedResponse
+    | BadMessageLimitExceeded
+)

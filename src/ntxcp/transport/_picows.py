@@ -1,0 +1,399 @@
+"""WebSocket server and client on picows, the only module that imports it (spec §1).
+
+picows parses frames in C and hands them to a listener callback without a task per
+message, which is what lets one core serve tens of thousands of calls per second.
+It is frame-level, so this module joins fragmented messages, enforces the message size
+limit, negotiates the subprotocol and turns refusals into HTTP answers before the
+upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSFrame,
+    WSHandshakeError,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+    ws_connect,
+)
+from picows.picows import WSProtocol
+
+from ntxcp.errors import HandshakeRefusedError
+from ntxcp.transport._base import (
+    SUBPROTOCOL,
+    HandshakeInfo,
+    LinkHandler,
+    Refusal,
+    gateway_id_from_path,
+    parse_basic_auth,
+    valid_gateway_id,
+)
+from ntxcp.transport.options import ClientOptions, ServerOptions
+
+__all__ = ["PicowsLink", "WebSocketServer", "connect", "listen"]
+
+_log = logging.getLogger("ntxcp.transport")
+_PICOWS_LOG = logging.getLogger("ntxcp.transport.picows")
+
+AcceptHook = Callable[[HandshakeInfo], LinkHandler]
+RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]
+
+
+class PicowsLink(WSListener):  # type: ignore[misc]
+    """A :class:`~ntxcp.transport.Link` over one picows connection."""
+
+    def __init__(self, handler: LinkHandler | None, max_message_size: int) -> None:
+        self.handler = handler
+        self._max_message_size = max_message_size
+        self._transport: WSTransport | None = None
+        self._fragments: list[bytes] | None = None
+        self._fragments_size = 0
+        self._closing = False
+        self._close_code: int | None = None
+        # Client side: what arrived before the handler was attached (see attach()).
+        self._early: list[bytes] = []
+        self._early_close: tuple[int, str] | None = None
+
+    # --- Link ------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        """Whether frames can still be sent."""
+        return self._transport is not None and not self._closing
+
+    @property
+    def remote_address(self) -> tuple[str, int] | None:
+        """The peer's (host, port)."""
+        if self._transport is None:
+            return None
+        peer = self._transport.underlying_transport.get_extra_info("peername")
+        return (str(peer[0]), int(peer[1])) if peer else None
+
+    def send(self, data: bytes) -> None:
+        """Send one text message."""
+        if self._transport is not None and not self._closing:
+            self._transport.send(WSMsgType.TEXT, data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame with ``code`` and disconnect."""
+        transport = self._transport
+        if transport is None or self._closing:
+            return
+        self._closing = True
+        self._close_code = code
+        try:
+            transport.send_close(WSCloseCode(code), reason.encode()[:120])
+        except ValueError:
+            transport.send_close(WSCloseCode.POLICY_VIOLATION, reason.encode()[:120])
+        transport.disconnect(graceful=True)
+
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake."""
+        if self._transport is not None:
+            self._closing = True
+            self._transport.underlying_transport.abort()
+
+    def attach(self, handler: LinkHandler) -> None:
+        """Attach the handler of a client link and deliver what arrived before it."""
+        self.handler = handler
+        handler.on_open(self)
+        early, self._early = self._early, []
+        for data in early:
+            handler.on_message(data)
+        if self._early_close is not None:
+            self.handler = None
+            handler.on_close(*self._early_close)
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is gone."""
+        if self._transport is not None:
+            await self._transport.wait_disconnected()
+
+    # --- picows callbacks ------------------------------------------------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._transport = transport
+        if self.handler is not None:
+            self.handler.on_open(self)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        msg_type = frame.msg_type
+        if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
+            if frame.fin:
+                if self._fragments is None:
+                    self._deliver(frame.get_payload_as_bytes())
+                    return
+            self._start_fragments(frame)
+        elif msg_type is WSMsgType.CONTINUATION:
+            self._continue_fragments(frame)
+        elif msg_type is WSMsgType.CLOSE:
+            self._close_code = frame.get_close_code().value if frame.payload_size >= 2 else 1005
+            if not self._closing:
+                self._closing = True
+                transport.send_close(frame.get_close_code())
+                transport.disconnect()
+
+    def _start_fragments(self, frame: WSFrame) -> None:
+        self._fragments = []
+        self._fragments_size = 0
+        self._continue_fragments(frame)
+
+    def _continue_fragments(self, frame: WSFrame) -> None:
+        if self._fragments is None:
+            self.close(1002, "continuation without a first fragment")
+            return
+        self._fragments_size += frame.payload_size
+        if self._fragments_size > self._max_message_size:
+            self._fragments = None
+            self.close(1009, "message too big")  # spec §1 max frame size
+            return
+        self._fragments.append(frame.get_payload_as_bytes())
+        if frame.fin:
+            data = b"".join(self._fragments)
+            self._fragments = None
+            self._deliver(data)
+
+    def _deliver(self, data: bytes) -> None:
+        if self.handler is not None:
+            self.handler.on_message(data)
+        else:
+            self._early.append(data)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self._closing = True
+        handshake = transport.close_handshake
+        code = 1006
+        reason = ""
+        if handshake is not None and handshake.recv is not None:
+            code = handshake.recv.code.value
+            reason = handshake.recv.reason
+        elif handshake is not None and handshake.sent is not None:
+            code = handshake.sent.code.value
+            reason = handshake.sent.reason
+        elif self._close_code is not None:
+            code = self._close_code
+        handler, self.handler = self.handler, None
+        if handler is not None:
+            handler.on_close(code, reason)
+        else:
+            self._early_close = (code, reason)
+
+
+class _Upgrade:
+    """Decides one upgrade request; knows its TCP transport (for address and TLS)."""
+
+    __slots__ = ("accept", "on_refused", "options", "protocol")
+
+    def __init__(self, options: ServerOptions, accept: AcceptHook, on_refused: RefusalHook) -> None:
+        self.options = options
+        self.accept = accept
+        self.on_refused = on_refused
+        self.protocol: Any = None
+
+    def __call__(self, request: WSUpgradeRequest) -> Any:
+        info: HandshakeInfo | None = None
+        try:
+            info = self._handshake_info(request)
+            handler = self.accept(info)
+        except Refusal as refusal:
+            self.on_refused(info, refusal)
+            return WSUpgradeResponseWithListener(
+                WSUpgradeResponse.create_error_response(
+                    refusal.status, refusal.reason.encode(), {"Content-Type": "text/plain"}
+                ),
+                None,
+            )
+        link = PicowsLink(handler, self.options.max_message_size)
+        headers = {"Sec-WebSocket-Protocol": info.subprotocol} if info.subprotocol else None
+        return WSUpgradeResponseWithListener(WSUpgradeResponse.create_101_response(headers), link)
+
+    def _handshake_info(self, request: WSUpgradeRequest) -> HandshakeInfo:
+        """Apply the transport rules of spec §1 to an upgrade request."""
+        options = self.options
+        path = request.path.decode("latin-1") if isinstance(request.path, bytes) else request.path
+        try:
+            gateway_id = gateway_id_from_path(path, options.path)
+        except UnicodeDecodeError:
+            raise Refusal(400, "gateway id is not valid UTF-8") from None
+        if gateway_id is None or gateway_id == "":
+            raise Refusal(404, f"expected {options.path.rstrip('/')}/<gatewayId>")
+        if not valid_gateway_id(gateway_id):
+            raise Refusal(400, "gateway id must be 1..48 printable ASCII characters without '/'")
+        headers = request.headers
+        offered = [
+            p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+        ]
+        subprotocol: str | None = SUBPROTOCOL
+        if not offered:
+            if not options.accept_missing_subprotocol:
+                raise Refusal(400, f"subprotocol {SUBPROTOCOL} required")
+            subprotocol = None
+        elif SUBPROTOCOL not in offered:
+            raise Refusal(400, f"subprotocol {SUBPROTOCOL} not offered")
+        tcp = self.protocol.transport.underlying_transport if self.protocol else None
+        peer = tcp.get_extra_info("peername") if tcp is not None else None
+        ssl_object = tcp.get_extra_info("ssl_object") if tcp is not None else None
+        return HandshakeInfo(
+            gateway_id=gateway_id,
+            path=path,
+            headers=headers,
+            remote_address=(str(peer[0]), int(peer[1])) if peer else None,
+            subprotocol=subprotocol,
+            credentials=parse_basic_auth(headers.get("Authorization")),
+            tls=ssl_object is not None,
+            peer_certificate=ssl_object.getpeercert() if ssl_object is not None else None,
+        )
+
+
+class WebSocketServer:
+    """A listening WebSocket server (spec §1)."""
+
+    def __init__(self, server: asyncio.Server, options: ServerOptions) -> None:
+        self._server = server
+        self.options = options
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (useful with port 0)."""
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def host(self) -> str:
+        """The bound host address."""
+        return str(self._server.sockets[0].getsockname()[0])
+
+    def close(self) -> None:
+        """Stop accepting new connections (open ones stay)."""
+        self._server.close()
+
+    def attach(self, handler: LinkHandler) -> None:
+        """Attach the handler of a client link and deliver what arrived before it."""
+        self.handler = handler
+        handler.on_open(self)
+        early, self._early = self._early, []
+        for data in early:
+            handler.on_message(data)
+        if self._early_close is not None:
+            self.handler = None
+            handler.on_close(*self._early_close)
+
+    async def wait_closed(self) -> None:
+        """Wait until the listening socket is closed."""
+        await self._server.wait_closed()
+
+
+async def listen(
+    options: ServerOptions, accept: AcceptHook, on_refused: RefusalHook
+) -> WebSocketServer:
+    """Start a WebSocket server.
+
+    Args:
+        options: host, port, path, TLS and limits.
+        accept: called for every upgrade that passes the transport rules of spec §1;
+            returns the connection's handler or raises :class:`Refusal`.
+        on_refused: told about every refused upgrade (the info is ``None`` when the
+            request failed before a gateway id could be read).
+
+    Returns:
+        The server, already listening.
+    """
+    loop = asyncio.get_running_loop()
+    ping = options.ping_interval is not None and options.ping_interval > 0
+
+    def protocol_factory() -> Any:
+        upgrade = _Upgrade(options, accept, on_refused)
+        protocol = WSProtocol(
+            None,
+            None,
+            False,
+            upgrade,
+            _PICOWS_LOG,
+            True,
+            options.handshake_timeout,
+            ping,
+            options.ping_interval or 30.0,
+            min(options.ping_timeout, options.ping_interval or options.ping_timeout),
+            WSAutoPingStrategy.PING_WHEN_IDLE,
+            True,
+            options.max_message_size,
+            None,
+            2048,
+        )
+        upgrade.protocol = protocol
+        return protocol
+
+    server = await loop.create_server(
+        protocol_factory,
+        host=options.host,
+        port=options.port,
+        ssl=options.ssl,
+        backlog=options.backlog,
+        reuse_address=True,
+    )
+    return WebSocketServer(server, options)
+
+
+async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> PicowsLink:
+    """Open a WebSocket connection to ``url`` (already ending in ``/<gatewayId>``).
+
+    Raises:
+        HandshakeRefusedError: the server answered with an HTTP error, or did not
+            select subprotocol ``ntxcp1.0``.
+        OSError: the TCP/TLS connection failed.
+        TimeoutError: no handshake within ``options.connect_timeout``.
+    """
+    headers: dict[str, str] = dict(options.extra_headers)
+    if options.subprotocols:
+        headers["Sec-WebSocket-Protocol"] = ", ".join(options.subprotocols)
+    if options.credentials is not None:
+        headers["Authorization"] = options.basic_auth_header()
+    link = PicowsLink(None, options.max_message_size)
+    ping = options.ping_interval is not None and options.ping_interval > 0
+    kwargs: dict[str, Any] = {}
+    if url.startswith("wss:"):
+        kwargs["ssl_context"] = options.ssl or ssl.create_default_context()
+    try:
+        await asyncio.wait_for(
+            ws_connect(
+                lambda: link,
+                url,
+                websocket_handshake_timeout=options.connect_timeout,
+                enable_auto_ping=ping,
+                auto_ping_idle_timeout=options.ping_interval or 30.0,
+                auto_ping_reply_timeout=min(
+                    options.ping_timeout, options.ping_interval or options.ping_timeout
+                ),
+                max_frame_size=options.max_message_size,
+                extra_headers=headers,
+                max_redirects=0,
+                logger_name=_PICOWS_LOG,
+                **kwargs,
+            ),
+            options.connect_timeout,
+        )
+    except WSHandshakeError as exc:
+        response = exc.response
+        if response is not None:
+            body = (exc.raw_body or b"").decode("utf-8", "replace").strip()
+            raise HandshakeRefusedError(int(response.status), body or response.status.phrase) from None
+        raise HandshakeRefusedError(0, str(exc)) from None
+    transport = link._transport
+    assert transport is not None
+    chosen = transport.response.headers.get("Sec-WebSocket-Protocol") if transport.response else None
+    if options.subprotocols and chosen not in options.subprotocols:
+        link.close(1002, "subprotocol not selected")
+        raise HandshakeRefusedError(0, f"server did not select subprotocol {SUBPROTOCOL}")
+    link.attach(handler)
+    return link

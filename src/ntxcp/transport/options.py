@@ -1,0 +1,114 @@
+"""Settings of the WebSocket server and client (spec §1), with the spec's defaults."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from dataclasses import dataclass, field
+
+from ntxcp.transport._base import SUBPROTOCOL
+
+__all__ = ["ClientOptions", "ServerOptions", "client_tls_context", "server_tls_context"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+"""Largest message accepted, in bytes (spec §1: 1 MiB)."""
+
+
+@dataclass(slots=True)
+class ServerOptions:
+    """How the control center listens (spec §1).
+
+    Attributes:
+        host: address to bind.
+        port: TCP port; 0 picks a free one (read it back from the server).
+        path: base path; gateways connect to ``<path>/<gatewayId>``.
+        ssl: a server TLS context for ``wss://`` (profiles 2 and 3, see
+            :func:`server_tls_context`).
+        accept_missing_subprotocol: accept clients that offer no subprotocol
+            (lenient; default refuse, spec §1).
+        ping_interval: seconds of silence before a WebSocket ping (``None``/0: off).
+        ping_timeout: seconds to wait for the pong before closing.
+        handshake_timeout: seconds a client has to complete its upgrade request.
+        max_message_size: largest message in bytes; larger closes with 1009.
+        backlog: listen backlog (raise it for thousands of gateways connecting at once).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = "/ntxcp"
+    ssl: ssl.SSLContext | None = None
+    accept_missing_subprotocol: bool = False
+    ping_interval: float | None = 30.0
+    ping_timeout: float = 30.0
+    handshake_timeout: float = 10.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    backlog: int = 4096
+
+
+@dataclass(slots=True)
+class ClientOptions:
+    """How a gateway connects (spec §1, §6.2).
+
+    Attributes:
+        credentials: (gateway id, secret) for HTTP Basic auth (profiles 1 and 2).
+        ssl: a client TLS context (custom CA, client certificate for profile 3, see
+            :func:`client_tls_context`); default system trust for ``wss://``.
+        subprotocols: offered subprotocols (default ``ntxcp1.0``).
+        extra_headers: more HTTP headers for the upgrade request.
+        connect_timeout: seconds for TCP + TLS + upgrade.
+        ping_interval: seconds of silence before a ping (``None``/0: off).
+        ping_timeout: seconds to wait for the pong before closing.
+        max_message_size: largest message accepted in bytes.
+    """
+
+    credentials: tuple[str, str] | None = None
+    ssl: ssl.SSLContext | None = None
+    subprotocols: tuple[str, ...] = (SUBPROTOCOL,)
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    connect_timeout: float = 10.0
+    ping_interval: float | None = 30.0
+    ping_timeout: float = 30.0
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+
+    def basic_auth_header(self) -> str:
+        """The ``Authorization`` header value for :attr:`credentials`."""
+        assert self.credentials is not None
+        user, password = self.credentials
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def server_tls_context(
+    certfile: str, keyfile: str | None = None, *, client_ca: str | None = None
+) -> ssl.SSLContext:
+    """Build a server TLS context, TLS 1.2 or newer (profile 2).
+
+    Args:
+        certfile: PEM server certificate (chain).
+        keyfile: PEM private key (when not in ``certfile``).
+        client_ca: PEM CA bundle; when given, clients must present a certificate it
+            signed (mutual TLS, profile 3).
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile, keyfile)
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def client_tls_context(
+    cafile: str | None = None, *, certfile: str | None = None, keyfile: str | None = None
+) -> ssl.SSLContext:
+    """Build a client TLS context, TLS 1.2 or newer.
+
+    Args:
+        cafile: PEM CA bundle to trust (default: the system's).
+        certfile: PEM client certificate for mutual TLS (profile 3).
+        keyfile: its private key (when not in ``certfile``).
+    """
+    context = ssl.create_default_context(cafile=cafile)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certfile is not None:
+        context.load_cert_chain(certfile, keyfile)
+    return context

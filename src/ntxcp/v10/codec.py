@@ -1,0 +1,207 @@
+"""Decoding, validating and encoding ntxcp 1.0 payloads (spec §3, §4).
+
+Decoding and validation happen in one C pass of :mod:`msgspec`; a failure is turned
+into a :class:`~ntxcp.errors.PayloadValidationError` whose code follows spec §2.1 and
+whose path names the field (spec §2.2 rule 4), e.g. ``meterValue[0].sampledValue``.
+
+Encoding validates too (an application can never put an invalid payload on the
+wire): the encoded bytes are decoded again with the same rules, which costs one more
+C pass and nothing in Python.
+
+Strict mode (the default) rejects unknown fields with ``FormationViolation``; lenient
+mode drops them before validating (spec §4 preamble).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import cache
+from typing import Any, TypeVar
+
+import msgspec
+import msgspec.inspect as mi
+
+from ntxcp.errors import ErrorCode, PayloadValidationError
+from ntxcp.v10._base import Payload
+from ntxcp.v10.types import encode_datetime
+
+__all__ = [
+    "decode_payload",
+    "encode_payload",
+    "error_from_validation",
+    "to_builtins",
+]
+
+P = TypeVar("P", bound=Payload)
+
+Buffer = bytes | bytearray | memoryview | str | msgspec.Raw
+
+
+def _enc_hook(obj: object) -> object:
+    """Encode the types msgspec leaves to the application (spec §3 date-times)."""
+    if isinstance(obj, datetime):
+        return encode_datetime(obj)
+    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+
+
+_ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
+_PLAIN_DECODER = msgspec.json.Decoder()
+
+# --- error mapping (spec §2.1, §2.2 rule 4) -------------------------------------------
+
+_AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
+_GOT = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
+_ARRAY_LENGTH = re.compile(r"^Expected `array` of length [<>]=")
+
+
+def _join_path(parent: str, field: str) -> str:
+    return f"{parent}.{field}" if parent else field
+
+
+def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
+    """Turn a msgspec decode/validation error into the spec's error code and JSON path.
+
+    Args:
+        exc: the error raised by a msgspec decoder.
+
+    Returns:
+        The error to report: ``FormationViolation`` for malformed JSON or unknown
+        fields, ``OccurrenceConstraintViolation`` for a missing field or an array of
+        the wrong size, ``TypeConstraintViolation`` for a wrong JSON type, and
+        ``PropertyConstraintViolation`` for any other broken constraint (length,
+        range, enum value, pattern, date-time, duplicates).
+    """
+    if not isinstance(exc, msgspec.ValidationError):
+        return PayloadValidationError(ErrorCode.FORMATION_VIOLATION, "", str(exc))
+    match = _AT.match(str(exc))
+    assert match is not None  # the pattern matches every string
+    message = match["msg"]
+    path = (match["path"] or "").lstrip(".")
+    field = _FIELD.match(message)
+    if field is not None:
+        path = _join_path(path, field["field"])
+        code = (
+            ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+            if "missing" in message
+            else ErrorCode.FORMATION_VIOLATION
+        )
+    elif _GOT.match(message):
+        code = ErrorCode.TYPE_CONSTRAINT_VIOLATION
+    elif _ARRAY_LENGTH.match(message):
+        code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+    else:
+        code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    return PayloadValidationError(code, path, message)
+
+
+# --- decoding ------------------------------------------------------------------------
+
+
+@cache
+def _decoder(cls: type[P]) -> msgspec.json.Decoder[P]:
+    return msgspec.json.Decoder(cls)
+
+
+def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
+    """Decode and validate one payload.
+
+    Args:
+        cls: the request or confirmation class expected.
+        data: the JSON text of the payload object.
+        strict: reject unknown fields (default); ``False`` ignores them.
+
+    Returns:
+        The validated payload.
+
+    Raises:
+        PayloadValidationError: the payload breaks a rule of spec §4.
+    """
+    try:
+        return _decoder(cls).decode(data)
+    except msgspec.ValidationError as exc:
+        if strict or "unknown field" not in str(exc):
+            raise error_from_validation(exc) from None
+    except msgspec.DecodeError as exc:
+        raise error_from_validation(exc) from None
+    # Lenient mode (spec §4): drop unknown fields, then validate as usual.
+    pruned = _prune(_PLAIN_DECODER.decode(data), mi.type_info(cls))
+    try:
+        return _decoder(cls).decode(_ENCODER.encode(pruned))
+    except msgspec.ValidationError as exc:
+        raise error_from_validation(exc) from None
+
+
+def _prune(value: Any, info: mi.Type) -> Any:
+    """Remove object members that the type ``info`` does not know, at any depth."""
+    while isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):
+        for member in info.types:
+            if isinstance(member, mi.StructType | mi.ListType | mi.Metadata):
+                return _prune(value, member)
+        return value
+    if isinstance(info, mi.ListType) and isinstance(value, list):
+        return [_prune(item, info.item_type) for item in value]
+    if isinstance(info, mi.StructType) and isinstance(value, dict):
+        fields = {f.encode_name: f.type for f in info.fields}
+        return {k: _prune(v, fields[k]) for k, v in value.items() if k in fields}
+    return value
+
+
+# --- encoding ------------------------------------------------------------------------
+
+
+@cache
+def _needs_reencode(cls: type[Payload]) -> bool:
+    """Whether a payload class holds date-times (spec §3: always written as ms UTC)."""
+    return _has_datetime(mi.type_info(cls))
+
+
+def _has_datetime(info: mi.Type) -> bool:
+    if isinstance(info, mi.DateTimeType):
+        return True
+    if isinstance(info, mi.Metadata):
+        return _has_datetime(info.type)
+    if isinstance(info, mi.UnionType):
+        return any(_has_datetime(t) for t in info.types)
+    if isinstance(info, mi.ListType):
+        return _has_datetime(info.item_type)
+    if isinstance(info, mi.StructType):
+        return any(_has_datetime(f.type) for f in info.fields)
+    return False
+
+
+def encode_payload(obj: Payload, *, validate: bool = True) -> bytes:
+    """Encode a payload to JSON, enforcing every constraint of spec §4.
+
+    Args:
+        obj: the request or confirmation.
+        validate: check the constraints (default). Only skip it for payloads that
+            were just decoded and validated.
+
+    Returns:
+        The JSON object as bytes (UTF-8).
+
+    Raises:
+        PayloadValidationError: the payload breaks a rule of spec §4.
+    """
+    data = _ENCODER.encode(obj)
+    if validate:
+        checked = decode_payload(type(obj), data)
+        if _needs_reencode(type(obj)):
+            # A date-time assigned after construction may not be normalised yet.
+            data = _ENCODER.encode(checked)
+    return data
+
+
+def encode_json(obj: object) -> bytes:
+    """Encode any value (frames, details objects) with the payload encoder's rules."""
+    return _ENCODER.encode(obj)
+
+
+def to_builtins(obj: Payload) -> dict[str, Any]:
+    """Return the payload as a JSON-ready ``dict`` with wire (camelCase) names."""
+    result: dict[str, Any] = msgspec.json.decode(_ENCODER.encode(obj))
+    return result
