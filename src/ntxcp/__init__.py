@@ -10,7 +10,14 @@ Layers (each imports only those above it)::
     ntxcp.sync        a blocking Gateway for programs without asyncio
 """
 
-from ntxcp.endpoints import Backoff, ControlCenter, Gateway, GatewayConnection
+from ntxcp.endpoints import (
+    Backoff,
+    CallContext,
+    ControlCenter,
+    Gateway,
+    GatewayConnection,
+    current_call,
+)
 from ntxcp.errors import (
     CallError,
     CallTimeoutError,
@@ -29,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Backoff",
+    "CallContext",
     "CallError",
     "CallTimeoutError",
     "ControlCenter",
@@ -45,5 +53,6 @@ __all__ = [
     "QueueFullError",
     "__version__",
     "client_tls_context",
+    "current_call",
     "server_tls_context",
 ]

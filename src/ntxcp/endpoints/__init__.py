@@ -1,8 +1,17 @@
 """The asyncio endpoints: :class:`ControlCenter` and :class:`Gateway` (spec §6)."""
 
 from ntxcp.endpoints._errors import ErrorStream
+from ntxcp.endpoints._session import CallContext, current_call
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.endpoints.control_center import ControlCenter, GatewayConnection
 from ntxcp.endpoints.gateway import Gateway
 
-__all__ = ["Backoff", "ControlCenter", "ErrorStream", "Gateway", "GatewayConnection"]
+__all__ = [
+    "Backoff",
+    "CallContext",
+    "ControlCenter",
+    "ErrorStream",
+    "Gateway",
+    "GatewayConnection",
+    "current_call",
+]

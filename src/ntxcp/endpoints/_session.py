@@ -11,6 +11,7 @@ only while there is work.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import traceback
@@ -36,7 +37,41 @@ from ntxcp.v10._base import Confirmation, Request
 if TYPE_CHECKING:
     from ntxcp.endpoints._dispatch import Dispatcher
 
-__all__ = ["Session"]
+__all__ = ["CallContext", "FrameTap", "Session", "current_call"]
+
+FrameTap = Callable[[str, str, bytes], object]
+"""``tap(gateway_id, direction, frame)`` with direction ``"in"`` or ``"out"``."""
+
+
+class CallContext:
+    """The CALL a handler is answering right now (see :func:`current_call`).
+
+    Attributes:
+        gateway_id: the gateway on the other end.
+        unique_id: the CALL's ``uniqueId``; a gateway that re-sends a stored message
+            keeps its id (spec §6.2), so a control center can drop duplicates by it.
+        action: the action name.
+    """
+
+    __slots__ = ("action", "gateway_id", "unique_id")
+
+    def __init__(self, gateway_id: str, unique_id: str, action: str) -> None:
+        self.gateway_id = gateway_id
+        self.unique_id = unique_id
+        self.action = action
+
+    def __repr__(self) -> str:
+        return f"CallContext({self.gateway_id!r}, {self.unique_id!r}, {self.action!r})"
+
+
+_CURRENT_CALL: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar(
+    "ntxcp_current_call", default=None
+)
+
+
+def current_call() -> CallContext | None:
+    """The CALL being handled, when called from inside a handler; else ``None``."""
+    return _CURRENT_CALL.get()
 
 C = TypeVar("C", bound=Confirmation)
 
@@ -67,6 +102,7 @@ class Session:
         gateway_id: str,
         logger: logging.Logger,
         on_opened: Callable[[Session], None] | None = None,
+        tap: FrameTap | None = None,
     ) -> None:
         self.rpc = rpc
         self.gateway_id = gateway_id
@@ -82,6 +118,7 @@ class Session:
         self._work: deque[_Work] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._closed_event: asyncio.Event | None = None
+        self.tap = tap
 
     # --- LinkHandler -----------------------------------------------------------------
 
@@ -95,6 +132,8 @@ class Session:
         """Feed one message to the state machine and act on what it says."""
         if self._log.isEnabledFor(logging.DEBUG):
             self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
+        if self.tap is not None:
+            self._tap("in", data)
         events = self.rpc.receive(data, self._loop.time())
         for event in events:
             self._handle(event)
@@ -167,7 +206,16 @@ class Session:
             for frame in frames:
                 if debug:
                     self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
+                if self.tap is not None:
+                    self._tap("out", frame)
                 link.send(frame)
+
+    def _tap(self, direction: str, data: bytes) -> None:
+        assert self.tap is not None
+        try:
+            self.tap(self.gateway_id, direction, data)
+        except Exception:  # noqa: BLE001 - a frame logger never breaks a connection
+            self._log.exception("[%s] frame tap raised", self.gateway_id)
 
     # --- events ----------------------------------------------------------------------
 
@@ -232,11 +280,16 @@ class Session:
             self._work.append((event, method, None))
             self._ensure_worker()
             return
+        token = _CURRENT_CALL.set(
+            CallContext(self.gateway_id, event.unique_id, event.spec.action)
+        )
         try:
             result = method(*self._handler_args, event.request)
         except Exception as exc:  # noqa: BLE001 - every handler error is answered
             self._answer_error(event, exc)
             return
+        finally:
+            _CURRENT_CALL.reset(token)
         if inspect.isawaitable(result):
             self._work.append((event, None, result))
             self._ensure_worker()
@@ -251,6 +304,7 @@ class Session:
         work = self._work
         while work:
             event, method, awaitable = work[0]
+            _CURRENT_CALL.set(CallContext(self.gateway_id, event.unique_id, event.spec.action))
             try:
                 if awaitable is None:
                     if method is None:

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
-from ntxcp.endpoints._session import Session
+from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.errors import EndpointError, NotConnectedError
 from ntxcp.rpc import (
     DEFAULT_BAD_MESSAGE_LIMIT,
@@ -135,6 +135,7 @@ class ControlCenter:
         self._basic_auth: BasicAuthHandler | None = None
         self._on_connected: ConnectionHandler | None = None
         self._on_disconnected: ConnectionHandler | None = None
+        self._tap: FrameTap | None = None
         self._stopping = False
         self._stopped: asyncio.Event | None = None
 
@@ -180,6 +181,14 @@ class ControlCenter:
     def set_gateway_disconnected_handler(self, handler: ConnectionHandler | None) -> None:
         """Set the hook called once per closed gateway connection (spec §6.1)."""
         self._on_disconnected = handler
+
+    def set_frame_logger(self, tap: FrameTap | None) -> None:
+        """Set ``tap(gateway_id, direction, frame)``, called for every frame in and out.
+
+        ``direction`` is ``"in"`` or ``"out"``; ``frame`` the raw UTF-8 text. Applies
+        to connections opened afterwards. It runs on the hot path: keep it cheap.
+        """
+        self._tap = tap
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -331,6 +340,7 @@ class ControlCenter:
             gateway_id,
             _log,
             on_opened=self._opened,
+            tap=self._tap,
         )
         self._connections[session] = GatewayConnection(
             id=gateway_id,

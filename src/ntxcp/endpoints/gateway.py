@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
-from ntxcp.endpoints._session import Session
+from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.errors import (
     EndpointError,
@@ -117,6 +117,7 @@ class Gateway:
         self._connected = asyncio.Event() if _has_loop() else None
         self._on_connected: StateHandler | None = None
         self._on_disconnected: StateHandler | None = None
+        self._tap: FrameTap | None = None
         self.connect_count = 0
 
     # --- handlers (Go: Set*Handler) --------------------------------------------------
@@ -140,6 +141,10 @@ class Gateway:
     def set_disconnected_handler(self, handler: StateHandler | None) -> None:
         """Set a hook called after every lost connection."""
         self._on_disconnected = handler
+
+    def set_frame_logger(self, tap: FrameTap | None) -> None:
+        """Set ``tap(gateway_id, direction, frame)``, called for every frame in and out."""
+        self._tap = tap
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -228,7 +233,14 @@ class Gateway:
             bad_message_limit=self.bad_message_limit,
         )
         session = Session(
-            rpc, self._dispatcher, (), self._errors.report, self._closed, self.gateway_id, _log
+            rpc,
+            self._dispatcher,
+            (),
+            self._errors.report,
+            self._closed,
+            self.gateway_id,
+            _log,
+            tap=self._tap,
         )
         await connect(self._url, self._options, session)
         if session.rpc.closed:  # closed during the handshake

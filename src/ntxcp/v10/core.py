@@ -18,6 +18,7 @@ A method that is not overridden answers ``NotSupported``.
 
 from __future__ import annotations
 
+import builtins
 from enum import StrEnum
 from typing import Annotated, ClassVar
 
@@ -441,7 +442,8 @@ class ResetRequest(Request):
     """
 
     ACTION: ClassVar[str] = "Reset"
-    CONFIRMATION: ClassVar[type[ResetConfirmation]] = ResetConfirmation
+    # `builtins.type`: inside this class, `type` names the field below.
+    CONFIRMATION: ClassVar[builtins.type[ResetConfirmation]] = ResetConfirmation
     PROFILE: ClassVar[Profile] = Profile.CORE
     DIRECTION: ClassVar[Direction] = _C2G
 
