@@ -315,9 +315,9 @@ class Runner:
             self.close_all(hb_conns)
             return
         hb = hb_conns[0]
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(a.pause)
         emit("baseline")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(a.pause)
         t0 = now()
         conns, ok, failed = await self.open_all(0, a.conns)
         ramp = now() - t0
@@ -407,7 +407,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--hold", type=float, default=15.0)
-    ap.add_argument("--settle", type=float, default=2.0)
+    ap.add_argument("--settle", type=float, default=2.0, help="wait after connecting (idle)")
+    ap.add_argument("--pause", type=float, default=1.0, help="wait around the RSS baseline")
     ap.add_argument("--hb-ms", type=float, default=10.0)
     ap.add_argument("--source-ips", type=int, default=1)
     ap.add_argument("--ramp", type=int, default=100, help="connections opened concurrently")

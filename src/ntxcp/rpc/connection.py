@@ -347,7 +347,7 @@ class RpcConnection:
         """
         try:
             frame = decode_frame(data)
-        except (msgspec.MsgspecError, UnicodeDecodeError):
+        except (msgspec.MsgspecError, UnicodeError, RecursionError):
             return self._bad_frame(data, now)
         if type(frame) is CallFrame:
             return self._receive_call(frame, data, now)
@@ -434,7 +434,7 @@ class RpcConnection:
         """Classify a message that is not a well-formed frame (spec §2.2 rules 1–2)."""
         try:
             value = msgspec.json.decode(data)
-        except (msgspec.MsgspecError, UnicodeDecodeError):
+        except (msgspec.MsgspecError, UnicodeError, RecursionError):
             value = None
         unique_id = UNKNOWN_ID
         if isinstance(value, list) and len(value) > 1 and isinstance(value[1], str):

@@ -1,0 +1,926 @@
+"""Runs the ntxcp benchmark suite: every server x workload, several repetitions.
+
+Servers: ntxcp (ControlCenter), ocpp-rpc (Node) in strict and non-strict mode, ocpp
+(Python, on websockets), and the null server (fixed pre-encoded answers, the harness
+ceiling). Workloads W1-W5 are described in bench/README.md and docs/performance.md.
+
+The server runs on core 0 and the load generator on core 1 (``taskset``). Each run
+gets a fresh server process; both processes get their own process group and are
+killed at the end of the run, whatever happens.
+
+Usage (from the repository root, with the project venv active):
+    bench/setup.sh                     # once: installs the peers
+    python bench/run.py                # full suite (about 25 minutes), writes docs
+    python bench/run.py --smoke        # < 20 s, tiny counts, no docs
+    python bench/run.py --workloads w1,w2 --servers ntxcp,null --reps 5
+    python bench/run.py --report bench/results/<file>.jsonl   # docs from old results
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import queue
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+NODE_DIR = BENCH / "node"
+PEERS_PY = BENCH / ".venv-peers" / "bin" / "python"
+RESULTS = BENCH / "results"
+DOC = ROOT / "docs" / "performance.md"
+PY = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+SERVER_ORDER = ("ntxcp", "ocpp-rpc-strict", "ocpp-rpc", "ocpp", "null")
+WORKLOAD_ORDER = ("w1", "w2", "w3", "w3-10k", "w4", "w5")
+LABELS = {
+    "ntxcp": "ntxcp ControlCenter (strict)",
+    "ocpp-rpc-strict": "ocpp-rpc, strict mode",
+    "ocpp-rpc": "ocpp-rpc, strict off",
+    "ocpp": "ocpp (Python) on websockets",
+    "null": "null server (harness ceiling)",
+    "ntxcp-async": "ntxcp Gateway (async)",
+    "ntxcp-sync": "ntxcp.sync.Gateway (blocking)",
+}
+
+# ----------------------------------------------------------------------------- servers
+
+
+def _ok_import(python: Path | str, code: str) -> tuple[bool, str]:
+    if not Path(python).exists():
+        return False, f"{python} missing (run bench/setup.sh)"
+    try:
+        r = subprocess.run(
+            [str(python), "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, str(exc)
+    if r.returncode:
+        tail = (r.stderr.strip().splitlines() or ["import failed"])[-1]
+        return False, tail
+    return True, ""
+
+
+def _node_ok() -> tuple[bool, str]:
+    if shutil.which("node") is None:
+        return False, "node not found"
+    if not (NODE_DIR / "node_modules" / "ocpp-rpc").is_dir():
+        return False, "bench/node/node_modules missing (run bench/setup.sh)"
+    return True, ""
+
+
+@dataclass
+class Server:
+    name: str
+    argv: list[str]
+    flavor: str  # wire flavour the load generator speaks: ntxcp | ocpp16
+    path: str
+    check: Callable[[], tuple[bool, str]]
+    cwd: Path = ROOT
+
+
+SERVERS = {
+    "ntxcp": Server(
+        "ntxcp",
+        [PY, str(BENCH / "servers" / "ntxcp_server.py")],
+        "ntxcp",
+        "/ntxcp",
+        lambda: _ok_import(PY, "from ntxcp import ControlCenter; import uvloop"),
+    ),
+    "ocpp-rpc-strict": Server(
+        "ocpp-rpc-strict",
+        ["node", str(NODE_DIR / "rpc_server.js"), "--strict", "1"],
+        "ocpp16",
+        "/ocpp",
+        _node_ok,
+        NODE_DIR,
+    ),
+    "ocpp-rpc": Server(
+        "ocpp-rpc",
+        ["node", str(NODE_DIR / "rpc_server.js"), "--strict", "0"],
+        "ocpp16",
+        "/ocpp",
+        _node_ok,
+        NODE_DIR,
+    ),
+    "ocpp": Server(
+        "ocpp",
+        [str(PEERS_PY), str(BENCH / "servers" / "ocpp_server.py")],
+        "ocpp16",
+        "/ocpp",
+        lambda: _ok_import(PEERS_PY, "import ocpp.v16, websockets"),
+    ),
+    "null": Server(
+        "null",
+        [PY, str(BENCH / "servers" / "null_server.py")],
+        "ntxcp",
+        "/ntxcp",
+        lambda: _ok_import(PY, "import picows, uvloop"),
+    ),
+}
+
+# --------------------------------------------------------------------------- workloads
+
+
+def workload_params(smoke: bool, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    if smoke:
+        return {
+            "w1": {"conns": 10, "warmup": 0.1, "duration": 0.4},
+            "w2": {"conns": 1, "warmup": 0.1, "duration": 0.4},
+            "w3": {"conns": 50, "hold": 0.4, "settle": 0.1, "pause": 0.1},
+            "w4": {"conns": 10, "warmup": 0.1, "duration": 0.4},
+            "w5": {"warmup": 0.1, "duration": 0.4},
+        }
+    d = args.duration
+    return {
+        "w1": {"conns": 100, "warmup": 2.0, "duration": d},
+        "w2": {"conns": 1, "warmup": 1.0, "duration": d},
+        "w3": {"conns": 5000, "hold": args.hold, "settle": 2.0, "pause": 1.0},
+        "w3-10k": {"conns": 10000, "hold": args.hold, "settle": 2.0, "pause": 1.0},
+        "w4": {"conns": 100, "warmup": 1.0, "duration": d},
+        "w5": {"warmup": 1.0, "duration": d},
+    }
+
+
+# ----------------------------------------------------------------------- process utils
+
+CHILDREN: list[Child] = []
+
+
+class Child:
+    """A child process in its own process group, its stdout lines fed to a queue."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        q: queue.Queue[tuple[str, str | None]],
+        cpu: int | None,
+        cwd: Path,
+        log: Path,
+    ) -> None:
+        self.name = name
+        if cpu is not None and PIN:
+            argv = ["taskset", "-c", str(cpu), *argv]
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            cwd=cwd,
+            start_new_session=True,
+        )
+        CHILDREN.append(self)
+        self.thread = threading.Thread(target=self._pump, args=(q,), daemon=True)
+        self.thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _pump(self, q: queue.Queue[tuple[str, str | None]]) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            q.put((self.name, line.rstrip("\n")))
+        q.put((self.name, None))
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def kill(self) -> None:
+        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+            if self.proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(wait)
+        # the group may hold grandchildren even after the leader is gone
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.thread.join(2.0)
+        self.log.close()
+        if self in CHILDREN:
+            CHILDREN.remove(self)
+
+
+def kill_all_children(*_: object) -> None:
+    for c in list(CHILDREN):
+        c.kill()
+
+
+def cpu_ticks(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+PIN = True
+
+# ------------------------------------------------------------------------------- runs
+
+
+@dataclass
+class Run:
+    workload: str
+    server: str
+    rep: int
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _events(q: queue.Queue[tuple[str, str | None]], deadline: float) -> Iterable[tuple[str, Any]]:
+    while time.monotonic() < deadline:
+        try:
+            src, line = q.get(timeout=0.2)
+        except queue.Empty:
+            yield "", None
+            continue
+        if line is None:
+            yield src, {"event": "eof"}
+            continue
+        if line.startswith("READY "):
+            yield src, {"event": "ready", "port": int(line.split()[1])}
+        elif line.startswith("{"):
+            try:
+                yield src, json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+def run_one(
+    server: Server, wl: str, p: dict[str, Any], rep: int, logdir: Path, smoke: bool
+) -> dict[str, Any]:
+    """One repetition of one workload against one server; returns a flat record."""
+    q: queue.Queue[tuple[str, str | None]] = queue.Queue()
+    rec: dict[str, Any] = {"workload": wl, "server": server.name, "rep": rep, "ok": False}
+    tag = f"{wl}-{server.name}-{rep}"
+    server_argv = [*server.argv, "--port", "0", "--max-runtime", "900"]
+    conns = p.get("conns", 1)
+    if wl == "w4":
+        server_argv += [
+            *("--w4-gateways", str(conns)),
+            *("--w4-warmup", str(p["warmup"])),
+            *("--w4-duration", str(p["duration"])),
+            *("--w4-wait", "60"),
+        ]
+    srv = Child("server", server_argv, q, 0, server.cwd, logdir / f"{tag}-server.log")
+    client: Child | None = None
+    snaps: dict[str, tuple[float, int | None, int | None]] = {}
+    try:
+        port = None
+        for src, ev in _events(q, time.monotonic() + 60):
+            if src == "server" and ev and ev.get("event") == "ready":
+                port = ev["port"]
+                break
+            if src == "server" and ev and ev.get("event") == "eof":
+                break
+        if port is None:
+            rec["error"] = f"server did not start (see {srv.log.name})"
+            return rec
+        time.sleep(0.2 if smoke else 0.5)
+        rec["server_rss_start_kb"] = rss_kb(srv.pid)
+        url = f"ws://127.0.0.1:{port}{server.path}"
+        if wl == "w5":
+            kind = "async" if server.name == "ntxcp-async" else "sync"
+            client_argv = [
+                PY,
+                str(BENCH / "gateway_bench.py"),
+                *("--url", url, "--kind", kind),
+                *("--warmup", str(p["warmup"]), "--duration", str(p["duration"])),
+            ]
+        else:
+            mode = {"w1": "calls", "w2": "calls", "w4": "answer"}.get(wl, "idle")
+            client_argv = [
+                PY,
+                str(BENCH / "loadgen.py"),
+                *("--mode", mode, "--flavor", server.flavor, "--url", url),
+                *("--conns", str(conns), "--max-runtime", "600"),
+            ]
+            if mode == "calls":
+                client_argv += ["--warmup", str(p["warmup"]), "--duration", str(p["duration"])]
+            elif mode == "idle":
+                client_argv += [
+                    *("--hold", str(p["hold"]), "--settle", str(p["settle"])),
+                    *("--pause", str(p["pause"]), "--hb-ms", "10"),
+                    *("--source-ips", "1" if conns <= 5000 else "4"),
+                ]
+            else:
+                client_argv += ["--hold", str(p["warmup"] + p["duration"] + 70)]
+        client = Child("client", client_argv, q, 1, ROOT, logdir / f"{tag}-client.log")
+        budget = 900.0 if not smoke else 30.0
+        need_server_result = wl == "w4"
+        got_client = got_server = False
+        for src, ev in _events(q, time.monotonic() + budget):
+            if ev is None:
+                if not client.alive() and not got_client and q.empty():
+                    rec.setdefault("error", f"client exited early (see {client.log.name})")
+                    break
+                if not srv.alive() and q.empty():
+                    rec.setdefault("error", f"server died (see {srv.log.name})")
+                    break
+                continue
+            name = ev.get("event")
+            if name in ("window_start", "hold_start"):
+                snaps["start"] = (time.monotonic(), cpu_ticks(srv.pid), cpu_ticks(client.pid))
+            elif name in ("window_end", "hold_end"):
+                snaps["end"] = (time.monotonic(), cpu_ticks(srv.pid), cpu_ticks(client.pid))
+                if name == "hold_end":
+                    rec["server_rss_hold_kb"] = rss_kb(srv.pid)
+            elif name == "baseline":
+                rec["server_rss_base_kb"] = rss_kb(srv.pid)
+            elif name == "connected":
+                rec["connect_seconds"] = ev.get("seconds")
+            elif name == "result":
+                body = {k: v for k, v in ev.items() if k != "event"}
+                if src == "server":
+                    got_server = True
+                    rec.update({f"server_{k}": v for k, v in body.items()})
+                else:
+                    got_client = True
+                    rec.update(body)
+            elif name == "eof" and src == "server" and not got_server and need_server_result:
+                rec["error"] = f"server exited early (see {srv.log.name})"
+                break
+            if got_client and (got_server or not need_server_result):
+                break
+        else:
+            rec["error"] = "run budget exceeded"
+        if "start" in snaps and "end" in snaps:
+            (t0, s0, c0), (t1, s1, c1) = snaps["start"], snaps["end"]
+            wall = max(t1 - t0, 1e-9)
+            if s0 is not None and s1 is not None:
+                rec["server_cpu_pct"] = 100.0 * (s1 - s0) / CLK_TCK / wall
+            if c0 is not None and c1 is not None:
+                rec["client_cpu_pct"] = 100.0 * (c1 - c0) / CLK_TCK / wall
+        finish(rec, wl)
+        return rec
+    finally:
+        if client is not None:
+            client.kill()
+        srv.kill()
+
+
+def finish(rec: dict[str, Any], wl: str) -> None:
+    """Derive the headline numbers of a run and decide whether it is valid."""
+    if "error" in rec:
+        return
+    errors = sum(
+        int(rec.get(k) or 0)
+        for k in ("call_errors", "timeouts", "unexpected_closes", "connect_failed", "errors")
+    )
+    rec["errors_total"] = errors + int(rec.get("server_errors") or 0)
+    if wl == "w4":
+        rec["calls_per_s"] = rec.get("server_calls_per_s")
+        rec["ok"] = "server_calls_per_s" in rec
+    elif wl.startswith("w3"):
+        base, hold = rec.get("server_rss_base_kb"), rec.get("server_rss_hold_kb")
+        n = rec.get("connected") or 0
+        if base is not None and hold is not None and n:
+            rec["rss_per_conn_kb"] = (hold - base) / n
+        rec["held_without_error"] = (
+            rec.get("connected") == rec.get("conns")
+            and rec.get("still_open") == rec.get("conns")
+            and rec["errors_total"] == 0
+        )
+        rec["ok"] = "rss_per_conn_kb" in rec
+    else:
+        rec["ok"] = bool(rec.get("calls"))
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+def med(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return statistics.median(vals) if vals else None
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        groups.setdefault((r["workload"], r["server"]), []).append(r)
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    keys = (
+        "calls_per_s",
+        "p50_ms",
+        "p99_ms",
+        "server_cpu_pct",
+        "client_cpu_pct",
+        "rss_per_conn_kb",
+        "server_rss_hold_kb",
+        "server_rss_base_kb",
+        "connect_seconds",
+        "errors_total",
+        "connected",
+        "still_open",
+    )
+    for key, rs in groups.items():
+        good = [r for r in rs if r.get("ok")]
+        s: dict[str, Any] = {k: med(r.get(k) for r in good) for k in keys}
+        s["runs"] = len(rs)
+        s["valid_runs"] = len(good)
+        s["errors_max"] = max((int(r.get("errors_total") or 0) for r in good), default=None)
+        s["held_all"] = all(r.get("held_without_error") for r in good) if good else None
+        s["conns"] = rs[0].get("conns")
+        s["failures"] = sorted({str(r["error"]) for r in rs if r.get("error")})
+        out[key] = s
+    return out
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a and b else None
+
+
+def fmt(v: Any, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        if digits == 0:
+            return f"{v:,.0f}"
+        return f"{v:,.{digits}f}"
+    return str(v)
+
+
+def fmt_ratio(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
+
+
+def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    """Markdown tables (also printed to the terminal)."""
+    lines: list[str] = []
+
+    def rows(wl: str) -> list[tuple[str, dict[str, Any]]]:
+        names = [*SERVER_ORDER, "ntxcp-async", "ntxcp-sync"]
+        return [(n, summary[(wl, n)]) for n in names if (wl, n) in summary]
+
+    if any(k[0] == "w1" for k in summary):
+        lines += [
+            "### W1 — 100 gateways, MeterValues back to back (one outstanding per connection)",
+            "",
+            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | errors | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, s in rows("w1"):
+            lines.append(
+                f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
+                f"| {fmt(s['p99_ms'], 3)} | {fmt(s['server_cpu_pct'])} % "
+                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['errors_max'])} "
+                f"| {s['valid_runs']}/{s['runs']} |"
+            )
+        lines.append("")
+    if any(k[0] == "w2" for k in summary):
+        lines += [
+            "### W2 — 1 gateway, MeterValues back to back",
+            "",
+            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, s in rows("w2"):
+            lines.append(
+                f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
+                f"| {fmt(s['p99_ms'], 3)} | {fmt(s['server_cpu_pct'])} % "
+                f"| {fmt(s['client_cpu_pct'])} % | {s['valid_runs']}/{s['runs']} |"
+            )
+        lines.append("")
+    for wl in ("w3", "w3-10k"):
+        if not any(k[0] == wl for k in summary):
+            continue
+        n_conns = next(s["conns"] for (w, _), s in summary.items() if w == wl)
+        lines += [
+            f"### {wl.upper()} — {fmt(float(n_conns or 0))} idle gateways (each booted), "
+            "one more sends Heartbeat every 10 ms",
+            "",
+            "| server | RSS per idle gateway KB | server RSS MB (idle+N) | Heartbeat p50 ms "
+            "| Heartbeat p99 ms | connect+boot s | held without error | runs |",
+            "|---|---:|---:|---:|---:|---:|---|---:|",
+        ]
+        for n, s in rows(wl):
+            rss_mb = s["server_rss_hold_kb"] / 1024 if s["server_rss_hold_kb"] else None
+            lines.append(
+                f"| {LABELS[n]} | {fmt(s['rss_per_conn_kb'], 1)} | {fmt(rss_mb, 1)} "
+                f"| {fmt(s['p50_ms'], 3)} | {fmt(s['p99_ms'], 3)} "
+                f"| {fmt(s['connect_seconds'], 1)} | {fmt(s['held_all'])} "
+                f"| {s['valid_runs']}/{s['runs']} |"
+            )
+        lines.append("")
+    if any(k[0] == "w4" for k in summary):
+        lines += [
+            "### W4 — the server calls GetConfiguration on 100 gateways "
+            "(one outstanding per gateway)",
+            "",
+            "| server | server-side calls/s | server CPU | load gen CPU | errors | runs |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for n, s in rows("w4"):
+            lines.append(
+                f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['server_cpu_pct'])} % "
+                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['errors_max'])} "
+                f"| {s['valid_runs']}/{s['runs']} |"
+            )
+        lines.append("")
+    if any(k[0] == "w5" for k in summary):
+        lines += [
+            "### W5 — one ntxcp gateway sending MeterValues back to back to the null server",
+            "",
+            "| gateway | calls/s | p50 ms | p99 ms | gateway CPU | null server CPU | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for n, s in rows("w5"):
+            lines.append(
+                f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
+                f"| {fmt(s['p99_ms'], 3)} | {fmt(s['client_cpu_pct'])} % "
+                f"| {fmt(s['server_cpu_pct'])} % | {s['valid_runs']}/{s['runs']} |"
+            )
+        lines.append("")
+    return lines
+
+
+def targets(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    def get(wl: str, srv: str, key: str) -> Any:
+        s = summary.get((wl, srv))
+        return None if s is None else s.get(key)
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "**not met**")
+
+    def check(v: float | None, ok: Callable[[float], bool]) -> bool | None:
+        return None if v is None else ok(v)
+
+    w1_rpc = ratio(get("w1", "ntxcp", "calls_per_s"), get("w1", "ocpp-rpc-strict", "calls_per_s"))
+    w1_ocpp = ratio(get("w1", "ntxcp", "calls_per_s"), get("w1", "ocpp", "calls_per_s"))
+    w2 = get("w2", "ntxcp", "p50_ms")
+    w3_rss = get("w3", "ntxcp", "rss_per_conn_kb")
+    w3_p99 = get("w3", "ntxcp", "p99_ms")
+    w3k = get("w3-10k", "ntxcp", "held_all")
+    w3k_rss = get("w3-10k", "ntxcp", "rss_per_conn_kb")
+    w4 = ratio(get("w4", "ntxcp", "calls_per_s"), get("w4", "ocpp-rpc-strict", "calls_per_s"))
+    w5 = get("w5", "ntxcp-async", "calls_per_s")
+
+    def at_least(goal: float) -> Callable[[float], bool]:
+        return lambda v: v >= goal
+
+    def at_most(goal: float) -> Callable[[float], bool]:
+        return lambda v: v <= goal
+
+    rows = [
+        ("W1 calls/s vs ocpp-rpc strict", ">= 1.0x", fmt_ratio(w1_rpc), check(w1_rpc, at_least(1))),
+        ("W1 calls/s vs ocpp (Python)", ">= 15x", fmt_ratio(w1_ocpp), check(w1_ocpp, at_least(15))),
+        ("W2 p50 latency", "<= 0.1 ms", f"{fmt(w2, 3)} ms", check(w2, at_most(0.1))),
+        (
+            "W3 RSS per idle gateway (5,000)",
+            "<= 16 KB",
+            f"{fmt(w3_rss, 1)} KB",
+            check(w3_rss, at_most(16)),
+        ),
+        (
+            "W3 RSS per idle gateway (10,000)",
+            "<= 16 KB",
+            f"{fmt(w3k_rss, 1)} KB",
+            check(w3k_rss, at_most(16)),
+        ),
+        (
+            "W3 Heartbeat p99 under 5,000 idle",
+            "<= 2 ms",
+            f"{fmt(w3_p99, 3)} ms",
+            check(w3_p99, at_most(2)),
+        ),
+        ("W3 10,000 gateways held without error", "yes", fmt(w3k), w3k),
+        (
+            "W4 server-side calls/s vs ocpp-rpc strict",
+            ">= 2x",
+            fmt_ratio(w4),
+            check(w4, at_least(2)),
+        ),
+        ("W5 async gateway calls/s", ">= 10,000", fmt(w5), check(w5, at_least(10_000))),
+    ]
+    lines = ["| target | goal | ntxcp | verdict |", "|---|---|---:|---|"]
+    lines += [f"| {a} | {b} | {c} | {verdict(d)} |" for a, b, c, d in rows]
+    return lines
+
+
+def ratios_text(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
+    out = []
+    for wl in ("w1", "w4"):
+        nt = summary.get((wl, "ntxcp"), {}).get("calls_per_s")
+        for peer in ("ocpp-rpc-strict", "ocpp-rpc", "ocpp", "null"):
+            pv = summary.get((wl, peer), {}).get("calls_per_s")
+            r = ratio(nt, pv)
+            if r is not None:
+                out.append(f"{wl.upper()} ntxcp / {peer}: {r:.2f}x")
+    return out
+
+
+# ------------------------------------------------------------------------ environment
+
+
+def _run_text(argv: list[str], cwd: Path = ROOT) -> str:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=30, cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return r.stdout.strip()
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    for line in _run_text(["lscpu"]).splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    versions: dict[str, str] = {}
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "out = {}\n"
+        "for n in sys.argv[1:]:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
+    for py, names in (
+        (PY, ["ntxcp", "picows", "uvloop", "msgspec"]),
+        (str(PEERS_PY), ["ocpp", "websockets", "jsonschema"]),
+    ):
+        if Path(py).exists():
+            with contextlib.suppress(json.JSONDecodeError):
+                versions.update(json.loads(_run_text([py, "-c", code, *names]) or "{}"))
+    for pkg in ("ocpp-rpc", "ws"):
+        pj = NODE_DIR / "node_modules" / pkg / "package.json"
+        if pj.exists():
+            versions[pkg] = json.loads(pj.read_text())["version"]
+    return {
+        "cpu_model": model or platform.processor(),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "node": _run_text(["node", "--version"]).lstrip("v") or None,
+        "versions": versions,
+    }
+
+
+def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    summary = summarize(records)
+    m = meta["machine"]
+    v = m["versions"]
+    reps = max((r["rep"] for r in records), default=0) + 1
+    lib = ", ".join(f"{k} {v[k]}" for k in sorted(v))
+    skipped = meta.get("skipped") or {}
+    out = [
+        "# Performance",
+        "",
+        "How fast ntxcp is next to the libraries one would otherwise pick for OCPP-style",
+        "JSON-RPC over WebSocket: [`ocpp`](https://pypi.org/project/ocpp/) (Python) and",
+        "`ocpp-rpc` (Node). This file is written by `bench/run.py`; see `bench/README.md`",
+        "to reproduce it.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {m['cpu_model']}, {m['cpus']} cores (server pinned to core 0, load "
+        "generator to core 1 with `taskset`)",
+        f"- Linux {m['kernel']}, Python {m['python']}, Node {m['node'] or '-'}",
+        f"- Libraries: {lib}",
+        f"- Run: {meta['started']} UTC, {reps} repetition(s) per server x workload, "
+        "medians shown; command `" + meta["command"] + "`",
+        "",
+        "## Method",
+        "",
+        "- Every server answers the same workloads. ntxcp speaks `ntxcp1.0` at",
+        "  `ws://127.0.0.1:PORT/ntxcp/<gatewayId>`; the peers speak `ocpp1.6` with the",
+        "  OCPP 1.6 equivalents of the payloads (`connectorId` for `serviceId`,",
+        "  `chargePointModel`/`chargePointVendor` in BootNotification).",
+        "- MeterValues payload: one meter value with four sampled values (energy Wh,",
+        "  power W, current A, voltage V).",
+        "- ntxcp runs with its defaults (strict validation, uvloop). `ocpp` runs as its",
+        "  documentation shows (a `ChargePoint` subclass with `@on(Action...)` handlers,",
+        "  `websockets.serve`, default asyncio loop, schema validation on). `ocpp-rpc`",
+        "  runs as its README shows, with `strictMode` on and off.",
+        "- The load generator (`bench/loadgen.py`, picows on uvloop) pre-encodes every",
+        "  message and checks answers by type and uniqueId only. Each gateway boots",
+        "  (BootNotification) before the measured part. Its CPU use and the server's are",
+        "  read from `/proc/<pid>/stat` over the measured window (100 % = one core).",
+        "- The null server (`bench/servers/null_server.py`, picows on uvloop) answers",
+        "  with fixed pre-encoded messages and no validation: its row is the ceiling of",
+        "  the harness on this machine, not a competitor.",
+        "- W3: RSS per idle gateway = (server VmRSS after N gateways connected and",
+        "  booted - VmRSS with only the heartbeat gateway) / N, read from",
+        "  `/proc/<pid>/status` at the end of the hold.",
+        "",
+        "## Targets",
+        "",
+        *targets(summary),
+        "",
+        "## Results",
+        "",
+        *tables(summary),
+    ]
+    ratios = ratios_text(summary)
+    if ratios:
+        out += ["Ratios of medians: " + "; ".join(ratios) + ".", ""]
+    if skipped:
+        out += ["Skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".", ""]
+    failures = [
+        f"{wl}/{srv}: {', '.join(s['failures'])}"
+        for (wl, srv), s in sorted(summary.items())
+        if s["failures"]
+    ]
+    if failures:
+        out += ["Failed runs: " + "; ".join(failures) + ".", ""]
+    out += ["## Limits of the harness", "", *LIMITS, ""]
+    return "\n".join(out)
+
+
+LIMITS = [
+    "- Two cores only: the server gets one core and the load generator the other, so",
+    "  a result close to the null server's row is bounded by the load generator, not",
+    "  by the server. Nothing else runs, but the machine is a virtual machine (KVM) and",
+    "  its neighbours are not under our control.",
+    "- Loopback only: no network latency or bandwidth limit; latencies are lower than",
+    "  on a real network and favour the fastest implementation.",
+    "- The load generator is Python (picows on uvloop); its per-message cost is small",
+    "  but not zero. Its CPU use is reported next to each row.",
+    "- Node runs single-threaded like the Python servers (no cluster).",
+]
+
+# ------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    global PIN
+    ap = argparse.ArgumentParser(description="ntxcp benchmark suite")
+    ap.add_argument("--smoke", action="store_true", help="tiny run (< 20 s), no docs")
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    ap.add_argument("--workloads", default=None, help="comma list of " + ",".join(WORKLOAD_ORDER))
+    ap.add_argument("--servers", default=None, help="comma list of " + ",".join(SERVER_ORDER))
+    ap.add_argument("--duration", type=float, default=10.0, help="measured window, seconds")
+    ap.add_argument("--hold", type=float, default=15.0, help="W3 idle hold, seconds")
+    ap.add_argument("--no-docs", action="store_true", help="do not write docs/performance.md")
+    ap.add_argument("--report", type=Path, default=None, help="render docs from a jsonl file")
+    ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    args = ap.parse_args(argv)
+
+    if args.report is not None:
+        records, meta = [], None
+        for line in args.report.read_text().splitlines():
+            obj = json.loads(line)
+            if obj.get("kind") == "meta":
+                meta = obj
+            else:
+                records.append(obj)
+        if meta is None:
+            print("no meta line in", args.report, file=sys.stderr)
+            return 2
+        DOC.write_text(render_doc(records, meta))
+        print("wrote", DOC)
+        return 0
+
+    PIN = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    smoke = args.smoke
+    reps = args.reps if args.reps is not None else (1 if smoke else 3)
+    params = workload_params(smoke, args)
+    wls = [w for w in (args.workloads.split(",") if args.workloads else WORKLOAD_ORDER)]
+    wls = [w for w in wls if w in params]
+    wanted = args.servers.split(",") if args.servers else list(SERVER_ORDER)
+    started = time.monotonic()
+
+    servers: list[Server] = []
+    skipped: dict[str, str] = {}
+    for name in wanted:
+        if name not in SERVERS:
+            print(f"unknown server {name}", file=sys.stderr)
+            return 2
+        good, why = SERVERS[name].check()
+        if good:
+            servers.append(SERVERS[name])
+        else:
+            skipped[name] = why
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+    if hard < 20_000 and any(w == "w3-10k" for w in wls):
+        print(f"warning: file descriptor hard limit is {hard}; W3-10k may fail")
+
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out_path = RESULTS / f"{'smoke-' if smoke else ''}{stamp}.jsonl"
+    logdir = RESULTS / "logs" / stamp
+    logdir.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "kind": "meta",
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
+        "command": "python bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "skipped": skipped,
+        "smoke": smoke,
+        "params": params,
+    }
+    records: list[dict[str, Any]] = []
+    w5_ok = (
+        "w5" in wls
+        and "null" in [s.name for s in servers]
+        and SERVERS["ntxcp"].check()[0]
+        and "ntxcp" in wanted
+    )
+    plan: list[tuple[str, Server]] = []
+    for wl in wls:
+        if wl == "w5":
+            if w5_ok:
+                null = SERVERS["null"]
+                for kind in ("ntxcp-async", "ntxcp-sync"):
+                    plan.append((wl, Server(kind, null.argv, "ntxcp", "/ntxcp", null.check)))
+            continue
+        plan += [(wl, s) for s in servers]
+    try:
+        with out_path.open("w") as fh:
+            fh.write(json.dumps(meta) + "\n")
+            for rep in range(reps):
+                for wl, srv in plan:
+                    t = time.monotonic()
+                    rec = run_one(srv, wl, params[wl], rep, logdir, smoke)
+                    rec["wall_s"] = round(time.monotonic() - t, 2)
+                    records.append(rec)
+                    fh.write(json.dumps(rec) + "\n")
+                    fh.flush()
+                    print(one_line(rec), flush=True)
+    finally:
+        kill_all_children()
+
+    summary = summarize(records)
+    print()
+    print("\n".join(tables(summary)))
+    for line in ratios_text(summary):
+        print(line)
+    if skipped:
+        print("peers skipped: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()))
+    print(f"results: {out_path.relative_to(ROOT)}  ({time.monotonic() - started:.1f} s)")
+    if not smoke and not args.no_docs:
+        DOC.write_text(render_doc(records, meta))
+        print("wrote", DOC.relative_to(ROOT))
+    bad = [r for r in records if not r.get("ok")]
+    if smoke and (bad or not records):
+        print(f"smoke: {len(bad)} failed run(s) of {len(records)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def one_line(rec: dict[str, Any]) -> str:
+    parts = [f"{rec['workload']:7} {rec['server']:16} rep {rec['rep']}"]
+    if rec.get("error"):
+        return parts[0] + "  ERROR " + str(rec["error"])
+    if rec["workload"].startswith("w3"):
+        parts.append(
+            f"rss/conn {fmt(rec.get('rss_per_conn_kb'), 1)} KB  hb p50 {fmt(rec.get('p50_ms'), 3)}"
+            f" p99 {fmt(rec.get('p99_ms'), 3)} ms  open {rec.get('still_open')}/{rec.get('conns')}"
+        )
+    else:
+        parts.append(f"{fmt(rec.get('calls_per_s'))} calls/s")
+        if rec.get("p50_ms") is not None:
+            parts.append(f"p50 {fmt(rec.get('p50_ms'), 3)} p99 {fmt(rec.get('p99_ms'), 3)} ms")
+    parts.append(
+        f"cpu srv {fmt(rec.get('server_cpu_pct'))}% gen {fmt(rec.get('client_cpu_pct'))}%"
+        f"  errors {rec.get('errors_total')}"
+    )
+    return "  ".join(parts)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    finally:
+        kill_all_children()
