@@ -15,9 +15,42 @@ import argparse
 import sys
 from pathlib import Path
 
-from ntxcp.v10.schema import write_schemas
+from ntxcp.v10.schema import all_schemas, schema_text
 
 SCHEMA_DIR = Path(__file__).resolve().parents[1] / "src" / "ntxcp" / "v10" / "schemas"
+
+
+def write_schemas(directory: Path, *, check: bool = False) -> list[str]:
+    """Write every schema as ``<stem>.json`` into a directory, or check them.
+
+    Files that are already up to date are left untouched; ``.json`` files that no
+    schema corresponds to are removed.
+
+    Args:
+        directory: where to write (created if needed).
+        check: only compare, change nothing.
+
+    Returns:
+        The names of the files that were (or, with ``check``, would be) written or
+        removed, sorted; empty when the directory is up to date.
+    """
+    expected = {f"{stem}.json": schema_text(schema) for stem, schema in all_schemas().items()}
+    changed: list[str] = []
+    if not check:
+        directory.mkdir(parents=True, exist_ok=True)
+    for name, text in expected.items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            changed.append(name)
+            if not check:
+                path.write_text(text, encoding="utf-8", newline="\n")
+    if directory.is_dir():
+        for stale in directory.glob("*.json"):
+            if stale.name not in expected:
+                changed.append(stale.name)
+                if not check:
+                    stale.unlink()
+    return sorted(changed)
 
 
 def main(argv: list[str] | None = None) -> int:

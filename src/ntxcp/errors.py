@@ -126,13 +126,24 @@ class PayloadValidationError(CallError):
 
 
 class CallTimeoutError(NtxcpError, TimeoutError):
-    """A CALL was not answered within its deadline (spec §2.3.2)."""
+    """A CALL was not answered within its deadline (spec §2.3.2).
 
-    def __init__(self, action: str, unique_id: str, timeout: float) -> None:
+    Attributes:
+        queued: ``True`` for a store-and-forward message that is still queued and
+            will be delivered later with the same ``unique_id`` (spec §6.2): do not
+            send it again.
+    """
+
+    def __init__(self, action: str, unique_id: str, timeout: float, *, queued: bool = False) -> None:
         self.action = action
         self.unique_id = unique_id
         self.timeout = timeout
-        super().__init__(f"{action} (id {unique_id}) not answered within {timeout:g} s")
+        self.queued = queued
+        if queued:  # store-and-forward (spec §6.2): not lost, only late
+            message = f"{action} (id {unique_id}) not delivered within {timeout:g} s; it stays queued"
+        else:
+            message = f"{action} (id {unique_id}) not answered within {timeout:g} s"
+        super().__init__(message)
 
 
 class NotConnectedError(NtxcpError, ConnectionError):

@@ -234,7 +234,7 @@ def test_request_class_data(action: str) -> None:
     spec = ACTIONS[action]
     assert issubclass(spec.request, Request)
     assert issubclass(spec.confirmation, Confirmation)
-    assert spec.request.ACTION == action
+    assert action == spec.request.ACTION
     assert spec.request.__name__ == f"{action}Request"
     assert spec.confirmation.__name__ == f"{action}Confirmation"
     assert spec.request.CONFIRMATION is spec.confirmation
@@ -248,7 +248,9 @@ def test_service_id_types() -> None:
     stamp = datetime(2026, 11, 23, tzinfo=UTC)
     mv = core.MeterValuesRequest(
         service_id=0,
-        meter_value=[types.MeterValue(timestamp=stamp, sampled_value=[types.SampledValue(value="1")])],
+        meter_value=[
+            types.MeterValue(timestamp=stamp, sampled_value=[types.SampledValue(value="1")])
+        ],
     )
     assert encode_payload(mv).startswith(b'{"serviceId":0,')
     sn = core.StatusNotificationRequest(

@@ -70,7 +70,7 @@ def test_action_spec(action: str) -> None:
     assert action_spec(action) is spec
     assert spec.action == action
     assert (spec.profile, spec.direction) == EXPECTED[action]
-    assert (spec.request.PROFILE, spec.request.DIRECTION) == EXPECTED[action]
+    assert EXPECTED[action] == (spec.request.PROFILE, spec.request.DIRECTION)
     assert spec.confirmation is spec.request.CONFIRMATION
     assert spec.handler_method == HANDLER_METHODS[action]
 

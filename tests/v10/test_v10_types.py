@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 import msgspec.inspect as mi
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ntxcp.errors import ErrorCode, PayloadValidationError
 from ntxcp.v10 import ACTIONS, Payload, core, decode_payload, encode_payload, firmware, types
@@ -69,10 +71,30 @@ def test_encode_datetime_writes_millisecond_utc(value: datetime, wire: str) -> N
     ],
 )
 def test_received_date_times_are_sent_as_millisecond_utc(text: str, wire: str) -> None:
-    payload = ('{"currentTime":"%s"}' % text).encode()
+    payload = f'{{"currentTime":"{text}"}}'.encode()
     conf = decode_payload(core.HeartbeatConfirmation, payload)
     assert type(conf.current_time) is UtcDateTime
-    assert encode_payload(conf) == ('{"currentTime":"%s"}' % wire).encode()
+    assert encode_payload(conf) == f'{{"currentTime":"{wire}"}}'.encode()
+
+
+SENDER_TEXT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.timedeltas(
+            min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+        ).map(lambda d: timezone(timedelta(minutes=d // timedelta(minutes=1)))),
+    )
+)
+def test_any_aware_datetime_is_sent_in_sender_form(value: datetime) -> None:
+    wire = encode_datetime(value)
+    assert SENDER_TEXT.fullmatch(wire)
+    back = msgspec.json.decode(msgspec.json.encode(wire), type=types.DateTime)
+    assert back == utc_ms(value)
+    assert timedelta(0) <= value - back < timedelta(milliseconds=1)
 
 
 def test_utc_ms_returns_a_normalised_value_itself() -> None:
@@ -130,7 +152,7 @@ def test_every_datetime_field_is_normalised(cls: type[Payload]) -> None:
     fields = _datetime_fields(cls)
     if fields:
         assert issubclass(cls, UtcFieldsMixin)
-        assert cls.UTC_FIELDS == fields
+        assert fields == cls.UTC_FIELDS
     else:
         assert not issubclass(cls, UtcFieldsMixin)
 

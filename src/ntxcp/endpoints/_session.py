@@ -103,6 +103,7 @@ class Session:
         logger: logging.Logger,
         on_opened: Callable[[Session], None] | None = None,
         tap: FrameTap | None = None,
+        after_answer: Callable[[CallReceived, Confirmation], object] | None = None,
     ) -> None:
         self.rpc = rpc
         self.gateway_id = gateway_id
@@ -119,6 +120,7 @@ class Session:
         self._worker: asyncio.Task[None] | None = None
         self._closed_event: asyncio.Event | None = None
         self.tap = tap
+        self._after_answer = after_answer
 
     # --- LinkHandler -----------------------------------------------------------------
 
@@ -159,7 +161,9 @@ class Session:
         """Whether the link is up and not closing."""
         return self.link is not None and self.link.is_open and not self.rpc.closed
 
-    def send_call(self, request: Request, timeout: float | None) -> asyncio.Future[Confirmation]:
+    def send_call(
+        self, request: Request, timeout: float | None, unique_id: str | None = None
+    ) -> asyncio.Future[Confirmation]:
         """Send (or queue) a CALL; the future gets its confirmation or error.
 
         Raises:
@@ -169,7 +173,7 @@ class Session:
         """
         if not self.is_open:
             raise NotConnectedError(f"gateway {self.gateway_id!r} is not connected")
-        call = self.rpc.send_call(request, self._loop.time(), timeout)
+        call = self.rpc.send_call(request, self._loop.time(), timeout, unique_id=unique_id)
         future: asyncio.Future[Confirmation] = self._loop.create_future()
         call.context = (future, self._loop.call_at(call.deadline, self._expire))
         self._flush()
@@ -330,6 +334,8 @@ class Session:
         error: CallError | None
         if isinstance(result, Confirmation):
             error = self.rpc.send_result(event, result)
+            if error is None and self._after_answer is not None:
+                self._after_answer(event, result)
         else:
             error = CallError(
                 ErrorCode.INTERNAL_ERROR,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -13,15 +15,20 @@ from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
+from ntxcp.endpoints.store import STORED_ACTIONS, MessageStore, StoredMessage, open_store
 from ntxcp.errors import (
+    CallError,
+    CallTimeoutError,
     EndpointError,
     HandshakeRefusedError,
     NotConnectedError,
+    QueueFullError,
 )
 from ntxcp.rpc import (
     DEFAULT_BAD_MESSAGE_LIMIT,
     DEFAULT_CALL_TIMEOUT,
     DEFAULT_QUEUE_CAPACITY,
+    CallReceived,
     Role,
     RpcConnection,
 )
@@ -29,6 +36,8 @@ from ntxcp.transport import ClientOptions, connect, valid_gateway_id
 from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
 from ntxcp.v10 import core, firmware, remotetrigger, types
 from ntxcp.v10._base import Confirmation, Profile, Request
+from ntxcp.v10.codec import decode_payload, encode_payload
+from ntxcp.v10.registry import ACTIONS
 
 __all__ = ["Gateway"]
 
@@ -51,6 +60,22 @@ class Gateway:
     After an unexpected disconnect it reconnects with exponential backoff until
     :meth:`stop` (spec §6.2); :attr:`is_connected` is false meanwhile.
 
+    **Store and forward** (spec §6.2): ``MeterValues``, ``StatusNotification``,
+    ``DiagnosticsStatusNotification`` and ``FirmwareStatusNotification`` never fail
+    because the link is down. They are written to the outbox (``store``) with the
+    ``uniqueId`` they keep on every attempt and delivered in order, one at a time,
+    when connected; a message leaves the outbox only once its CALLRESULT arrived. A
+    CALLERROR or invalid result moves it to the dead letters and fails the caller.
+    The typed methods wait for delivery up to ``timeout`` (a
+    :class:`~ntxcp.errors.CallTimeoutError` with ``queued=True`` then says it is
+    still queued); :meth:`queue_request` returns as soon as the message is stored.
+
+    **Lifecycle** (optional, on when ``boot`` is given, spec §4.1): after every
+    connection the gateway sends ``boot`` and holds back every other G→C message
+    until ``Accepted`` (retrying after ``interval`` on Pending/Rejected), then sends
+    Heartbeat at the interval the control center gave, and reconnects and boots
+    again after answering a ``Reset`` with ``Accepted``.
+
     Args:
         gateway_id: the gateway's id, appended to the URL (1..48 printable ASCII).
         password: secret for HTTP Basic auth (security profiles 1/2).
@@ -68,6 +93,14 @@ class Gateway:
         reconnect: reconnect after unexpected disconnects (default on).
         backoff: reconnect delays (spec defaults).
         error_capacity: reports kept on the error stream for a reader.
+        store: the store-and-forward outbox: ``None`` (in memory), a file path
+            (SQLite, survives restarts; a restarted gateway resumes its queue) or a
+            :class:`~ntxcp.endpoints.store.MessageStore`.
+        boot: the BootNotification to send after every connection; enables the
+            lifecycle described above. ``None``: the application boots itself.
+        heartbeat: send Heartbeat at the accepted interval (lifecycle only).
+        reboot_on_reset: reconnect and boot again after an accepted Reset
+            (lifecycle only).
     """
 
     def __init__(
@@ -88,6 +121,10 @@ class Gateway:
         reconnect: bool = True,
         backoff: Backoff | None = None,
         error_capacity: int = 1000,
+        store: MessageStore | str | os.PathLike[str] | None = None,
+        boot: core.BootNotificationRequest | None = None,
+        heartbeat: bool = True,
+        reboot_on_reset: bool = True,
     ) -> None:
         if not valid_gateway_id(gateway_id):
             raise ValueError("gateway id must be 1..48 printable ASCII characters without '/'")
@@ -114,7 +151,19 @@ class Gateway:
         self._session: Session | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
-        self._connected = asyncio.Event() if _has_loop() else None
+        self._connected = asyncio.Event()
+        self._ready = asyncio.Event()  # connected and (no lifecycle or boot Accepted)
+        self._store = open_store(store)
+        self._waiters: dict[int, list[asyncio.Future[Confirmation]]] = {}
+        self._wake = asyncio.Event()
+        self._forwarder: asyncio.Task[None] | None = None
+        self._lifecycle: asyncio.Task[None] | None = None
+        self._restart = False
+        self.boot = boot
+        self.heartbeat_enabled = heartbeat
+        self.reboot_on_reset = reboot_on_reset
+        self.registration_status: core.RegistrationStatus | None = None
+        self.heartbeat_interval: int | None = None
         self._on_connected: StateHandler | None = None
         self._on_disconnected: StateHandler | None = None
         self._tap: FrameTap | None = None
@@ -175,13 +224,13 @@ class Gateway:
             raise RuntimeError("gateway already started")
         self._url = url.rstrip("/") + "/" + quote(self.gateway_id, safe="")
         self._stopping = False
-        if self._connected is None:
-            self._connected = asyncio.Event()
         if retry:
             await self._connect_with_backoff()
         else:
             await self._connect_once()
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        loop = asyncio.get_running_loop()
+        self._supervisor = loop.create_task(self._supervise())
+        self._forwarder = loop.create_task(self._forward())
 
     async def stop(self) -> None:
         """Close with 1000, fail pending calls and stop reconnecting (spec §6.2)."""
@@ -195,17 +244,50 @@ class Gateway:
             except TimeoutError:
                 if session.link is not None:
                     session.link.abort()
-        if supervisor is not None:
-            supervisor.cancel()
-            await asyncio.gather(supervisor, return_exceptions=True)
+        tasks = [t for t in (supervisor, self._forwarder, self._lifecycle) if t is not None]
+        self._forwarder = self._lifecycle = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for waiters in self._waiters.values():
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(NotConnectedError("gateway stopped; message stays queued"))
+        self._waiters.clear()
+        self._store.close()
         self._errors.close()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the gateway is connected (e.g. after a reconnect)."""
         if self.is_connected:
             return
-        assert self._connected is not None
         await asyncio.wait_for(self._connected.wait(), timeout)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until connected and, with the lifecycle on, accepted by the control center."""
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the store-and-forward outbox."""
+        return len(self._store)
+
+    @property
+    def store(self) -> MessageStore:
+        """The store-and-forward outbox (dead letters included)."""
+        return self._store
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the outbox is empty (every stored message delivered)."""
+        async def drained() -> None:
+            while len(self._store):
+                message = self._store.peek()
+                assert message is not None
+                future: asyncio.Future[Confirmation] = asyncio.get_running_loop().create_future()
+                self._waiters.setdefault(message.seq, []).append(future)
+                await asyncio.gather(future, return_exceptions=True)
+
+        await asyncio.wait_for(drained(), timeout)
 
     async def __aenter__(self) -> Gateway:
         return self
@@ -241,19 +323,30 @@ class Gateway:
             self.gateway_id,
             _log,
             tap=self._tap,
+            after_answer=self._after_answer,
         )
         await connect(self._url, self._options, session)
         if session.rpc.closed:  # closed during the handshake
             raise NotConnectedError("connection closed right after the handshake")
         self._session = session
         self.connect_count += 1
-        assert self._connected is not None
         self._connected.set()
         self._log.info("[%s] connected to %s", self.gateway_id, self._url)
+        if self.boot is None:
+            self._ready.set()
+        else:
+            self._lifecycle = asyncio.get_running_loop().create_task(self._run_lifecycle(session))
         self._call_hook(self._on_connected)
 
     async def _connect_with_backoff(self) -> None:
         attempt = 0
+        if self._restart:  # after an accepted Reset: reconnect at once
+            self._restart = False
+            try:
+                await self._connect_once()
+                return
+            except (OSError, TimeoutError, HandshakeRefusedError, NotConnectedError):
+                pass
         while not self._stopping:
             try:
                 await self._connect_once()
@@ -291,8 +384,11 @@ class Gateway:
 
     def _closed(self, session: Session, code: int, reason: str) -> None:
         if self._session is session:
-            assert self._connected is not None
             self._connected.clear()
+            self._ready.clear()
+            if self._lifecycle is not None:
+                self._lifecycle.cancel()
+                self._lifecycle = None
             self._log.info("[%s] disconnected (%d %s)", self.gateway_id, code, reason)
             self._call_hook(self._on_disconnected)
 
@@ -306,7 +402,164 @@ class Gateway:
         except Exception:  # noqa: BLE001 - an application hook never kills the gateway
             self._log.exception("[%s] state hook raised", self.gateway_id)
 
+    # --- lifecycle helpers (spec §4.1) --------------------------------------------------
+
+    async def _run_lifecycle(self, session: Session) -> None:
+        """Boot until Accepted, then heartbeat, for one connection."""
+        assert self.boot is not None
+        while session.is_open:
+            try:
+                conf = await session.send_call(self.boot, None)
+            except (CallError, CallTimeoutError) as exc:
+                self._errors.report(
+                    EndpointError("boot-failed", str(exc), gateway_id=self.gateway_id)
+                )
+                await asyncio.sleep(self.backoff.delay(0))
+                continue
+            except NotConnectedError:
+                return
+            assert isinstance(conf, core.BootNotificationConfirmation)
+            self.registration_status = conf.status
+            if conf.status is core.RegistrationStatus.ACCEPTED:
+                self.heartbeat_interval = conf.interval
+                self._ready.set()
+                self._log.info("[%s] boot accepted, heartbeat %d s", self.gateway_id, conf.interval)
+                break
+            # spec §4.1: retry after interval (default 60 s when 0)
+            await asyncio.sleep(conf.interval or 60)
+        else:
+            return
+        interval = self.heartbeat_interval
+        while self.heartbeat_enabled and interval and session.is_open:
+            await asyncio.sleep(interval)
+            try:
+                await session.send_call(core.HeartbeatRequest(), None)
+            except NotConnectedError:
+                return
+            except (CallError, CallTimeoutError) as exc:
+                self._errors.report(
+                    EndpointError("heartbeat-failed", str(exc), gateway_id=self.gateway_id)
+                )
+
+    def _after_answer(self, call: CallReceived, confirmation: Confirmation) -> None:
+        if (
+            self.boot is not None
+            and self.reboot_on_reset
+            and isinstance(confirmation, core.ResetConfirmation)
+            and confirmation.status is core.ResetStatus.ACCEPTED
+        ):
+            session = self._session
+            if session is not None:
+                self._restart = True
+                # Let the CALLRESULT leave first, then "reboot" (spec §4.1 lifecycle).
+                asyncio.get_running_loop().call_later(0.05, session.close, 1000, "reset")
+
+    # --- store and forward (spec §6.2) ---------------------------------------------------
+
+    async def _forward(self) -> None:
+        """Deliver the outbox in order, one message at a time, while ready."""
+        while True:
+            message = self._store.peek()
+            if message is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._ready.wait()
+            session = self._session
+            if session is None or not session.is_open:
+                await asyncio.sleep(0.01)
+                continue
+            await self._deliver_one(session, message)
+
+    async def _deliver_one(self, session: Session, message: StoredMessage) -> None:
+        spec = ACTIONS[message.action]
+        request = decode_payload(spec.request, message.payload)
+        try:
+            confirmation = await session.send_call(request, None, message.unique_id)
+        except (NotConnectedError, QueueFullError):
+            await asyncio.sleep(0.01)  # wait for the next connection; same uniqueId
+            return
+        except CallTimeoutError as exc:
+            self._errors.report(
+                EndpointError("delivery-retry", str(exc), gateway_id=self.gateway_id)
+            )
+            await asyncio.sleep(self.backoff.delay(0))
+            return
+        except CallError as exc:
+            self._store.dead_letter(message.seq, exc.code.value, exc.description)
+            self._errors.report(
+                EndpointError(
+                    "dead-letter",
+                    f"{message.action} {message.unique_id}: {exc}",
+                    gateway_id=self.gateway_id,
+                    code=exc.code,
+                )
+            )
+            self._settle(message.seq, error=exc)
+            return
+        self._store.remove(message.seq)
+        self._settle(message.seq, confirmation=confirmation)
+
+    def _settle(
+        self,
+        seq: int,
+        *,
+        confirmation: Confirmation | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        for waiter in self._waiters.pop(seq, ()):
+            if waiter.done():
+                continue
+            if error is not None:
+                waiter.set_exception(error)
+            else:
+                waiter.set_result(confirmation)  # type: ignore[arg-type]
+
+    def queue_request(self, request: Request) -> str:
+        """Store a store-and-forward message durably and return its ``uniqueId``.
+
+        Returns as soon as the message is in the outbox; it is delivered in order
+        when connected (spec §6.2).
+
+        Raises:
+            ValueError: the action is not a store-and-forward action.
+            PayloadValidationError: the request is invalid (nothing stored).
+            QueueFullError: the outbox is full under the ``"reject"`` policy.
+        """
+        return self._enqueue(request)[1]
+
+    def _enqueue(self, request: Request) -> tuple[int, str]:
+        if request.ACTION not in STORED_ACTIONS:
+            raise ValueError(f"{request.ACTION} is not a store-and-forward message")
+        payload = encode_payload(request)
+        unique_id = str(uuid.uuid4())
+        seq = self._store.append(unique_id, request.ACTION, payload)
+        self._wake.set()
+        return seq, unique_id
+
+    async def _stored_call(self, request: Request, timeout: float | None) -> Confirmation:
+        seq, unique_id = self._enqueue(request)
+        future: asyncio.Future[Confirmation] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(seq, []).append(future)
+        limit = self.call_timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            raise CallTimeoutError(request.ACTION, unique_id, limit, queued=True) from None
+
     # --- requests --------------------------------------------------------------------
+
+    async def _ready_session(self, request: Request, timeout: float | None) -> Session:
+        """The session to send on; with the lifecycle on, wait for boot Accepted."""
+        session = self._live_session()
+        if self.boot is not None and not self._ready.is_set() and request.ACTION != "BootNotification":
+            limit = self.call_timeout if timeout is None else timeout
+            try:
+                await asyncio.wait_for(self._ready.wait(), limit)
+            except TimeoutError:
+                raise CallTimeoutError(request.ACTION, "-", limit) from None
+            session = self._live_session()
+        return session
 
     def _live_session(self) -> Session:
         session = self._session
@@ -325,7 +578,7 @@ class Gateway:
             QueueFullError: too many requests wait already.
             PayloadValidationError: the request itself is invalid.
         """
-        return await self._live_session().send_call(request, timeout)
+        return await self._send(request, timeout)
 
     def send_request_async(
         self,
@@ -337,9 +590,18 @@ class Gateway:
         """Send a request; ``callback(confirmation, error)`` runs exactly once later.
 
         Errors that prevent sending are raised here and the callback is never called
-        (Go ``SendRequestAsync``).
+        (Go ``SendRequestAsync``). A store-and-forward message is stored instead
+        and the callback runs once it is delivered (or dead-lettered).
         """
-        future = self._live_session().send_call(request, timeout)
+        future: asyncio.Future[Confirmation]
+        if request.ACTION in STORED_ACTIONS:
+            seq, _ = self._enqueue(request)
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(seq, []).append(future)
+        elif self.boot is not None and not self._ready.is_set():
+            future = asyncio.ensure_future(self._send(request, timeout))
+        else:
+            future = self._live_session().send_call(request, timeout)
 
         def done(f: asyncio.Future[Confirmation]) -> None:
             if f.cancelled():
@@ -352,7 +614,10 @@ class Gateway:
         future.add_done_callback(done)
 
     async def _send(self, request: Request, timeout: float | None) -> Any:
-        return await self._live_session().send_call(request, timeout)
+        if request.ACTION in STORED_ACTIONS:
+            return await self._stored_call(request, timeout)
+        session = await self._ready_session(request, timeout)
+        return await session.send_call(request, timeout)
 
     async def boot_notification(
         self,
@@ -460,10 +725,3 @@ class Gateway:
         )
         return result
 
-
-def _has_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

@@ -209,7 +209,14 @@ class RpcConnection:
 
     # --- sending (spec §2.3) -----------------------------------------------------------
 
-    def send_call(self, request: Request, now: float, timeout: float | None = None) -> OutgoingCall:
+    def send_call(
+        self,
+        request: Request,
+        now: float,
+        timeout: float | None = None,
+        *,
+        unique_id: str | None = None,
+    ) -> OutgoingCall:
         """Send a CALL now, or queue it behind the one in flight (spec §2.3.1).
 
         Args:
@@ -217,6 +224,8 @@ class RpcConnection:
             now: the current time.
             timeout: seconds before it fails, counted from now and covering the time
                 spent queued (default :attr:`call_timeout`).
+            unique_id: the id to use (a re-sent stored message keeps its first id,
+                spec §6.2); default a fresh one from ``id_factory``.
 
         Returns:
             The call handle; its outcome arrives later as
@@ -237,7 +246,10 @@ class RpcConnection:
         if self._in_flight is not None and len(self._queue) >= self.queue_capacity:
             raise QueueFullError(self.queue_capacity)
         payload = encode_payload(request)
-        unique_id = self._new_id()
+        if unique_id is None:
+            unique_id = self._new_id()
+        elif not 0 < len(unique_id) <= MAX_UNIQUE_ID_LENGTH:
+            raise ValueError(f"uniqueId must be 1..{MAX_UNIQUE_ID_LENGTH} characters")
         timeout = self.call_timeout if timeout is None else timeout
         call = OutgoingCall(
             unique_id, request, encode_call(unique_id, spec.action, payload), now + timeout, timeout
@@ -268,7 +280,7 @@ class RpcConnection:
         else:
             try:
                 payload = encode_payload(confirmation)
-            except PayloadValidationError as exc:
+            except (PayloadValidationError, TypeError, ValueError, NotImplementedError) as exc:
                 error = CallError(
                     ErrorCode.INTERNAL_ERROR, f"handler returned an invalid confirmation: {exc}"
                 )
@@ -285,7 +297,7 @@ class RpcConnection:
             return
         try:
             frame = encode_error(unique_id, error.code.value, error.description, error.details)
-        except (TypeError, msgspec.EncodeError):
+        except (TypeError, ValueError, NotImplementedError, msgspec.EncodeError):
             frame = encode_error(
                 unique_id, error.code.value, error.description, {"note": "details not JSON"}
             )

@@ -15,15 +15,14 @@ What JSON Schema cannot say, and the models check anyway:
   compares case-sensitively; the ids are case-insensitive strings, spec §3).
 
 The package ships the generated files as ``ntxcp/v10/schemas/<Action>.req.json`` and
-``<Action>.conf.json``; ``scripts/gen_schemas.py`` rewrites them, and a test checks
-that they are up to date.
+``<Action>.conf.json``; ``scripts/gen_schemas.py`` writes them (this module does no
+I/O), and a test checks that they are up to date.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -38,7 +37,6 @@ __all__ = [
     "payload_schema",
     "request_schema",
     "schema_text",
-    "write_schemas",
 ]
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -132,36 +130,3 @@ def schema_text(schema: dict[str, Any]) -> str:
         The text to store in a ``.json`` file.
     """
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-
-
-def write_schemas(directory: Path, *, check: bool = False) -> list[str]:
-    """Write every schema as ``<stem>.json`` into a directory, or check them.
-
-    Files that are already up to date are left untouched; ``.json`` files that no
-    schema corresponds to are removed.
-
-    Args:
-        directory: where to write (created if needed).
-        check: only compare, change nothing.
-
-    Returns:
-        The names of the files that were (or, with ``check``, would be) written or
-        removed, sorted; empty when the directory is up to date.
-    """
-    expected = {f"{stem}.json": schema_text(schema) for stem, schema in all_schemas().items()}
-    changed: list[str] = []
-    if not check:
-        directory.mkdir(parents=True, exist_ok=True)
-    for name, text in expected.items():
-        path = directory / name
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            changed.append(name)
-            if not check:
-                path.write_text(text, encoding="utf-8", newline="\n")
-    if directory.is_dir():
-        for stale in directory.glob("*.json"):
-            if stale.name not in expected:
-                changed.append(stale.name)
-                if not check:
-                    stale.unlink()
-    return sorted(changed)

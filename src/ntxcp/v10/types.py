@@ -17,8 +17,10 @@ Date-times (spec §3):
     a date-time normalises it in ``__post_init__`` (which msgspec runs after
     construction *and* after decoding) to a :class:`UtcDateTime`: converted to UTC and
     truncated to whole milliseconds. msgspec hands instances of this ``datetime``
-    subclass to the encoder's ``enc_hook``, which is :func:`encode_datetime`, so the
-    wire text is always ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+    subclass to the encoder's ``enc_hook``; the codec's hook is :func:`encode_datetime`,
+    so the wire text is always ``YYYY-MM-DDTHH:MM:SS.mmmZ``. Encode payloads with
+    :mod:`ntxcp.v10.codec`: a bare ``msgspec.json.encode`` has no such hook and raises
+    ``TypeError`` for a :class:`UtcDateTime`.
 
 Optional fields:
     Every optional field defaults to ``None`` and is left out of the wire when unset.
@@ -115,7 +117,8 @@ class UtcDateTime(datetime):
 
     Create instances with :func:`utc_ms`; payloads do it for you. Being a subclass of
     ``datetime``, it compares, hashes and computes like any aware ``datetime``; the only
-    difference is that msgspec passes it to :func:`encode_datetime` when encoding.
+    difference is that msgspec leaves its encoding to the encoder's ``enc_hook``
+    (:func:`encode_datetime` in the codec).
     """
 
     __slots__ = ()
