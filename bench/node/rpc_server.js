@@ -64,7 +64,6 @@ async function runW4() {
     emit('result', { error: `only ${booted} of ${W4_TARGET} booted` });
     return;
   }
-  await sleep(500);
   const state = { counting: false, calls: 0, errors: 0, running: true };
   const caller = async (client) => {
     while (state.running) {

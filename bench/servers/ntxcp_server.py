@@ -69,7 +69,6 @@ async def run_w4(
     except TimeoutError:
         emit("result", error=f"only {len(handler.booted)} of {handler.w4_target} booted")
         return
-    await asyncio.sleep(0.5)
     state = {"counting": False, "calls": 0, "errors": 0, "running": True}
 
     async def caller(gateway_id: str) -> None:

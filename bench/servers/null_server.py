@@ -117,7 +117,6 @@ async def run_w4(state: State, warmup: float, duration: float, wait: float) -> N
     except TimeoutError:
         emit("result", error=f"only {len(state.connected)} of {state.w4_target} connected")
         return
-    await asyncio.sleep(0.5)  # let the BootNotifications of the last gateways finish
     state.running = True
     for lis in list(state.connected):
         lis.send_getconf()

@@ -79,7 +79,6 @@ async def run_w4(warmup: float, duration: float, wait: float) -> None:
     except TimeoutError:
         emit("result", error=f"only {len(CONNECTED)} of {W4_TARGET} connected")
         return
-    await asyncio.sleep(0.5)
     state = {"counting": False, "calls": 0, "errors": 0, "running": True}
 
     async def caller(cp: ChargePoint) -> None:

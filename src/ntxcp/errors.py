@@ -106,9 +106,7 @@ class CallError(NtxcpError):
         super().__init__(f"{self.code.value}: {description}" if description else self.code.value)
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}({self.code.value!r}, {self.description!r}, {self.details!r})"
-        )
+        return f"{type(self).__name__}({self.code.value!r}, {self.description!r}, {self.details!r})"
 
 
 class PayloadValidationError(CallError):
@@ -134,13 +132,17 @@ class CallTimeoutError(NtxcpError, TimeoutError):
             send it again.
     """
 
-    def __init__(self, action: str, unique_id: str, timeout: float, *, queued: bool = False) -> None:
+    def __init__(
+        self, action: str, unique_id: str, timeout: float, *, queued: bool = False
+    ) -> None:
         self.action = action
         self.unique_id = unique_id
         self.timeout = timeout
         self.queued = queued
         if queued:  # store-and-forward (spec §6.2): not lost, only late
-            message = f"{action} (id {unique_id}) not delivered within {timeout:g} s; it stays queued"
+            message = (
+                f"{action} (id {unique_id}) not delivered within {timeout:g} s; it stays queued"
+            )
         else:
             message = f"{action} (id {unique_id}) not answered within {timeout:g} s"
         super().__init__(message)

@@ -44,10 +44,15 @@ class Dispatcher:
             self._handlers.pop(profile, None)
             self.profiles.discard(profile)
             return
-        missing = [s.handler_method for s in specs if not callable(getattr(handler, s.handler_method, None))]
+        missing = [
+            s.handler_method
+            for s in specs
+            if not callable(getattr(handler, s.handler_method, None))
+        ]
         if missing:
             raise TypeError(
-                f"{type(handler).__name__} lacks {', '.join(missing)} for the {profile.value} profile"
+                f"{type(handler).__name__} lacks {', '.join(missing)} "
+                f"for the {profile.value} profile"
             )
         for spec in specs:
             method = getattr(handler, spec.handler_method)

@@ -26,7 +26,9 @@ class ErrorStream:
         capacity: reports kept for a reader; older ones are dropped beyond it.
     """
 
-    def __init__(self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], capacity: int = 1000) -> None:
+    def __init__(
+        self, logger: logging.Logger | logging.LoggerAdapter[logging.Logger], capacity: int = 1000
+    ) -> None:
         self._log = logger
         self._buffer: deque[EndpointError] = deque(maxlen=capacity)
         self._waiter: asyncio.Future[None] | None = None

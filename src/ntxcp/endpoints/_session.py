@@ -73,7 +73,11 @@ def current_call() -> CallContext | None:
     """The CALL being handled, when called from inside a handler; else ``None``."""
     return _CURRENT_CALL.get()
 
+
 C = TypeVar("C", bound=Confirmation)
+
+MAX_PENDING_INBOUND = 64
+"""Received CALLs that may wait for a handler per connection before more are refused."""
 
 _Work = tuple[CallReceived, Callable[..., Any] | None, Awaitable[Any] | None]
 
@@ -218,7 +222,7 @@ class Session:
         assert self.tap is not None
         try:
             self.tap(self.gateway_id, direction, data)
-        except Exception:  # noqa: BLE001 - a frame logger never breaks a connection
+        except Exception:
             self._log.exception("[%s] frame tap raised", self.gateway_id)
 
     # --- events ----------------------------------------------------------------------
@@ -260,9 +264,7 @@ class Session:
             )
         else:
             limit = cast(BadMessageLimitExceeded, event)
-            self._report(
-                EndpointError("bad-message-limit", str(limit), gateway_id=self.gateway_id)
-            )
+            self._report(EndpointError("bad-message-limit", str(limit), gateway_id=self.gateway_id))
             self.close(1008, "too many bad messages")  # spec §2.2 rule 7
 
     @staticmethod
@@ -278,18 +280,30 @@ class Session:
     # --- handling received CALLs (spec §6.4) -------------------------------------------
 
     def _received(self, event: CallReceived) -> None:
+        if len(self._work) >= MAX_PENDING_INBOUND:
+            # A peer must wait for each answer (spec §2.3.1); a flood is refused, not queued.
+            self.rpc.send_error(
+                event.unique_id,
+                CallError(ErrorCode.GENERIC_ERROR, "too many CALLs waiting for an answer"),
+            )
+            self._report(
+                EndpointError(
+                    "inbound-limit",
+                    f"{event.spec.action} refused: {len(self._work)} CALLs already waiting",
+                    gateway_id=self.gateway_id,
+                )
+            )
+            return
         entry = self._dispatcher.lookup(event.spec)
         method = None if entry is None else entry[0]
         if self._work or method is None or entry[1]:  # type: ignore[index]
             self._work.append((event, method, None))
             self._ensure_worker()
             return
-        token = _CURRENT_CALL.set(
-            CallContext(self.gateway_id, event.unique_id, event.spec.action)
-        )
+        token = _CURRENT_CALL.set(CallContext(self.gateway_id, event.unique_id, event.spec.action))
         try:
             result = method(*self._handler_args, event.request)
-        except Exception as exc:  # noqa: BLE001 - every handler error is answered
+        except Exception as exc:
             self._answer_error(event, exc)
             return
         finally:
@@ -320,7 +334,7 @@ class Session:
                     result = await awaitable
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every handler error is answered
+            except Exception as exc:
                 if work and work[0][0] is event:
                     work.popleft()
                 self._answer_error(event, exc)

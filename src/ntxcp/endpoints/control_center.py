@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
+from ntxcp.endpoints._hooks import call_hook
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.errors import EndpointError, NotConnectedError
 from ntxcp.rpc import (
@@ -316,7 +317,7 @@ class ControlCenter:
         if self._validate is not None:
             try:
                 allowed = self._validate(gateway_id, info)
-            except Exception as exc:  # noqa: BLE001 - a failing hook refuses, never crashes
+            except Exception as exc:
                 _log.exception("[%s] validation handler raised", gateway_id)
                 raise Refusal(500, f"validation failed: {type(exc).__name__}") from None
             if not allowed:
@@ -382,14 +383,8 @@ class ControlCenter:
 
     def _call_hook(self, hook: ConnectionHandler | None, session: Session) -> None:
         connection = self._connections.get(session)
-        if hook is None or connection is None:
-            return
-        try:
-            result = hook(connection)
-            if asyncio.iscoroutine(result):
-                asyncio.ensure_future(result)
-        except Exception:  # noqa: BLE001 - an application hook never kills a connection
-            _log.exception("[%s] connection hook raised", session.gateway_id)
+        if connection is not None:
+            call_hook(hook, connection, log=_log, gateway_id=session.gateway_id)
 
     # --- requests --------------------------------------------------------------------
 
@@ -529,9 +524,7 @@ class ControlCenter:
             start_time=start_time,
             stop_time=stop_time,
         )
-        result: firmware.GetDiagnosticsConfirmation = await self._send(
-            gateway_id, request, timeout
-        )
+        result: firmware.GetDiagnosticsConfirmation = await self._send(gateway_id, request, timeout)
         return result
 
     async def update_firmware(
@@ -551,9 +544,7 @@ class ControlCenter:
             retries=retries,
             retry_interval=retry_interval,
         )
-        result: firmware.UpdateFirmwareConfirmation = await self._send(
-            gateway_id, request, timeout
-        )
+        result: firmware.UpdateFirmwareConfirmation = await self._send(gateway_id, request, timeout)
         return result
 
     async def trigger_message(

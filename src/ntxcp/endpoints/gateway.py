@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
+from ntxcp.endpoints._hooks import call_hook
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.endpoints.store import STORED_ACTIONS, MessageStore, StoredMessage, open_store
@@ -279,6 +280,7 @@ class Gateway:
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the outbox is empty (every stored message delivered)."""
+
         async def drained() -> None:
             while len(self._store):
                 message = self._store.peek()
@@ -378,7 +380,7 @@ class Gateway:
                 return
             try:
                 await self._connect_with_backoff()
-            except Exception:  # noqa: BLE001 - exhausted attempts end the supervisor
+            except Exception:
                 self._log.error("[%s] giving up reconnecting", self.gateway_id)
                 return
 
@@ -393,14 +395,7 @@ class Gateway:
             self._call_hook(self._on_disconnected)
 
     def _call_hook(self, hook: StateHandler | None) -> None:
-        if hook is None:
-            return
-        try:
-            result = hook()
-            if asyncio.iscoroutine(result):
-                asyncio.ensure_future(result)
-        except Exception:  # noqa: BLE001 - an application hook never kills the gateway
-            self._log.exception("[%s] state hook raised", self.gateway_id)
+        call_hook(hook, log=_log, gateway_id=self.gateway_id)
 
     # --- lifecycle helpers (spec §4.1) --------------------------------------------------
 
@@ -552,7 +547,11 @@ class Gateway:
     async def _ready_session(self, request: Request, timeout: float | None) -> Session:
         """The session to send on; with the lifecycle on, wait for boot Accepted."""
         session = self._live_session()
-        if self.boot is not None and not self._ready.is_set() and request.ACTION != "BootNotification":
+        if (
+            self.boot is not None
+            and not self._ready.is_set()
+            and request.ACTION != "BootNotification"
+        ):
             limit = self.call_timeout if timeout is None else timeout
             try:
                 await asyncio.wait_for(self._ready.wait(), limit)
@@ -578,7 +577,8 @@ class Gateway:
             QueueFullError: too many requests wait already.
             PayloadValidationError: the request itself is invalid.
         """
-        return await self._send(request, timeout)
+        confirmation: Confirmation = await self._send(request, timeout)
+        return confirmation
 
     def send_request_async(
         self,
@@ -717,11 +717,6 @@ class Gateway:
         self, status: firmware.FirmwareStatus | str, *, timeout: float | None = None
     ) -> firmware.FirmwareStatusNotificationConfirmation:
         """Report the progress of a firmware update (spec §4.2)."""
-        request = firmware.FirmwareStatusNotificationRequest(
-            status=firmware.FirmwareStatus(status)
-        )
-        result: firmware.FirmwareStatusNotificationConfirmation = await self._send(
-            request, timeout
-        )
+        request = firmware.FirmwareStatusNotificationRequest(status=firmware.FirmwareStatus(status))
+        result: firmware.FirmwareStatusNotificationConfirmation = await self._send(request, timeout)
         return result
-

@@ -159,7 +159,9 @@ class MemoryStore:
         if self._bounds.over(count, size):
             if self._bounds.policy == "reject":
                 raise self._bounds.refuse()
-            while self._queue and self._bounds.over(len(self._queue) + 1, self._bytes + len(payload)):
+            while self._queue and self._bounds.over(
+                len(self._queue) + 1, self._bytes + len(payload)
+            ):
                 oldest = next(iter(self._queue))
                 self.dead_letter(oldest, "dropped", "store full, oldest dropped")
         seq = self._next

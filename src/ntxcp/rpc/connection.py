@@ -44,7 +44,6 @@ from ntxcp.errors import (
     DisconnectedError,
     ErrorCode,
     NotConnectedError,
-    NtxcpError,
     PayloadValidationError,
     QueueFullError,
     parse_error_code,
@@ -121,8 +120,10 @@ def _uuid4() -> str:
 
 
 def _excerpt(data: bytes | str) -> str:
-    text = data if isinstance(data, str) else bytes(data[:_MAX_REPORTED_DATA]).decode(
-        "utf-8", "replace"
+    text = (
+        data
+        if isinstance(data, str)
+        else bytes(data[:_MAX_REPORTED_DATA]).decode("utf-8", "replace")
     )
     return text[:_MAX_REPORTED_DATA]
 
@@ -308,11 +309,11 @@ class RpcConnection:
         events: list[Event] = []
         if self._queue:
             keep: deque[OutgoingCall] = deque()
-            for call in self._queue:
-                if call.deadline <= now:
-                    events.append(CallFailed(call, self._timeout_error(call)))
+            for queued in self._queue:
+                if queued.deadline <= now:
+                    events.append(CallFailed(queued, self._timeout_error(queued)))
                 else:
-                    keep.append(call)
+                    keep.append(queued)
             self._queue = keep
         call = self._in_flight
         if call is not None and call.deadline <= now:
@@ -333,7 +334,9 @@ class RpcConnection:
         self._queue.clear()
         self._outgoing.clear()
         return [
-            CallFailed(call, DisconnectedError(f"connection closed before {call.action} was answered"))
+            CallFailed(
+                call, DisconnectedError(f"connection closed before {call.action} was answered")
+            )
             for call in calls
         ]
 
@@ -443,7 +446,7 @@ class RpcConnection:
         return events
 
     def _bad_frame(self, data: bytes | str, now: float) -> list[Event]:
-        """Classify a message that is not a well-formed frame (spec §2.2 rules 1–2)."""
+        """Classify a message that is not a well-formed frame (spec §2.2 rules 1-2)."""
         try:
             value = msgspec.json.decode(data)
         except (msgspec.MsgspecError, UnicodeError, RecursionError):

@@ -8,7 +8,7 @@
 
 Frames are decoded in one msgspec pass into tagged array-like structs; the payload
 stays a :class:`msgspec.Raw` slice so that a broken frame (``FormationViolation``,
-spec §2.2 rules 1–2) and a broken payload (a constraint code, rule 4) are told apart
+spec §2.2 rules 1-2) and a broken payload (a constraint code, rule 4) are told apart
 without parsing twice.
 """
 
@@ -79,7 +79,7 @@ class CallErrorFrame(msgspec.Struct, array_like=True, tag=4, forbid_unknown_fiel
 
 Frame = CallFrame | CallResultFrame | CallErrorFrame
 
-_FRAME_DECODER: msgspec.json.Decoder[Frame] = msgspec.json.Decoder(Frame)  # type: ignore[arg-type]
+_FRAME_DECODER: msgspec.json.Decoder[Frame] = msgspec.json.Decoder(Frame)
 
 
 def decode_frame(data: bytes | str) -> Frame:
@@ -87,7 +87,7 @@ def decode_frame(data: bytes | str) -> Frame:
 
     Raises:
         msgspec.MsgspecError: the text is not a well-formed frame (the caller
-            classifies why, spec §2.2 rules 1–2).
+            classifies why, spec §2.2 rules 1-2).
     """
     return _FRAME_DECODER.decode(data)
 

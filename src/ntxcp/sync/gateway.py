@@ -185,7 +185,9 @@ class Gateway:
 
         self._run(submit())
 
-    def boot_notification(self, dingx_gateway_model: str, **fields: Any) -> core.BootNotificationConfirmation:
+    def boot_notification(
+        self, dingx_gateway_model: str, **fields: Any
+    ) -> core.BootNotificationConfirmation:
         """Blocking :meth:`ntxcp.Gateway.boot_notification`."""
         return self._run(self._gateway.boot_notification(dingx_gateway_model, **fields))
 
@@ -241,5 +243,3 @@ class Gateway:
         if handler is None:
             return None
         return functools.partial(self._handlers.submit, handler)
-
-

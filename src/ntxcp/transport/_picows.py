@@ -28,7 +28,7 @@ from picows import (
     WSUpgradeResponseWithListener,
     ws_connect,
 )
-from picows.picows import WSProtocol
+from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from ntxcp.errors import HandshakeRefusedError
 from ntxcp.transport._base import (
@@ -51,7 +51,7 @@ AcceptHook = Callable[[HandshakeInfo], LinkHandler]
 RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]
 
 
-class PicowsLink(WSListener):  # type: ignore[misc]
+class PicowsLink(WSListener):
     """A :class:`~ntxcp.transport.Link` over one picows connection."""
 
     def __init__(self, handler: LinkHandler | None, max_message_size: int) -> None:
@@ -131,11 +131,12 @@ class PicowsLink(WSListener):  # type: ignore[misc]
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         msg_type = frame.msg_type
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
-            if frame.fin:
-                if self._fragments is None:
-                    self._deliver(frame.get_payload_as_bytes())
-                    return
-            self._start_fragments(frame)
+            if self._fragments is not None:  # RFC 6455 §5.4: fragments must not interleave
+                self.close(1002, "new message before the previous one ended")
+            elif frame.fin:
+                self._deliver(frame.get_payload_as_bytes())
+            else:
+                self._start_fragments(frame)
         elif msg_type is WSMsgType.CONTINUATION:
             self._continue_fragments(frame)
         elif msg_type is WSMsgType.CLOSE:
@@ -278,17 +279,6 @@ class WebSocketServer:
         """Stop accepting new connections (open ones stay)."""
         self._server.close()
 
-    def attach(self, handler: LinkHandler) -> None:
-        """Attach the handler of a client link and deliver what arrived before it."""
-        self.handler = handler
-        handler.on_open(self)
-        early, self._early = self._early, []
-        for data in early:
-            handler.on_message(data)
-        if self._early_close is not None:
-            self.handler = None
-            handler.on_close(*self._early_close)
-
     async def wait_closed(self) -> None:
         """Wait until the listening socket is closed."""
         await self._server.wait_closed()
@@ -387,11 +377,15 @@ async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> Pic
         response = exc.response
         if response is not None:
             body = (exc.raw_body or b"").decode("utf-8", "replace").strip()
-            raise HandshakeRefusedError(int(response.status), body or response.status.phrase) from None
+            raise HandshakeRefusedError(
+                int(response.status), body or response.status.phrase
+            ) from None
         raise HandshakeRefusedError(0, str(exc)) from None
     transport = link._transport
     assert transport is not None
-    chosen = transport.response.headers.get("Sec-WebSocket-Protocol") if transport.response else None
+    chosen = (
+        transport.response.headers.get("Sec-WebSocket-Protocol") if transport.response else None
+    )
     if options.subprotocols and chosen not in options.subprotocols:
         link.close(1002, "subprotocol not selected")
         raise HandshakeRefusedError(0, f"server did not select subprotocol {SUBPROTOCOL}")

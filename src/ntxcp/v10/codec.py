@@ -119,7 +119,8 @@ def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
         PayloadValidationError: the payload breaks a rule of spec §4.
     """
     try:
-        return _decoder(cls).decode(data)
+        result: P = _decoder(cls).decode(data)
+        return result
     except msgspec.ValidationError as exc:
         if strict or "unknown field" not in str(exc):
             raise error_from_validation(exc) from None
@@ -128,7 +129,8 @@ def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
     # Lenient mode (spec §4): drop unknown fields, then validate as usual.
     pruned = _prune(_PLAIN_DECODER.decode(data), mi.type_info(cls))
     try:
-        return _decoder(cls).decode(_ENCODER.encode(pruned))
+        lenient: P = _decoder(cls).decode(_ENCODER.encode(pruned))
+        return lenient
     except msgspec.ValidationError as exc:
         raise error_from_validation(exc) from None
 

@@ -1,0 +1,286 @@
+"""Settings of the control center service: defaults, TOML file, command line.
+
+Three sources, later ones win: the defaults of :class:`ServiceConfig`, a TOML file
+(``--config``; the same keys as the command-line flags, with dashes or underscores,
+either at the top level or in a ``[control-center]`` table), and the flags given on
+the command line. :func:`build_config` merges them and checks the result, raising
+:class:`ConfigError` with a message meant for the person who started the service.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AuthMode",
+    "ConfigError",
+    "LogFormat",
+    "ServiceConfig",
+    "UnknownGatewayPolicy",
+    "build_config",
+    "is_loopback",
+    "load_toml",
+]
+
+
+class UnknownGatewayPolicy(StrEnum):
+    """How a BootNotification of a gateway that was never registered is answered."""
+
+    ACCEPT = "accept"
+    PENDING = "pending"
+    REJECT = "reject"
+
+
+class AuthMode(StrEnum):
+    """How gateways authenticate on the upgrade request (spec §1 security profiles)."""
+
+    NONE = "none"
+    BASIC = "basic"
+
+
+class LogFormat(StrEnum):
+    """How log records are written to standard error."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class ConfigError(Exception):
+    """The settings are unusable; the message says why.
+
+    Attributes:
+        exit_code: the process exit code to use (2: a usage error).
+    """
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(slots=True)
+class ServiceConfig:
+    """Everything the control center service can be told.
+
+    Attributes:
+        host: address the gateway WebSocket server binds.
+        port: its TCP port (0: any free port).
+        path: base path; gateways connect to ``<path>/<gatewayId>`` (spec §1).
+        db: the SQLite database file.
+        api_host: address the HTTP API binds.
+        api_port: its TCP port (0: any free port).
+        api_token: bearer token required on ``/api/*`` (``None``: no token).
+        unknown_gateways: the boot policy for gateways never registered.
+        auth: gateway authentication (``basic``: security profile 1/2, spec §1).
+        certfile: PEM server certificate: serve ``wss://`` (profile 2, spec §1).
+        keyfile: PEM private key of ``certfile`` (when not inside it).
+        client_ca: PEM CA bundle: require client certificates (profile 3, spec §1).
+        heartbeat_interval: seconds sent as ``interval`` with ``Accepted`` (spec §4.1).
+        call_timeout: seconds a C→G call may take (spec §2.3.2).
+        log_level: ``debug`` .. ``critical``.
+        log_format: ``text`` or ``json`` (one object per line).
+        demo: simulated gateways to run in the same process (``demo-1`` ..).
+        frame_log_retention: days frames are kept in the frame log (0: forever).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8887
+    path: str = "/ntxcp"
+    db: str = "./ntxcp.sqlite"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_token: str | None = None
+    unknown_gateways: UnknownGatewayPolicy = UnknownGatewayPolicy.ACCEPT
+    auth: AuthMode = AuthMode.NONE
+    certfile: str | None = None
+    keyfile: str | None = None
+    client_ca: str | None = None
+    heartbeat_interval: int = 300
+    call_timeout: float = 30.0
+    log_level: str = "info"
+    log_format: LogFormat = LogFormat.TEXT
+    demo: int = 0
+    frame_log_retention: float = 30.0
+    extra: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Settings for add-ons (e.g. a dashboard); not validated here."""
+
+    @property
+    def tls(self) -> bool:
+        """Whether gateways connect with TLS (``wss://``)."""
+        return self.certfile is not None
+
+    def validate(self) -> None:
+        """Check every setting and how they combine.
+
+        Raises:
+            ConfigError: a setting is unusable; the message names it.
+        """
+        for name in ("port", "api_port"):
+            value = getattr(self, name)
+            if not 0 <= value <= 65535:
+                raise ConfigError(f"--{_flag(name)} must be 0..65535, not {value}")
+        if not self.path.startswith("/"):
+            self.path = "/" + self.path
+        if self.heartbeat_interval < 0:
+            raise ConfigError("--heartbeat-interval must be >= 0")
+        if not 0 < self.call_timeout <= 3600:
+            raise ConfigError("--call-timeout must be > 0 and <= 3600 seconds")
+        if self.demo < 0 or self.demo > 10_000:
+            raise ConfigError("--demo must be 0..10000")
+        if self.frame_log_retention < 0:
+            raise ConfigError("--frame-log-retention must be >= 0 (0 keeps frames forever)")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
+        if self.api_token is not None and not self.api_token.strip():
+            raise ConfigError("--api-token must not be empty")
+        if (self.keyfile is not None or self.client_ca is not None) and self.certfile is None:
+            raise ConfigError("--keyfile and --client-ca need --certfile")
+        for name in ("certfile", "keyfile", "client_ca"):
+            value = getattr(self, name)
+            if value is not None and not Path(value).is_file():
+                raise ConfigError(f"--{_flag(name)}: no such file: {value}")
+        if not self.db:
+            raise ConfigError("--db must name a file")
+        # The API can change gateways and send them commands: never expose it
+        # beyond this machine without a token.
+        if not is_loopback(self.api_host) and self.api_token is None:
+            raise ConfigError(
+                f"refusing to serve the API on non-loopback address {self.api_host!r} "
+                "without --api-token",
+                exit_code=2,
+            )
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``).
+
+    Args:
+        host: an address or host name.
+
+    Returns:
+        ``True`` for loopback addresses and ``localhost``; ``False`` for anything else,
+        including wildcard addresses and other host names.
+    """
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(ServiceConfig) if f.name != "extra"}
+_ENUMS: dict[str, type[StrEnum]] = {
+    "unknown_gateways": UnknownGatewayPolicy,
+    "auth": AuthMode,
+    "log_format": LogFormat,
+}
+_INTS = {"port", "api_port", "heartbeat_interval", "demo"}
+_FLOATS = {"call_timeout", "frame_log_retention"}
+_SECTION_NAMES = ("control-center", "control_center")
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML settings file; keys may use dashes or underscores.
+
+    Args:
+        path: the file.
+
+    Returns:
+        The settings with underscore keys, not yet type-checked.
+
+    Raises:
+        ConfigError: the file cannot be read or is not valid TOML.
+    """
+    try:
+        with open(path, "rb") as file:
+            data = tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for section in _SECTION_NAMES:
+        table = data.pop(section, None)
+        if isinstance(table, dict):
+            data.update(table)
+    settings: dict[str, Any] = {}
+    for key, value in data.items():
+        settings[key.replace("-", "_")] = value
+    return settings
+
+
+def _coerce(name: str, value: Any, source: str) -> Any:
+    """Check and convert one setting's value (TOML gives typed values, flags strings)."""
+    where = f"--{_flag(name)}" if source == "flag" else f"{source} {name!r}"
+    if value is None:
+        return None
+    if name in _ENUMS:
+        enum = _ENUMS[name]
+        try:
+            return enum(str(value).lower())
+        except ValueError:
+            choices = ", ".join(m.value for m in enum)
+            raise ConfigError(f"{where} must be one of {choices}, not {value!r}") from None
+    if name in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ConfigError(f"{where} must be an integer, not {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, not {value!r}") from None
+    if name in _FLOATS:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise ConfigError(f"{where} must be a number, not {value!r}")
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be a number, not {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} must be a string, not {value!r}")
+    if name == "log_level":
+        return value.lower()
+    return value
+
+
+def build_config(
+    cli: dict[str, Any] | None = None, config_file: str | Path | None = None
+) -> ServiceConfig:
+    """Merge defaults, a TOML file and command-line flags; check the result.
+
+    Args:
+        cli: the flags given on the command line (underscore names); ``None`` values
+            mean "not given".
+        config_file: a TOML file to read first.
+
+    Returns:
+        The checked settings.
+
+    Raises:
+        ConfigError: a file, key or value is unusable.
+    """
+    config = ServiceConfig()
+    if config_file is not None:
+        for key, value in load_toml(config_file).items():
+            if key == "config":
+                raise ConfigError(f"config file {config_file}: 'config' cannot be nested")
+            if key not in _FIELDS:
+                raise ConfigError(f"config file {config_file}: unknown key {key!r}")
+            setattr(config, key, _coerce(key, value, "config key"))
+    for key, value in (cli or {}).items():
+        if value is None or key not in _FIELDS:
+            continue
+        setattr(config, key, _coerce(key, value, "flag"))
+    config.validate()
+    return config
