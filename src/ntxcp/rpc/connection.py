@@ -93,6 +93,7 @@ DEFAULT_BAD_MESSAGE_LIMIT = 50
 
 _WINDOW = 60.0
 _MAX_REPORTED_DATA = 1024
+_NOT_JSON: Any = object()  # unlike None, never the value of a JSON text
 
 
 class Role(StrEnum):
@@ -448,9 +449,9 @@ class RpcConnection:
     def _bad_frame(self, data: bytes | str, now: float) -> list[Event]:
         """Classify a message that is not a well-formed frame (spec §2.2 rules 1-2)."""
         try:
-            value = msgspec.json.decode(data)
+            value: Any = msgspec.json.decode(data)
         except (msgspec.MsgspecError, UnicodeError, RecursionError):
-            value = None
+            value = _NOT_JSON
         unique_id = UNKNOWN_ID
         if isinstance(value, list) and len(value) > 1 and isinstance(value[1], str):
             unique_id = value[1]
@@ -465,7 +466,7 @@ class RpcConnection:
             events: list[Event] = [CallFailed(call, error)]
             events.extend(self._count_bad(error, unique_id, False, data, now))
             return events
-        if value is None:
+        if value is _NOT_JSON:
             description = "message is not valid JSON"
         elif not isinstance(value, list):
             description = "message is not a JSON array"

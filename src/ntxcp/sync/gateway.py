@@ -4,7 +4,8 @@ The asyncio :class:`ntxcp.Gateway` runs on an event loop in a background thread;
 blocking method submits its coroutine there and waits. Handlers are plain functions
 that run on one dedicated handler thread, in arrival order, so a handler may itself
 call the gateway (e.g. send a StatusNotification from ``on_reset``) without deadlock:
-the event loop thread never waits for a handler.
+the event loop thread never waits for a handler. An ``async def`` handler method runs on
+the event loop thread instead (it must not call the blocking methods).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from types import SimpleNamespace
@@ -89,6 +91,8 @@ class Gateway:
         return wrapped
 
     def _in_handler_thread(self, method: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(method):
+            return method  # an ``async def`` handler runs on the gateway's event loop
         executor = self._handlers
 
         async def run(request: Request) -> Any:

@@ -42,7 +42,7 @@ def _enc_hook(obj: object) -> object:
     """Encode the types msgspec leaves to the application (spec §3 date-times)."""
     if isinstance(obj, datetime):
         return encode_datetime(obj)
-    raise NotImplementedError(f"cannot encode {type(obj).__name__}")
+    raise TypeError(f"cannot encode {type(obj).__name__}")
 
 
 _ENCODER = msgspec.json.Encoder(enc_hook=_enc_hook)
@@ -54,6 +54,7 @@ _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<field>[^`]+)`")
 _GOT = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
 _ARRAY_LENGTH = re.compile(r"^Expected `array` of length [<>]=")
+_DUPLICATES = re.compile(r"^duplicate (?P<field>[A-Za-z]+):")
 
 
 def _join_path(parent: str, field: str) -> str:
@@ -91,6 +92,9 @@ def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
         code = ErrorCode.TYPE_CONSTRAINT_VIOLATION
     elif _ARRAY_LENGTH.match(message):
         code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+    elif (duplicates := _DUPLICATES.match(message)) is not None:
+        path = _join_path(path, duplicates["field"])  # raised by a __post_init__ check
+        code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     else:
         code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     return PayloadValidationError(code, path, message)

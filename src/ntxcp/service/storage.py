@@ -1,0 +1,579 @@
+"""SQLite storage of the control center service: the write path and its guarantees.
+
+One database file in WAL mode. Two kinds of connection:
+
+* the **writer**, used only on the event loop's thread. Handlers of G→C CALLs write
+  through it synchronously, each message in one transaction that is committed before
+  the handler returns, hence before the CALLRESULT leaves (the data a gateway was told
+  is stored, is stored). ``synchronous=NORMAL`` with WAL makes a commit an append to
+  the log without an fsync; prepared statements are reused from the connection's
+  statement cache and sampled values are inserted with ``executemany``;
+* **readers**, one per thread of a small pool, open read-only. API queries run there
+  (:meth:`Storage.read`), so a large query never stalls the gateways' traffic.
+
+Frames of the frame log and "last seen" times are buffered in memory and written in
+the next message's transaction, or by :meth:`Storage.flush` (called periodically and
+before every read), so logging costs no commit of its own.
+
+Store and forward (spec §6.2): a gateway re-sends an unacknowledged message with the
+same ``uniqueId``. The first time a (gateway, action, unique id) is stored it is
+claimed in ``received_calls``; a later CALL with the same key is acknowledged without
+being stored again (:meth:`Storage.record_meter_values` etc. return ``None``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ntxcp.service.migrations import MigrationError, migrate
+from ntxcp.v10 import core, firmware
+from ntxcp.v10.codec import encode_payload
+from ntxcp.v10.types import encode_datetime
+
+__all__ = ["GatewayRecord", "Storage", "StorageError", "now_text"]
+
+T = TypeVar("T")
+
+# Spec §4.1 SampledValue defaults, stored explicitly so queries need not know them.
+_DEFAULT_CONTEXT = "Sample.Periodic"
+_DEFAULT_FORMAT = "Raw"
+_DEFAULT_MEASURAND = "Energy.Active.Import.Register"
+_DEFAULT_LOCATION = "Outlet"
+_DEFAULT_UNIT = "Wh"
+
+_INSERT_FRAME = (
+    "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_CLAIM = (
+    "INSERT OR IGNORE INTO received_calls (gateway_id, action, unique_id, received_at) "
+    "VALUES (?, ?, ?, ?)"
+)
+_INSERT_SAMPLE = (
+    "INSERT INTO meter_values (gateway_id, service_id, timestamp, measurand, phase, unit, "
+    "value, context, location, format, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_STATUS_COLUMNS = (
+    "gateway_id, service_id, status, error_code, info, vendor_id, vendor_error_code, "
+    "timestamp, received_at"
+)
+# A late (store-and-forward) notification never replaces a newer current status.
+_UPSERT_STATUS = (
+    f"INSERT INTO status_current ({_STATUS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (gateway_id, service_id) DO UPDATE SET status = excluded.status, "
+    "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
+    "vendor_error_code = excluded.vendor_error_code, timestamp = excluded.timestamp, "
+    "received_at = excluded.received_at "
+    "WHERE excluded.timestamp IS NULL OR status_current.timestamp IS NULL "
+    "OR excluded.timestamp >= status_current.timestamp"
+)
+_INSERT_STATUS_HISTORY = (
+    f"INSERT INTO status_history ({_STATUS_COLUMNS}, unique_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_DATA_TABLES = (
+    "received_calls",
+    "status_current",
+    "status_history",
+    "meter_values",
+    "firmware_status",
+    "diagnostics_status",
+    "data_transfers",
+    "frames",
+    "commands",
+)
+_PRUNE_CHUNK = 5000
+
+
+class StorageError(Exception):
+    """The database cannot be opened or used; the message says why."""
+
+
+def now_text() -> str:
+    """The current time as stored: UTC, milliseconds, ``Z`` (spec §3)."""
+    return encode_datetime(datetime.now(UTC))
+
+
+@dataclass(slots=True)
+class GatewayRecord:
+    """What the hot paths need to know of a gateway, mirrored in memory.
+
+    Attributes:
+        id: the gateway id.
+        registered: registered through the API (not just seen).
+        password_hash: the stored secret hash, if any (see :mod:`.passwords`).
+        registration_status: the status last answered to its BootNotification.
+    """
+
+    id: str
+    registered: bool
+    password_hash: str | None
+    registration_status: str | None
+
+
+class Storage:
+    """The service's database.
+
+    Args:
+        path: the SQLite file (created with its directory's permissions if missing).
+        readers: threads for API queries.
+    """
+
+    def __init__(self, path: str | Path, *, readers: int = 2) -> None:
+        self.path = Path(path)
+        self.gateways: dict[str, GatewayRecord] = {}
+        self._readers = readers
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._frames: list[tuple[Any, ...]] = []
+        self._seen: dict[str, str] = {}
+        self.samples_stored = 0
+        self.duplicates = 0
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (creating if needed) and migrate the database; load the gateways.
+
+        Raises:
+            StorageError: the file cannot be opened, is not a database, or has a
+                schema this service cannot use.
+        """
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open database {self.path}: {exc}") from None
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchone()
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute("PRAGMA temp_store=MEMORY")
+            migrate(conn)
+            conn.execute("UPDATE gateways SET connected = 0 WHERE connected != 0")
+            rows = conn.execute(
+                "SELECT id, registered, password_hash, registration_status FROM gateways"
+            ).fetchall()
+        except (sqlite3.Error, MigrationError) as exc:
+            conn.close()
+            raise StorageError(f"cannot use database {self.path}: {exc}") from None
+        self.gateways = {
+            row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
+        }
+        self._conn = conn
+        self._executor = ThreadPoolExecutor(self._readers, thread_name_prefix="ntxcp-db-read")
+
+    def close(self) -> None:
+        """Write what is buffered and close every connection."""
+        if self._conn is None:
+            return
+        try:
+            self.flush()
+        finally:
+            if self._executor is not None:
+                self._executor.shutdown(wait=True, cancel_futures=True)
+                self._executor = None
+            with self._reader_lock:
+                for reader in self._reader_conns:
+                    reader.close()
+                self._reader_conns.clear()
+            try:
+                self._conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The writer connection (event loop thread only)."""
+        if self._conn is None:
+            raise StorageError("database is not open")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; buffered frames and times are written with it."""
+        conn = self.conn
+        frames, self._frames = self._frames, []
+        seen, self._seen = self._seen, {}
+        conn.execute("BEGIN")
+        try:
+            if frames:
+                conn.executemany(_INSERT_FRAME, frames)
+            if seen:
+                conn.executemany(
+                    "UPDATE gateways SET last_seen = ? WHERE id = ?",
+                    [(t, g) for g, t in seen.items()],
+                )
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            self._frames[:0] = frames
+            for gateway_id, time in seen.items():
+                self._seen.setdefault(gateway_id, time)
+            raise
+        conn.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Write the buffered frames and "last seen" times now."""
+        if self._frames or self._seen:
+            with self._transaction():
+                pass
+
+    @property
+    def pending_frames(self) -> int:
+        """Frames buffered and not yet written."""
+        return len(self._frames)
+
+    # --- reads (worker threads) --------------------------------------------------------
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            uri = self.path.resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=5000")
+            self._local.conn = conn
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+        return conn
+
+    async def read(self, query: Callable[..., T], *args: Any) -> T:
+        """Run ``query(connection, *args)`` on a reader thread, after a :meth:`flush`.
+
+        Args:
+            query: a function of a read-only connection (see :mod:`.queries`).
+            *args: its further arguments.
+
+        Returns:
+            What the function returned.
+        """
+        self.flush()
+        if self._executor is None:
+            raise StorageError("database is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: query(self._reader(), *args))
+
+    # --- gateways ----------------------------------------------------------------------
+
+    def ensure_gateway(self, gateway_id: str) -> GatewayRecord:
+        """The record of a gateway, creating an unregistered one when first seen."""
+        record = self.gateways.get(gateway_id)
+        if record is None:
+            now = now_text()
+            with self._transaction() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO gateways (id, created_at, first_seen, last_seen) "
+                    "VALUES (?, ?, ?, ?)",
+                    (gateway_id, now, now, now),
+                )
+            record = GatewayRecord(gateway_id, False, None, None)
+            self.gateways[gateway_id] = record
+        return record
+
+    def register_gateway(self, gateway_id: str, password_hash: str | None) -> bool:
+        """Register a gateway (or an already seen one) with an optional secret hash.
+
+        Returns:
+            ``False`` when a registered gateway with this id exists already.
+        """
+        record = self.gateways.get(gateway_id)
+        if record is not None and record.registered:
+            return False
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO gateways (id, registered, password_hash, created_at) "
+                "VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET registered = 1, "
+                "password_hash = excluded.password_hash",
+                (gateway_id, password_hash, now_text()),
+            )
+        if record is None:
+            self.gateways[gateway_id] = GatewayRecord(gateway_id, True, password_hash, None)
+        else:
+            record.registered = True
+            record.password_hash = password_hash
+        return True
+
+    def delete_gateway(self, gateway_id: str) -> bool:
+        """Delete a gateway and everything stored about it.
+
+        Returns:
+            ``False`` when no such gateway exists.
+        """
+        if gateway_id not in self.gateways:
+            return False
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM gateways WHERE id = ?", (gateway_id,))
+            for table in _DATA_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE gateway_id = ?", (gateway_id,))
+        del self.gateways[gateway_id]
+        self._seen.pop(gateway_id, None)
+        return True
+
+    def set_connected(
+        self,
+        gateway_id: str,
+        connected: bool,
+        *,
+        remote_address: str | None = None,
+        tls: bool = False,
+        since: str | None = None,
+    ) -> None:
+        """Record that a gateway connected (spec §6.1: address, TLS state) or left."""
+        self.ensure_gateway(gateway_id)
+        now = now_text()
+        with self._transaction() as conn:
+            if connected:
+                conn.execute(
+                    "UPDATE gateways SET connected = 1, connected_since = ?, remote_address = ?, "
+                    "tls = ?, last_seen = ?, first_seen = coalesce(first_seen, ?) WHERE id = ?",
+                    (since or now, remote_address, int(tls), now, now, gateway_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE gateways SET connected = 0, last_seen = ? WHERE id = ?",
+                    (now, gateway_id),
+                )
+
+    def touch(self, gateway_id: str, time: str) -> None:
+        """Note that a gateway was heard from (written with the next transaction)."""
+        if gateway_id in self.gateways:
+            self._seen[gateway_id] = time
+
+    # --- data from gateways (committed before the CALLRESULT is sent) -----------------
+
+    def _claim(self, conn: sqlite3.Connection, gateway_id: str, action: str,
+               unique_id: str | None, now: str) -> bool:
+        """Claim a CALL's unique id; ``False`` when it was stored before (spec §6.2)."""
+        if unique_id is None:
+            return True
+        if conn.execute(_CLAIM, (gateway_id, action, unique_id, now)).rowcount == 1:
+            return True
+        self.duplicates += 1
+        return False
+
+    def record_boot(
+        self, gateway_id: str, request: core.BootNotificationRequest, status: str
+    ) -> None:
+        """Store a BootNotification's info and the status answered (spec §4.1)."""
+        self.ensure_gateway(gateway_id)
+        info = encode_payload(request, validate=False).decode("utf-8")
+        now = now_text()
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE gateways SET boot_info = ?, last_boot_at = ?, registration_status = ?, "
+                "last_seen = ? WHERE id = ?",
+                (info, now, status, now, gateway_id),
+            )
+        self.gateways[gateway_id].registration_status = status
+
+    def record_status(
+        self, gateway_id: str, unique_id: str | None, request: core.StatusNotificationRequest
+    ) -> bool:
+        """Store a StatusNotification (spec §4.1); ``False`` for a duplicate."""
+        now = now_text()
+        timestamp = None if request.timestamp is None else encode_datetime(request.timestamp)
+        row = (
+            gateway_id,
+            request.service_id,
+            request.status,
+            request.error_code,
+            request.info,
+            request.vendor_id,
+            request.vendor_error_code,
+            timestamp,
+            now,
+        )
+        with self._transaction() as conn:
+            if not self._claim(conn, gateway_id, "StatusNotification", unique_id, now):
+                return False
+            conn.execute(_UPSERT_STATUS, row)
+            conn.execute(_INSERT_STATUS_HISTORY, (*row, unique_id))
+        return True
+
+    def record_meter_values(
+        self, gateway_id: str, unique_id: str | None, request: core.MeterValuesRequest
+    ) -> int | None:
+        """Store every sampled value of a MeterValues (spec §4.1), one row each.
+
+        Returns:
+            The number of rows stored, or ``None`` for a duplicate.
+        """
+        now = now_text()
+        service_id = request.service_id
+        rows: list[tuple[Any, ...]] = []
+        append = rows.append
+        for meter_value in request.meter_value:
+            timestamp = encode_datetime(meter_value.timestamp)
+            for sample in meter_value.sampled_value:
+                append(
+                    (
+                        gateway_id,
+                        service_id,
+                        timestamp,
+                        sample.measurand or _DEFAULT_MEASURAND,
+                        sample.phase,
+                        sample.unit or _DEFAULT_UNIT,
+                        sample.value,
+                        sample.context or _DEFAULT_CONTEXT,
+                        sample.location or _DEFAULT_LOCATION,
+                        sample.format or _DEFAULT_FORMAT,
+                        now,
+                    )
+                )
+        with self._transaction() as conn:
+            if not self._claim(conn, gateway_id, "MeterValues", unique_id, now):
+                return None
+            conn.executemany(_INSERT_SAMPLE, rows)
+        self.samples_stored += len(rows)
+        return len(rows)
+
+    def record_firmware_status(
+        self, gateway_id: str, unique_id: str | None, status: firmware.FirmwareStatus
+    ) -> bool:
+        """Store a FirmwareStatusNotification (spec §4.2); ``False`` for a duplicate."""
+        return self._record_progress(
+            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status
+        )
+
+    def record_diagnostics_status(
+        self, gateway_id: str, unique_id: str | None, status: firmware.DiagnosticsStatus
+    ) -> bool:
+        """Store a DiagnosticsStatusNotification (spec §4.2); ``False`` for a duplicate."""
+        return self._record_progress(
+            "diagnostics_status", "DiagnosticsStatusNotification", gateway_id, unique_id, status
+        )
+
+    def _record_progress(
+        self, table: str, action: str, gateway_id: str, unique_id: str | None, status: str
+    ) -> bool:
+        now = now_text()
+        with self._transaction() as conn:
+            if not self._claim(conn, gateway_id, action, unique_id, now):
+                return False
+            conn.execute(
+                f"INSERT INTO {table} (gateway_id, status, received_at, unique_id) "
+                "VALUES (?, ?, ?, ?)",
+                (gateway_id, status, now, unique_id),
+            )
+        return True
+
+    def record_data_transfer(
+        self, gateway_id: str, unique_id: str | None, request: core.DataTransferRequest
+    ) -> bool:
+        """Store a DataTransfer from a gateway (spec §4.1); ``False`` for a duplicate."""
+        now = now_text()
+        with self._transaction() as conn:
+            if not self._claim(conn, gateway_id, "DataTransfer", unique_id, now):
+                return False
+            conn.execute(
+                "INSERT INTO data_transfers (gateway_id, vendor_id, message_id, data, "
+                "received_at, unique_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (gateway_id, request.vendor_id, request.message_id, request.data, now, unique_id),
+            )
+        return True
+
+    # --- frame log and commands ------------------------------------------------------
+
+    def log_frame(
+        self,
+        gateway_id: str,
+        direction: str,
+        time: str,
+        message_type: int | None,
+        action: str | None,
+        unique_id: str | None,
+        raw: str,
+    ) -> None:
+        """Buffer one frame of the frame log (written with the next transaction)."""
+        self._frames.append((gateway_id, direction, time, message_type, action, unique_id, raw))
+
+    def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
+        """Record a C→G request sent through the API; returns its command id."""
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "INSERT INTO commands (gateway_id, action, request, sent_at, outcome) "
+                "VALUES (?, ?, ?, ?, 'pending')",
+                (gateway_id, action, request_json, now_text()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def command_finished(
+        self,
+        command_id: int,
+        outcome: str,
+        duration: float,
+        *,
+        response_json: str | None = None,
+        error_code: str | None = None,
+        error_description: str | None = None,
+        error_details_json: str | None = None,
+    ) -> None:
+        """Record the outcome of a command (``ok``, ``callerror``, ``timeout`` ...)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE commands SET finished_at = ?, outcome = ?, response = ?, error_code = ?, "
+                "error_description = ?, error_details = ?, duration_ms = ? WHERE id = ?",
+                (
+                    now_text(),
+                    outcome,
+                    response_json,
+                    error_code,
+                    error_description,
+                    error_details_json,
+                    round(duration * 1000.0, 3),
+                    command_id,
+                ),
+            )
+
+    # --- retention -----------------------------------------------------------------------
+
+    async def prune(self, frame_days: float) -> int:
+        """Delete frames older than ``frame_days`` days (0: keep everything).
+
+        Unique ids of stored messages are kept at least 7 days, so a gateway that was
+        offline that long still has its re-sent messages recognised.
+
+        Returns:
+            The number of frames deleted.
+        """
+        if frame_days <= 0:
+            return 0
+        now = datetime.now(UTC)
+        frames_before = encode_datetime(now - timedelta(days=frame_days))
+        ids_before = encode_datetime(now - timedelta(days=max(frame_days, 7.0)))
+        deleted = await self._prune_chunks(
+            "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE time < ? LIMIT ?)",
+            frames_before,
+        )
+        await self._prune_chunks(
+            # received_calls has no rowid: delete by its primary key.
+            "DELETE FROM received_calls WHERE (gateway_id, action, unique_id) IN "
+            "(SELECT gateway_id, action, unique_id FROM received_calls "
+            "WHERE received_at < ? LIMIT ?)",
+            ids_before,
+        )
+        return deleted
+
+    async def _prune_chunks(self, statement: str, before: str) -> int:
+        total = 0
+        while self._conn is not None:
+            with self._transaction() as conn:
+                count = conn.execute(statement, (before, _PRUNE_CHUNK)).rowcount
+            total += count
+            if count < _PRUNE_CHUNK:
+                break
+            await asyncio.sleep(0)  # let the gateways' traffic through between chunks
+        return total
