@@ -55,9 +55,13 @@ LABELS = {
     "ocpp-rpc": "ocpp-rpc, strict off",
     "ocpp": "ocpp (Python) on websockets",
     "null": "null server (harness ceiling)",
-    "ntxcp-async": "ntxcp Gateway (async)",
+    "ntxcp-async": "ntxcp Gateway (async, uvloop)",
     "ntxcp-sync": "ntxcp.sync.Gateway (blocking)",
+    "ocpp-rpc-strict-gw": "ocpp-rpc RPCClient, strict mode",
+    "ocpp-rpc-gw": "ocpp-rpc RPCClient, strict off",
+    "ocpp-gw": "ocpp ChargePoint client on websockets",
 }
+W5_ORDER = ("ntxcp-async", "ntxcp-sync", "ocpp-rpc-strict-gw", "ocpp-rpc-gw", "ocpp-gw")
 
 # ----------------------------------------------------------------------------- servers
 
@@ -132,6 +136,53 @@ SERVERS = {
         "ntxcp",
         "/ntxcp",
         lambda: _ok_import(PY, "import picows, uvloop"),
+    ),
+}
+
+
+@dataclass
+class GatewayClient:
+    """A W5 client: one gateway of some library, talking to the null server."""
+
+    name: str
+    argv: list[str]
+    server: str  # the server entry whose availability this client shares
+    check: Callable[[], tuple[bool, str]]
+    cwd: Path = ROOT
+
+
+W5_CLIENTS = {
+    "ntxcp-async": GatewayClient(
+        "ntxcp-async",
+        [PY, str(BENCH / "clients" / "ntxcp_gateway.py"), "--kind", "async"],
+        "ntxcp",
+        lambda: _ok_import(PY, "from ntxcp import Gateway"),
+    ),
+    "ntxcp-sync": GatewayClient(
+        "ntxcp-sync",
+        [PY, str(BENCH / "clients" / "ntxcp_gateway.py"), "--kind", "sync"],
+        "ntxcp",
+        lambda: _ok_import(PY, "from ntxcp.sync import Gateway"),
+    ),
+    "ocpp-rpc-strict-gw": GatewayClient(
+        "ocpp-rpc-strict-gw",
+        ["node", str(NODE_DIR / "rpc_client.js"), "--strict", "1"],
+        "ocpp-rpc-strict",
+        _node_ok,
+        NODE_DIR,
+    ),
+    "ocpp-rpc-gw": GatewayClient(
+        "ocpp-rpc-gw",
+        ["node", str(NODE_DIR / "rpc_client.js"), "--strict", "0"],
+        "ocpp-rpc",
+        _node_ok,
+        NODE_DIR,
+    ),
+    "ocpp-gw": GatewayClient(
+        "ocpp-gw",
+        [str(PEERS_PY), str(BENCH / "clients" / "ocpp_client.py")],
+        "ocpp",
+        lambda: _ok_import(PEERS_PY, "import ocpp.v16, websockets"),
     ),
 }
 
@@ -289,6 +340,8 @@ def run_one(
     tag = f"{wl}-{server.name}-{rep}"
     server_argv = [*server.argv, "--port", "0", "--max-runtime", "900"]
     conns = p.get("conns", 1)
+    if wl != "w5":
+        rec["conns"] = conns
     if wl == "w4":
         server_argv += [
             *("--w4-gateways", str(conns)),
@@ -313,12 +366,13 @@ def run_one(
         time.sleep(0.2 if smoke else 0.5)
         rec["server_rss_start_kb"] = rss_kb(srv.pid)
         url = f"ws://127.0.0.1:{port}{server.path}"
+        client_cwd = ROOT
         if wl == "w5":
-            kind = "async" if server.name == "ntxcp-async" else "sync"
+            gw = W5_CLIENTS[server.name]
+            client_cwd = gw.cwd
             client_argv = [
-                PY,
-                str(BENCH / "gateway_bench.py"),
-                *("--url", url, "--kind", kind),
+                *gw.argv,
+                *("--url", url),
                 *("--warmup", str(p["warmup"]), "--duration", str(p["duration"])),
             ]
         else:
@@ -339,7 +393,7 @@ def run_one(
                 ]
             else:
                 client_argv += ["--hold", str(p["warmup"] + p["duration"] + 70)]
-        client = Child("client", client_argv, q, 1, ROOT, logdir / f"{tag}-client.log")
+        client = Child("client", client_argv, q, 1, client_cwd, logdir / f"{tag}-client.log")
         budget = 900.0 if not smoke else 30.0
         need_server_result = wl == "w4"
         got_client = got_server = False
@@ -484,13 +538,18 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     """Markdown tables (also printed to the terminal)."""
     lines: list[str] = []
 
+    def conns_of(wl: str) -> str:
+        n = next((s["conns"] for (w, _), s in summary.items() if w == wl), None)
+        return f"{n:,}" if isinstance(n, int) else "?"
+
     def rows(wl: str) -> list[tuple[str, dict[str, Any]]]:
-        names = [*SERVER_ORDER, "ntxcp-async", "ntxcp-sync"]
+        names = [*SERVER_ORDER, *W5_ORDER]
         return [(n, summary[(wl, n)]) for n in names if (wl, n) in summary]
 
     if any(k[0] == "w1" for k in summary):
         lines += [
-            "### W1 — 100 gateways, MeterValues back to back (one outstanding per connection)",
+            f"### W1 — {conns_of('w1')} gateways, MeterValues back to back "
+            "(one outstanding per connection)",
             "",
             "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | errors | runs |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -540,7 +599,7 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
         lines.append("")
     if any(k[0] == "w4" for k in summary):
         lines += [
-            "### W4 — the server calls GetConfiguration on 100 gateways "
+            f"### W4 — the server calls GetConfiguration on {conns_of('w4')} gateways "
             "(one outstanding per gateway)",
             "",
             "| server | server-side calls/s | server CPU | load gen CPU | errors | runs |",
@@ -555,7 +614,8 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
         lines.append("")
     if any(k[0] == "w5" for k in summary):
         lines += [
-            "### W5 — one ntxcp gateway sending MeterValues back to back to the null server",
+            "### W5 — one gateway (client side) sending MeterValues back to back "
+            "to the null server",
             "",
             "| gateway | calls/s | p50 ms | p99 ms | gateway CPU | null server CPU | runs |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -851,19 +911,22 @@ def main(argv: list[str] | None = None) -> int:
         "params": params,
     }
     records: list[dict[str, Any]] = []
-    w5_ok = (
-        "w5" in wls
-        and "null" in [s.name for s in servers]
-        and SERVERS["ntxcp"].check()[0]
-        and "ntxcp" in wanted
-    )
+    null_ok = "null" in [s.name for s in servers] or SERVERS["null"].check()[0]
     plan: list[tuple[str, Server]] = []
     for wl in wls:
         if wl == "w5":
-            if w5_ok:
-                null = SERVERS["null"]
-                for kind in ("ntxcp-async", "ntxcp-sync"):
-                    plan.append((wl, Server(kind, null.argv, "ntxcp", "/ntxcp", null.check)))
+            if not null_ok:
+                skipped["w5"] = "the null server is not available"
+                continue
+            null = SERVERS["null"]
+            for gw in W5_CLIENTS.values():
+                if gw.server not in wanted or (smoke and not gw.name.startswith("ntxcp")):
+                    continue
+                good, why = gw.check()
+                if not good:
+                    skipped[gw.name] = why
+                    continue
+                plan.append((wl, Server(gw.name, null.argv, "ntxcp", "/ntxcp", null.check)))
             continue
         # The smoke run keeps the peers to W1 and W4 (the ratio workloads) to stay short.
         peers_here = not smoke or wl in ("w1", "w4")

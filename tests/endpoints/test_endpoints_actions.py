@@ -116,7 +116,7 @@ async def test_handlers_get_the_gateway_id_of_the_caller(make_cc, make_gw):
     recording = Recording(control_center=True, replies=G2C_REPLIES)
     recording.install(cc)
     one = await make_gw(cc.url, "GW one")
-    two = await make_gw(cc.url, "GW/two".replace("/", "-"))
+    two = await make_gw(cc.url, "GW-two")
     await one.heartbeat()
     await two.heartbeat()
     await one.heartbeat()

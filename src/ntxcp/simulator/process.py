@@ -145,9 +145,7 @@ class Service:
         self.voltage_v = min(235.0, max(225.0, self.voltage_v + rng.gauss(0.0, 0.3)))
         changed = False
         if self.running:
-            mean = (
-                _CHARGING_MEAN_S if self.status is DingxGatewayStatus.CHARGING else _IDLE_MEAN_S
-            )
+            mean = _CHARGING_MEAN_S if self.status is DingxGatewayStatus.CHARGING else _IDLE_MEAN_S
             if rng.random() < 1.0 - math.exp(-seconds / mean):
                 charging = self.status is not DingxGatewayStatus.CHARGING
                 self.set_status(
@@ -200,9 +198,7 @@ class Service:
 
         A periodic sample starts a new ``Energy.Active.Import.Interval``.
         """
-        meter_value = _meter_value(
-            [(m, self.value(m)) for m in measurands], timestamp, context
-        )
+        meter_value = _meter_value([(m, self.value(m)) for m in measurands], timestamp, context)
         if context is ReadingContext.SAMPLE_PERIODIC:
             self._interval_start_wh = self.energy_wh
         return meter_value

@@ -190,9 +190,7 @@ async def upload(
                     status, reason = put.status, put.reason
                 if status == 405:  # the server wants a form upload
                     form = aiohttp.FormData()
-                    form.add_field(
-                        "file", content, filename=file_name, content_type="text/plain"
-                    )
+                    form.add_field("file", content, filename=file_name, content_type="text/plain")
                     async with session.post(url, data=form, ssl=verify) as post:
                         status, reason = post.status, post.reason
                 if status < 300:
@@ -222,9 +220,7 @@ class Journal:
         """Record one line, stamped now (UTC)."""
         self._lines.append((datetime.now(UTC), text))
 
-    def lines(
-        self, start: datetime | None = None, stop: datetime | None = None
-    ) -> list[str]:
+    def lines(self, start: datetime | None = None, stop: datetime | None = None) -> list[str]:
         """The lines logged between ``start`` and ``stop`` (inclusive), formatted.
 
         Args:

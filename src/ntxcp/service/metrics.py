@@ -1,0 +1,252 @@
+"""Prometheus metrics of the control center service (text exposition format 0.0.4).
+
+A deliberately small implementation: counters, gauges and histograms with labels,
+kept in dicts and rendered on each scrape of ``GET /metrics``. Updating a counter is
+a dict lookup and an addition, cheap enough for the per-frame hot path.
+
+Metrics (all prefixed ``ntxcp_``):
+
+==========================================  =========  ================================
+name                                        type       labels
+==========================================  =========  ================================
+``connected_gateways``                      gauge
+``messages_total``                          counter    action, direction, type
+``callerrors_total``                        counter    code, direction
+``api_call_duration_seconds``               histogram  action
+``duplicates_dropped_total``                counter    action
+``meter_samples_stored_total``              counter
+``boot_notifications_total``                counter    status
+``endpoint_errors_total``                   counter    kind
+``api_requests_total``                      counter    method, status
+``start_time_seconds``                      gauge
+==========================================  =========  ================================
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "Registry", "ServiceMetrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The media type of the exposition format."""
+
+Labels = tuple[str, ...]
+
+_LE_INF = 'le="+Inf"'
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return repr(value)
+
+
+def _labels(names: Sequence[str], values: Labels, extra: str = "") -> str:
+    parts = [f'{name}="{_escape(value)}"' for name, value in zip(names, values, strict=True)]
+    if extra:
+        parts.append(extra)
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+class _Metric:
+    kind = ""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name = name
+        self.help = help_text
+        self.label_names = tuple(labels)
+
+    def _header(self) -> list[str]:
+        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
+
+    def render(self) -> list[str]:
+        """The metric's lines of the exposition text."""
+        raise NotImplementedError
+
+
+class Counter(_Metric):
+    """A value that only goes up, per label combination."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        super().__init__(name, help_text, labels)
+        self.values: dict[Labels, float] = {}
+
+    def inc(self, labels: Labels = (), amount: float = 1.0) -> None:
+        """Add ``amount`` to the counter of ``labels`` (values in label-name order)."""
+        values = self.values
+        values[labels] = values.get(labels, 0.0) + amount
+
+    def value(self, labels: Labels = ()) -> float:
+        """The current value of one label combination (0 when never counted)."""
+        return self.values.get(labels, 0.0)
+
+    def render(self) -> list[str]:
+        """The metric's lines of the exposition text."""
+        lines = self._header()
+        if not self.values and not self.label_names:
+            lines.append(f"{self.name} 0")
+        for labels, value in sorted(self.values.items()):
+            lines.append(f"{self.name}{_labels(self.label_names, labels)} {_number(value)}")
+        return lines
+
+
+class Gauge(_Metric):
+    """A value read from a function at scrape time."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        super().__init__(name, help_text)
+        self.read = read
+
+    def render(self) -> list[str]:
+        """The metric's lines of the exposition text."""
+        return [*self._header(), f"{self.name} {_number(float(self.read()))}"]
+
+
+class Histogram(_Metric):
+    """Observations counted in cumulative buckets, per label combination."""
+
+    kind = "histogram"
+
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    ) -> None:
+        super().__init__(name, help_text, labels)
+        self.buckets = tuple(sorted(buckets))
+        self.series: dict[Labels, list[float]] = {}  # bucket counts..., count, sum
+
+    def observe(self, value: float, labels: Labels = ()) -> None:
+        """Count one observation (e.g. a duration in seconds)."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = [0.0] * (len(self.buckets) + 2)
+        for index, bound in enumerate(self.buckets):
+            if value <= bound:
+                series[index] += 1
+        series[-2] += 1
+        series[-1] += value
+
+    def count(self, labels: Labels = ()) -> int:
+        """How many observations were made for ``labels``."""
+        series = self.series.get(labels)
+        return 0 if series is None else int(series[-2])
+
+    def render(self) -> list[str]:
+        """The metric's lines of the exposition text."""
+        lines = self._header()
+        names = self.label_names
+        for labels, series in sorted(self.series.items()):
+            for bound, count in zip(self.buckets, series, strict=False):
+                le = f'le="{_number(bound)}"'
+                lines.append(f"{self.name}_bucket{_labels(names, labels, le)} {_number(count)}")
+            inf = _labels(names, labels, _LE_INF)
+            lines.append(f"{self.name}_bucket{inf} {_number(series[-2])}")
+            lines.append(f"{self.name}_count{_labels(names, labels)} {_number(series[-2])}")
+            lines.append(f"{self.name}_sum{_labels(names, labels)} {_number(series[-1])}")
+        return lines
+
+
+class Registry:
+    """The metrics rendered together on one scrape."""
+
+    def __init__(self) -> None:
+        self.metrics: list[_Metric] = []
+
+    def add(self, metric: _Metric) -> None:
+        """Include a metric in the exposition."""
+        self.metrics.append(metric)
+
+    def render(self) -> str:
+        """The whole exposition text."""
+        lines: list[str] = []
+        for metric in self.metrics:
+            lines.extend(metric.render())
+        return "\n".join(lines) + "\n"
+
+
+class ServiceMetrics:
+    """Every metric of the service, ready to update and render.
+
+    Args:
+        connected: returns how many gateways are connected now.
+    """
+
+    def __init__(self, connected: Callable[[], float]) -> None:
+        self.registry = Registry()
+        started = time.time()
+        self.connected_gateways = Gauge(
+            "ntxcp_connected_gateways", "Gateways connected now.", connected
+        )
+        self.messages = Counter(
+            "ntxcp_messages_total",
+            "Frames received (in) and sent (out), by action and message type.",
+            ("action", "direction", "type"),
+        )
+        self.call_errors = Counter(
+            "ntxcp_callerrors_total",
+            "CALLERROR frames received (in) and sent (out), by error code.",
+            ("code", "direction"),
+        )
+        self.api_call_seconds = Histogram(
+            "ntxcp_api_call_duration_seconds",
+            "Duration of C->G calls sent through the HTTP API, by action.",
+            ("action",),
+        )
+        self.duplicates = Counter(
+            "ntxcp_duplicates_dropped_total",
+            "Re-sent G->C messages (same unique id) acknowledged but not stored again.",
+            ("action",),
+        )
+        self.meter_samples = Counter(
+            "ntxcp_meter_samples_stored_total", "Sampled values stored from MeterValues."
+        )
+        self.boots = Counter(
+            "ntxcp_boot_notifications_total",
+            "BootNotifications answered, by registration status.",
+            ("status",),
+        )
+        self.endpoint_errors = Counter(
+            "ntxcp_endpoint_errors_total",
+            "Problems on the control center's error stream, by kind.",
+            ("kind",),
+        )
+        self.api_requests = Counter(
+            "ntxcp_api_requests_total", "HTTP API requests, by method and status.",
+            ("method", "status"),
+        )
+        self.start_time = Gauge(
+            "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
+        )
+        for metric in (
+            self.connected_gateways,
+            self.messages,
+            self.call_errors,
+            self.api_call_seconds,
+            self.duplicates,
+            self.meter_samples,
+            self.boots,
+            self.endpoint_errors,
+            self.api_requests,
+            self.start_time,
+        ):
+            self.registry.add(metric)
+
+    def render(self) -> str:
+        """The exposition text for ``GET /metrics``."""
+        return self.registry.render()

@@ -1,0 +1,307 @@
+"""Read-side queries of the control center's database, as JSON-ready dicts.
+
+Every function takes a read-only :class:`sqlite3.Connection` first, so that
+:meth:`ntxcp.service.storage.Storage.read` can run it on a reader thread. Results use
+camelCase keys like the wire payloads (spec §4) and the date-time text of spec §3.
+Newest rows come first unless a function says otherwise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "FrameFilter",
+    "MeterFilter",
+    "commands",
+    "data_transfers",
+    "frames",
+    "gateway",
+    "gateways",
+    "progress_status",
+    "status",
+    "totals",
+]
+
+_GATEWAY_COLUMNS = (
+    "id, registered, password_hash IS NOT NULL, registration_status, boot_info, "
+    "last_boot_at, created_at, first_seen, last_seen, connected, connected_since, "
+    "remote_address, tls"
+)
+_STATUS_COLUMNS = (
+    "service_id, status, error_code, info, vendor_id, vendor_error_code, timestamp, received_at"
+)
+_MESSAGE_TYPES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text
+
+
+def _gateway(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "registered": bool(row[1]),
+        "hasPassword": bool(row[2]),
+        "registrationStatus": row[3],
+        "bootInfo": _json(row[4]),
+        "lastBootAt": row[5],
+        "createdAt": row[6],
+        "firstSeen": row[7],
+        "lastSeen": row[8],
+        "connected": bool(row[9]),
+        "connectedSince": row[10] if row[9] else None,
+        "remoteAddress": row[11],
+        "tls": bool(row[12]),
+    }
+
+
+def gateways(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every gateway registered or seen, ordered by id."""
+    rows = conn.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id").fetchall()
+    return [_gateway(row) for row in rows]
+
+
+def gateway(conn: sqlite3.Connection, gateway_id: str) -> dict[str, Any] | None:
+    """One gateway, or ``None`` when unknown."""
+    row = conn.execute(
+        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE id = ?", (gateway_id,)
+    ).fetchone()
+    return None if row is None else _gateway(row)
+
+
+def _status(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "serviceId": row[0],
+        "status": row[1],
+        "errorCode": row[2],
+        "info": row[3],
+        "vendorId": row[4],
+        "vendorErrorCode": row[5],
+        "timestamp": row[6],
+        "receivedAt": row[7],
+    }
+
+
+def status(conn: sqlite3.Connection, gateway_id: str, history: int) -> dict[str, Any]:
+    """Current status per service and the latest ``history`` notifications (spec §4.1)."""
+    current = conn.execute(
+        f"SELECT {_STATUS_COLUMNS} FROM status_current WHERE gateway_id = ? "
+        "ORDER BY service_id",
+        (gateway_id,),
+    ).fetchall()
+    past = conn.execute(
+        f"SELECT {_STATUS_COLUMNS} FROM status_history WHERE gateway_id = ? "
+        "ORDER BY id DESC LIMIT ?",
+        (gateway_id, history),
+    ).fetchall()
+    return {
+        "gatewayId": gateway_id,
+        "current": [_status(row) for row in current],
+        "history": [_status(row) for row in past],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class MeterFilter:
+    """Which sampled values to return.
+
+    Attributes:
+        service: only this service id.
+        measurand: only this measurand (spec §4.1 names).
+        since: only samples taken at or after this time (spec §3 text).
+        until: only samples taken at or before this time.
+        limit: at most this many rows.
+        ascending: oldest first (default: newest first).
+    """
+
+    service: int | None = None
+    measurand: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = 1000
+    ascending: bool = False
+
+
+def meter_values(
+    conn: sqlite3.Connection, gateway_id: str, query: MeterFilter
+) -> list[dict[str, Any]]:
+    """Sampled values of one gateway, one item per stored SampledValue (spec §4.1)."""
+    where = ["gateway_id = ?"]
+    args: list[Any] = [gateway_id]
+    if query.service is not None:
+        where.append("service_id = ?")
+        args.append(query.service)
+    if query.measurand is not None:
+        where.append("measurand = ?")
+        args.append(query.measurand)
+    if query.since is not None:
+        where.append("timestamp >= ?")
+        args.append(query.since)
+    if query.until is not None:
+        where.append("timestamp <= ?")
+        args.append(query.until)
+    order = "ASC" if query.ascending else "DESC"
+    args.append(query.limit)
+    rows = conn.execute(
+        "SELECT service_id, timestamp, measurand, phase, unit, value, context, location, "
+        f"format, received_at FROM meter_values WHERE {' AND '.join(where)} "
+        f"ORDER BY timestamp {order}, id {order} LIMIT ?",
+        args,
+    ).fetchall()
+    return [
+        {
+            "serviceId": row[0],
+            "timestamp": row[1],
+            "measurand": row[2],
+            "phase": row[3],
+            "unit": row[4],
+            "value": row[5],
+            "context": row[6],
+            "location": row[7],
+            "format": row[8],
+            "receivedAt": row[9],
+        }
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFilter:
+    """Which frames of the frame log to return.
+
+    Attributes:
+        action: only frames of this action (CALLs and their answers).
+        direction: ``"in"`` or ``"out"`` only.
+        since: only frames logged at or after this time (spec §3 text).
+        limit: at most this many frames.
+    """
+
+    action: str | None = None
+    direction: str | None = None
+    since: str | None = None
+    limit: int = 100
+
+
+def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> list[dict[str, Any]]:
+    """Frames in and out of one gateway, newest first (spec §2 frames, raw text)."""
+    where = ["gateway_id = ?"]
+    args: list[Any] = [gateway_id]
+    if query.action is not None:
+        where.append("action = ?")
+        args.append(query.action)
+    if query.direction is not None:
+        where.append("direction = ?")
+        args.append(query.direction)
+    if query.since is not None:
+        where.append("time >= ?")
+        args.append(query.since)
+    args.append(query.limit)
+    rows = conn.execute(
+        "SELECT id, direction, time, message_type, action, unique_id, raw FROM frames "
+        f"WHERE {' AND '.join(where)} ORDER BY time DESC, id DESC LIMIT ?",
+        args,
+    ).fetchall()
+    return [
+        {
+            "id": row[0],
+            "direction": row[1],
+            "time": row[2],
+            "messageType": _MESSAGE_TYPES.get(row[3]),
+            "action": row[4],
+            "uniqueId": row[5],
+            "raw": row[6],
+        }
+        for row in rows
+    ]
+
+
+def progress_status(
+    conn: sqlite3.Connection, table: str, gateway_id: str, limit: int
+) -> dict[str, Any]:
+    """Firmware or diagnostics status: the latest and the history (spec §4.2).
+
+    Args:
+        conn: a read connection.
+        table: ``"firmware_status"`` or ``"diagnostics_status"``.
+        gateway_id: the gateway.
+        limit: history items to return.
+    """
+    if table not in ("firmware_status", "diagnostics_status"):
+        raise ValueError(f"not a status table: {table}")
+    rows = conn.execute(
+        f"SELECT status, received_at FROM {table} WHERE gateway_id = ? ORDER BY id DESC LIMIT ?",
+        (gateway_id, limit),
+    ).fetchall()
+    history = [{"status": row[0], "receivedAt": row[1]} for row in rows]
+    return {"gatewayId": gateway_id, "current": history[0] if history else None, "history": history}
+
+
+def data_transfers(conn: sqlite3.Connection, gateway_id: str, limit: int) -> list[dict[str, Any]]:
+    """DataTransfer requests received from a gateway (spec §4.1), newest first."""
+    rows = conn.execute(
+        "SELECT vendor_id, message_id, data, received_at FROM data_transfers "
+        "WHERE gateway_id = ? ORDER BY id DESC LIMIT ?",
+        (gateway_id, limit),
+    ).fetchall()
+    return [
+        {"vendorId": row[0], "messageId": row[1], "data": row[2], "receivedAt": row[3]}
+        for row in rows
+    ]
+
+
+def commands(
+    conn: sqlite3.Connection, gateway_id: str | None, action: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """C→G requests sent through the API and their outcomes, newest first."""
+    where: list[str] = []
+    args: list[Any] = []
+    if gateway_id is not None:
+        where.append("gateway_id = ?")
+        args.append(gateway_id)
+    if action is not None:
+        where.append("action = ?")
+        args.append(action)
+    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    args.append(limit)
+    rows = conn.execute(
+        "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
+        "error_code, error_description, error_details, duration_ms FROM commands "
+        f"{clause}ORDER BY id DESC LIMIT ?",
+        args,
+    ).fetchall()
+    return [
+        {
+            "id": row[0],
+            "gatewayId": row[1],
+            "action": row[2],
+            "request": _json(row[3]),
+            "sentAt": row[4],
+            "finishedAt": row[5],
+            "outcome": row[6],
+            "response": _json(row[7]),
+            "error": None
+            if row[8] is None
+            else {"code": row[8], "description": row[9], "details": _json(row[10])},
+            "durationMs": row[11],
+        }
+        for row in rows
+    ]
+
+
+def totals(conn: sqlite3.Connection) -> dict[str, int]:
+    """Row counts of the main tables (for the health check)."""
+    result: dict[str, int] = {}
+    for key, table in (("gateways", "gateways"), ("commands", "commands")):
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        result[key] = int(row[0])
+    return result
