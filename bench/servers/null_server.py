@@ -157,7 +157,9 @@ async def main() -> None:
         )
         return picows.WSUpgradeResponseWithListener(response, listener)
 
-    server = await picows.ws_create_server(factory, args.host, args.port, backlog=4096)
+    server = await picows.ws_create_server(
+        factory, args.host, args.port, backlog=4096, read_buffer_init_size=4096
+    )
     port = server.sockets[0].getsockname()[1]
     print(f"READY {port}", flush=True)
     tasks = []

@@ -510,6 +510,7 @@ class RawServer:
 
     def __init__(self) -> None:
         self.peers: asyncio.Queue[RawPeer] = asyncio.Queue()
+        self._all: list[RawPeer] = []
         self._server: asyncio.Server | None = None
 
     async def start(self) -> RawServer:
@@ -517,6 +518,7 @@ class RawServer:
             peer = RawPeer()
             peer.request = request
             self.peers.put_nowait(peer)
+            self._all.append(peer)
             response = WSUpgradeResponse.create_101_response(
                 {"Sec-WebSocket-Protocol": ntxcp.transport.SUBPROTOCOL}
             )
@@ -537,9 +539,13 @@ class RawServer:
         return peer
 
     async def close(self) -> None:
+        """Stop listening and drop every connection."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
+            for peer in self._all:
+                if peer.transport is not None and not peer.transport.is_disconnected:
+                    peer.transport.underlying_transport.abort()
+            await asyncio.wait_for(self._server.wait_closed(), WAIT)
 
 
 def call_frame(unique_id: str, action: str, payload: dict[str, Any] | None = None) -> list[Any]:

@@ -50,8 +50,8 @@ def returning(value: Any) -> Any:
     return lambda request: value
 
 
-async def frames_in(cc: Any) -> list[bytes]:
-    """Start recording the frames a control center receives."""
+def frames_in(cc: Any) -> list[bytes]:
+    """Record the frames a control center receives (on connections opened afterwards)."""
     frames: list[bytes] = []
     cc.set_frame_logger(lambda gid, direction, frame: frames.append(frame) if direction == "in" else None)
     return frames
@@ -386,8 +386,8 @@ async def test_wrong_direction_request_is_a_value_error(make_cc, make_gw):
     Recording(control_center=True, replies=G2C_REPLIES).install(cc)
     gw = await make_gw(None, start=False)
     Recording(control_center=False, replies=C2G_REPLIES).install(gw)
+    frames = frames_in(cc)
     await gw.start(cc.url)
-    frames = await frames_in(cc)
     for request in (
         core.BootNotificationRequest(dingx_gateway_model="DX"),
         core.HeartbeatRequest(),
@@ -428,8 +428,8 @@ async def test_invalid_request_fails_before_sending(make_cc, make_gw):
     gw = await make_gw(None, start=False)
     gw_recording = Recording(control_center=False, replies=C2G_REPLIES)
     gw_recording.install(gw)
+    frames = frames_in(cc)
     await gw.start(cc.url)
-    frames = await frames_in(cc)
     called = threading.Event()
 
     with pytest.raises(PayloadValidationError) as caught:

@@ -209,6 +209,12 @@ def test_send_error_with_details_that_are_not_json() -> None:
     ]
 
 
+def test_send_error_with_details_that_are_not_utf8() -> None:
+    conn = connection(GW)
+    conn.send_error("nu-1", CallError(ErrorCode.GENERIC_ERROR, "d", {"text": "\ud800"}))
+    assert sent(conn) == [[4, "nu-1", "GenericError", "d", {"note": "details not JSON"}]]
+
+
 def test_frames_are_kept_until_taken_in_order() -> None:
     conn = connection(GW)
     conn.send_error("a", CallError(ErrorCode.GENERIC_ERROR))
@@ -242,6 +248,31 @@ def test_default_ids_are_uuid4_strings() -> None:
         assert len(unique_id) == 36
         assert str(uuid.UUID(unique_id)) == unique_id
         assert uuid.UUID(unique_id).version == 4
+
+
+def test_explicit_unique_id_is_used() -> None:
+    factory_calls: list[int] = []
+
+    def factory() -> str:
+        factory_calls.append(1)
+        return "from-factory"
+
+    conn = RpcConnection(GW, id_factory=factory)
+    call = conn.send_call(core.HeartbeatRequest(), 0.0, unique_id="stored-17")
+    assert call.unique_id == "stored-17"
+    assert conn.data_to_send() == [b'[2,"stored-17","Heartbeat",{}]']
+    assert factory_calls == []
+    conn.send_call(core.HeartbeatRequest(), 0.0, unique_id="z" * 36)
+    assert conn.queued == 1
+
+
+@pytest.mark.parametrize("unique_id", ["", "z" * 37])
+def test_explicit_unique_id_must_fit_the_spec(unique_id: str) -> None:
+    conn = RpcConnection(GW)
+    with pytest.raises(ValueError, match="uniqueId"):
+        conn.send_call(core.HeartbeatRequest(), 0.0, unique_id=unique_id)
+    assert conn.in_flight is None
+    assert conn.data_to_send() == []
 
 
 def test_one_call_in_flight_per_direction() -> None:
@@ -483,8 +514,9 @@ def test_next_deadline_is_the_earliest() -> None:
 def test_late_answer_after_timeout_is_unmatched() -> None:
     conn = control_center(call_timeout=10.0)
     conn.send_call(change("a"), 0.0)
-    second = conn.send_call(change("b"), 0.0)
-    conn.expire(10.0)
+    second = conn.send_call(change("b"), 5.0)
+    assert names(conn.expire(10.0)) == ["CallFailed"]
+    assert conn.in_flight is second
     sent(conn)
     events = conn.receive(accepted_result("c1"), 11.0)
     assert names(events) == ["UnmatchedResponse"]
@@ -869,13 +901,61 @@ def test_call_received_carries_the_typed_request() -> None:
     assert event.request == core.CaptureProcessRequest(service_id="7", datapoint_ids=["T1", "T2"])
 
 
-def test_invalid_utf8_bytes_are_answered_with_unknown_id() -> None:
+def test_invalid_utf8_in_the_frame_is_answered_with_unknown_id() -> None:
     conn = connection(CC)
-    [event] = conn.receive(b'[2,"a","Heartbeat",{"x":"\xff"}]', 0.0)
+    [event] = conn.receive(b'[2,"\xff","Heartbeat",{}]', 0.0)
     assert isinstance(event, BadMessage)
     assert event.unique_id == "-1"
-    assert "\ufffd" in event.data
+    assert event.data == '[2,"\ufffd","Heartbeat",{}]'
     assert sent(conn) == [[4, "-1", "FormationViolation", "message is not valid JSON", {}]]
+
+
+@pytest.mark.parametrize("strict", [True, False])
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"vendorId":"\xff"}', b'{"vendorId":"v","data":"\xed\xa0\x80"}'],
+    ids=["invalid-start", "encoded-surrogate"],
+)
+def test_invalid_utf8_in_a_call_payload_is_a_formation_violation(
+    payload: bytes, strict: bool
+) -> None:
+    conn = connection(GW, strict=strict)
+    [event] = conn.receive(b'[2,"u8",' + b'"DataTransfer",' + payload + b"]", 0.0)
+    assert isinstance(event, BadMessage)
+    assert event.code is ErrorCode.FORMATION_VIOLATION
+    assert "UTF-8" in event.error.description
+    assert sent(conn)[0][:3] == [4, "u8", "FormationViolation"]
+
+
+def test_invalid_utf8_in_an_unknown_field_lenient() -> None:
+    # Skipped by the strict decoder, read when unknown fields are dropped (lenient mode).
+    conn = connection(GW, strict=False)
+    [event] = conn.receive(b'[2,"u8","DataTransfer",{"vendorId":"v","zz":"\xff"}]', 0.0)
+    assert isinstance(event, BadMessage)
+    assert "UTF-8" in event.error.description
+    strict = connection(GW)
+    [event] = strict.receive(b'[2,"u8","DataTransfer",{"vendorId":"v","zz":"\xff"}]', 0.0)
+    assert "unknown field" in event.error.description  # type: ignore[union-attr]
+
+
+def test_invalid_utf8_in_a_callresult_fails_the_call() -> None:
+    conn = connection(CC, ids=["dt"])
+    call = conn.send_call(core.DataTransferRequest(vendor_id="v"), 0.0)
+    events = conn.receive(b'[3,"dt",{"status":"Accepted","data":"\xff"}]', 1.0)
+    assert names(events) == ["CallFailed", "BadMessage"]
+    assert events[0].call is call  # type: ignore[union-attr]
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[union-attr]
+    assert conn.in_flight is None
+
+
+def test_invalid_utf8_in_callerror_details_still_fails_the_call() -> None:
+    conn = connection(CC, ids=["dt"])
+    call = conn.send_call(core.DataTransferRequest(vendor_id="v"), 0.0)
+    [event] = conn.receive(b'[4,"dt","InternalError","d",{"a":"\xff"}]', 1.0)
+    assert isinstance(event, CallFailed)
+    assert event.call is call
+    assert event.error.code is ErrorCode.INTERNAL_ERROR  # type: ignore[attr-defined]
+    assert event.error.details == {}  # type: ignore[attr-defined]
 
 
 def test_text_with_lone_surrogates_is_a_bad_message() -> None:

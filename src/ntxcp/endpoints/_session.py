@@ -308,11 +308,11 @@ class Session:
             return
         finally:
             _CURRENT_CALL.reset(token)
-        if inspect.isawaitable(result):
+        if isinstance(result, Confirmation) or not inspect.isawaitable(result):
+            self._answer(event, result)
+        else:
             self._work.append((event, None, result))
             self._ensure_worker()
-        else:
-            self._answer(event, result)
 
     def _ensure_worker(self) -> None:
         if self._worker is None or self._worker.done():
@@ -366,7 +366,6 @@ class Session:
                     code=error.code,
                 )
             )
-        self._flush()
 
     def _answer_error(self, event: CallReceived, exc: Exception) -> None:
         if isinstance(exc, CallError):
@@ -388,4 +387,3 @@ class Session:
                     code=ErrorCode.INTERNAL_ERROR,
                 )
             )
-        self._flush()

@@ -116,6 +116,11 @@ class Role(StrEnum):
         return other.handles(spec)
 
 
+_HANDLED: dict[Role, dict[str, ActionSpec]] = {
+    role: {name: spec for name, spec in ACTIONS.items() if role.handles(spec)} for role in Role
+}
+
+
 def _uuid4() -> str:
     return str(uuid.uuid4())
 
@@ -168,6 +173,7 @@ class RpcConnection:
         self.queue_capacity = queue_capacity
         self.bad_message_limit = bad_message_limit
         self._new_id = id_factory
+        self._handled = _HANDLED[role]
         self._in_flight: OutgoingCall | None = None
         self._queue: deque[OutgoingCall] = deque()
         self._outgoing: list[bytes] = []
@@ -282,7 +288,7 @@ class RpcConnection:
         else:
             try:
                 payload = encode_payload(confirmation)
-            except (PayloadValidationError, TypeError, ValueError, NotImplementedError) as exc:
+            except (PayloadValidationError, TypeError, ValueError) as exc:
                 error = CallError(
                     ErrorCode.INTERNAL_ERROR, f"handler returned an invalid confirmation: {exc}"
                 )
@@ -299,7 +305,7 @@ class RpcConnection:
             return
         try:
             frame = encode_error(unique_id, error.code.value, error.description, error.details)
-        except (TypeError, ValueError, NotImplementedError, msgspec.EncodeError):
+        except (TypeError, ValueError, msgspec.EncodeError):
             frame = encode_error(
                 unique_id, error.code.value, error.description, {"note": "details not JSON"}
             )
@@ -383,12 +389,18 @@ class RpcConnection:
             return self._reject(
                 data, now, unique_id, ErrorCode.FORMATION_VIOLATION, "CALL payload is not an object"
             )
-        spec = ACTIONS.get(frame.action)
-        if spec is None:  # rule 3
-            return self._reject(
-                data, now, unique_id, ErrorCode.NOT_IMPLEMENTED, f"unknown action {frame.action!r}"
-            )
-        if not self.role.handles(spec) or spec.profile not in self.profiles:  # rule 3, §5
+        spec = self._handled.get(frame.action)
+        if spec is None:
+            if frame.action not in ACTIONS:  # rule 3
+                return self._reject(
+                    data,
+                    now,
+                    unique_id,
+                    ErrorCode.NOT_IMPLEMENTED,
+                    f"unknown action {frame.action!r}",
+                )
+            spec = ACTIONS[frame.action]
+        if spec.profile not in self.profiles or not self.role.handles(spec):  # rule 3, §5
             return self._reject(
                 data, now, unique_id, ErrorCode.NOT_SUPPORTED,
                 f"{spec.action} is not supported by this {self.role.value}",
@@ -432,7 +444,10 @@ class RpcConnection:
             description = f"{frame.error_code}: {description}" if description else frame.error_code
         details: dict[str, Any] = {}
         if is_json_object(frame.error_details):
-            details = msgspec.json.decode(frame.error_details)
+            try:
+                details = msgspec.json.decode(frame.error_details)
+            except UnicodeDecodeError:  # the frame decoder skipped it without checking UTF-8
+                details = {}
         return [CallFailed(call, CallError(code, description, details))]
 
     def _match(self, unique_id: str) -> OutgoingCall | None:

@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import ssl
+import time
 from collections import Counter
 from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
@@ -156,6 +157,7 @@ class SimulatedGateway:
         self.diagnostics_status = firmware.DiagnosticsStatus.IDLE
         self.last_error: BaseException | None = None
         self.last_event = "off"
+        self.last_event_at = 0.0
         self.endpoint: Gateway | None = None
         self._handler = SimulatorHandler(self)
         self._boot_request()  # validates model, vendor, version lengths (spec §4.1)
@@ -213,6 +215,7 @@ class SimulatedGateway:
     def _note(self, text: str) -> None:
         self.journal.add(text)
         self.last_event = text
+        self.last_event_at = time.monotonic()
         _log.info("[%s] %s", self.gateway_id, text, extra={"gateway_id": self.gateway_id})
 
     # --- power -----------------------------------------------------------------------

@@ -130,13 +130,25 @@ def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
             raise error_from_validation(exc) from None
     except msgspec.DecodeError as exc:
         raise error_from_validation(exc) from None
+    except UnicodeError as exc:  # a string in the bytes is not UTF-8
+        raise _not_utf8(exc) from None
     # Lenient mode (spec §4): drop unknown fields, then validate as usual.
-    pruned = _prune(_PLAIN_DECODER.decode(data), mi.type_info(cls))
+    try:
+        plain = _PLAIN_DECODER.decode(data)
+    except UnicodeError as exc:  # e.g. inside an unknown field, which was skipped above
+        raise _not_utf8(exc) from None
+    pruned = _prune(plain, mi.type_info(cls))
     try:
         lenient: P = _decoder(cls).decode(_ENCODER.encode(pruned))
         return lenient
     except msgspec.ValidationError as exc:
         raise error_from_validation(exc) from None
+
+
+def _not_utf8(exc: UnicodeError) -> PayloadValidationError:
+    return PayloadValidationError(
+        ErrorCode.FORMATION_VIOLATION, "", f"payload is not valid UTF-8: {exc}"
+    )
 
 
 def _prune(value: Any, info: mi.Type) -> Any:
@@ -193,6 +205,8 @@ def encode_payload(obj: Payload, *, validate: bool = True) -> bytes:
     Raises:
         PayloadValidationError: the payload breaks a rule of spec §4.
     """
+    if not obj.__struct_fields__:  # e.g. MeterValuesConfirmation: always "{}"
+        return b"{}"
     data = _ENCODER.encode(obj)
     if validate:
         checked = decode_payload(type(obj), data)

@@ -1,0 +1,204 @@
+"""C→G requests on behalf of the HTTP API: validate, send, record the outcome.
+
+``POST /api/gateways/{id}/calls/{Action}`` takes the wire payload of a C→G action
+(spec §4, camelCase JSON) as its body. :class:`CommandRunner` decodes it with the
+action's request class (the same validation as on the wire, spec §2.2 rule 4), sends
+it with :meth:`ntxcp.ControlCenter.send_request`, and stores the command and its
+outcome. It returns an HTTP status and a JSON body instead of raising, so every
+outcome, including the gateway's CALLERROR (spec §2.1), maps to one documented answer:
+
+======  ===============================================================
+status  when
+======  ===============================================================
+200     the confirmation, as wire JSON
+404     unknown action, a G→C-only action, unknown or unconnected gateway
+422     the payload breaks a rule of spec §4 (``code`` and ``path`` name it)
+502     the gateway answered a CALLERROR, or disconnected first
+503     too many requests already wait for this gateway (spec §2.3.1)
+504     no answer within the call timeout (spec §2.3.2)
+======  ===============================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ntxcp.errors import (
+    CallError,
+    CallTimeoutError,
+    DisconnectedError,
+    NotConnectedError,
+    PayloadValidationError,
+    QueueFullError,
+)
+from ntxcp.v10 import ACTIONS, Direction
+from ntxcp.v10.codec import decode_payload, encode_payload, to_builtins
+
+if TYPE_CHECKING:
+    from ntxcp.endpoints import ControlCenter
+    from ntxcp.service.metrics import ServiceMetrics
+    from ntxcp.service.storage import Storage
+
+__all__ = ["CommandResult", "CommandRunner", "gateway_actions"]
+
+_log = logging.getLogger("ntxcp.service.commands")
+
+
+def gateway_actions() -> list[str]:
+    """The actions a control center can send to a gateway (C→G or both, spec §5)."""
+    return [
+        name
+        for name, spec in ACTIONS.items()
+        if spec.direction is not Direction.GATEWAY_TO_CONTROL_CENTER
+    ]
+
+
+@dataclass(slots=True)
+class CommandResult:
+    """The HTTP answer to a call request.
+
+    Attributes:
+        status: the HTTP status.
+        body: the JSON body.
+        command_id: the stored command's id (``None`` when nothing was sent).
+    """
+
+    status: int
+    body: dict[str, Any]
+    command_id: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class CommandRunner:
+    """Sends C→G requests for the API and keeps a record of each.
+
+    Args:
+        control_center: the endpoint the gateways are connected to.
+        storage: where commands and their outcomes are recorded.
+        metrics: where call durations are observed.
+    """
+
+    def __init__(
+        self, control_center: ControlCenter, storage: Storage, metrics: ServiceMetrics
+    ) -> None:
+        self.control_center = control_center
+        self.storage = storage
+        self.metrics = metrics
+
+    async def call(
+        self, gateway_id: str, action: str, body: bytes, timeout: float | None = None
+    ) -> CommandResult:
+        """Validate and send one C→G request; never raises for a bad request.
+
+        Args:
+            gateway_id: the target gateway.
+            action: the action's wire name, e.g. ``"Reset"``.
+            body: the request payload as JSON (empty means ``{}``).
+            timeout: seconds to wait for the answer (default: the endpoint's).
+
+        Returns:
+            The HTTP status and JSON body to answer with.
+        """
+        spec = ACTIONS.get(action)
+        if spec is None:
+            return CommandResult(
+                404,
+                {"error": f"unknown action {action!r}", "actions": gateway_actions()},
+            )
+        if spec.direction is Direction.GATEWAY_TO_CONTROL_CENTER:
+            return CommandResult(
+                404,
+                {
+                    "error": f"{action} is sent by gateways to the control center, "
+                    "not to a gateway",
+                    "actions": gateway_actions(),
+                },
+            )
+        if not self.control_center.is_connected(gateway_id):
+            if gateway_id not in self.storage.gateways:
+                return CommandResult(404, {"error": f"unknown gateway {gateway_id!r}"})
+            return CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+        payload = body.strip() or b"{}"
+        try:
+            request = decode_payload(spec.request, payload)
+        except PayloadValidationError as exc:
+            return CommandResult(
+                422, {"error": exc.description, "code": exc.code.value, "path": exc.path}
+            )
+        request_json = encode_payload(request, validate=False).decode("utf-8")
+        command_id = self.storage.command_started(gateway_id, action, request_json)
+        started = time.perf_counter()
+        result: CommandResult
+        try:
+            confirmation = await self.control_center.send_request(
+                gateway_id, request, timeout=timeout
+            )
+        except CallTimeoutError as exc:
+            result = CommandResult(504, {"error": str(exc)})
+            self._finish(command_id, "timeout", started, action, error=("", str(exc), {}))
+        except DisconnectedError as exc:
+            result = CommandResult(502, {"error": f"gateway disconnected before answering: {exc}"})
+            self._finish(command_id, "disconnected", started, action, error=("", str(exc), {}))
+        except NotConnectedError as exc:
+            result = CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+            self._finish(command_id, "not-connected", started, action, error=("", str(exc), {}))
+        except QueueFullError as exc:
+            result = CommandResult(503, {"error": str(exc)})
+            self._finish(command_id, "queue-full", started, action, error=("", str(exc), {}))
+        except CallError as exc:
+            # spec §2.1: the gateway's CALLERROR, or an invalid confirmation (§2.2 rule 6).
+            result = CommandResult(
+                502,
+                {
+                    "error": f"gateway answered {action} with CALLERROR {exc.code.value}",
+                    "code": exc.code.value,
+                    "description": exc.description,
+                    "details": exc.details,
+                },
+            )
+            self._finish(
+                command_id,
+                "callerror",
+                started,
+                action,
+                error=(exc.code.value, exc.description, exc.details),
+            )
+        else:
+            answer = to_builtins(confirmation)
+            result = CommandResult(200, answer)
+            self._finish(command_id, "ok", started, action, response=answer)
+        result.command_id = command_id
+        result.headers["X-Command-Id"] = str(command_id)
+        return result
+
+    def _finish(
+        self,
+        command_id: int,
+        outcome: str,
+        started: float,
+        action: str,
+        *,
+        response: dict[str, Any] | None = None,
+        error: tuple[str, str, dict[str, Any]] | None = None,
+    ) -> None:
+        duration = time.perf_counter() - started
+        self.metrics.api_call_seconds.observe(duration, (action,))
+        try:
+            self.storage.command_finished(
+                command_id,
+                outcome,
+                duration,
+                response_json=None if response is None else msgspec.json.encode(response).decode(),
+                error_code=None if error is None else (error[0] or None),
+                error_description=None if error is None else error[1],
+                error_details_json=None
+                if error is None
+                else msgspec.json.encode(error[2]).decode(),
+            )
+        except Exception:  # noqa: BLE001 - the gateway's answer still reaches the caller
+            _log.exception("could not record the outcome of command %d", command_id)

@@ -1,0 +1,257 @@
+"""What the service does with gateway traffic: boot policy, storing data, frame log.
+
+:class:`GatewayTrafficHandler` answers every G→C action of spec §5 (core and firmware
+profiles). Handlers that store data are plain ``def`` methods that write in one
+transaction and return only after the commit (see :mod:`.storage`), so the library
+sends the CALLRESULT after the data is safe. The ``uniqueId`` of the CALL being
+answered (:func:`ntxcp.current_call`) is the key that drops a re-sent message
+(store and forward, spec §6.2).
+
+:class:`FrameRecorder` is the control center's frame logger: it files every frame in
+the frame log and counts it in the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from ntxcp.endpoints import current_call
+from ntxcp.errors import CallError, ErrorCode
+from ntxcp.service.config import UnknownGatewayPolicy
+from ntxcp.service.storage import Storage, now_text
+from ntxcp.v10 import core, firmware
+
+if TYPE_CHECKING:
+    from ntxcp.endpoints import ControlCenter, GatewayConnection
+    from ntxcp.service.metrics import ServiceMetrics
+
+__all__ = ["BOOT_RETRY_INTERVAL", "FrameRecorder", "GatewayTrafficHandler"]
+
+_log = logging.getLogger("ntxcp.service")
+
+BOOT_RETRY_INTERVAL = 60
+"""Seconds before a Pending or Rejected gateway boots again (spec §4.1 default)."""
+
+_POLICY_STATUS = {
+    UnknownGatewayPolicy.ACCEPT: core.RegistrationStatus.ACCEPTED,
+    UnknownGatewayPolicy.PENDING: core.RegistrationStatus.PENDING,
+    UnknownGatewayPolicy.REJECT: core.RegistrationStatus.REJECTED,
+}
+
+
+class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHandler):
+    """Answers the G→C actions (spec §4.1, §4.2) and stores what they carry.
+
+    Args:
+        storage: the database.
+        metrics: the service's metrics.
+        policy: how BootNotifications of unregistered gateways are answered.
+        heartbeat_interval: the ``interval`` sent with ``Accepted`` (seconds).
+        control_center: the endpoint (to tell a replaced connection from a lost one).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        metrics: ServiceMetrics,
+        policy: UnknownGatewayPolicy,
+        heartbeat_interval: int,
+        control_center: ControlCenter,
+    ) -> None:
+        self.storage = storage
+        self.metrics = metrics
+        self.policy = policy
+        self.heartbeat_interval = heartbeat_interval
+        self.control_center = control_center
+
+    # --- boot policy (spec §4.1 BootNotification) ----------------------------------------
+
+    def registration_status(self, gateway_id: str) -> core.RegistrationStatus:
+        """Registered gateways are Accepted; others get what the policy says."""
+        record = self.storage.gateways.get(gateway_id)
+        if record is not None and record.registered:
+            return core.RegistrationStatus.ACCEPTED
+        return _POLICY_STATUS[self.policy]
+
+    def _require_accepted(self, gateway_id: str, action: str) -> None:
+        """Spec §4.1: until Accepted, a gateway sends nothing but BootNotification."""
+        status = self.registration_status(gateway_id)
+        if gateway_id not in self.storage.gateways:  # deleted while connected: seen again
+            self.storage.ensure_gateway(gateway_id)
+        if status is not core.RegistrationStatus.ACCEPTED:
+            raise CallError(
+                ErrorCode.SECURITY_ERROR,
+                f"{action} refused: gateway is not accepted (registration status {status})",
+            )
+
+    def _unique_id(self) -> str | None:
+        call = current_call()
+        return None if call is None else call.unique_id
+
+    def _duplicate(self, action: str) -> None:
+        self.metrics.duplicates.inc((action,))
+
+    # --- core profile (spec §4.1) ------------------------------------------------------
+
+    def on_boot_notification(
+        self, gateway_id: str, request: core.BootNotificationRequest
+    ) -> core.BootNotificationConfirmation:
+        """Store the boot info and answer with the gateway's registration status."""
+        status = self.registration_status(gateway_id)
+        self.storage.record_boot(gateway_id, request, status.value)
+        self.metrics.boots.inc((status.value,))
+        accepted = status is core.RegistrationStatus.ACCEPTED
+        return core.BootNotificationConfirmation(
+            status=status,
+            current_time=datetime.now(UTC),
+            interval=self.heartbeat_interval if accepted else BOOT_RETRY_INTERVAL,
+        )
+
+    def on_heartbeat(
+        self, gateway_id: str, request: core.HeartbeatRequest
+    ) -> core.HeartbeatConfirmation:
+        """Answer with the current time (the frame log notes that it was heard from)."""
+        self._require_accepted(gateway_id, "Heartbeat")
+        return core.HeartbeatConfirmation(current_time=datetime.now(UTC))
+
+    def on_status_notification(
+        self, gateway_id: str, request: core.StatusNotificationRequest
+    ) -> core.StatusNotificationConfirmation:
+        """Store the status (current per service, and history) before answering."""
+        self._require_accepted(gateway_id, "StatusNotification")
+        if not self.storage.record_status(gateway_id, self._unique_id(), request):
+            self._duplicate("StatusNotification")
+        return core.StatusNotificationConfirmation()
+
+    def on_meter_values(
+        self, gateway_id: str, request: core.MeterValuesRequest
+    ) -> core.MeterValuesConfirmation:
+        """Store every sampled value before answering."""
+        self._require_accepted(gateway_id, "MeterValues")
+        stored = self.storage.record_meter_values(gateway_id, self._unique_id(), request)
+        if stored is None:
+            self._duplicate("MeterValues")
+        else:
+            self.metrics.meter_samples.inc(amount=stored)
+        return core.MeterValuesConfirmation()
+
+    def on_data_transfer(
+        self, gateway_id: str, request: core.DataTransferRequest
+    ) -> core.DataTransferConfirmation:
+        """Store the vendor data and answer ``Accepted``."""
+        self._require_accepted(gateway_id, "DataTransfer")
+        if not self.storage.record_data_transfer(gateway_id, self._unique_id(), request):
+            self._duplicate("DataTransfer")
+        return core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED)
+
+    # --- firmware profile (spec §4.2) --------------------------------------------------
+
+    def on_diagnostics_status_notification(
+        self, gateway_id: str, request: firmware.DiagnosticsStatusNotificationRequest
+    ) -> firmware.DiagnosticsStatusNotificationConfirmation:
+        """Store the diagnostics upload status before answering."""
+        self._require_accepted(gateway_id, "DiagnosticsStatusNotification")
+        if not self.storage.record_diagnostics_status(
+            gateway_id, self._unique_id(), request.status
+        ):
+            self._duplicate("DiagnosticsStatusNotification")
+        return firmware.DiagnosticsStatusNotificationConfirmation()
+
+    def on_firmware_status_notification(
+        self, gateway_id: str, request: firmware.FirmwareStatusNotificationRequest
+    ) -> firmware.FirmwareStatusNotificationConfirmation:
+        """Store the firmware update status before answering."""
+        self._require_accepted(gateway_id, "FirmwareStatusNotification")
+        if not self.storage.record_firmware_status(gateway_id, self._unique_id(), request.status):
+            self._duplicate("FirmwareStatusNotification")
+        return firmware.FirmwareStatusNotificationConfirmation()
+
+    # --- connection hooks (spec §6.1) --------------------------------------------------
+
+    def on_connected(self, connection: GatewayConnection) -> None:
+        """Record a new connection (address, TLS state, time)."""
+        address = connection.remote_address
+        self.storage.set_connected(
+            connection.id,
+            True,
+            remote_address=None if address is None else f"{address[0]}:{address[1]}",
+            tls=connection.tls,
+            since=now_text(),
+        )
+
+    def on_disconnected(self, connection: GatewayConnection) -> None:
+        """Record a closed connection, unless a newer one replaced it (spec §1)."""
+        if self.control_center.is_connected(connection.id):
+            return
+        self.storage.set_connected(connection.id, False)
+
+
+# [type, "uniqueId", third] where third is the action (CALL) or error code (CALLERROR).
+_FRAME_HEAD = re.compile(
+    rb'\s*\[\s*([234])\s*,\s*"((?:[^"\\]|\\.){0,64})"\s*(?:,\s*"((?:[^"\\]|\\.){0,64})")?'
+)
+_TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
+_OTHER = {"in": "out", "out": "in"}
+_MAX_OPEN_CALLS = 50_000
+
+
+class FrameRecorder:
+    """The frame logger: every frame in and out goes to the frame log and the metrics.
+
+    A CALLRESULT or CALLERROR names no action; the recorder remembers the action of
+    each CALL it saw until the answer with the same ``uniqueId`` passes the other way
+    (spec §2), so every logged frame carries its action.
+
+    Args:
+        storage: where frames are logged (buffered, see :meth:`Storage.log_frame`).
+        metrics: where frames are counted.
+    """
+
+    def __init__(self, storage: Storage, metrics: ServiceMetrics) -> None:
+        self.storage = storage
+        self.metrics = metrics
+        self._open: dict[tuple[str, str, str], str] = {}
+
+    def __call__(self, gateway_id: str, direction: str, frame: bytes) -> None:
+        """Log and count one frame (``direction`` is ``"in"`` or ``"out"``)."""
+        time = now_text()
+        message_type: int | None = None
+        unique_id: str | None = None
+        action: str | None = None
+        match = _FRAME_HEAD.match(frame)
+        if match is not None:
+            message_type = int(match[1])
+            unique_id = match[2].decode("utf-8", "replace")
+            third = match[3]
+            if message_type == 2:
+                if third is not None:
+                    action = third.decode("utf-8", "replace")
+                    self._remember((gateway_id, unique_id, direction), action)
+            else:
+                action = self._open.pop((gateway_id, unique_id, _OTHER[direction]), None)
+                if message_type == 4:
+                    code = "?" if third is None else third.decode("utf-8", "replace")
+                    self.metrics.call_errors.inc((code, direction))
+        self.metrics.messages.inc(
+            (action or "", direction, _TYPE_NAMES.get(message_type or 0, "invalid"))
+        )
+        self.storage.log_frame(
+            gateway_id,
+            direction,
+            time,
+            message_type,
+            action,
+            unique_id,
+            frame.decode("utf-8", "replace"),
+        )
+        if direction == "in":
+            self.storage.touch(gateway_id, time)
+
+    def _remember(self, key: tuple[str, str, str], action: str) -> None:
+        opened = self._open
+        if len(opened) >= _MAX_OPEN_CALLS:  # unanswered CALLs must not pile up forever
+            del opened[next(iter(opened))]
+        opened[key] = action

@@ -1,0 +1,7 @@
+"""``python -m ntxcp.simulator``: the simulator's commands without the root ``ntxcp`` CLI."""
+
+import sys
+
+from ntxcp.simulator.cli import main
+
+sys.exit(main())

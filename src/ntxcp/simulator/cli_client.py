@@ -1,0 +1,530 @@
+"""Command-line client of the control center service's HTTP API.
+
+Commands (each takes ``--api URL`` (env ``NTXCP_API``, default
+``http://127.0.0.1:8080``), ``--token T`` (env ``NTXCP_API_TOKEN``, sent as
+``Authorization: Bearer T``) and ``--json`` (print the API's JSON as it is)):
+
+=====================================  ==================================================
+``ntxcp gateways list``                ``GET /api/gateways``
+``ntxcp gateways show ID``             ``GET /api/gateways/{id}``
+``ntxcp gateways add ID --password P`` ``POST /api/gateways``
+``ntxcp gateways remove ID``           ``DELETE /api/gateways/{id}``
+``ntxcp status ID``                    ``GET /api/gateways/{id}/status``
+``ntxcp meter-values ID [filters]``    ``GET /api/gateways/{id}/meter-values``
+``ntxcp messages ID [filters]``        ``GET /api/gateways/{id}/messages``
+``ntxcp call ID Action [ARG ...]``     ``POST /api/gateways/{id}/calls/{Action}``
+=====================================  ==================================================
+
+``ntxcp call`` builds the request payload (spec §4) from ``field=value`` arguments
+named as on the wire; each value is converted to the field's type in the request class
+of :data:`ntxcp.v10.registry.ACTIONS` (integers, booleans; a repeated or single
+argument of an array field makes an array); ``field:=JSON`` gives a raw JSON value, and
+a single ``{...}`` argument is the whole payload::
+
+    ntxcp call GW-1 Reset type=Soft
+    ntxcp call GW-1 GetConfiguration key=HeartbeatInterval key=Vendor.Note
+    ntxcp call GW-1 ChangeConfiguration '{"key":"HeartbeatInterval","value":"60"}'
+
+Exit status: 0 success; 1 the API answered an error (its message and code are
+printed); 2 usage error; 3 the API cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+from urllib.parse import quote, urlencode
+
+import msgspec.inspect as mi
+
+from ntxcp.v10 import Direction, Request
+from ntxcp.v10.registry import ACTIONS
+
+__all__ = [
+    "DEFAULT_API",
+    "ApiClient",
+    "ApiError",
+    "ApiUnreachableError",
+    "add_parsers",
+    "build_payload",
+    "render",
+]
+
+DEFAULT_API = "http://127.0.0.1:8080"
+"""Where the control center service's HTTP API listens by default."""
+
+EXIT_OK = 0
+EXIT_API_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 3
+
+Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
+
+
+class ApiError(Exception):
+    """The API answered with an HTTP error status.
+
+    Attributes:
+        status: the HTTP status.
+        message: the body's ``error`` (or ``description``) text.
+        code: the body's ``code`` (an ntxcp error code for 422/502), if any.
+        body: the decoded body (``None`` when it was not JSON).
+    """
+
+    def __init__(self, status: int, message: str, code: str | None, body: Any) -> None:
+        self.status = status
+        self.message = message
+        self.code = code
+        self.body = body
+        super().__init__(f"HTTP {status}" + (f" {code}" if code else "") + f": {message}")
+
+
+class ApiUnreachableError(Exception):
+    """The API could not be reached (connection refused, DNS, timeout, ...)."""
+
+
+class UsageError(Exception):
+    """Arguments that cannot make a request; the message says why."""
+
+
+class ApiClient:
+    """A small blocking client of the service's HTTP API (standard library only).
+
+    Args:
+        base: the API's base URL, e.g. ``http://127.0.0.1:8080``.
+        token: bearer token, if the API requires one.
+        timeout: seconds per request.
+    """
+
+    def __init__(self, base: str, token: str | None = None, timeout: float = 60.0) -> None:
+        self.base = base.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send one request and decode the JSON answer.
+
+        Args:
+            method: the HTTP method.
+            path: the path below the base URL, starting with ``/``.
+            query: query parameters; ``None`` values are left out.
+            body: a JSON-serialisable body.
+
+        Returns:
+            The decoded JSON answer, ``None`` for an empty one (e.g. 204).
+
+        Raises:
+            ApiError: the API answered with a status of 400 or more.
+            ApiUnreachableError: no answer (connection, DNS, timeout).
+        """
+        url = self.base + path
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        if params:
+            url += "?" + urlencode(params)
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return _decode(response.read())
+        except urllib.error.HTTPError as exc:
+            raise _api_error(exc.code, exc.read(), exc.reason) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ApiUnreachableError(f"cannot reach the API at {self.base}: {reason}") from None
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _api_error(status: int, raw: bytes, reason: object) -> ApiError:
+    body = _decode(raw)
+    message, code = str(reason), None
+    if isinstance(body, dict):
+        message = str(body.get("error") or body.get("description") or message)
+        code = body.get("code")
+        description = body.get("description")
+        if description and description != message:
+            message = f"{message}: {description}"
+        if body.get("path"):
+            message = f"{message} (at {body['path']})"
+    elif isinstance(body, str) and body.strip():
+        message = body.strip()
+    return ApiError(status, message, None if code is None else str(code), body)
+
+
+# --- ntxcp call: payloads from arguments (spec §4) -------------------------------------
+
+
+def _field_kinds(request: type[Request]) -> dict[str, tuple[str, bool]]:
+    """Wire name -> (scalar kind, is an array) of every field of a request class."""
+    info = mi.type_info(request)
+    assert isinstance(info, mi.StructType)
+    kinds: dict[str, tuple[str, bool]] = {}
+    for field in info.fields:
+        kinds[field.encode_name] = _kind(field.type)
+    return kinds
+
+
+def _kind(t: mi.Type) -> tuple[str, bool]:
+    if isinstance(t, mi.UnionType):
+        real = [member for member in t.types if not isinstance(member, mi.NoneType)]
+        if len(real) == 1:
+            return _kind(real[0])
+        return "json", False
+    if isinstance(t, mi.ListType):
+        inner, nested = _kind(t.item_type)
+        return (inner if not nested else "json"), True
+    if isinstance(t, mi.IntType):
+        return "int", False
+    if isinstance(t, mi.FloatType):
+        return "float", False
+    if isinstance(t, mi.BoolType):
+        return "bool", False
+    if isinstance(t, mi.StrType | mi.EnumType | mi.DateTimeType):
+        return "str", False
+    return "json", False
+
+
+def _convert(name: str, kind: str, text: str) -> Any:
+    try:
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "bool":
+            lowered = text.lower()
+            if lowered not in ("true", "false"):
+                raise ValueError("expected true or false")
+            return lowered == "true"
+        if kind == "json":
+            return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{name}: cannot use {text!r} ({exc})") from None
+    return text
+
+
+def build_payload(action: str, arguments: Sequence[str]) -> dict[str, Any]:
+    """The JSON payload of a C→G request from ``field=value`` arguments.
+
+    Args:
+        action: the action's wire name (case-sensitive), e.g. ``"Reset"``.
+        arguments: ``field=value`` (converted to the field's type), ``field:=JSON``,
+            or one JSON object that is the whole payload.
+
+    Returns:
+        The payload (not validated: the API does that, spec §2.2 rule 4).
+
+    Raises:
+        UsageError: unknown action or field, an action the gateway does not handle,
+            or a value that cannot be converted.
+    """
+    spec = ACTIONS.get(action)
+    if spec is None:
+        known = ", ".join(sorted(ACTIONS))
+        raise UsageError(f"unknown action {action!r}; actions are: {known}")
+    if spec.direction is Direction.GATEWAY_TO_CONTROL_CENTER:
+        raise UsageError(f"{action} is sent by gateways, not to them (spec §4)")
+    if len(arguments) == 1 and arguments[0].lstrip().startswith("{"):
+        try:
+            payload = json.loads(arguments[0])
+        except ValueError as exc:
+            raise UsageError(f"the payload is not valid JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise UsageError("the payload must be a JSON object")
+        return payload
+    kinds = _field_kinds(spec.request)
+    payload = {}
+    for argument in arguments:
+        equals = argument.find("=")
+        raw = equals > 0 and argument[equals - 1] == ":"  # field:=JSON
+        name = argument[: equals - 1 if raw else max(equals, 0)]
+        text = argument[equals + 1 :]
+        if equals < 0 or not name:
+            raise UsageError(
+                f"expected field=value, field:=JSON or a JSON object, got {argument!r}"
+            )
+        if name not in kinds:
+            fields = ", ".join(kinds) or "none"
+            raise UsageError(f"{action} has no field {name!r}; its fields: {fields}")
+        kind, is_array = kinds[name]
+        value = _convert(name, "json" if raw else kind, text)
+        if is_array and not raw:
+            payload.setdefault(name, []).append(value)
+        else:
+            payload[name] = value
+    return payload
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] | None = None) -> str:
+    """Rows as an aligned text table.
+
+    Args:
+        rows: the records; nested objects are flattened to dotted keys.
+        columns: (header, dotted key) pairs; default every key, in order of appearance.
+    """
+    flat = [_flatten(row) for row in rows]
+    if columns is None:
+        keys: dict[str, None] = {}
+        for row in flat:
+            keys.update(dict.fromkeys(row))
+        columns = [(key, key) for key in keys]
+    cells = [[header.upper() for header, _ in columns]]
+    cells += [[_cell(row.get(key)) for _, key in columns] for row in flat]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    return "\n".join(
+        "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+        for line in cells
+    )
+
+
+def render(data: Any) -> str:
+    """A readable text form of an API answer: tables for lists, ``key: value`` for objects."""
+    if isinstance(data, list):
+        if not data:
+            return "(none)"
+        if all(isinstance(item, dict) for item in data):
+            return table(data)
+        return "\n".join(_cell(item) for item in data)
+    if isinstance(data, dict):
+        scalars = {k: v for k, v in data.items() if not _is_records(v)}
+        lines: list[str] = []
+        flat = _flatten(scalars)
+        width = max((len(key) for key in flat), default=0)
+        lines += [f"{key.ljust(width)}  {_cell(value)}" for key, value in flat.items()]
+        for key, value in data.items():
+            if _is_records(value):
+                lines += ["", f"{key}:", table(value)]
+        return "\n".join(lines)
+    return _cell(data)
+
+
+def _is_records(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
+_GATEWAY_COLUMNS = (
+    ("id", "id"),
+    ("connected", "connected"),
+    ("registration", "registrationStatus"),
+    ("model", "boot.dingxGatewayModel"),
+    ("firmware", "boot.firmwareVersion"),
+    ("last seen", "lastSeen"),
+)
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def _client(args: argparse.Namespace) -> ApiClient:
+    base = args.api or os.environ.get("NTXCP_API") or DEFAULT_API
+    token = args.token or os.environ.get("NTXCP_API_TOKEN") or None
+    return ApiClient(base, token)
+
+
+def _gateway_path(gateway_id: str, suffix: str = "") -> str:
+    return f"/api/gateways/{quote(gateway_id, safe='')}{suffix}"
+
+
+Command = Callable[[argparse.Namespace, ApiClient], tuple[Any, str | None]]
+"""Runs a request; returns the answer and, optionally, the text to print instead of it."""
+
+
+def _list(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    gateways = api.request("GET", "/api/gateways")
+    if isinstance(gateways, dict):  # tolerate {"gateways": [...]}
+        gateways = gateways.get("gateways", gateways)
+    if isinstance(gateways, list) and all(isinstance(g, dict) for g in gateways):
+        return gateways, table(gateways, _GATEWAY_COLUMNS) if gateways else "(no gateways)"
+    return gateways, None
+
+
+def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    return api.request("GET", _gateway_path(args.gateway_id)), None
+
+
+def _add(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    body = {"id": args.gateway_id, "password": args.password}
+    answer = api.request("POST", "/api/gateways", body=body)
+    return answer, f"added gateway {args.gateway_id}"
+
+
+def _remove(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    answer = api.request("DELETE", _gateway_path(args.gateway_id))
+    return answer, f"removed gateway {args.gateway_id}"
+
+
+def _status(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    return api.request("GET", _gateway_path(args.gateway_id, "/status")), None
+
+
+def _meter_values(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    query = {
+        "service": args.service,
+        "measurand": args.measurand,
+        "since": args.since,
+        "until": args.until,
+        "limit": args.limit,
+    }
+    return api.request("GET", _gateway_path(args.gateway_id, "/meter-values"), query=query), None
+
+
+def _messages(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    query = {"action": args.action, "limit": args.limit}
+    return api.request("GET", _gateway_path(args.gateway_id, "/messages"), query=query), None
+
+
+def _call(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    payload = build_payload(args.action, args.arguments)
+    path = _gateway_path(args.gateway_id, f"/calls/{quote(args.action, safe='')}")
+    answer = api.request("POST", path, body=payload)
+    if answer == {}:
+        return answer, f"{args.action}: confirmed (empty confirmation)"
+    return answer, None
+
+
+def run_command(
+    command: Command,
+    args: argparse.Namespace,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run an API command and print its outcome; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        answer, text = command(args, _client(args))
+    except UsageError as exc:
+        err.write(f"ntxcp: error: {exc}\n")
+        return EXIT_USAGE
+    except ApiError as exc:
+        err.write(f"error: {exc}\n")
+        if args.json and exc.body is not None:
+            out.write(json.dumps(exc.body, indent=2) + "\n")
+        return EXIT_API_ERROR
+    except ApiUnreachableError as exc:
+        err.write(f"error: {exc}\n")
+        return EXIT_UNREACHABLE
+    if args.json:
+        out.write(json.dumps(answer, indent=2) + "\n")
+    else:
+        out.write((text if text is not None else render(answer)) + "\n")
+    return EXIT_OK
+
+
+# --- parsers -------------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("API")
+    group.add_argument(
+        "--api", metavar="URL", help=f"HTTP API base URL (env NTXCP_API; default {DEFAULT_API})"
+    )
+    group.add_argument("--token", help="bearer token (env NTXCP_API_TOKEN)")
+    group.add_argument("--json", action="store_true", help="print the API's raw JSON")
+    return common
+
+
+def _leaf(
+    subparsers: Subparsers, name: str, command: Command, help_text: str
+) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name, help=help_text, description=help_text, parents=[_common()]
+    )
+    parser.set_defaults(func=lambda args: run_command(command, args))
+    return parser
+
+
+def add_parsers(subparsers: Subparsers) -> None:
+    """Add ``gateways``, ``status``, ``meter-values``, ``messages`` and ``call``.
+
+    Args:
+        subparsers: the object returned by the root parser's ``add_subparsers()``.
+    """
+    gateways = subparsers.add_parser(
+        "gateways", help="list, show, add or remove gateways of the control center"
+    )
+    actions = gateways.add_subparsers(dest="gateways_command", required=True, metavar="ACTION")
+    _leaf(actions, "list", _list, "list the known gateways")
+    _leaf(actions, "show", _show, "show one gateway").add_argument("gateway_id", metavar="ID")
+    add = _leaf(actions, "add", _add, "register a gateway and its password")
+    add.add_argument("gateway_id", metavar="ID")
+    add.add_argument("--password", required=True, help="the gateway's secret")
+    remove = _leaf(actions, "remove", _remove, "forget a gateway")
+    remove.add_argument("gateway_id", metavar="ID")
+
+    _leaf(subparsers, "status", _status, "the last reported status of a gateway").add_argument(
+        "gateway_id", metavar="ID"
+    )
+
+    meter = _leaf(subparsers, "meter-values", _meter_values, "stored meter values of a gateway")
+    meter.add_argument("gateway_id", metavar="ID")
+    meter.add_argument("--service", help="only this service id")
+    meter.add_argument("--measurand", help="only this measurand, e.g. Power.Active.Import")
+    meter.add_argument("--since", metavar="T", help="not before this RFC 3339 time")
+    meter.add_argument("--until", metavar="T", help="not after this RFC 3339 time")
+    meter.add_argument("--limit", type=int, metavar="N", help="at most N values")
+
+    messages = _leaf(subparsers, "messages", _messages, "the message log of a gateway")
+    messages.add_argument("gateway_id", metavar="ID")
+    messages.add_argument("--action", help="only this action")
+    messages.add_argument("--limit", type=int, metavar="N", help="at most N messages")
+
+    call = _leaf(subparsers, "call", _call, "send a C→G request to a connected gateway")
+    call.add_argument("gateway_id", metavar="ID")
+    call.add_argument("action", metavar="Action", help="e.g. Reset, GetConfiguration")
+    call.add_argument(
+        "arguments",
+        nargs="*",
+        metavar="ARG",
+        help="field=value, field:=JSON, or one JSON object (the whole payload)",
+    )
