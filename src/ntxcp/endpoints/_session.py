@@ -15,7 +15,6 @@ import contextvars
 import inspect
 import logging
 import traceback
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -79,7 +78,24 @@ C = TypeVar("C", bound=Confirmation)
 MAX_PENDING_INBOUND = 64
 """Received CALLs that may wait for a handler per connection before more are refused."""
 
-_Work = tuple[CallReceived, Callable[..., Any] | None, Awaitable[Any] | None]
+
+class _HeldAnswers:
+    """CALLERRORs written for rejected CALLs while earlier CALLs wait for a handler.
+
+    The worker sends them in turn, so every CALL is answered in arrival order (§2.3.4).
+    """
+
+    __slots__ = ("frames",)
+
+    def __init__(self, frames: list[bytes]) -> None:
+        self.frames = frames
+
+
+_Work = tuple[CallReceived | _HeldAnswers, Callable[..., Any] | None, Awaitable[Any] | None]
+
+
+# Events of a received CALL (as opposed to a response): their frames answer that CALL.
+_CALL_EVENTS = (CallReceived, BadMessage, BadMessageLimitExceeded)
 
 
 class Session:
@@ -120,7 +136,7 @@ class Session:
         self._on_opened = on_opened
         self._log = logger
         self._loop = asyncio.get_running_loop()
-        self._work: deque[_Work] = deque()
+        self._work: list[_Work] = []  # a list: an empty deque costs ~600 B per connection
         self._worker: asyncio.Task[None] | None = None
         self._closed_event: asyncio.Event | None = None
         self.tap = tap
@@ -140,9 +156,20 @@ class Session:
             self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
         if self.tap is not None:
             self._tap("in", data)
+        busy = bool(self._work)
         events = self.rpc.receive(data, self._loop.time())
         for event in events:
             self._handle(event)
+        if (
+            busy
+            and len(self._work) < MAX_PENDING_INBOUND
+            and all(type(e) in _CALL_EVENTS for e in events)
+        ):
+            # A CALL rejected by the state machine is answered after the CALLs before it.
+            held = self.rpc.data_to_send()
+            if held:
+                self._work.append((_HeldAnswers(held), None, None))
+                self._ensure_worker()
         self._flush()
 
     def on_close(self, code: int, reason: str) -> None:
@@ -206,8 +233,9 @@ class Session:
             self._handle(event)
         self._flush()
 
-    def _flush(self) -> None:
-        frames = self.rpc.data_to_send()
+    def _flush(self, frames: list[bytes] | None = None) -> None:
+        if frames is None:
+            frames = self.rpc.data_to_send()
         link = self.link
         if frames and link is not None:
             debug = self._log.isEnabledFor(logging.DEBUG)
@@ -322,6 +350,11 @@ class Session:
         work = self._work
         while work:
             event, method, awaitable = work[0]
+            if type(event) is _HeldAnswers:
+                work.pop(0)
+                self._flush(event.frames)
+                continue
+            assert type(event) is CallReceived
             _CURRENT_CALL.set(CallContext(self.gateway_id, event.unique_id, event.spec.action))
             try:
                 if awaitable is None:
@@ -336,11 +369,11 @@ class Session:
                 raise
             except Exception as exc:
                 if work and work[0][0] is event:
-                    work.popleft()
+                    work.pop(0)
                 self._answer_error(event, exc)
             else:
                 if work and work[0][0] is event:
-                    work.popleft()
+                    work.pop(0)
                 self._answer(event, result)
             self._flush()
 

@@ -306,6 +306,16 @@ class Storage:
             record.password_hash = password_hash
         return True
 
+    def set_password(self, gateway_id: str, password_hash: str | None) -> None:
+        """Register a gateway if needed and set (or with ``None`` clear) its secret hash."""
+        if not self.register_gateway(gateway_id, password_hash):
+            with self._transaction() as conn:
+                conn.execute(
+                    "UPDATE gateways SET password_hash = ? WHERE id = ?",
+                    (password_hash, gateway_id),
+                )
+            self.gateways[gateway_id].password_hash = password_hash
+
     def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and everything stored about it.
 

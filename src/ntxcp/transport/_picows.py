@@ -45,7 +45,13 @@ from ntxcp.transport.options import ClientOptions, ServerOptions
 __all__ = ["PicowsLink", "WebSocketServer", "connect", "listen"]
 
 _log = logging.getLogger("ntxcp.transport")
-_PICOWS_LOG = logging.getLogger("ntxcp.transport.picows")
+_PICOWS_LOGGER = logging.getLogger("ntxcp.transport.picows")
+# picows logs a line per connection at INFO; keep that out of application logs unless
+# asked for. An adapter (not a Logger) also stops picows from creating one child
+# logger per connection, which would cost about 1 KB each (spec §6.1: thousands).
+if _PICOWS_LOGGER.level == logging.NOTSET:
+    _PICOWS_LOGGER.setLevel(logging.WARNING)
+_PICOWS_LOG = logging.LoggerAdapter(_PICOWS_LOGGER, {})
 
 AcceptHook = Callable[[HandshakeInfo], LinkHandler]
 RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]

@@ -1,0 +1,282 @@
+"""The control center service: a :class:`~ntxcp.ControlCenter`, its database and API.
+
+:class:`Service` puts the pieces together and runs them on the current event loop::
+
+    service = Service(ServiceConfig(port=0, api_port=0, db="cc.sqlite"))
+    await service.start()
+    print(service.ws_url, service.api_url)
+    ...
+    await service.stop()
+
+``ntxcp control-center`` (:mod:`ntxcp.cli`) is this class plus signal handling; tests
+and a dashboard can run it in-process the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from typing import Any
+
+from aiohttp import web
+
+import ntxcp
+from ntxcp.endpoints import ControlCenter
+from ntxcp.service.api import create_app
+from ntxcp.service.commands import CommandRunner
+from ntxcp.service.config import AuthMode, ServiceConfig
+from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
+from ntxcp.service.metrics import ServiceMetrics
+from ntxcp.service.passwords import PasswordVerifier, hash_password
+from ntxcp.service.storage import Storage, StorageError
+from ntxcp.transport import HandshakeInfo, server_tls_context
+
+__all__ = ["Service", "ServiceError"]
+
+_log = logging.getLogger("ntxcp.service")
+
+_FLUSH_INTERVAL = 0.25  # s between writes of the buffered frame log
+_PRUNE_INTERVAL = 3600.0  # s between frame-log retention runs
+_STOP_GRACE = 4.0  # s the gateways get to close (spec §6.3: exit within 10 s overall)
+
+
+class ServiceError(Exception):
+    """The service cannot start; the message is meant for the operator.
+
+    Attributes:
+        exit_code: the process exit code to use.
+    """
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+class Service:
+    """The ready-to-run control center: gateways, storage, HTTP API (and demo gateways).
+
+    Args:
+        config: the settings (see :class:`ServiceConfig`).
+    """
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.version = ntxcp.__version__
+        self.storage = Storage(config.db)
+        self.control_center = ControlCenter(
+            host=config.host, ssl=self._tls_context(), call_timeout=config.call_timeout
+        )
+        self.metrics = ServiceMetrics(lambda: len(self.control_center.gateways()))
+        self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
+        self.verifier = PasswordVerifier()
+        self.handler = GatewayTrafficHandler(
+            self.storage,
+            self.metrics,
+            config.unknown_gateways,
+            config.heartbeat_interval,
+            self.control_center,
+        )
+        self.app: web.Application | None = None
+        self._runner: web.AppRunner | None = None
+        self._api_port = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._demo: list[Any] = []
+        self._started = False
+
+    # --- addresses -------------------------------------------------------------------
+
+    @property
+    def ws_url(self) -> str:
+        """Base URL gateways connect to; they append ``/<gatewayId>`` (spec §1)."""
+        return self.control_center.url
+
+    @property
+    def api_url(self) -> str:
+        """Base URL of the HTTP API, ending in ``/``."""
+        return f"http://{_url_host(self.config.api_host)}:{self._api_port}/"
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the database, then listen for gateways and for API requests.
+
+        Raises:
+            ServiceError: the database, a certificate or a port cannot be used; nothing
+                is left running.
+        """
+        if self._started:
+            raise RuntimeError("service already started")
+        config = self.config
+        try:
+            self.storage.open()
+        except StorageError as exc:
+            raise ServiceError(str(exc)) from None
+        try:
+            await self._start_listeners()
+        except BaseException:
+            await self._shutdown()
+            raise
+        self._started = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._flush_loop(), name="ntxcp-flush"),
+            loop.create_task(self._prune_loop(), name="ntxcp-prune"),
+            loop.create_task(self._count_errors(), name="ntxcp-errors"),
+        ]
+        _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
+        if config.demo:
+            await self._start_demo(config.demo)
+
+    async def _start_listeners(self) -> None:
+        config = self.config
+        cc = self.control_center
+        cc.set_core_handler(self.handler)
+        cc.set_firmware_management_handler(self.handler)
+        cc.set_new_gateway_handler(self.handler.on_connected)
+        cc.set_gateway_disconnected_handler(self.handler.on_disconnected)
+        cc.set_frame_logger(FrameRecorder(self.storage, self.metrics))
+        if config.auth is AuthMode.BASIC:
+            cc.set_basic_auth_handler(self._check_password)  # spec §1 profiles 1/2
+        if config.client_ca is not None:
+            cc.set_new_gateway_validation_handler(self._check_certificate)  # profile 3
+        try:
+            await cc.start(config.port, config.path, host=config.host)
+        except OSError as exc:
+            raise ServiceError(
+                f"cannot listen for gateways on {config.host}:{config.port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        self.app = create_app(self)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=2.0, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.api_host, config.api_port, shutdown_timeout=2.0)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise ServiceError(
+                f"cannot listen for the API on {config.api_host}:{config.api_port}: "
+                f"{exc.strerror or exc}"
+            ) from None
+        addresses = self._runner.addresses
+        self._api_port = int(addresses[0][1]) if addresses else config.api_port
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The server TLS context for ``wss://`` (spec §1 profiles 2/3), if configured.
+
+        Raises:
+            ServiceError: the certificate, key or CA file cannot be loaded.
+        """
+        config = self.config
+        if config.certfile is None:
+            return None
+        try:
+            return server_tls_context(config.certfile, config.keyfile, client_ca=config.client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServiceError(f"cannot load the TLS certificate or key: {exc}", 2) from None
+
+    async def stop(self) -> None:
+        """Close every gateway connection with 1001 (spec §6.1), stop the API, close the DB."""
+        await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        demo, self._demo = self._demo, []
+        if demo:
+            stops = [asyncio.ensure_future(gateway.stop()) for gateway in demo]
+            _, late = await asyncio.wait(stops, timeout=_STOP_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*stops, return_exceptions=True)
+        await self.control_center.stop(grace=_STOP_GRACE)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.storage.close()
+        self._started = False
+
+    async def __aenter__(self) -> Service:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- hooks of the control center ---------------------------------------------------
+
+    def _check_password(self, gateway_id: str, password: str) -> bool:
+        """Basic-auth check in the accept path: a dict lookup and a cached KDF."""
+        record = self.storage.gateways.get(gateway_id)
+        if record is None or not record.registered:
+            return False
+        return self.verifier.verify(gateway_id, password, record.password_hash)
+
+    @staticmethod
+    def _check_certificate(gateway_id: str, handshake: HandshakeInfo) -> bool:
+        """Spec §1 profile 3: the client certificate's CN must be the gateway id."""
+        return handshake.certificate_common_name == gateway_id
+
+    # --- background work -------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_FLUSH_INTERVAL)
+            try:
+                self.storage.flush()
+            except Exception:  # noqa: BLE001 - keep trying; the data path reports its own
+                _log.exception("writing the frame log failed")
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                deleted = await self.storage.prune(self.config.frame_log_retention)
+                if deleted:
+                    _log.info("frame log retention: %d old frames deleted", deleted)
+            except Exception:  # noqa: BLE001 - retention is retried at the next run
+                _log.exception("frame log retention failed")
+            await asyncio.sleep(_PRUNE_INTERVAL)
+
+    async def _count_errors(self) -> None:
+        async for error in self.control_center.errors():
+            self.metrics.endpoint_errors.inc((error.kind,))
+
+    # --- demo gateways -----------------------------------------------------------------
+
+    async def _start_demo(self, count: int) -> None:
+        """Run ``count`` simulated gateways ``demo-1`` .. in this process."""
+        try:
+            from ntxcp.simulator import SimulatedGateway
+        except ModuleNotFoundError as exc:
+            raise ServiceError(f"--demo needs the gateway simulator: {exc}", 2) from None
+        config = self.config
+        client_ssl: ssl.SSLContext | None = None
+        if config.certfile is not None:
+            # In-process demo only: trust our own certificate, whatever names it carries.
+            client_ssl = ssl.create_default_context(cafile=config.certfile)
+            client_ssl.check_hostname = False
+        for index in range(1, count + 1):
+            gateway_id = f"demo-{index}"
+            password: str | None = None
+            if config.auth is AuthMode.BASIC:
+                password = secrets.token_urlsafe(18)
+                # A fresh secret each run (a previous run may have registered it).
+                self.storage.set_password(gateway_id, hash_password(password))
+            gateway = SimulatedGateway(
+                gateway_id, self.ws_url, password=password, ssl=client_ssl, meter_interval=5
+            )
+            self._demo.append(gateway)
+        results = await asyncio.gather(
+            *(gateway.start() for gateway in self._demo), return_exceptions=True
+        )
+        for gateway, result in zip(self._demo, results, strict=True):
+            if isinstance(result, BaseException):
+                _log.warning("demo gateway %s did not start: %s", gateway.gateway_id, result)
+        _log.info("%d demo gateways started", count)
