@@ -349,7 +349,13 @@ class Runner:
             else:
                 skipped += 1
             tick += period
-            await asyncio.sleep(max(0.0, tick - now()))
+            if a.spin:
+                # busy-poll the event loop: the generator's core never sleeps, so its
+                # wake-up latency stays out of the measured round trip
+                while now() < tick:
+                    await asyncio.sleep(0)
+            else:
+                await asyncio.sleep(max(0.0, tick - now()))
         STATS.measuring = False
         seconds = now() - h0
         emit("hold_end")
@@ -417,6 +423,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--settle", type=float, default=2.0, help="wait after connecting (idle)")
     ap.add_argument("--pause", type=float, default=1.0, help="wait around the RSS baseline")
     ap.add_argument("--hb-ms", type=float, default=10.0)
+    ap.add_argument("--spin", type=int, default=0, help="idle mode: busy-poll between beats")
     ap.add_argument("--source-ips", type=int, default=1)
     ap.add_argument("--ramp", type=int, default=100, help="connections opened concurrently")
     ap.add_argument("--read-buffer", type=int, default=4096)

@@ -288,6 +288,32 @@ def cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def busy_ticks() -> tuple[int, int]:
+    """(busy, steal) clock ticks of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+    return busy, (v[7] if len(v) > 7 else 0)
+
+
+def wait_for_quiet(limit_s: float, threshold_pct: float = 10.0) -> float | None:
+    """Wait (at most ``limit_s``) until the machine is nearly idle; returns the last load.
+
+    Other processes on the machine (test suites, builds) distort every number; the
+    load seen in the last second is returned and recorded with the run.
+    """
+    deadline = time.monotonic() + limit_s
+    load = None
+    while True:
+        b0, _ = busy_ticks()
+        time.sleep(0.5)
+        b1, _ = busy_ticks()
+        load = 100.0 * (b1 - b0) / CLK_TCK / 0.5 / (os.cpu_count() or 1)
+        if load <= threshold_pct or time.monotonic() >= deadline:
+            return load
+
+
 def rss_kb(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -300,6 +326,7 @@ def rss_kb(pid: int) -> int | None:
 
 
 PIN = True
+DISTURBED_PCT = 15.0  # other CPU load (percent of one core) above which a run is disturbed
 
 # ------------------------------------------------------------------------------- runs
 
@@ -332,7 +359,13 @@ def _events(q: queue.Queue[tuple[str, str | None]], deadline: float) -> Iterable
 
 
 def run_one(
-    server: Server, wl: str, p: dict[str, Any], rep: int, logdir: Path, smoke: bool
+    server: Server,
+    wl: str,
+    p: dict[str, Any],
+    rep: int,
+    logdir: Path,
+    smoke: bool,
+    quiet_s: float = 0.0,
 ) -> dict[str, Any]:
     """One repetition of one workload against one server; returns a flat record."""
     q: queue.Queue[tuple[str, str | None]] = queue.Queue()
@@ -349,9 +382,11 @@ def run_one(
             *("--w4-duration", str(p["duration"])),
             *("--w4-wait", "60"),
         ]
+    if quiet_s > 0:
+        rec["load_before_pct"] = wait_for_quiet(quiet_s)
     srv = Child("server", server_argv, q, 0, server.cwd, logdir / f"{tag}-server.log")
     client: Child | None = None
-    snaps: dict[str, tuple[float, int | None, int | None]] = {}
+    snaps: dict[str, tuple[float, int | None, int | None, int, int]] = {}
     try:
         port = None
         for src, ev in _events(q, time.monotonic() + 60):
@@ -408,9 +443,19 @@ def run_one(
                 continue
             name = ev.get("event")
             if name in ("window_start", "hold_start"):
-                snaps["start"] = (time.monotonic(), cpu_ticks(srv.pid), cpu_ticks(client.pid))
+                snaps["start"] = (
+                    time.monotonic(),
+                    cpu_ticks(srv.pid),
+                    cpu_ticks(client.pid),
+                    *busy_ticks(),
+                )
             elif name in ("window_end", "hold_end"):
-                snaps["end"] = (time.monotonic(), cpu_ticks(srv.pid), cpu_ticks(client.pid))
+                snaps["end"] = (
+                    time.monotonic(),
+                    cpu_ticks(srv.pid),
+                    cpu_ticks(client.pid),
+                    *busy_ticks(),
+                )
                 if name == "hold_end":
                     rec["server_rss_hold_kb"] = rss_kb(srv.pid)
             elif name == "baseline":
@@ -433,12 +478,18 @@ def run_one(
         else:
             rec["error"] = "run budget exceeded"
         if "start" in snaps and "end" in snaps:
-            (t0, s0, c0), (t1, s1, c1) = snaps["start"], snaps["end"]
+            (t0, s0, c0, b0, st0), (t1, s1, c1, b1, st1) = snaps["start"], snaps["end"]
             wall = max(t1 - t0, 1e-9)
+            own = 0.0
             if s0 is not None and s1 is not None:
                 rec["server_cpu_pct"] = 100.0 * (s1 - s0) / CLK_TCK / wall
+                own += rec["server_cpu_pct"]
             if c0 is not None and c1 is not None:
                 rec["client_cpu_pct"] = 100.0 * (c1 - c0) / CLK_TCK / wall
+                own += rec["client_cpu_pct"]
+            # CPU used by everything else on the machine (percent of one core)
+            rec["other_cpu_pct"] = max(0.0, 100.0 * (b1 - b0) / CLK_TCK / wall - own)
+            rec["steal_pct"] = 100.0 * (st1 - st0) / CLK_TCK / wall
         finish(rec, wl)
         return rec
     finally:
@@ -500,12 +551,20 @@ def summarize(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
         "errors_total",
         "connected",
         "still_open",
+        "other_cpu_pct",
+        "steal_pct",
     )
     for key, rs in groups.items():
         good = [r for r in rs if r.get("ok")]
+        # Runs disturbed by other processes on the machine are set aside when enough
+        # undisturbed ones exist.
+        clean = [r for r in good if (r.get("other_cpu_pct") or 0.0) <= DISTURBED_PCT]
+        if clean:
+            good = clean
         s: dict[str, Any] = {k: med(r.get(k) for r in good) for k in keys}
         s["runs"] = len(rs)
         s["valid_runs"] = len(good)
+        s["all_disturbed"] = not clean and bool(good)
         s["errors_max"] = max((int(r.get("errors_total") or 0) for r in good), default=None)
         s["held_all"] = all(r.get("held_without_error") for r in good) if good else None
         s["conns"] = rs[0].get("conns")
@@ -530,6 +589,11 @@ def fmt(v: Any, digits: int = 0) -> str:
     return str(v)
 
 
+def runs_cell(s: dict[str, Any]) -> str:
+    cell = f"{s['valid_runs']}/{s['runs']}"
+    return cell + " (disturbed)" if s.get("all_disturbed") else cell
+
+
 def fmt_ratio(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
@@ -551,29 +615,32 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             f"### W1 — {conns_of('w1')} gateways, MeterValues back to back "
             "(one outstanding per connection)",
             "",
-            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | errors | runs |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | other load "
+            "| errors | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n, s in rows("w1"):
             lines.append(
                 f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
                 f"| {fmt(s['p99_ms'], 3)} | {fmt(s['server_cpu_pct'])} % "
-                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['errors_max'])} "
-                f"| {s['valid_runs']}/{s['runs']} |"
+                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['other_cpu_pct'])} % "
+                f"| {fmt(s['errors_max'])} | {runs_cell(s)} |"
             )
         lines.append("")
     if any(k[0] == "w2" for k in summary):
         lines += [
             "### W2 — 1 gateway, MeterValues back to back",
             "",
-            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | runs |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| server | calls/s | p50 ms | p99 ms | server CPU | load gen CPU | other load "
+            "| runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n, s in rows("w2"):
             lines.append(
                 f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
                 f"| {fmt(s['p99_ms'], 3)} | {fmt(s['server_cpu_pct'])} % "
-                f"| {fmt(s['client_cpu_pct'])} % | {s['valid_runs']}/{s['runs']} |"
+                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['other_cpu_pct'])} % "
+                f"| {runs_cell(s)} |"
             )
         lines.append("")
     for wl in ("w3", "w3-10k"):
@@ -585,8 +652,8 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             "one more sends Heartbeat every 10 ms",
             "",
             "| server | RSS per idle gateway KB | server RSS MB (idle+N) | Heartbeat p50 ms "
-            "| Heartbeat p99 ms | connect+boot s | held without error | runs |",
-            "|---|---:|---:|---:|---:|---:|---|---:|",
+            "| Heartbeat p99 ms | connect+boot s | held without error | other load | runs |",
+            "|---|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         for n, s in rows(wl):
             rss_mb = s["server_rss_hold_kb"] / 1024 if s["server_rss_hold_kb"] else None
@@ -594,7 +661,7 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
                 f"| {LABELS[n]} | {fmt(s['rss_per_conn_kb'], 1)} | {fmt(rss_mb, 1)} "
                 f"| {fmt(s['p50_ms'], 3)} | {fmt(s['p99_ms'], 3)} "
                 f"| {fmt(s['connect_seconds'], 1)} | {fmt(s['held_all'])} "
-                f"| {s['valid_runs']}/{s['runs']} |"
+                f"| {fmt(s['other_cpu_pct'])} % | {runs_cell(s)} |"
             )
         lines.append("")
     if any(k[0] == "w4" for k in summary):
@@ -602,14 +669,15 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             f"### W4 — the server calls GetConfiguration on {conns_of('w4')} gateways "
             "(one outstanding per gateway)",
             "",
-            "| server | server-side calls/s | server CPU | load gen CPU | errors | runs |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| server | server-side calls/s | server CPU | load gen CPU | other load | errors "
+            "| runs |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for n, s in rows("w4"):
             lines.append(
                 f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['server_cpu_pct'])} % "
-                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['errors_max'])} "
-                f"| {s['valid_runs']}/{s['runs']} |"
+                f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['other_cpu_pct'])} % "
+                f"| {fmt(s['errors_max'])} | {runs_cell(s)} |"
             )
         lines.append("")
     if any(k[0] == "w5" for k in summary):
@@ -617,14 +685,16 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             "### W5 — one gateway (client side) sending MeterValues back to back "
             "to the null server",
             "",
-            "| gateway | calls/s | p50 ms | p99 ms | gateway CPU | null server CPU | runs |",
-            "|---|---:|---:|---:|---:|---:|---:|",
+            "| gateway | calls/s | p50 ms | p99 ms | gateway CPU | null server CPU "
+            "| other load | runs |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for n, s in rows("w5"):
             lines.append(
                 f"| {LABELS[n]} | {fmt(s['calls_per_s'])} | {fmt(s['p50_ms'], 3)} "
                 f"| {fmt(s['p99_ms'], 3)} | {fmt(s['client_cpu_pct'])} % "
-                f"| {fmt(s['server_cpu_pct'])} % | {s['valid_runs']}/{s['runs']} |"
+                f"| {fmt(s['server_cpu_pct'])} % | {fmt(s['other_cpu_pct'])} % "
+                f"| {runs_cell(s)} |"
             )
         lines.append("")
     return lines
@@ -762,8 +832,8 @@ def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "# Performance",
         "",
         "How fast ntxcp is next to the libraries one would otherwise pick for OCPP-style",
-        "JSON-RPC over WebSocket: [`ocpp`](https://pypi.org/project/ocpp/) (Python) and",
-        "`ocpp-rpc` (Node). This file is written by `bench/run.py`; see `bench/README.md`",
+        "JSON-RPC over WebSocket: `ocpp` (Python) and `ocpp-rpc` (Node). This file is",
+        "written by `bench/run.py`; see `bench/README.md`",
         "to reproduce it.",
         "",
         "## Machine and versions",
@@ -794,6 +864,11 @@ def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "- The null server (`bench/servers/null_server.py`, picows on uvloop) answers",
         "  with fixed pre-encoded messages and no validation: its row is the ceiling of",
         "  the harness on this machine, not a competitor.",
+        '- "other load" is the CPU time used by every other process on the machine',
+        "  during the window (from `/proc/stat`, percent of one core). Runs with more",
+        f"  than {DISTURBED_PCT:.0f} % are set aside when undisturbed runs of the same row",
+        '  exist; "runs" counts the runs behind the medians / the runs made, and',
+        '  "(disturbed)" marks rows where every run was disturbed.',
         "- W3: RSS per idle gateway = (server VmRSS after N gateways connected and",
         "  booted - VmRSS with only the heartbeat gateway) / N, read from",
         "  `/proc/<pid>/status` at the end of the hold.",
@@ -849,6 +924,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/performance.md")
     ap.add_argument("--report", type=Path, default=None, help="render docs from a jsonl file")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=None,
+        help="before each run wait up to this many seconds for other CPU load to drop "
+        "(default 15, smoke 0)",
+    )
     args = ap.parse_args(argv)
 
     if args.report is not None:
@@ -874,6 +956,7 @@ def main(argv: list[str] | None = None) -> int:
 
     smoke = args.smoke
     reps = args.reps if args.reps is not None else (1 if smoke else 3)
+    quiet_s = args.quiet_wait if args.quiet_wait is not None else (0.0 if smoke else 15.0)
     params = workload_params(smoke, args)
     wls = [w for w in (args.workloads.split(",") if args.workloads else WORKLOAD_ORDER)]
     wls = [w for w in wls if w in params]
@@ -937,7 +1020,7 @@ def main(argv: list[str] | None = None) -> int:
             for rep in range(reps):
                 for wl, srv in plan:
                     t = time.monotonic()
-                    rec = run_one(srv, wl, params[wl], rep, logdir, smoke)
+                    rec = run_one(srv, wl, params[wl], rep, logdir, smoke, quiet_s)
                     rec["wall_s"] = round(time.monotonic() - t, 2)
                     records.append(rec)
                     fh.write(json.dumps(rec) + "\n")
@@ -979,7 +1062,7 @@ def one_line(rec: dict[str, Any]) -> str:
             parts.append(f"p50 {fmt(rec.get('p50_ms'), 3)} p99 {fmt(rec.get('p99_ms'), 3)} ms")
     parts.append(
         f"cpu srv {fmt(rec.get('server_cpu_pct'))}% gen {fmt(rec.get('client_cpu_pct'))}%"
-        f"  errors {rec.get('errors_total')}"
+        f" other {fmt(rec.get('other_cpu_pct'))}%  errors {rec.get('errors_total')}"
     )
     return "  ".join(parts)
 

@@ -167,7 +167,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
             ),
             critical=True,
         )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     ca_path = directory / "ca.pem"

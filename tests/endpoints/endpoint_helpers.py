@@ -203,7 +203,9 @@ C2G_CASES: list[Case] = [
         core.CaptureProcessConfirmation(
             status=core.CaptureProcessStatus.ACCEPTED,
             datapoints=[
-                t.CapturedDatapoint(datapoint_id="t_flow", value="55.5", unit="Celsius", timestamp=T0)
+                t.CapturedDatapoint(
+                    datapoint_id="t_flow", value="55.5", unit="Celsius", timestamp=T0
+                )
             ],
             unknown_datapoint_ids=["t_x"],
         ),
@@ -231,7 +233,10 @@ C2G_CASES: list[Case] = [
     Case(
         "UpdateFirmware",
         firmware.UpdateFirmwareRequest(
-            location="https://fw.example.com/dx-2.0.bin", retrieve_date=T1, retries=3, retry_interval=60
+            location="https://fw.example.com/dx-2.0.bin",
+            retrieve_date=T1,
+            retries=3,
+            retry_interval=60,
         ),
         firmware.UpdateFirmwareConfirmation(),
         lambda cc, gid: cc.update_firmware(
@@ -297,8 +302,10 @@ class Recording:
         self.replies = dict(replies)
         self.delay = delay
         self.handlers: dict[Profile, object] = {}
-        handled = Direction.GATEWAY_TO_CONTROL_CENTER if control_center else (
-            Direction.CONTROL_CENTER_TO_GATEWAY
+        handled = (
+            Direction.GATEWAY_TO_CONTROL_CENTER
+            if control_center
+            else (Direction.CONTROL_CENTER_TO_GATEWAY)
         )
         for profile in Profile:
             namespace: dict[str, Any] = {}
@@ -312,9 +319,7 @@ class Recording:
             self.handlers[profile] = cls()
 
     def _answer(self, action: str, gateway_id: str | None, request: Request) -> Any:
-        self.received.append(
-            Received(action, gateway_id, request, threading.current_thread().name)
-        )
+        self.received.append(Received(action, gateway_id, request, threading.current_thread().name))
         reply = self.replies[action]
         return reply(request) if callable(reply) else reply
 
@@ -508,10 +513,11 @@ class RawServer:
         peers: a queue of the :class:`RawPeer` of every accepted connection.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         self.peers: asyncio.Queue[RawPeer] = asyncio.Queue()
         self._all: list[RawPeer] = []
         self._server: asyncio.Server | None = None
+        self._options = options  # for ws_create_server, e.g. enable_auto_pong=False
 
     async def start(self) -> RawServer:
         def factory(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
@@ -524,7 +530,7 @@ class RawServer:
             )
             return WSUpgradeResponseWithListener(response, peer)
 
-        self._server = await ws_create_server(factory, "127.0.0.1", 0)
+        self._server = await ws_create_server(factory, "127.0.0.1", 0, **self._options)
         return self
 
     @property
@@ -578,9 +584,7 @@ class ThreadedLoop:
 
     def close(self) -> None:
         async def cancel_rest() -> None:
-            tasks = [
-                task for task in asyncio.all_tasks() if task is not asyncio.current_task()
-            ]
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -53,7 +53,9 @@ def returning(value: Any) -> Any:
 def frames_in(cc: Any) -> list[bytes]:
     """Record the frames a control center receives (on connections opened afterwards)."""
     frames: list[bytes] = []
-    cc.set_frame_logger(lambda gid, direction, frame: frames.append(frame) if direction == "in" else None)
+    cc.set_frame_logger(
+        lambda gid, direction, frame: frames.append(frame) if direction == "in" else None
+    )
     return frames
 
 
@@ -206,7 +208,9 @@ BAD_BOOT_REPLIES = [
         "status",
         id="bad-enum",
     ),
-    pytest.param(core.HeartbeatConfirmation(current_time=T0), "HeartbeatConfirmation", id="wrong-class"),
+    pytest.param(
+        core.HeartbeatConfirmation(current_time=T0), "HeartbeatConfirmation", id="wrong-class"
+    ),
     pytest.param(None, "NoneType", id="none"),
     pytest.param({"status": "Accepted"}, "dict", id="dict"),
 ]
@@ -214,7 +218,9 @@ BAD_BOOT_REPLIES = [
 
 @pytest.mark.parametrize(("reply", "mentions"), BAD_BOOT_REPLIES)
 @pytest.mark.parametrize("is_async", STYLES)
-async def test_invalid_confirmation_from_control_center(make_cc, make_gw, reply, mentions, is_async):
+async def test_invalid_confirmation_from_control_center(
+    make_cc, make_gw, reply, mentions, is_async
+):
     cc = await make_cc()
     Recording(
         control_center=True,
@@ -405,7 +411,9 @@ async def test_wrong_direction_request_is_a_value_error(make_cc, make_gw):
         with pytest.raises(ValueError, match="does not send"):
             await gw.send_request(request)
     # DataTransfer goes both ways
-    assert (await cc.send_request(GW, core.DataTransferRequest(vendor_id="V"))).status == "UnknownMessageId"
+    assert (
+        await cc.send_request(GW, core.DataTransferRequest(vendor_id="V"))
+    ).status == "UnknownMessageId"
     assert (await gw.send_request(core.DataTransferRequest(vendor_id="V"))).data == "pong"
     await asyncio.sleep(0.05)
     assert len(frames) == 2  # only the DataTransfer CALL and the answer to the other one
@@ -440,7 +448,9 @@ async def test_invalid_request_fails_before_sending(make_cc, make_gw):
         await gw.send_request(core.MeterValuesRequest(service_id=-1, meter_value=[METER_VALUE]))
     assert caught.value.path == "serviceId"
     with pytest.raises(PayloadValidationError):
-        gw.send_request_async(core.DataTransferRequest(vendor_id="v" * 256), lambda c, e: called.set())
+        gw.send_request_async(
+            core.DataTransferRequest(vendor_id="v" * 256), lambda c, e: called.set()
+        )
     with pytest.raises(PayloadValidationError) as caught:
         await cc.change_configuration(GW, "k" * 51, "v")
     assert caught.value.path == "key"
@@ -449,7 +459,9 @@ async def test_invalid_request_fails_before_sending(make_cc, make_gw):
     assert caught.value.path == "location"
     with pytest.raises(PayloadValidationError):
         cc.send_request_async(
-            GW, core.CaptureProcessRequest(service_id="s", datapoint_ids=[]), lambda c, e: called.set()
+            GW,
+            core.CaptureProcessRequest(service_id="s", datapoint_ids=[]),
+            lambda c, e: called.set(),
         )
     await asyncio.sleep(0.05)
     assert not called.is_set()

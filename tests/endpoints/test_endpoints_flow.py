@@ -129,7 +129,10 @@ async def test_gateway_handler_awaits_its_own_call_to_the_control_center(make_cc
     gw.set_core_handler(ResetAfterStatus())
     await gw.start(cc.url)
     assert (await cc.reset(GW, "Soft", timeout=3)).status == "Accepted"
-    assert seen == [core.StatusNotificationConfirmation(), core.HeartbeatConfirmation(current_time=T0)]
+    assert seen == [
+        core.StatusNotificationConfirmation(),
+        core.HeartbeatConfirmation(current_time=T0),
+    ]
 
 
 async def test_control_center_handler_awaits_its_own_call_to_the_gateway(make_cc, make_gw):
@@ -256,7 +259,16 @@ async def test_control_center_answers_in_arrival_order(make_cc):
     answers = [await peer.receive() for _ in calls]
     assert [a[0] for a in answers] == [3] * len(calls)
     assert [a[1] for a in answers] == [str(n) for n in range(1, 9)]
-    assert order == ["boot", "heartbeat", "status", "heartbeat", "data", "meter", "data", "heartbeat"]
+    assert order == [
+        "boot",
+        "heartbeat",
+        "status",
+        "heartbeat",
+        "data",
+        "meter",
+        "data",
+        "heartbeat",
+    ]
     peer.close()
 
 

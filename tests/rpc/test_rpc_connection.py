@@ -130,7 +130,9 @@ def test_call_frame_bytes() -> None:
     call = conn.send_call(
         core.BootNotificationRequest(dingx_gateway_model="DX-1", firmware_version="1.0"), 0.0
     )
-    expected = b'[2,"boot-1","BootNotification",{"dingxGatewayModel":"DX-1","firmwareVersion":"1.0"}]'
+    expected = (
+        b'[2,"boot-1","BootNotification",{"dingxGatewayModel":"DX-1","firmwareVersion":"1.0"}]'
+    )
     assert conn.data_to_send() == [expected]
     assert call.frame == expected
     assert call.unique_id == "boot-1"
@@ -171,9 +173,14 @@ def test_callresult_frame_bytes() -> None:
 def test_callresult_frame_with_empty_payload() -> None:
     conn = connection(CC)
     event = receive_call(
-        conn, [2, "st-1", "StatusNotification", {"serviceId": "1", "errorCode": "NoError",
-                                                  "status": "Charging"}]
-    )  # fmt: skip
+        conn,
+        [
+            2,
+            "st-1",
+            "StatusNotification",
+            {"serviceId": "1", "errorCode": "NoError", "status": "Charging"},
+        ],
+    )
     assert conn.send_result(event, core.StatusNotificationConfirmation()) is None
     assert conn.data_to_send() == [b'[3,"st-1",{}]']
 
@@ -381,13 +388,17 @@ def test_send_call_rejects_an_invalid_request_before_queuing() -> None:
         (GW, core.ResetRequest(type=core.ResetType.HARD)),
         (GW, core.CaptureProcessRequest(service_id="1", datapoint_ids=["a"])),
         (GW, firmware.GetDiagnosticsRequest(location="ftp://example.com/")),
-        (GW, remotetrigger.TriggerMessageRequest(
-            requested_message=remotetrigger.MessageTrigger.HEARTBEAT)),
+        (
+            GW,
+            remotetrigger.TriggerMessageRequest(
+                requested_message=remotetrigger.MessageTrigger.HEARTBEAT
+            ),
+        ),
         (CC, core.BootNotificationRequest(dingx_gateway_model="DX-1")),
         (CC, core.HeartbeatRequest()),
         (CC, firmware.FirmwareStatusNotificationRequest(status=firmware.FirmwareStatus.IDLE)),
     ],
-)  # fmt: skip
+)
 def test_a_role_never_sends_an_action_of_the_other_direction(role: Role, req: Request) -> None:
     conn = connection(role, ids=["never"])
     with pytest.raises(ValueError, match=type(req).__name__):
@@ -496,9 +507,9 @@ def test_expire_fails_in_flight_and_queued_calls_together() -> None:
     later = conn.send_call(change("c"), 5.0)
     sent(conn)
     events = conn.expire(10.0)
-    assert {event.call.unique_id for event in events} == {"c1", "c2"}  # type: ignore[union-attr]
+    assert {event.call.unique_id for event in events} == {"c1", "c2"}
     assert all(isinstance(event, CallFailed) for event in events)
-    assert {id(event.call) for event in events} == {id(first), id(second)}  # type: ignore[union-attr]
+    assert {id(event.call) for event in events} == {id(first), id(second)}
     assert conn.in_flight is later
     assert [frame[1] for frame in sent(conn)] == ["c3"]
 
@@ -545,7 +556,7 @@ def test_close_fails_everything_in_order() -> None:
     calls = [conn.send_call(change(f"k{n}"), 0.0) for n in range(4)]
     conn.send_error("pending-answer", CallError(ErrorCode.GENERIC_ERROR))
     events = conn.close()
-    assert [event.call for event in events] == calls  # type: ignore[union-attr]
+    assert [event.call for event in events] == calls
     for event in events:
         assert isinstance(event, CallFailed)
         assert isinstance(event.error, DisconnectedError)
@@ -574,7 +585,9 @@ def test_nothing_is_sent_after_close() -> None:
         conn.send_call(core.HeartbeatRequest(), 0.0)
     assert conn.send_result(event, core.ResetConfirmation(status=core.ResetStatus.ACCEPTED)) is None
     conn.send_error("r-1", CallError(ErrorCode.GENERIC_ERROR))
-    error = conn.send_result(event, core.ClearCacheConfirmation(status=core.ClearCacheStatus.ACCEPTED))
+    error = conn.send_result(
+        event, core.ClearCacheConfirmation(status=core.ClearCacheStatus.ACCEPTED)
+    )
     assert error is not None
     assert error.code is ErrorCode.INTERNAL_ERROR
     # A bad message is still reported, but not answered on a closed connection.
@@ -653,7 +666,7 @@ def test_callresult_for_the_wrong_confirmation_class_fails() -> None:
     conn.send_call(core.ResetRequest(type=core.ResetType.SOFT), 0.0)
     events = conn.receive('[3,"rst",{"currentTime":"2026-11-23T18:36:34Z"}]', 1.0)
     assert isinstance(events[0], CallFailed)
-    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[attr-defined]
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION
 
 
 def test_lenient_callresult_ignores_unknown_fields() -> None:
@@ -670,7 +683,7 @@ def test_callresult_payload_must_be_an_object(payload: str) -> None:
     conn.send_call(core.HeartbeatRequest(), 0.0)
     events = conn.receive(f'[3,"hb",{payload}]', 1.0)
     assert names(events) == ["CallFailed", "BadMessage"]
-    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[union-attr]
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION
     assert conn.data_to_send()[1:] == []
 
 
@@ -680,9 +693,9 @@ def test_malformed_callresult_fails_the_call_it_names() -> None:
     sent(conn)
     events = conn.receive('[3,"hb",{"currentTime":"2026-11-23T18:36:34Z"},"extra"]', 1.0)
     assert names(events) == ["CallFailed", "BadMessage"]
-    assert events[0].call is call  # type: ignore[union-attr]
-    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[union-attr]
-    assert events[1].answered is False  # type: ignore[union-attr]
+    assert events[0].call is call
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION
+    assert events[1].answered is False
     assert conn.data_to_send() == []
 
 
@@ -755,9 +768,9 @@ def test_malformed_callerror_still_fails_the_caller() -> None:
     call = conn.send_call(change(), 0.0)
     events = conn.receive('[4,"e","GenericError"]', 1.0)
     assert names(events) == ["CallFailed", "BadMessage"]
-    assert events[0].call is call  # type: ignore[union-attr]
-    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[union-attr]
-    assert events[1].answered is False  # type: ignore[union-attr]
+    assert events[0].call is call
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION
+    assert events[1].answered is False
     assert conn.in_flight is None
 
 
@@ -767,7 +780,9 @@ def test_malformed_callerror_still_fails_the_caller() -> None:
 def test_send_result_with_the_wrong_class_sends_internal_error() -> None:
     conn = connection(GW)
     event = receive_call(conn, [2, "r-1", "Reset", {"type": "Soft"}])
-    error = conn.send_result(event, core.ClearCacheConfirmation(status=core.ClearCacheStatus.ACCEPTED))
+    error = conn.send_result(
+        event, core.ClearCacheConfirmation(status=core.ClearCacheStatus.ACCEPTED)
+    )
     assert isinstance(error, CallError)
     assert error.code is ErrorCode.INTERNAL_ERROR
     assert "ClearCacheConfirmation" in error.description
@@ -792,16 +807,19 @@ def test_send_result_rejects_a_subclass_of_the_confirmation() -> None:
 @pytest.mark.parametrize(
     ("confirmation", "fragment"),
     [
-        (core.ResetConfirmation(status="Maybe"), "status"),  # type: ignore[arg-type]
-        (core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data=5),  # type: ignore[arg-type]
-         "data"),
-        (core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data=object()),  # type: ignore[arg-type]
-         "cannot encode"),
-        (core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data="\ud800"),
-         "surrogates"),
+        (core.ResetConfirmation(status="Maybe"), "status"),
+        (core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data=5), "data"),
+        (
+            core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data=object()),
+            "cannot encode",
+        ),
+        (
+            core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED, data="\ud800"),
+            "surrogates",
+        ),
     ],
     ids=["enum", "type", "not-json", "not-utf8"],
-)  # fmt: skip
+)
 def test_send_result_with_an_invalid_confirmation_sends_internal_error(
     confirmation: Any, fragment: str
 ) -> None:
@@ -887,15 +905,16 @@ def test_bad_message_limit_can_be_disabled() -> None:
 def test_profiles_are_kept_by_reference() -> None:
     profiles: set[Profile] = set()
     conn = RpcConnection(CC, profiles=profiles)
-    assert conn.receive('[2,"a","Heartbeat",{}]', 0.0)[0].code is ErrorCode.NOT_SUPPORTED  # type: ignore[union-attr]
+    assert conn.receive('[2,"a","Heartbeat",{}]', 0.0)[0].code is ErrorCode.NOT_SUPPORTED
     profiles.add(Profile.CORE)
     assert names(conn.receive('[2,"b","Heartbeat",{}]', 0.0)) == ["CallReceived"]
 
 
 def test_call_received_carries_the_typed_request() -> None:
     conn = connection(GW)
-    event = receive_call(conn, [2, "cap", "CaptureProcess", {"serviceId": "7",
-                                                             "datapointIds": ["T1", "T2"]}])
+    event = receive_call(
+        conn, [2, "cap", "CaptureProcess", {"serviceId": "7", "datapointIds": ["T1", "T2"]}]
+    )
     assert event.unique_id == "cap"
     assert event.spec is ACTIONS["CaptureProcess"]
     assert event.request == core.CaptureProcessRequest(service_id="7", datapoint_ids=["T1", "T2"])
@@ -935,7 +954,7 @@ def test_invalid_utf8_in_an_unknown_field_lenient() -> None:
     assert "UTF-8" in event.error.description
     strict = connection(GW)
     [event] = strict.receive(b'[2,"u8","DataTransfer",{"vendorId":"v","zz":"\xff"}]', 0.0)
-    assert "unknown field" in event.error.description  # type: ignore[union-attr]
+    assert "unknown field" in event.error.description
 
 
 def test_invalid_utf8_in_a_callresult_fails_the_call() -> None:
@@ -943,8 +962,8 @@ def test_invalid_utf8_in_a_callresult_fails_the_call() -> None:
     call = conn.send_call(core.DataTransferRequest(vendor_id="v"), 0.0)
     events = conn.receive(b'[3,"dt",{"status":"Accepted","data":"\xff"}]', 1.0)
     assert names(events) == ["CallFailed", "BadMessage"]
-    assert events[0].call is call  # type: ignore[union-attr]
-    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION  # type: ignore[union-attr]
+    assert events[0].call is call
+    assert events[0].error.code is ErrorCode.FORMATION_VIOLATION
     assert conn.in_flight is None
 
 
@@ -954,8 +973,8 @@ def test_invalid_utf8_in_callerror_details_still_fails_the_call() -> None:
     [event] = conn.receive(b'[4,"dt","InternalError","d",{"a":"\xff"}]', 1.0)
     assert isinstance(event, CallFailed)
     assert event.call is call
-    assert event.error.code is ErrorCode.INTERNAL_ERROR  # type: ignore[attr-defined]
-    assert event.error.details == {}  # type: ignore[attr-defined]
+    assert event.error.code is ErrorCode.INTERNAL_ERROR
+    assert event.error.details == {}
 
 
 def test_text_with_lone_surrogates_is_a_bad_message() -> None:
@@ -1037,4 +1056,7 @@ def test_event_reprs_name_what_happened() -> None:
     [answered] = conn.receive('[3,"r1",{"status":"Accepted"}]', 0.0)
     assert repr(answered) == "CallAnswered(OutgoingCall('Reset', id='r1'))"
     failed = CallFailed(call, CallError(ErrorCode.GENERIC_ERROR, "x"))
-    assert repr(failed) == "CallFailed(OutgoingCall('Reset', id='r1'), CallError('GenericError', 'x', {}))"
+    assert (
+        repr(failed)
+        == "CallFailed(OutgoingCall('Reset', id='r1'), CallError('GenericError', 'x', {}))"
+    )

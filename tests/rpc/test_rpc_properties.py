@@ -13,14 +13,18 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rpc_helpers import ERROR_CODES, assert_callerror, connection
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from rpc_helpers import ERROR_CODES, assert_callerror, connection, names
 
+from ntxcp.errors import CallTimeoutError, DisconnectedError, QueueFullError
 from ntxcp.rpc import (
     BadMessage,
     BadMessageLimitExceeded,
     CallAnswered,
     CallFailed,
     CallReceived,
+    Event,
+    OutgoingCall,
     Role,
     RpcConnection,
     UnmatchedResponse,
@@ -37,21 +41,26 @@ DOCUMENTED = (
 )
 PENDING_ID = "pending-1"
 GOLDEN = Path(__file__).resolve().parent.parent / "golden" / "frames.json"
-SEEDS = [case["input"].encode() for case in json.loads(GOLDEN.read_text(encoding="utf-8"))]
-SEEDS += [
+_CASES = json.loads(GOLDEN.read_text(encoding="utf-8"))
+# Messages that are accepted as they are: a random edit then lands anywhere in them.
+VALID_SEEDS = [
+    case["input"].encode()
+    for case in _CASES
+    if case["expect"]["events"] in (["CallReceived"], ["CallAnswered"])
+] + [
     b'[3,"pending-1",{"status":"Accepted"}]',
     b'[3,"pending-1",{"currentTime":"2026-11-23T18:36:34.123Z"}]',
-    b'[4,"pending-1","GenericError","",{"why":["x"]}]',
+    b'[4,"pending-1","GenericError","\xc3\xa9",{"why":["x"]}]',
+    b'[2,"dt-1","DataTransfer",{"vendorId":"ding.x","messageId":"m","data":"payload"}]',
 ]
-SETTINGS = settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SEEDS = VALID_SEEDS + [case["input"].encode() for case in _CASES]
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 roles = st.sampled_from(list(Role))
 profile_sets = st.sets(st.sampled_from(list(Profile)))
 any_text = st.one_of(
     st.text(),
-    st.text(st.characters(exclude_categories=())),  # lone surrogates too
+    st.text(st.one_of(st.characters(), st.characters(categories=["Cs"]))),  # lone surrogates
     st.text(st.sampled_from('[]{}",:0123456789.-eE tnrufalsx\\')),
 )
 json_scalars = st.one_of(
@@ -214,17 +223,18 @@ def test_message_sequences_keep_the_state_consistent(messages: list[str]) -> Non
 
 @st.composite
 def mutated(draw: st.DrawFn) -> bytes:
-    """A known message (golden input or answer) with a few random byte edits."""
-    data = bytearray(draw(st.sampled_from(SEEDS)))
+    """A known message (mostly a valid one) with a few random byte edits."""
+    seeds = VALID_SEEDS if draw(st.integers(0, 3)) else SEEDS
+    data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(1, 3))):
-        position = draw(st.integers(0, len(data)))
+        position = draw(st.integers(0, max(len(data) - 1, 0)))
         edit = draw(st.sampled_from(["replace", "insert", "delete"]))
-        byte = draw(st.integers(0, 255))
-        if edit == "insert" or position == len(data):
+        byte = draw(st.one_of(st.integers(0x80, 0xFF), st.integers(0, 0xFF)))
+        if edit == "insert" or not data:
             data.insert(position, byte)
         elif edit == "replace":
             data[position] = byte
-        else:
+        elif len(data) > 1:
             del data[position]
     return bytes(data)
 
@@ -235,3 +245,116 @@ def test_mutated_messages(
     role: Role, profiles: set[Profile], strict: bool, pending: bool, data: bytes
 ) -> None:
     _check(_conn(role, profiles, strict, pending), data, pending)
+
+
+class CallQueueMachine(RuleBasedStateMachine):
+    """Random sends, answers, timeouts and a final close (spec §2.3).
+
+    Whatever happens, at most one CALL is on the wire, CALLs leave in the order they
+    were requested, and every accepted request ends exactly once (answered, failed,
+    timed out or disconnected): nothing is dropped silently.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counter = 0
+        self.conn = RpcConnection(
+            Role.CONTROL_CENTER, queue_capacity=3, call_timeout=10.0, id_factory=self._next_id
+        )
+        self.now = 0.0
+        self.accepted: list[OutgoingCall] = []
+        self.outcomes: dict[str, list[Event]] = {}
+        self.wire: list[str] = []
+
+    def _next_id(self) -> str:
+        self.counter += 1
+        return f"q{self.counter}"
+
+    def _record(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, CallAnswered | CallFailed):
+                self.outcomes.setdefault(event.call.unique_id, []).append(event)
+        for frame in self.conn.data_to_send():
+            decoded = json.loads(frame)
+            assert decoded[0] == 2
+            self.wire.append(decoded[1])
+
+    @rule(timeout=st.one_of(st.none(), st.floats(0.5, 25.0)))
+    def send(self, timeout: float | None) -> None:
+        before = self.conn.queued
+        try:
+            call = self.conn.send_call(
+                core.ChangeConfigurationRequest(key="k", value="v"), self.now, timeout
+            )
+        except QueueFullError:
+            assert self.conn.in_flight is not None
+            assert before == 3
+        else:
+            self.accepted.append(call)
+        self._record([])
+
+    @rule(dt=st.floats(0.0, 15.0))
+    def advance(self, dt: float) -> None:
+        self.now += dt
+        events = self.conn.expire(self.now)
+        for event in events:
+            assert isinstance(event, CallFailed)
+            assert isinstance(event.error, CallTimeoutError)
+            assert event.call.deadline <= self.now
+        self._record(events)
+
+    @rule(
+        answer=st.sampled_from(
+            [
+                '[3,"{id}",{{"status":"Accepted"}}]',
+                '[3,"{id}",{{"status":"Nope"}}]',
+                '[4,"{id}","GenericError","",{{}}]',
+                '[3,"{id}"]',
+            ]
+        )
+    )
+    def answer_in_flight(self, answer: str) -> None:
+        call = self.conn.in_flight
+        if call is None:
+            return
+        events = self.conn.receive(answer.format(id=call.unique_id), self.now)
+        assert isinstance(events[0], CallAnswered | CallFailed)
+        assert events[0].call is call
+        self._record(events)
+
+    @rule(unique_id=st.sampled_from(["q1", "q2", "q3", "q4", "zz"]))
+    def answer_some_id(self, unique_id: str) -> None:
+        call = self.conn.in_flight
+        events = self.conn.receive(f'[3,"{unique_id}",{{"status":"Accepted"}}]', self.now)
+        if call is not None and call.unique_id == unique_id:
+            assert isinstance(events[0], CallAnswered)
+        else:
+            assert names(events) == ["UnmatchedResponse"]
+            assert self.conn.in_flight is call
+        self._record(events)
+
+    @invariant()
+    def one_call_on_the_wire_in_request_order(self) -> None:
+        if self.conn.in_flight is None:
+            assert self.conn.queued == 0
+        order = [call.unique_id for call in self.accepted]
+        assert self.wire == [uid for uid in order if uid in set(self.wire)]
+        assert len(set(self.wire)) == len(self.wire)
+        unsettled = [call for call in self.accepted if call.unique_id not in self.outcomes]
+        assert len(unsettled) == self.conn.queued + (self.conn.in_flight is not None)
+        expected = min((call.deadline for call in unsettled), default=None)
+        assert self.conn.next_deadline() == expected
+        assert all(len(events) == 1 for events in self.outcomes.values())
+
+    def teardown(self) -> None:
+        in_order = [call for call in self.accepted if call.unique_id not in self.outcomes]
+        events = self.conn.close()
+        assert [event.call for event in events] == in_order
+        assert all(isinstance(event.error, DisconnectedError) for event in events)
+        self._record(events)
+        assert sorted(self.outcomes) == sorted(call.unique_id for call in self.accepted)
+        assert all(len(events) == 1 for events in self.outcomes.values())
+
+
+TestCallQueue = CallQueueMachine.TestCase
+TestCallQueue.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)

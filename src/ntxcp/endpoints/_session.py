@@ -141,6 +141,7 @@ class Session:
         self._closed_event: asyncio.Event | None = None
         self.tap = tap
         self._after_answer = after_answer
+        self._draining = False
 
     # --- LinkHandler -----------------------------------------------------------------
 
@@ -219,6 +220,19 @@ class Session:
         link = self.link
         if link is not None:
             link.close(code, reason)
+
+    def drain(self) -> None:
+        """Stop taking new CALLs from the peer; those already received still run.
+
+        Used by a graceful stop: a CALL that arrives afterwards is not answered (the
+        connection closes soon, and the peer sends it again after reconnecting).
+        """
+        self._draining = True
+
+    @property
+    def busy(self) -> bool:
+        """Whether a received CALL still waits for its answer, or an own CALL for the peer's."""
+        return bool(self._work) or self.rpc.in_flight is not None
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`on_close` has run."""
@@ -308,6 +322,8 @@ class Session:
     # --- handling received CALLs (spec §6.4) -------------------------------------------
 
     def _received(self, event: CallReceived) -> None:
+        if self._draining:  # stopping: see drain()
+            return
         if len(self._work) >= MAX_PENDING_INBOUND:
             # A peer must wait for each answer (spec §2.3.1); a flood is refused, not queued.
             self.rpc.send_error(

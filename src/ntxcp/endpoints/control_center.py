@@ -38,6 +38,15 @@ C = TypeVar("C", bound=Confirmation)
 
 _log = logging.getLogger("ntxcp.control_center")
 
+_REPLACED_CLOSE_WAIT = 1.0
+"""Seconds a replaced connection gets to finish its closing handshake before it is dropped."""
+
+
+def _drop(session: Session) -> None:
+    """Abort a connection that did not close by itself."""
+    if not session.rpc.closed and session.link is not None:
+        session.link.abort()
+
 
 @dataclass(frozen=True, slots=True)
 class GatewayConnection:
@@ -243,22 +252,42 @@ class ControlCenter:
         await self._stopped.wait()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting, close every connection with 1001, fail every pending call.
+        """Stop gracefully: stop accepting, let in-flight calls finish, close with 1001.
 
-        Returns once all connections are closed (or ``grace`` seconds passed, after
-        which the remaining ones are dropped).
+        1. The listening socket closes; upgrades still in progress are refused (503).
+        2. No connection takes new CALLs from its gateway any more (one that arrives
+           now is not answered: the gateway gets the close below and sends it again
+           after reconnecting, a stored message with the same ``uniqueId``), and new
+           C→G requests fail with :class:`~ntxcp.errors.NotConnectedError`. CALLs
+           being handled and C→G requests in flight get until ``grace`` seconds to
+           finish.
+        3. Every connection is closed with 1001 (spec §6.1); whatever is still
+           pending fails (spec §2.3.3). Connections not closed by the end of the grace
+           period (at least 1 s after the close frames) are dropped.
+
+        Args:
+            grace: seconds for the whole stop before connections are dropped.
         """
         server = self._server
         if server is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
         self._stopping = True
         server.close()
+        sessions = list(self._all_sessions)
+        for session in sessions:
+            session.drain()
+        while loop.time() < deadline and any(
+            session.busy and not session.rpc.closed for session in sessions
+        ):
+            await asyncio.sleep(0.01)
         sessions = list(self._all_sessions)
         for session in sessions:
             session.close(1001, "control center stopping")  # spec §6.1
         if sessions:
             waiters = [asyncio.ensure_future(s.wait_closed()) for s in sessions]
-            _, pending = await asyncio.wait(waiters, timeout=grace)
+            _, pending = await asyncio.wait(waiters, timeout=max(deadline - loop.time(), 1.0))
             for session in sessions:
                 if not session.rpc.closed and session.link is not None:
                     session.link.abort()
@@ -369,6 +398,11 @@ class ControlCenter:
         if old is not None:
             _log.info("[%s] new connection replaces the old one", session.gateway_id)
             old.close(1008, "replaced")  # spec §1: keep the new, close the old
+            # A half-open old connection may never finish closing (its peer is gone and
+            # unsent data keeps the socket): drop it, so its pending requests fail now.
+            asyncio.get_running_loop().call_later(_REPLACED_CLOSE_WAIT, _drop, old)
+        if self._stopping:  # upgraded while stop() runs: it goes too
+            session.close(1001, "control center stopping")
         _log.info("[%s] connected", session.gateway_id)
         self._call_hook(self._on_connected, session)
 
@@ -389,6 +423,8 @@ class ControlCenter:
     # --- requests --------------------------------------------------------------------
 
     def _session(self, gateway_id: str) -> Session:
+        if self._stopping:
+            raise NotConnectedError("control center stopping")
         session = self._sessions.get(gateway_id)
         if session is None or not session.is_open:
             raise NotConnectedError(f"gateway {gateway_id!r} is not connected")

@@ -466,9 +466,9 @@ class SqliteStore:
                 time.time(),
             ),
         )
-        self._db.execute(
-            "DELETE FROM dead_letter WHERE seq NOT IN "
-            "(SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT ?)",
+        self._db.execute(  # keep the newest max_dead_letters (primary-key range delete)
+            "DELETE FROM dead_letter WHERE seq <= "
+            "(SELECT seq FROM dead_letter ORDER BY seq DESC LIMIT 1 OFFSET ?)",
             (self.max_dead_letters,),
         )
 

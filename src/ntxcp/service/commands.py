@@ -131,7 +131,7 @@ class CommandRunner:
                 422, {"error": exc.description, "code": exc.code.value, "path": exc.path}
             )
         request_json = encode_payload(request, validate=False).decode("utf-8")
-        command_id = self.storage.command_started(gateway_id, action, request_json)
+        command_id = await self.storage.command_started(gateway_id, action, request_json)
         started = time.perf_counter()
         result: CommandResult
         try:
@@ -140,16 +140,20 @@ class CommandRunner:
             )
         except CallTimeoutError as exc:
             result = CommandResult(504, {"error": str(exc)})
-            self._finish(command_id, "timeout", started, action, error=("", str(exc), {}))
+            await self._finish(command_id, "timeout", started, action, error=("", str(exc), {}))
         except DisconnectedError as exc:
             result = CommandResult(502, {"error": f"gateway disconnected before answering: {exc}"})
-            self._finish(command_id, "disconnected", started, action, error=("", str(exc), {}))
+            await self._finish(
+                command_id, "disconnected", started, action, error=("", str(exc), {})
+            )
         except NotConnectedError as exc:
             result = CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
-            self._finish(command_id, "not-connected", started, action, error=("", str(exc), {}))
+            await self._finish(
+                command_id, "not-connected", started, action, error=("", str(exc), {})
+            )
         except QueueFullError as exc:
             result = CommandResult(503, {"error": str(exc)})
-            self._finish(command_id, "queue-full", started, action, error=("", str(exc), {}))
+            await self._finish(command_id, "queue-full", started, action, error=("", str(exc), {}))
         except CallError as exc:
             # spec §2.1: the gateway's CALLERROR, or an invalid confirmation (§2.2 rule 6).
             result = CommandResult(
@@ -161,7 +165,7 @@ class CommandRunner:
                     "details": exc.details,
                 },
             )
-            self._finish(
+            await self._finish(
                 command_id,
                 "callerror",
                 started,
@@ -171,12 +175,12 @@ class CommandRunner:
         else:
             answer = to_builtins(confirmation)
             result = CommandResult(200, answer)
-            self._finish(command_id, "ok", started, action, response=answer)
+            await self._finish(command_id, "ok", started, action, response=answer)
         result.command_id = command_id
         result.headers["X-Command-Id"] = str(command_id)
         return result
 
-    def _finish(
+    async def _finish(
         self,
         command_id: int,
         outcome: str,
@@ -189,7 +193,7 @@ class CommandRunner:
         duration = time.perf_counter() - started
         self.metrics.api_call_seconds.observe(duration, (action,))
         try:
-            self.storage.command_finished(
+            await self.storage.command_finished(
                 command_id,
                 outcome,
                 duration,
@@ -200,5 +204,5 @@ class CommandRunner:
                 if error is None
                 else msgspec.json.encode(error[2]).decode(),
             )
-        except Exception:  # noqa: BLE001 - the gateway's answer still reaches the caller
+        except Exception:  # the gateway's answer still reaches the caller
             _log.exception("could not record the outcome of command %d", command_id)

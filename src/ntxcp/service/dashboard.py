@@ -23,7 +23,8 @@ _PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>ntxcp control center</title>
 <style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 680px; margin: 48px auto; color: #1d2330; }}
+body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 680px; margin: 48px auto;
+       color: #1d2330; }}
 code {{ background: #f0f2f5; padding: 1px 5px; border-radius: 3px; }}
 li {{ margin: 4px 0; }}
 </style></head>

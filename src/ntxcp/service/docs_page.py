@@ -19,9 +19,11 @@ DOCS_HTML = """<!doctype html>
 <style>
   :root { --fg: #1d2330; --muted: #5f6b7a; --line: #d8dde4; --bg: #f6f7f9; --accent: #1f6feb; }
   * { box-sizing: border-box; }
-  body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
-  header { position: sticky; top: 0; z-index: 1; background: #fff; border-bottom: 1px solid var(--line);
-           padding: 10px 20px; display: flex; gap: 16px; align-items: center; flex-wrap: wrap; }
+  body { margin: 0; font: 14px/1.45 system-ui, sans-serif; color: var(--fg);
+         background: var(--bg); }
+  header { position: sticky; top: 0; z-index: 1; background: #fff;
+           border-bottom: 1px solid var(--line); padding: 10px 20px; display: flex;
+           gap: 16px; align-items: center; flex-wrap: wrap; }
   header h1 { font-size: 17px; margin: 0 12px 0 0; }
   header label { color: var(--muted); }
   input, select, textarea { font: 13px ui-monospace, monospace; border: 1px solid var(--line);
@@ -63,7 +65,8 @@ DOCS_HTML = """<!doctype html>
 "use strict";
 const tokenInput = document.getElementById("token");
 tokenInput.value = localStorage.getItem("ntxcp-api-token") || "";
-tokenInput.addEventListener("change", () => localStorage.setItem("ntxcp-api-token", tokenInput.value));
+tokenInput.addEventListener("change",
+  () => localStorage.setItem("ntxcp-api-token", tokenInput.value));
 
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
@@ -166,8 +169,10 @@ function operationView(doc, path, method, op) {
   button.addEventListener("click", () =>
     send(method.toUpperCase(), path, params, body ? body.value : null, out));
   form.append(el("div", { class: "row" }, button), out);
-  const summary = el("summary", {}, el("span", { class: "method " + method }, method.toUpperCase()),
-                     el("span", { class: "path" }, path), el("span", { class: "summary" }, op.summary || ""));
+  const summary = el("summary", {},
+    el("span", { class: "method " + method }, method.toUpperCase()),
+    el("span", { class: "path" }, path),
+    el("span", { class: "summary" }, op.summary || ""));
   const view = el("details", {}, summary, form);
   view.dataset.search = (path + " " + (op.summary || "")).toLowerCase();
   return view;

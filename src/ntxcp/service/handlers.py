@@ -1,9 +1,9 @@
 """What the service does with gateway traffic: boot policy, storing data, frame log.
 
 :class:`GatewayTrafficHandler` answers every G→C action of spec §5 (core and firmware
-profiles). Handlers that store data are plain ``def`` methods that write in one
-transaction and return only after the commit (see :mod:`.storage`), so the library
-sends the CALLRESULT after the data is safe. The ``uniqueId`` of the CALL being
+profiles). Handlers that store data are ``async def`` methods that await the commit of
+their write (see :mod:`.storage`, group commit) before returning, so the library sends
+the CALLRESULT only after the data is safe. The ``uniqueId`` of the CALL being
 answered (:func:`ntxcp.current_call`) is the key that drops a re-sent message
 (store and forward, spec §6.2).
 
@@ -96,12 +96,12 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
 
     # --- core profile (spec §4.1) ------------------------------------------------------
 
-    def on_boot_notification(
+    async def on_boot_notification(
         self, gateway_id: str, request: core.BootNotificationRequest
     ) -> core.BootNotificationConfirmation:
         """Store the boot info and answer with the gateway's registration status."""
         status = self.registration_status(gateway_id)
-        self.storage.record_boot(gateway_id, request, status.value)
+        await self.storage.record_boot(gateway_id, request, status.value)
         self.metrics.boots.inc((status.value,))
         accepted = status is core.RegistrationStatus.ACCEPTED
         return core.BootNotificationConfirmation(
@@ -117,55 +117,58 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self._require_accepted(gateway_id, "Heartbeat")
         return core.HeartbeatConfirmation(current_time=datetime.now(UTC))
 
-    def on_status_notification(
+    async def on_status_notification(
         self, gateway_id: str, request: core.StatusNotificationRequest
     ) -> core.StatusNotificationConfirmation:
         """Store the status (current per service, and history) before answering."""
         self._require_accepted(gateway_id, "StatusNotification")
-        if not self.storage.record_status(gateway_id, self._unique_id(), request):
+        if not await self.storage.record_status(gateway_id, self._unique_id(), request):
             self._duplicate("StatusNotification")
         return core.StatusNotificationConfirmation()
 
-    def on_meter_values(
+    async def on_meter_values(
         self, gateway_id: str, request: core.MeterValuesRequest
     ) -> core.MeterValuesConfirmation:
         """Store every sampled value before answering."""
         self._require_accepted(gateway_id, "MeterValues")
-        stored = self.storage.record_meter_values(gateway_id, self._unique_id(), request)
+        stored = await self.storage.record_meter_values(gateway_id, self._unique_id(), request)
         if stored is None:
             self._duplicate("MeterValues")
         else:
             self.metrics.meter_samples.inc(amount=stored)
         return core.MeterValuesConfirmation()
 
-    def on_data_transfer(
+    async def on_data_transfer(
         self, gateway_id: str, request: core.DataTransferRequest
     ) -> core.DataTransferConfirmation:
         """Store the vendor data and answer ``Accepted``."""
         self._require_accepted(gateway_id, "DataTransfer")
-        if not self.storage.record_data_transfer(gateway_id, self._unique_id(), request):
+        if not await self.storage.record_data_transfer(gateway_id, self._unique_id(), request):
             self._duplicate("DataTransfer")
         return core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED)
 
     # --- firmware profile (spec §4.2) --------------------------------------------------
 
-    def on_diagnostics_status_notification(
+    async def on_diagnostics_status_notification(
         self, gateway_id: str, request: firmware.DiagnosticsStatusNotificationRequest
     ) -> firmware.DiagnosticsStatusNotificationConfirmation:
         """Store the diagnostics upload status before answering."""
         self._require_accepted(gateway_id, "DiagnosticsStatusNotification")
-        if not self.storage.record_diagnostics_status(
+        if not await self.storage.record_diagnostics_status(
             gateway_id, self._unique_id(), request.status
         ):
             self._duplicate("DiagnosticsStatusNotification")
         return firmware.DiagnosticsStatusNotificationConfirmation()
 
-    def on_firmware_status_notification(
+    async def on_firmware_status_notification(
         self, gateway_id: str, request: firmware.FirmwareStatusNotificationRequest
     ) -> firmware.FirmwareStatusNotificationConfirmation:
         """Store the firmware update status before answering."""
         self._require_accepted(gateway_id, "FirmwareStatusNotification")
-        if not self.storage.record_firmware_status(gateway_id, self._unique_id(), request.status):
+        stored = await self.storage.record_firmware_status(
+            gateway_id, self._unique_id(), request.status
+        )
+        if not stored:
             self._duplicate("FirmwareStatusNotification")
         return firmware.FirmwareStatusNotificationConfirmation()
 
@@ -179,7 +182,6 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             True,
             remote_address=None if address is None else f"{address[0]}:{address[1]}",
             tls=connection.tls,
-            since=now_text(),
         )
 
     def on_disconnected(self, connection: GatewayConnection) -> None:

@@ -227,7 +227,8 @@ class ServiceMetrics:
             ("kind",),
         )
         self.api_requests = Counter(
-            "ntxcp_api_requests_total", "HTTP API requests, by method and status.",
+            "ntxcp_api_requests_total",
+            "HTTP API requests, by method and status.",
             ("method", "status"),
         )
         self.start_time = Gauge(

@@ -77,7 +77,12 @@ def _api_schemas() -> dict[str, Any]:
         ),
         "NewGateway": _object(
             {
-                "id": {**_STR, "minLength": 1, "maxLength": 48, "pattern": "^[\\x20-\\x2e\\x30-\\x7e]+$"},
+                "id": {
+                    **_STR,
+                    "minLength": 1,
+                    "maxLength": 48,
+                    "pattern": "^[\\x20-\\x2e\\x30-\\x7e]+$",
+                },
                 "password": {**_NSTR, "minLength": 1, "description": "Basic-auth secret"},
             },
             ("id",),
@@ -89,7 +94,10 @@ def _api_schemas() -> dict[str, Any]:
                 "hasPassword": _BOOL,
                 "registrationStatus": _NSTR,
                 "bootInfo": {
-                    "anyOf": [{"$ref": "#/components/schemas/BootNotificationRequest"}, {"type": "null"}]
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/BootNotificationRequest"},
+                        {"type": "null"},
+                    ]
                 },
                 "lastBootAt": _NTIME,
                 "createdAt": _TIME,
@@ -159,8 +167,13 @@ def _api_schemas() -> dict[str, Any]:
                 "finishedAt": _NTIME,
                 "outcome": {
                     "enum": [
-                        "pending", "ok", "callerror", "timeout", "disconnected",
-                        "not-connected", "queue-full",
+                        "pending",
+                        "ok",
+                        "callerror",
+                        "timeout",
+                        "disconnected",
+                        "not-connected",
+                        "queue-full",
                     ]
                 },
                 "response": {"type": ["object", "null"]},
@@ -273,86 +286,125 @@ def build_openapi(version: str) -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/healthz": {
             "get": _operation(
-                "Health check", "service", {"200": _json_body(_ref("Health"), "healthy")},
-                secured=False, op_id="health",
+                "Health check",
+                "service",
+                {"200": _json_body(_ref("Health"), "healthy")},
+                secured=False,
+                op_id="health",
             )
         },
         "/metrics": {
             "get": _operation(
-                "Prometheus metrics", "service",
-                {"200": {"description": "text exposition format 0.0.4",
-                         "content": {"text/plain": {"schema": _STR}}}},
-                secured=False, op_id="metrics",
+                "Prometheus metrics",
+                "service",
+                {
+                    "200": {
+                        "description": "text exposition format 0.0.4",
+                        "content": {"text/plain": {"schema": _STR}},
+                    }
+                },
+                secured=False,
+                op_id="metrics",
             )
         },
         "/openapi.json": {
             "get": _operation(
-                "This document", "service",
+                "This document",
+                "service",
                 {"200": _json_body({"type": "object"}, "OpenAPI 3.1 document")},
-                secured=False, op_id="openapi",
+                secured=False,
+                op_id="openapi",
             )
         },
         "/docs": {
             "get": _operation(
-                "Interactive API page", "service",
+                "Interactive API page",
+                "service",
                 {"200": {"description": "HTML page", "content": {"text/html": {"schema": _STR}}}},
-                secured=False, op_id="docs",
+                secured=False,
+                op_id="docs",
             )
         },
         "/api/gateways": {
             "get": _operation(
-                "List gateways (registered or seen)", "gateways",
-                {"200": _json_body(_ref("GatewayList"), "the gateways")}, op_id="listGateways",
+                "List gateways (registered or seen)",
+                "gateways",
+                {"200": _json_body(_ref("GatewayList"), "the gateways")},
+                op_id="listGateways",
             ),
             "post": _operation(
-                "Register a gateway", "gateways",
+                "Register a gateway",
+                "gateways",
                 {"201": _json_body(_ref("Gateway"), "registered")},
                 errors={
                     "400": _error("body is not JSON"),
                     "409": _error("already registered"),
                     "422": _error("invalid id or password", "ValidationError"),
                 },
-                body={"required": True, "content": {"application/json": {"schema": _ref("NewGateway")}}},
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewGateway")}},
+                },
                 op_id="registerGateway",
             ),
         },
         "/api/gateways/{id}": {
             "get": _operation(
-                "Read a gateway", "gateways", {"200": _json_body(_ref("Gateway"), "the gateway")},
-                params=(_ID,), errors=not_found, op_id="getGateway",
+                "Read a gateway",
+                "gateways",
+                {"200": _json_body(_ref("Gateway"), "the gateway")},
+                params=(_ID,),
+                errors=not_found,
+                op_id="getGateway",
             ),
             "delete": _operation(
-                "Delete a gateway and its data", "gateways", {"204": {"description": "deleted"}},
-                params=(_ID,), errors=not_found, op_id="deleteGateway",
+                "Delete a gateway and its data",
+                "gateways",
+                {"204": {"description": "deleted"}},
+                params=(_ID,),
+                errors=not_found,
+                op_id="deleteGateway",
             ),
         },
         "/api/gateways/{id}/status": {
             "get": _operation(
-                "Current status per service and recent history", "data",
+                "Current status per service and recent history",
+                "data",
                 {"200": _json_body(_ref("StatusReport"), "statuses")},
                 params=(_ID, _param("history", "query", {**_INT, "minimum": 0}, "history items")),
-                errors=bad_filter, op_id="getStatus",
+                errors=bad_filter,
+                op_id="getStatus",
             )
         },
         "/api/gateways/{id}/meter-values": {
             "get": _operation(
-                "Stored sampled values", "data",
+                "Stored sampled values",
+                "data",
                 {"200": _json_body(_ref("MeterSampleList"), "samples")},
                 params=(
                     _ID,
                     _param("service", "query", {**_INT, "minimum": 0}, "service id"),
-                    _param("measurand", "query", {"enum": [m.value for m in Measurand]}, "measurand"),
+                    _param(
+                        "measurand", "query", {"enum": [m.value for m in Measurand]}, "measurand"
+                    ),
                     _SINCE,
                     _param("until", "query", _TIME, "RFC 3339 date-time: not after"),
-                    _param("order", "query", {"enum": ["desc", "asc"]}, "newest (default) or oldest first"),
+                    _param(
+                        "order",
+                        "query",
+                        {"enum": ["desc", "asc"]},
+                        "newest (default) or oldest first",
+                    ),
                     _LIMIT,
                 ),
-                errors=bad_filter, op_id="getMeterValues",
+                errors=bad_filter,
+                op_id="getMeterValues",
             )
         },
         "/api/gateways/{id}/messages": {
             "get": _operation(
-                "Frame log (every frame in and out)", "data",
+                "Frame log (every frame in and out)",
+                "data",
                 {"200": _json_body(_ref("FrameList"), "frames, newest first")},
                 params=(
                     _ID,
@@ -361,40 +413,52 @@ def build_openapi(version: str) -> dict[str, Any]:
                     _SINCE,
                     _LIMIT,
                 ),
-                errors=bad_filter, op_id="getMessages",
+                errors=bad_filter,
+                op_id="getMessages",
             )
         },
         "/api/gateways/{id}/firmware-status": {
             "get": _operation(
-                "Firmware update status and history", "data",
+                "Firmware update status and history",
+                "data",
                 {"200": _json_body(_ref("ProgressReport"), "statuses")},
-                params=(_ID, _LIMIT), errors=bad_filter, op_id="getFirmwareStatus",
+                params=(_ID, _LIMIT),
+                errors=bad_filter,
+                op_id="getFirmwareStatus",
             )
         },
         "/api/gateways/{id}/diagnostics-status": {
             "get": _operation(
-                "Diagnostics upload status and history", "data",
+                "Diagnostics upload status and history",
+                "data",
                 {"200": _json_body(_ref("ProgressReport"), "statuses")},
-                params=(_ID, _LIMIT), errors=bad_filter, op_id="getDiagnosticsStatus",
+                params=(_ID, _LIMIT),
+                errors=bad_filter,
+                op_id="getDiagnosticsStatus",
             )
         },
         "/api/gateways/{id}/data-transfers": {
             "get": _operation(
-                "DataTransfer requests received", "data",
+                "DataTransfer requests received",
+                "data",
                 {"200": _json_body(_ref("DataTransferList"), "data transfers")},
-                params=(_ID, _LIMIT), errors=bad_filter, op_id="getDataTransfers",
+                params=(_ID, _LIMIT),
+                errors=bad_filter,
+                op_id="getDataTransfers",
             )
         },
         "/api/commands": {
             "get": _operation(
-                "Requests sent through the API and their outcomes", "commands",
+                "Requests sent through the API and their outcomes",
+                "commands",
                 {"200": _json_body(_ref("CommandList"), "commands, newest first")},
                 params=(
                     _param("gateway", "query", _STR, "only this gateway"),
                     _param("action", "query", {"enum": gateway_actions()}, "only this action"),
                     _LIMIT,
                 ),
-                errors={"400": _error("a query parameter is invalid")}, op_id="listCommands",
+                errors={"400": _error("a query parameter is invalid")},
+                op_id="listCommands",
             )
         },
     }
@@ -403,12 +467,17 @@ def build_openapi(version: str) -> dict[str, Any]:
         confirmation = _lift(confirmation_schema(action), schemas)
         paths[f"/api/gateways/{{id}}/calls/{action}"] = {
             "post": _operation(
-                f"Send {action} to a gateway (spec §4)", "calls",
+                f"Send {action} to a gateway (spec §4)",
+                "calls",
                 {"200": _json_body(confirmation, f"the {action} confirmation (wire JSON)")},
                 params=(
                     _ID,
-                    _param("timeout", "query", {"type": "number", "exclusiveMinimum": 0,
-                                                "maximum": 600}, "seconds to wait"),
+                    _param(
+                        "timeout",
+                        "query",
+                        {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+                        "seconds to wait",
+                    ),
                 ),
                 body={
                     "required": True,

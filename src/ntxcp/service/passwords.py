@@ -88,7 +88,11 @@ def verify_password(password: str, stored: str) -> bool:
             return False
         expected = base64.b64decode(digest, validate=True)
         actual = _kdf(
-            password, base64.b64decode(salt, validate=True), int(log2_n), int(r), int(p),
+            password,
+            base64.b64decode(salt, validate=True),
+            int(log2_n),
+            int(r),
+            int(p),
             len(expected),
         )
     except (ValueError, TypeError, OverflowError, MemoryError):

@@ -95,8 +95,7 @@ def _status(row: tuple[Any, ...]) -> dict[str, Any]:
 def status(conn: sqlite3.Connection, gateway_id: str, history: int) -> dict[str, Any]:
     """Current status per service and the latest ``history`` notifications (spec §4.1)."""
     current = conn.execute(
-        f"SELECT {_STATUS_COLUMNS} FROM status_current WHERE gateway_id = ? "
-        "ORDER BY service_id",
+        f"SELECT {_STATUS_COLUMNS} FROM status_current WHERE gateway_id = ? ORDER BY service_id",
         (gateway_id,),
     ).fetchall()
     past = conn.execute(

@@ -131,7 +131,11 @@ class Service:
         ]
         _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
         if config.demo:
-            await self._start_demo(config.demo)
+            try:
+                await self._start_demo(config.demo)
+            except BaseException:
+                await self._shutdown()
+                raise
 
     async def _start_listeners(self) -> None:
         config = self.config
@@ -149,13 +153,12 @@ class Service:
             await cc.start(config.port, config.path, host=config.host)
         except OSError as exc:
             raise ServiceError(
-                f"cannot listen for gateways on {config.host}:{config.port}: "
-                f"{exc.strerror or exc}"
+                f"cannot listen for gateways on {config.host}:{config.port}: {exc.strerror or exc}"
             ) from None
         self.app = create_app(self)
         self._runner = web.AppRunner(self.app, shutdown_timeout=2.0, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.api_host, config.api_port, shutdown_timeout=2.0)
+        site = web.TCPSite(self._runner, config.api_host, config.api_port)
         try:
             await site.start()
         except OSError as exc:
@@ -200,7 +203,7 @@ class Service:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self.storage.close()
+        await self.storage.close()
         self._started = False
 
     async def __aenter__(self) -> Service:
@@ -231,7 +234,7 @@ class Service:
             await asyncio.sleep(_FLUSH_INTERVAL)
             try:
                 self.storage.flush()
-            except Exception:  # noqa: BLE001 - keep trying; the data path reports its own
+            except Exception:  # keep trying; the data path reports its own
                 _log.exception("writing the frame log failed")
 
     async def _prune_loop(self) -> None:
@@ -240,7 +243,7 @@ class Service:
                 deleted = await self.storage.prune(self.config.frame_log_retention)
                 if deleted:
                     _log.info("frame log retention: %d old frames deleted", deleted)
-            except Exception:  # noqa: BLE001 - retention is retried at the next run
+            except Exception:  # retention is retried at the next run
                 _log.exception("frame log retention failed")
             await asyncio.sleep(_PRUNE_INTERVAL)
 
@@ -257,6 +260,10 @@ class Service:
         except ModuleNotFoundError as exc:
             raise ServiceError(f"--demo needs the gateway simulator: {exc}", 2) from None
         config = self.config
+        if config.client_ca is not None:
+            raise ServiceError(
+                "--demo cannot be combined with --client-ca (no client certificates)", 2
+            )
         client_ssl: ssl.SSLContext | None = None
         if config.certfile is not None:
             # In-process demo only: trust our own certificate, whatever names it carries.
@@ -268,7 +275,8 @@ class Service:
             if config.auth is AuthMode.BASIC:
                 password = secrets.token_urlsafe(18)
                 # A fresh secret each run (a previous run may have registered it).
-                self.storage.set_password(gateway_id, hash_password(password))
+                secret = await asyncio.to_thread(hash_password, password)
+                await self.storage.set_password(gateway_id, secret)
             gateway = SimulatedGateway(
                 gateway_id, self.ws_url, password=password, ssl=client_ssl, meter_interval=5
             )

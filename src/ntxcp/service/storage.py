@@ -1,40 +1,44 @@
 """SQLite storage of the control center service: the write path and its guarantees.
 
-One database file in WAL mode. Two kinds of connection:
+One database file in WAL mode (``synchronous=NORMAL``: a commit appends to the log
+without an fsync), one connection, used on the event loop's thread only:
 
-* the **writer**, used only on the event loop's thread. Handlers of G→C CALLs write
-  through it synchronously, each message in one transaction that is committed before
-  the handler returns, hence before the CALLRESULT leaves (the data a gateway was told
-  is stored, is stored). ``synchronous=NORMAL`` with WAL makes a commit an append to
-  the log without an fsync; prepared statements are reused from the connection's
-  statement cache and sampled values are inserted with ``executemany``;
-* **readers**, one per thread of a small pool, open read-only. API queries run there
-  (:meth:`Storage.read`), so a large query never stalls the gateways' traffic.
-
-Frames of the frame log and "last seen" times are buffered in memory and written in
-the next message's transaction, or by :meth:`Storage.flush` (called periodically and
-before every read), so logging costs no commit of its own.
+* **writes** go to a :class:`~ntxcp.service.writer.BatchWriter`, which commits the
+  writes queued during one event-loop iteration in one transaction (group commit).
+  The ``record_*`` methods return once their data is committed, so a handler that
+  awaits one answers the gateway (the CALLRESULT) only after the data is stored.
+  Statements are prepared once and reused from the connection's statement cache;
+  sampled values are inserted with ``executemany``;
+* **reads** for the API (:meth:`Storage.read`) run right after the queued writes.
+  Every list query has a bounded ``limit`` and an index, so a read holds the loop
+  for milliseconds. (A thread would not help: see :mod:`.writer` on the GIL.)
+* the **frame log** and "last seen" times are buffered and handed to the writer with
+  the next write, or by :meth:`Storage.flush` (called periodically and before every
+  read): logging costs no commit of its own.
 
 Store and forward (spec §6.2): a gateway re-sends an unacknowledged message with the
 same ``uniqueId``. The first time a (gateway, action, unique id) is stored it is
 claimed in ``received_calls``; a later CALL with the same key is acknowledged without
-being stored again (:meth:`Storage.record_meter_values` etc. return ``None``).
+being stored again (:meth:`Storage.record_meter_values` etc. return ``None``/``False``).
+
+Every method is called on the event loop's thread. :attr:`Storage.gateways` mirrors
+what the hot paths need to know of each gateway (registration, secret hash), so the
+accept path never waits for the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ntxcp.service.migrations import MigrationError, migrate
+from ntxcp.service.writer import BatchWriter
 from ntxcp.v10 import core, firmware
 from ntxcp.v10.codec import encode_payload
 from ntxcp.v10.types import encode_datetime
@@ -80,6 +84,9 @@ _INSERT_STATUS_HISTORY = (
     f"INSERT INTO status_history ({_STATUS_COLUMNS}, unique_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_GATEWAY = (
+    "INSERT OR IGNORE INTO gateways (id, created_at, first_seen, last_seen) VALUES (?, ?, ?, ?)"
+)
 _DATA_TABLES = (
     "received_calls",
     "status_current",
@@ -120,27 +127,33 @@ class GatewayRecord:
     registration_status: str | None
 
 
+def _claimed(
+    conn: sqlite3.Connection, gateway_id: str, action: str, unique_id: str | None, now: str
+) -> bool:
+    """Claim a CALL's unique id; ``False`` when it was stored before (spec §6.2)."""
+    if unique_id is None:
+        return True
+    return conn.execute(_CLAIM, (gateway_id, action, unique_id, now)).rowcount == 1
+
+
 class Storage:
     """The service's database.
 
     Args:
-        path: the SQLite file (created with its directory's permissions if missing).
-        readers: threads for API queries.
+        path: the SQLite file (created if missing).
     """
 
-    def __init__(self, path: str | Path, *, readers: int = 2) -> None:
+    def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.gateways: dict[str, GatewayRecord] = {}
-        self._readers = readers
+        self._writer: BatchWriter | None = None
         self._conn: sqlite3.Connection | None = None
-        self._executor: ThreadPoolExecutor | None = None
-        self._local = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
-        self._reader_lock = threading.Lock()
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, str] = {}
         self.samples_stored = 0
+        """Sampled values stored since the start."""
         self.duplicates = 0
+        """Re-sent messages recognised since the start."""
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -152,7 +165,7 @@ class Storage:
                 schema this service cannot use.
         """
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
         try:
@@ -172,99 +185,90 @@ class Storage:
             row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
         }
         self._conn = conn
-        self._executor = ThreadPoolExecutor(self._readers, thread_name_prefix="ntxcp-db-read")
+        self._writer = BatchWriter(conn)
 
-    def close(self) -> None:
-        """Write what is buffered and close every connection."""
-        if self._conn is None:
+    async def close(self) -> None:
+        """Write what is buffered and queued, then close the database."""
+        writer, self._writer = self._writer, None
+        if writer is None:
             return
-        try:
-            self.flush()
-        finally:
-            if self._executor is not None:
-                self._executor.shutdown(wait=True, cancel_futures=True)
-                self._executor = None
-            with self._reader_lock:
-                for reader in self._reader_conns:
-                    reader.close()
-                self._reader_conns.clear()
-            try:
+        self._hand_over(writer)
+        writer.close()
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA optimize")
-            except sqlite3.Error:
-                pass
             self._conn.close()
             self._conn = None
 
     @property
-    def conn(self) -> sqlite3.Connection:
-        """The writer connection (event loop thread only)."""
-        if self._conn is None:
-            raise StorageError("database is not open")
-        return self._conn
+    def is_open(self) -> bool:
+        """Whether the database is open."""
+        return self._writer is not None
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction; buffered frames and times are written with it."""
-        conn = self.conn
-        frames, self._frames = self._frames, []
-        seen, self._seen = self._seen, {}
-        conn.execute("BEGIN")
-        try:
+    def _live_writer(self) -> BatchWriter:
+        writer = self._writer
+        if writer is None:
+            raise StorageError("database is not open")
+        return writer
+
+    def _submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue a write (after the buffered frames); the future resolves once committed."""
+        writer = self._live_writer()
+        self._hand_over(writer)
+        return writer.submit(job)
+
+    def _post(self, job: Callable[[sqlite3.Connection], Any]) -> None:
+        writer = self._live_writer()
+        self._hand_over(writer)
+        writer.post(job)
+
+    def _hand_over(self, writer: BatchWriter) -> None:
+        """Give the buffered frames and "last seen" times to the writer."""
+        frames, seen = self._frames, self._seen
+        if not frames and not seen:
+            return
+        self._frames, self._seen = [], {}
+        updates = [(time, gateway_id) for gateway_id, time in seen.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
             if frames:
                 conn.executemany(_INSERT_FRAME, frames)
-            if seen:
-                conn.executemany(
-                    "UPDATE gateways SET last_seen = ? WHERE id = ?",
-                    [(t, g) for g, t in seen.items()],
-                )
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._frames[:0] = frames
-            for gateway_id, time in seen.items():
-                self._seen.setdefault(gateway_id, time)
-            raise
-        conn.execute("COMMIT")
+            if updates:
+                conn.executemany("UPDATE gateways SET last_seen = ? WHERE id = ?", updates)
+
+        writer.post(write)
 
     def flush(self) -> None:
-        """Write the buffered frames and "last seen" times now."""
-        if self._frames or self._seen:
-            with self._transaction():
-                pass
+        """Hand the buffered frames and times to the writer now (no waiting)."""
+        if self._writer is not None:
+            self._hand_over(self._writer)
+
+    async def sync(self) -> None:
+        """Wait until every write queued so far (and the frame log) is committed."""
+        await self._submit(lambda conn: None)
 
     @property
     def pending_frames(self) -> int:
-        """Frames buffered and not yet written."""
+        """Frames buffered and not yet handed to the writer."""
         return len(self._frames)
 
-    # --- reads (worker threads) --------------------------------------------------------
-
-    def _reader(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            uri = self.path.resolve().as_uri() + "?mode=ro"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=5000")
-            self._local.conn = conn
-            with self._reader_lock:
-                self._reader_conns.append(conn)
-        return conn
+    # --- reads -------------------------------------------------------------------------
 
     async def read(self, query: Callable[..., T], *args: Any) -> T:
-        """Run ``query(connection, *args)`` on a reader thread, after a :meth:`flush`.
+        """Run ``query(connection, *args)`` after every write queued before it.
 
         Args:
-            query: a function of a read-only connection (see :mod:`.queries`).
+            query: a function of the connection that only reads (see :mod:`.queries`).
             *args: its further arguments.
 
         Returns:
             What the function returned.
         """
-        self.flush()
-        if self._executor is None:
-            raise StorageError("database is not open")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: query(self._reader(), *args))
+        writer = self._live_writer()
+        self._hand_over(writer)
+        writer.commit()
+        assert self._conn is not None
+        return query(self._conn, *args)
 
     # --- gateways ----------------------------------------------------------------------
 
@@ -273,17 +277,12 @@ class Storage:
         record = self.gateways.get(gateway_id)
         if record is None:
             now = now_text()
-            with self._transaction() as conn:
-                conn.execute(
-                    "INSERT OR IGNORE INTO gateways (id, created_at, first_seen, last_seen) "
-                    "VALUES (?, ?, ?, ?)",
-                    (gateway_id, now, now, now),
-                )
+            self._post(lambda conn: conn.execute(_INSERT_GATEWAY, (gateway_id, now, now, now)))
             record = GatewayRecord(gateway_id, False, None, None)
             self.gateways[gateway_id] = record
         return record
 
-    def register_gateway(self, gateway_id: str, password_hash: str | None) -> bool:
+    async def register_gateway(self, gateway_id: str, password_hash: str | None) -> bool:
         """Register a gateway (or an already seen one) with an optional secret hash.
 
         Returns:
@@ -292,44 +291,47 @@ class Storage:
         record = self.gateways.get(gateway_id)
         if record is not None and record.registered:
             return False
-        with self._transaction() as conn:
-            conn.execute(
+        if record is None:
+            record = self.gateways[gateway_id] = GatewayRecord(gateway_id, True, None, None)
+        record.registered = True
+        record.password_hash = password_hash
+        await self._submit(
+            lambda conn: conn.execute(
                 "INSERT INTO gateways (id, registered, password_hash, created_at) "
                 "VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET registered = 1, "
                 "password_hash = excluded.password_hash",
                 (gateway_id, password_hash, now_text()),
             )
-        if record is None:
-            self.gateways[gateway_id] = GatewayRecord(gateway_id, True, password_hash, None)
-        else:
-            record.registered = True
-            record.password_hash = password_hash
+        )
         return True
 
-    def set_password(self, gateway_id: str, password_hash: str | None) -> None:
+    async def set_password(self, gateway_id: str, password_hash: str | None) -> None:
         """Register a gateway if needed and set (or with ``None`` clear) its secret hash."""
-        if not self.register_gateway(gateway_id, password_hash):
-            with self._transaction() as conn:
-                conn.execute(
-                    "UPDATE gateways SET password_hash = ? WHERE id = ?",
-                    (password_hash, gateway_id),
-                )
-            self.gateways[gateway_id].password_hash = password_hash
+        if await self.register_gateway(gateway_id, password_hash):
+            return
+        self.gateways[gateway_id].password_hash = password_hash
+        await self._submit(
+            lambda conn: conn.execute(
+                "UPDATE gateways SET password_hash = ? WHERE id = ?", (password_hash, gateway_id)
+            )
+        )
 
-    def delete_gateway(self, gateway_id: str) -> bool:
+    async def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and everything stored about it.
 
         Returns:
             ``False`` when no such gateway exists.
         """
-        if gateway_id not in self.gateways:
+        if self.gateways.pop(gateway_id, None) is None:
             return False
-        with self._transaction() as conn:
+        self._seen.pop(gateway_id, None)
+
+        def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM gateways WHERE id = ?", (gateway_id,))
             for table in _DATA_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE gateway_id = ?", (gateway_id,))
-        del self.gateways[gateway_id]
-        self._seen.pop(gateway_id, None)
+
+        await self._submit(delete)
         return True
 
     def set_connected(
@@ -339,57 +341,49 @@ class Storage:
         *,
         remote_address: str | None = None,
         tls: bool = False,
-        since: str | None = None,
     ) -> None:
         """Record that a gateway connected (spec §6.1: address, TLS state) or left."""
         self.ensure_gateway(gateway_id)
         now = now_text()
-        with self._transaction() as conn:
-            if connected:
-                conn.execute(
+        if connected:
+            self._post(
+                lambda conn: conn.execute(
                     "UPDATE gateways SET connected = 1, connected_since = ?, remote_address = ?, "
                     "tls = ?, last_seen = ?, first_seen = coalesce(first_seen, ?) WHERE id = ?",
-                    (since or now, remote_address, int(tls), now, now, gateway_id),
+                    (now, remote_address, int(tls), now, now, gateway_id),
                 )
-            else:
-                conn.execute(
+            )
+        else:
+            self._post(
+                lambda conn: conn.execute(
                     "UPDATE gateways SET connected = 0, last_seen = ? WHERE id = ?",
                     (now, gateway_id),
                 )
+            )
 
     def touch(self, gateway_id: str, time: str) -> None:
-        """Note that a gateway was heard from (written with the next transaction)."""
+        """Note that a gateway was heard from (written with the next write)."""
         if gateway_id in self.gateways:
             self._seen[gateway_id] = time
 
     # --- data from gateways (committed before the CALLRESULT is sent) -----------------
 
-    def _claim(self, conn: sqlite3.Connection, gateway_id: str, action: str,
-               unique_id: str | None, now: str) -> bool:
-        """Claim a CALL's unique id; ``False`` when it was stored before (spec §6.2)."""
-        if unique_id is None:
-            return True
-        if conn.execute(_CLAIM, (gateway_id, action, unique_id, now)).rowcount == 1:
-            return True
-        self.duplicates += 1
-        return False
-
-    def record_boot(
+    async def record_boot(
         self, gateway_id: str, request: core.BootNotificationRequest, status: str
     ) -> None:
         """Store a BootNotification's info and the status answered (spec §4.1)."""
-        self.ensure_gateway(gateway_id)
+        self.ensure_gateway(gateway_id).registration_status = status
         info = encode_payload(request, validate=False).decode("utf-8")
         now = now_text()
-        with self._transaction() as conn:
-            conn.execute(
+        await self._submit(
+            lambda conn: conn.execute(
                 "UPDATE gateways SET boot_info = ?, last_boot_at = ?, registration_status = ?, "
                 "last_seen = ? WHERE id = ?",
                 (info, now, status, now, gateway_id),
             )
-        self.gateways[gateway_id].registration_status = status
+        )
 
-    def record_status(
+    async def record_status(
         self, gateway_id: str, unique_id: str | None, request: core.StatusNotificationRequest
     ) -> bool:
         """Store a StatusNotification (spec §4.1); ``False`` for a duplicate."""
@@ -398,22 +392,26 @@ class Storage:
         row = (
             gateway_id,
             request.service_id,
-            request.status,
-            request.error_code,
+            request.status.value,
+            request.error_code.value,
             request.info,
             request.vendor_id,
             request.vendor_error_code,
             timestamp,
             now,
         )
-        with self._transaction() as conn:
-            if not self._claim(conn, gateway_id, "StatusNotification", unique_id, now):
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if not _claimed(conn, gateway_id, "StatusNotification", unique_id, now):
+                self.duplicates += 1
                 return False
             conn.execute(_UPSERT_STATUS, row)
             conn.execute(_INSERT_STATUS_HISTORY, (*row, unique_id))
-        return True
+            return True
 
-    def record_meter_values(
+        return await self._submit(write)
+
+    async def record_meter_values(
         self, gateway_id: str, unique_id: str | None, request: core.MeterValuesRequest
     ) -> int | None:
         """Store every sampled value of a MeterValues (spec §4.1), one row each.
@@ -443,57 +441,74 @@ class Storage:
                         now,
                     )
                 )
-        with self._transaction() as conn:
-            if not self._claim(conn, gateway_id, "MeterValues", unique_id, now):
+
+        def write(conn: sqlite3.Connection) -> int | None:
+            if not _claimed(conn, gateway_id, "MeterValues", unique_id, now):
+                self.duplicates += 1
                 return None
             conn.executemany(_INSERT_SAMPLE, rows)
-        self.samples_stored += len(rows)
-        return len(rows)
+            self.samples_stored += len(rows)
+            return len(rows)
 
-    def record_firmware_status(
+        return await self._submit(write)
+
+    async def record_firmware_status(
         self, gateway_id: str, unique_id: str | None, status: firmware.FirmwareStatus
     ) -> bool:
         """Store a FirmwareStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return self._record_progress(
-            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status
+        return await self._record_progress(
+            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status.value
         )
 
-    def record_diagnostics_status(
+    async def record_diagnostics_status(
         self, gateway_id: str, unique_id: str | None, status: firmware.DiagnosticsStatus
     ) -> bool:
         """Store a DiagnosticsStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return self._record_progress(
-            "diagnostics_status", "DiagnosticsStatusNotification", gateway_id, unique_id, status
+        return await self._record_progress(
+            "diagnostics_status",
+            "DiagnosticsStatusNotification",
+            gateway_id,
+            unique_id,
+            status.value,
         )
 
-    def _record_progress(
+    async def _record_progress(
         self, table: str, action: str, gateway_id: str, unique_id: str | None, status: str
     ) -> bool:
         now = now_text()
-        with self._transaction() as conn:
-            if not self._claim(conn, gateway_id, action, unique_id, now):
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if not _claimed(conn, gateway_id, action, unique_id, now):
+                self.duplicates += 1
                 return False
             conn.execute(
                 f"INSERT INTO {table} (gateway_id, status, received_at, unique_id) "
                 "VALUES (?, ?, ?, ?)",
                 (gateway_id, status, now, unique_id),
             )
-        return True
+            return True
 
-    def record_data_transfer(
+        return await self._submit(write)
+
+    async def record_data_transfer(
         self, gateway_id: str, unique_id: str | None, request: core.DataTransferRequest
     ) -> bool:
         """Store a DataTransfer from a gateway (spec §4.1); ``False`` for a duplicate."""
         now = now_text()
-        with self._transaction() as conn:
-            if not self._claim(conn, gateway_id, "DataTransfer", unique_id, now):
+        row = (gateway_id, request.vendor_id, request.message_id, request.data, now, unique_id)
+
+        def write(conn: sqlite3.Connection) -> bool:
+            if not _claimed(conn, gateway_id, "DataTransfer", unique_id, now):
+                self.duplicates += 1
                 return False
             conn.execute(
                 "INSERT INTO data_transfers (gateway_id, vendor_id, message_id, data, "
                 "received_at, unique_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (gateway_id, request.vendor_id, request.message_id, request.data, now, unique_id),
+                row,
             )
-        return True
+            return True
+
+        return await self._submit(write)
 
     # --- frame log and commands ------------------------------------------------------
 
@@ -507,20 +522,24 @@ class Storage:
         unique_id: str | None,
         raw: str,
     ) -> None:
-        """Buffer one frame of the frame log (written with the next transaction)."""
+        """Buffer one frame of the frame log (written with the next write)."""
         self._frames.append((gateway_id, direction, time, message_type, action, unique_id, raw))
 
-    def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
+    async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
         """Record a C→G request sent through the API; returns its command id."""
-        with self._transaction() as conn:
+        row = (gateway_id, action, request_json, now_text())
+
+        def write(conn: sqlite3.Connection) -> int:
             cursor = conn.execute(
                 "INSERT INTO commands (gateway_id, action, request, sent_at, outcome) "
                 "VALUES (?, ?, ?, ?, 'pending')",
-                (gateway_id, action, request_json, now_text()),
+                row,
             )
-        return int(cursor.lastrowid or 0)
+            return int(cursor.lastrowid or 0)
 
-    def command_finished(
+        return await self._submit(write)
+
+    async def command_finished(
         self,
         command_id: int,
         outcome: str,
@@ -532,21 +551,23 @@ class Storage:
         error_details_json: str | None = None,
     ) -> None:
         """Record the outcome of a command (``ok``, ``callerror``, ``timeout`` ...)."""
-        with self._transaction() as conn:
-            conn.execute(
+        row = (
+            now_text(),
+            outcome,
+            response_json,
+            error_code,
+            error_description,
+            error_details_json,
+            round(duration * 1000.0, 3),
+            command_id,
+        )
+        await self._submit(
+            lambda conn: conn.execute(
                 "UPDATE commands SET finished_at = ?, outcome = ?, response = ?, error_code = ?, "
                 "error_description = ?, error_details = ?, duration_ms = ? WHERE id = ?",
-                (
-                    now_text(),
-                    outcome,
-                    response_json,
-                    error_code,
-                    error_description,
-                    error_details_json,
-                    round(duration * 1000.0, 3),
-                    command_id,
-                ),
+                row,
             )
+        )
 
     # --- retention -----------------------------------------------------------------------
 
@@ -579,11 +600,12 @@ class Storage:
 
     async def _prune_chunks(self, statement: str, before: str) -> int:
         total = 0
-        while self._conn is not None:
-            with self._transaction() as conn:
-                count = conn.execute(statement, (before, _PRUNE_CHUNK)).rowcount
+        while self.is_open:
+            # One chunk per transaction: the gateways' writes get their turn in between.
+            count: int = await self._submit(
+                lambda conn: conn.execute(statement, (before, _PRUNE_CHUNK)).rowcount
+            )
             total += count
             if count < _PRUNE_CHUNK:
                 break
-            await asyncio.sleep(0)  # let the gateways' traffic through between chunks
         return total

@@ -62,6 +62,7 @@ _log = logging.getLogger("ntxcp.simulator")
 
 _CALL_FRAME = re.compile(rb'^\s*\[\s*2\s*,\s*"[^"]*"\s*,\s*"([A-Za-z]+)"')
 _DEFAULT_RETRY_INTERVAL = 30  # s, when UpdateFirmware/GetDiagnostics give none (spec §4.2)
+_ENDPOINT_STOP_TIMEOUT = 6.0  # s; the endpoint waits up to 5 s for the closing handshake
 
 
 class SimulatedGateway:
@@ -257,7 +258,7 @@ class SimulatedGateway:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self._power_off()
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self._wait_closing(set(self._closing))
         self._note("powered off")
 
     async def run(self, duration: float | None = None) -> None:
@@ -334,7 +335,16 @@ class SimulatedGateway:
             closing = asyncio.ensure_future(endpoint.stop())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
-            await asyncio.shield(closing)
+            await self._wait_closing({closing})
+
+    async def _wait_closing(self, closing: set[asyncio.Future[None]]) -> None:
+        """Wait for endpoints to stop, at most ``_ENDPOINT_STOP_TIMEOUT`` (spec §6.3)."""
+        if not closing:
+            return
+        _, late = await asyncio.wait(closing, timeout=_ENDPOINT_STOP_TIMEOUT)
+        if late:  # the close frame went out first; only the endpoint's own tasks linger
+            self._closing.difference_update(late)
+            self._note("endpoint did not finish stopping in time")
 
     def reboot(self, *, hard: bool = False) -> asyncio.Task[None]:
         """Reboot now (Reset, or after a firmware installation).
@@ -404,8 +414,11 @@ class SimulatedGateway:
 
     async def _sleep(self, seconds: float, changed: asyncio.Event) -> bool:
         """Sleep ``seconds`` (0: until ``changed``); ``False`` when ``changed`` woke us."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the event is set, and stop() would wait forever.
         try:
-            await asyncio.wait_for(changed.wait(), seconds if seconds > 0 else None)
+            async with asyncio.timeout(seconds if seconds > 0 else None):
+                await changed.wait()
         except TimeoutError:
             return True
         return False
@@ -549,6 +562,13 @@ class SimulatedGateway:
         assert isinstance(conf, core.BootNotificationConfirmation)
         endpoint.registration_status = conf.status
         if conf.status is core.RegistrationStatus.ACCEPTED:
+            if not endpoint._ready.is_set():
+                # spec §4.1: an Accepted answer ends the Pending wait, whichever boot it
+                # answers. The endpoint only watches the boots it sends itself, so tell
+                # it (library gap, reported: it should notice on its own).
+                endpoint.heartbeat_interval = conf.interval
+                endpoint._ready.set()
+                return conf  # _run_online reports the acceptance
             self._boot_accepted(conf.interval)
         else:
             self._note(f"boot {conf.status.value}")

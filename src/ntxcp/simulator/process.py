@@ -10,7 +10,8 @@ datapoints. The model here is small but physically consistent:
   sets them (:meth:`Service.set_status`) and freeze the process;
 * the energy register ``Energy.Active.Import.Register`` integrates the power over the
   time that really passed, so it never decreases, whatever the sample interval;
-* ``Current.Import`` is power / voltage (single phase); the voltage wanders around
+* ``Current.Import`` is the current per phase, power / (phases * voltage) (services
+  up to 7.4 kW are single-phase, larger ones three-phase); the voltage wanders around
   230 V; temperature, pressure and flow follow the load with a lag.
 
 Every random choice comes from a :class:`random.Random` seeded with the gateway id,
@@ -90,6 +91,7 @@ class Service:
         self.service_id = service_id
         self._rng = rng
         self.rated_power_w = rng.choice((3700.0, 7400.0, 11000.0, 22000.0))
+        self.phases = 1 if self.rated_power_w <= 7400.0 else 3  # 16/32 A single, 16/32 A three
         self.status = DingxGatewayStatus.CHARGING
         self.error_code = DingxGatewayErrorCode.NO_ERROR
         self.info: str | None = None
@@ -109,8 +111,8 @@ class Service:
 
     @property
     def current_a(self) -> float:
-        """The current drawn: power / voltage (single phase)."""
-        return self.power_w / self.voltage_v if self.voltage_v > 0 else 0.0
+        """The current drawn per phase: power / (phases * voltage)."""
+        return self.power_w / (self.phases * self.voltage_v) if self.voltage_v > 0 else 0.0
 
     def set_status(
         self,
@@ -181,7 +183,7 @@ class Service:
             case Measurand.CURRENT_IMPORT:
                 return self.current_a
             case Measurand.CURRENT_OFFERED:
-                return self.rated_power_w / _NOMINAL_VOLTAGE
+                return self.rated_power_w / (self.phases * _NOMINAL_VOLTAGE)
             case Measurand.VOLTAGE:
                 return self.voltage_v
             case Measurand.TEMPERATURE:

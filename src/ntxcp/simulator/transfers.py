@@ -46,6 +46,7 @@ DEFAULT_MAX_FIRMWARE_SIZE = 256 * 1024 * 1024
 """Largest firmware image the simulator accepts, in bytes."""
 
 _CHUNK = 64 * 1024
+_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]*$")
 _VERSION = re.compile(r"\d+(?:\.\d+)+(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*)?")
 
 
@@ -81,7 +82,8 @@ def firmware_version_from(file_name: str, sha256: str) -> str:
         The first dotted version in the name (``"2.1.0"``), or ``"build-<10 hex>"``;
         at most 50 characters (CiString50, spec §4.1 BootNotification).
     """
-    match = _VERSION.search(file_name)
+    stem = _EXTENSION.sub("", file_name)  # "dx-4.0.1-rc.2.bin": the ".bin" is no part
+    match = _VERSION.search(stem)
     if match is not None:
         return match.group(0)[:50]
     return f"build-{sha256[:10]}"

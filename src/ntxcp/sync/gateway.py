@@ -20,6 +20,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from ntxcp.endpoints.gateway import Gateway as AsyncGateway
+from ntxcp.endpoints.store import MessageStore
 from ntxcp.errors import EndpointError
 from ntxcp.rpc import Role
 from ntxcp.v10 import core, firmware, remotetrigger, types
@@ -154,6 +155,44 @@ class Gateway:
         """Block until connected."""
         self._run(self._gateway.wait_connected(timeout))
 
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until connected and, with the lifecycle on, boot Accepted."""
+        self._run(self._gateway.wait_ready(timeout))
+
+    @property
+    def is_ready(self) -> bool:
+        """See :attr:`ntxcp.Gateway.is_ready`."""
+        return self._gateway.is_ready
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the last connection attempt failed (``None`` once connected)."""
+        return self._gateway.last_error
+
+    # --- store and forward (spec §6.2) -------------------------------------------------
+
+    def queue_request(self, request: Request) -> str:
+        """Store a store-and-forward message; see :meth:`ntxcp.Gateway.queue_request`."""
+
+        async def enqueue() -> str:
+            return self._gateway.queue_request(request)
+
+        return self._run(enqueue())
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until the outbox is empty; see :meth:`ntxcp.Gateway.flush`."""
+        self._run(self._gateway.flush(timeout))
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting in the store-and-forward outbox."""
+        return self._gateway.queued
+
+    @property
+    def store(self) -> MessageStore:
+        """The outbox; use it from this thread only between calls (not thread-safe)."""
+        return self._gateway.store
+
     def errors(self) -> Iterator[EndpointError]:
         """Yield error-stream reports as they come, until the gateway stops."""
         stream = self._gateway.errors()
@@ -236,6 +275,10 @@ class Gateway:
     def set_connected_handler(self, handler: Callable[[], object] | None) -> None:
         """Hook called (on the handler thread) after every (re)connection."""
         self._gateway.set_connected_handler(self._on_handler_thread(handler))
+
+    def set_reconnected_handler(self, handler: Callable[[], object] | None) -> None:
+        """Hook called (on the handler thread) after every reconnection (not the first)."""
+        self._gateway.set_reconnected_handler(self._on_handler_thread(handler))
 
     def set_disconnected_handler(self, handler: Callable[[], object] | None) -> None:
         """Hook called (on the handler thread) after every lost connection."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -71,6 +72,8 @@ class PicowsLink(WSListener):
         # Client side: what arrived before the handler was attached (see attach()).
         self._early: list[bytes] = []
         self._early_close: tuple[int, str] | None = None
+        # Client side: connect() gave up (cancelled or timed out) before attach().
+        self._abandoned = False
 
     # --- Link ------------------------------------------------------------------------
 
@@ -129,8 +132,16 @@ class PicowsLink(WSListener):
 
     # --- picows callbacks ------------------------------------------------------------
 
+    def abandon(self) -> None:
+        """Client side: :func:`connect` gave up; drop the connection now or once it opens."""
+        self._abandoned = True
+        self.abort()
+
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
+        if self._abandoned:  # the upgrade completed after connect() was cancelled
+            self.abort()
+            return
         if self.handler is not None:
             self.handler.on_open(self)
 
@@ -201,18 +212,27 @@ class PicowsLink(WSListener):
 class _Upgrade:
     """Decides one upgrade request; knows its TCP transport (for address and TLS)."""
 
-    __slots__ = ("accept", "on_refused", "options", "protocol")
+    __slots__ = ("__weakref__", "accept", "decided", "on_refused", "options", "protocol")
 
     def __init__(self, options: ServerOptions, accept: AcceptHook, on_refused: RefusalHook) -> None:
         self.options = options
         self.accept = accept
         self.on_refused = on_refused
         self.protocol: Any = None
+        self.decided = False
+
+    def abort_undecided(self) -> None:
+        """Drop the connection if its upgrade request was not decided yet."""
+        transport = getattr(self.protocol, "transport", None)
+        if not self.decided and transport is not None:
+            transport.underlying_transport.abort()
 
     def __call__(self, request: WSUpgradeRequest) -> Any:
+        self.decided = True
         info: HandshakeInfo | None = None
         try:
             info = self._handshake_info(request)
+            self._check_subprotocol(info)  # after the id is known, so refusals name it
             handler = self.accept(info)
         except Refusal as refusal:
             self.on_refused(info, refusal)
@@ -239,16 +259,6 @@ class _Upgrade:
         if not valid_gateway_id(gateway_id):
             raise Refusal(400, "gateway id must be 1..48 printable ASCII characters without '/'")
         headers = request.headers
-        offered = [
-            p.strip() for p in headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
-        ]
-        subprotocol: str | None = SUBPROTOCOL
-        if not offered:
-            if not options.accept_missing_subprotocol:
-                raise Refusal(400, f"subprotocol {SUBPROTOCOL} required")
-            subprotocol = None
-        elif SUBPROTOCOL not in offered:
-            raise Refusal(400, f"subprotocol {SUBPROTOCOL} not offered")
         tcp = self.protocol.transport.underlying_transport if self.protocol else None
         peer = tcp.get_extra_info("peername") if tcp is not None else None
         ssl_object = tcp.get_extra_info("ssl_object") if tcp is not None else None
@@ -257,19 +267,40 @@ class _Upgrade:
             path=path,
             headers=headers,
             remote_address=(str(peer[0]), int(peer[1])) if peer else None,
-            subprotocol=subprotocol,
+            subprotocol=SUBPROTOCOL if SUBPROTOCOL in _offered(headers) else None,
             credentials=parse_basic_auth(headers.get("Authorization")),
             tls=ssl_object is not None,
             peer_certificate=ssl_object.getpeercert() if ssl_object is not None else None,
         )
 
+    def _check_subprotocol(self, info: HandshakeInfo) -> None:
+        """Refuse a client that offers other subprotocols, or none unless lenient (§1)."""
+        if info.subprotocol is not None:
+            return
+        if _offered(info.headers):
+            raise Refusal(400, f"subprotocol {SUBPROTOCOL} not offered")
+        if not self.options.accept_missing_subprotocol:
+            raise Refusal(400, f"subprotocol {SUBPROTOCOL} required")
+
+
+def _offered(headers: Any) -> list[str]:
+    """The subprotocols a client offers in its upgrade request."""
+    offered = headers.get("Sec-WebSocket-Protocol", "")
+    return [p.strip() for p in offered.split(",") if p.strip()]
+
 
 class WebSocketServer:
     """A listening WebSocket server (spec §1)."""
 
-    def __init__(self, server: asyncio.Server, options: ServerOptions) -> None:
+    def __init__(
+        self,
+        server: asyncio.Server,
+        options: ServerOptions,
+        upgrades: weakref.WeakSet[_Upgrade] | None = None,
+    ) -> None:
         self._server = server
         self.options = options
+        self._upgrades = upgrades if upgrades is not None else weakref.WeakSet()
 
     @property
     def port(self) -> int:
@@ -282,8 +313,15 @@ class WebSocketServer:
         return str(self._server.sockets[0].getsockname()[0])
 
     def close(self) -> None:
-        """Stop accepting new connections (open ones stay)."""
+        """Stop accepting new connections; drop those still before their upgrade.
+
+        Upgraded connections stay open (their owner closes them). Dropping the others
+        keeps :meth:`wait_closed` from waiting for their handshake timeout (Python 3.12+
+        waits for every connection of a closed server).
+        """
         self._server.close()
+        for upgrade in list(self._upgrades):
+            upgrade.abort_undecided()
 
     async def wait_closed(self) -> None:
         """Wait until the listening socket is closed."""
@@ -308,8 +346,11 @@ async def listen(
     loop = asyncio.get_running_loop()
     ping = options.ping_interval is not None and options.ping_interval > 0
 
+    upgrades: weakref.WeakSet[_Upgrade] = weakref.WeakSet()
+
     def protocol_factory() -> Any:
         upgrade = _Upgrade(options, accept, on_refused)
+        upgrades.add(upgrade)
         protocol = WSProtocol(
             None,
             None,
@@ -338,7 +379,7 @@ async def listen(
         backlog=options.backlog,
         reuse_address=True,
     )
-    return WebSocketServer(server, options)
+    return WebSocketServer(server, options, upgrades)
 
 
 async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> PicowsLink:
@@ -379,7 +420,11 @@ async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> Pic
             ),
             options.connect_timeout,
         )
-    except WSHandshakeError as exc:
+    except BaseException as exc:
+        # Cancelled or timed out half-way: never leave a connection nobody owns.
+        link.abandon()
+        if not isinstance(exc, WSHandshakeError):
+            raise
         response = exc.response
         if response is not None:
             body = (exc.raw_body or b"").decode("utf-8", "replace").strip()
@@ -388,7 +433,8 @@ async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> Pic
             ) from None
         raise HandshakeRefusedError(0, str(exc)) from None
     transport = link._transport
-    assert transport is not None
+    if transport is None:  # picows returns normally when the peer drops the upgrade
+        raise ConnectionResetError("connection closed during the WebSocket handshake")
     chosen = (
         transport.response.headers.get("Sec-WebSocket-Protocol") if transport.response else None
     )

@@ -1,0 +1,217 @@
+"""The ``ntxcp`` command (also ``python -m ntxcp``).
+
+Sub-commands:
+
+* ``ntxcp control-center``: the control center service (:mod:`ntxcp.service`);
+* those of the gateway simulator, when it is installed (``gateway``, ``gateways``,
+  ``call``, ``meter-values``, ``status``, ``messages``; see :mod:`ntxcp.simulator.cli`).
+
+Every sub-command sets ``func`` on the parsed arguments; ``func(args)`` runs it and
+returns the exit status.
+
+``ntxcp control-center`` prints exactly one line on standard output once both
+listeners are ready, naming the gateways' URL and the API's URL, and logs to standard
+error. It stops on SIGINT or SIGTERM: every gateway is closed with 1001 and the process
+exits 0 within 10 s (spec §6.3). Exit status 2: unusable flags or settings (including
+a non-loopback ``--api-host`` without ``--api-token``); 1: the service could not start
+(port in use, unreadable database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from ntxcp import __version__
+
+__all__ = ["build_parser", "main"]
+
+_log = logging.getLogger("ntxcp.service")
+
+_STOP_BUDGET = 8.0  # s for a graceful stop; spec §6.3 asks for an exit within 10 s
+
+
+def _add_control_center_parser(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "control-center",
+        help="run the control center service (gateways, storage, HTTP API)",
+        description="Run a Ding.X Control Center: accept gateways over ntxcp 1.0, store "
+        "what they send in SQLite, and serve an HTTP API. Settings come from the "
+        "defaults, then --config FILE.toml (the same keys), then these flags.",
+    )
+    add = parser.add_argument
+    add("--config", metavar="FILE.toml", help="read settings from a TOML file first")
+    gateways = parser.add_argument_group("gateways (ntxcp 1.0 over WebSocket)")
+    gateways.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    gateways.add_argument("--port", type=int, help="TCP port (default 8887; 0: any free port)")
+    gateways.add_argument("--path", help="base path; gateways append /<id> (default /ntxcp)")
+    gateways.add_argument(
+        "--unknown-gateways",
+        choices=("accept", "pending", "reject"),
+        help="BootNotification answer for unregistered gateways (default accept)",
+    )
+    gateways.add_argument(
+        "--auth",
+        choices=("none", "basic"),
+        help="gateway authentication: basic = HTTP Basic with the registered password "
+        "(default none)",
+    )
+    gateways.add_argument("--certfile", help="PEM server certificate: serve wss:// (TLS)")
+    gateways.add_argument("--keyfile", help="PEM private key of --certfile")
+    gateways.add_argument("--client-ca", help="PEM CA bundle: require client certificates")
+    gateways.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        metavar="S",
+        help="heartbeat interval sent to accepted gateways (default 300)",
+    )
+    gateways.add_argument(
+        "--call-timeout",
+        type=float,
+        metavar="S",
+        help="seconds to wait for a gateway's answer (default 30)",
+    )
+    storage = parser.add_argument_group("storage")
+    storage.add_argument("--db", metavar="FILE", help="SQLite file (default ./ntxcp.sqlite)")
+    storage.add_argument(
+        "--frame-log-retention",
+        type=float,
+        metavar="DAYS",
+        help="days to keep logged frames (default 30; 0: forever)",
+    )
+    api = parser.add_argument_group("HTTP API")
+    api.add_argument("--api-host", help="address of the API (default 127.0.0.1)")
+    api.add_argument("--api-port", type=int, help="TCP port (default 8080; 0: any free port)")
+    api.add_argument(
+        "--api-token",
+        help="require 'Authorization: Bearer TOKEN' on /api/* (needed off loopback)",
+    )
+    other = parser.add_argument_group("other")
+    other.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="default info",
+    )
+    other.add_argument("--log-format", choices=("text", "json"), help="default text")
+    other.add_argument(
+        "--demo", type=int, metavar="N", help="also run N simulated gateways demo-1..N"
+    )
+    parser.set_defaults(func=control_center_command)
+
+
+_SETTINGS = (
+    "host",
+    "port",
+    "path",
+    "db",
+    "api_host",
+    "api_port",
+    "api_token",
+    "unknown_gateways",
+    "auth",
+    "certfile",
+    "keyfile",
+    "client_ca",
+    "heartbeat_interval",
+    "call_timeout",
+    "log_level",
+    "log_format",
+    "demo",
+    "frame_log_retention",
+)
+
+
+def control_center_command(args: argparse.Namespace) -> int:
+    """Run ``ntxcp control-center`` with parsed arguments; returns the exit status."""
+    from ntxcp.service.config import ConfigError, build_config
+    from ntxcp.service.logs import configure_logging
+
+    try:
+        config = build_config({name: getattr(args, name) for name in _SETTINGS}, args.config)
+    except ConfigError as exc:
+        sys.stderr.write(f"ntxcp control-center: error: {exc}\n")
+        return exc.exit_code
+    configure_logging(config.log_level, config.log_format)
+    from ntxcp.service.service import Service, ServiceError
+
+    async def serve() -> int:
+        try:
+            service = Service(config)
+        except ServiceError as exc:
+            sys.stderr.write(f"ntxcp control-center: error: {exc}\n")
+            return exc.exit_code
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await service.start()
+        except ServiceError as exc:
+            sys.stderr.write(f"ntxcp control-center: error: {exc}\n")
+            return exc.exit_code
+        sys.stdout.write(
+            f"ntxcp control center ready: gateways {service.ws_url}/<id>  api {service.api_url}\n"
+        )
+        sys.stdout.flush()
+        await stop.wait()
+        _log.info("stopping (signal received)")
+        try:
+            await asyncio.wait_for(service.stop(), _STOP_BUDGET)
+        except TimeoutError:
+            _log.error("graceful stop took longer than %.0f s; exiting anyway", _STOP_BUDGET)
+        _log.info("stopped")
+        return 0
+
+    return _run(serve)
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """Run a coroutine function on uvloop when available (as the endpoints prefer)."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not on every platform
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ntxcp`` argument parser with every available sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="ntxcp",
+        description="ntxcp 1.0: Ding.X Control Center service, gateway simulator and tools",
+    )
+    parser.add_argument("--version", action="version", version=f"ntxcp {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_control_center_parser(subparsers)
+    try:
+        from ntxcp.simulator import cli as simulator_cli
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("ntxcp.simulator"):
+            raise
+    else:
+        simulator_cli.add_parsers(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: the command line) and run the sub-command.
+
+    Returns:
+        The process exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    status = func(args)
+    return int(status or 0)

@@ -1,0 +1,147 @@
+"""Group commit: the writes queued during one event-loop iteration share one transaction.
+
+A SQLite commit in WAL mode costs far more than the rows it commits (the modified
+pages are appended to the log, and now and then checkpointed): committing each gateway
+message on its own spent about 240 µs per MeterValues on the reference machine, three
+quarters of it in the commit. The :class:`BatchWriter` collects the write jobs queued
+while the event loop handles the frames that arrived together, runs them all in
+**one** transaction from a callback scheduled with ``call_soon``, commits, and only
+then gives each caller its job's result. A handler that awaits its job therefore
+answers the gateway after its data is committed, and under load one commit covers
+the messages of many gateways.
+
+Why on the event loop's thread and not a writer thread: Python's ``sqlite3`` releases
+the GIL around every statement step; a writer thread must then win the GIL back from
+a busy event loop for each statement, which takes up to the interpreter's switch
+interval (5 ms) every time. Measured here, that made a batch of 20 messages take
+7.6 ms on a thread against under 2 ms on the loop.
+
+A job that fails makes the batch roll back; the jobs of that batch are then run again
+one transaction each, so one bad job fails alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BatchWriter", "Job"]
+
+Job = Callable[[sqlite3.Connection], Any]
+"""A write: a function of the connection, run inside a transaction."""
+
+_log = logging.getLogger("ntxcp.service.storage")
+
+
+class _Pending:
+    __slots__ = ("future", "job")
+
+    def __init__(self, job: Job, future: asyncio.Future[Any] | None) -> None:
+        self.job = job
+        self.future = future
+
+
+class BatchWriter:
+    """Runs write jobs in batches: one transaction per event-loop iteration.
+
+    Every method must be called on the event loop's thread.
+
+    Args:
+        conn: the connection to write with (autocommit mode, ``isolation_level=None``).
+        max_batch: most jobs per transaction (more wait for the next iteration).
+    """
+
+    def __init__(self, conn: sqlite3.Connection, *, max_batch: int = 2000) -> None:
+        self._conn = conn
+        self._max_batch = max_batch
+        self._pending: list[_Pending] = []
+        self._scheduled: asyncio.Handle | None = None
+        self._closed = False
+        self.batches = 0
+        """Transactions committed so far."""
+        self.jobs = 0
+        """Jobs run so far."""
+
+    def submit(self, job: Job) -> asyncio.Future[Any]:
+        """Queue a job; the returned future gets its result once it is committed.
+
+        Raises:
+            RuntimeError: the writer is closed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue(_Pending(job, future), loop)
+        return future
+
+    def post(self, job: Job) -> None:
+        """Queue a job nobody waits for (a failure is logged)."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (e.g. while closing): the next commit() runs it
+            loop = None
+        self._queue(_Pending(job, None), loop)
+
+    def _queue(self, pending: _Pending, loop: asyncio.AbstractEventLoop | None) -> None:
+        if self._closed:
+            raise RuntimeError("database writer is closed")
+        self._pending.append(pending)
+        if self._scheduled is None and loop is not None:
+            self._scheduled = loop.call_soon(self._run)
+
+    def _run(self) -> None:
+        self._scheduled = None
+        self.commit()
+
+    def commit(self) -> None:
+        """Run every queued job now (in batches of at most ``max_batch``)."""
+        while self._pending:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+            self._execute(batch)
+
+    def close(self) -> None:
+        """Run what is queued and refuse further jobs."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        self.commit()
+        self._closed = True
+
+    def _execute(self, batch: list[_Pending]) -> None:
+        conn = self._conn
+        results: list[tuple[_Pending, bool, Any]]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [(pending, True, pending.job(conn)) for pending in batch]
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [self._alone(pending) for pending in batch]
+        self.batches += 1
+        self.jobs += len(batch)
+        for pending, ok, value in results:
+            future = pending.future
+            if future is None or future.done():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _alone(self, pending: _Pending) -> tuple[_Pending, bool, Any]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            value = pending.job(conn)
+            conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if pending.future is None:
+                _log.error("database write failed: %s", exc, exc_info=exc)
+            return pending, False, exc
+        return pending, True, value

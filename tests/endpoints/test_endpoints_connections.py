@@ -1,0 +1,368 @@
+"""Connections end to end: hooks, duplicate ids, stopping, keep-alive, error stream (§1, §6)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pytest
+from endpoint_helpers import (
+    C2G_REPLIES,
+    G2C_REPLIES,
+    GW,
+    T0,
+    WAIT,
+    RawServer,
+    Recording,
+    call_frame,
+    eventually,
+    next_error,
+    raw_connect,
+)
+
+from ntxcp import (
+    DisconnectedError,
+    EndpointError,
+    GatewayConnection,
+    HandshakeRefusedError,
+    NotConnectedError,
+)
+from ntxcp.v10 import core
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class NeverAnswers(core.GatewayHandler):
+    async def on_reset(self, request):
+        await asyncio.sleep(60)
+
+
+class SlowBoot(core.ControlCenterHandler):
+    async def on_boot_notification(self, gateway_id, request):
+        await asyncio.sleep(60)
+
+    def on_heartbeat(self, gateway_id, request):
+        return core.HeartbeatConfirmation(current_time=T0)
+
+
+# --- connection hooks (spec §6.1) -------------------------------------------------------------
+
+
+async def test_connection_hooks_get_gateway_connection(make_cc, make_gw):
+    cc = await make_cc()
+    connected: list[GatewayConnection] = []
+    disconnected: list[GatewayConnection] = []
+    cc.set_new_gateway_handler(connected.append)
+    cc.set_gateway_disconnected_handler(disconnected.append)
+    before = datetime.now(UTC)
+    gw = await make_gw(cc.url)
+    await eventually(lambda: len(connected) == 1)
+    after = datetime.now(UTC)
+    connection = connected[0]
+    assert isinstance(connection, GatewayConnection)
+    assert connection.id == GW
+    assert connection.remote_address is not None
+    host, port = connection.remote_address
+    assert host == "127.0.0.1"
+    assert isinstance(port, int) and port > 0
+    assert connection.tls is False
+    assert connection.peer_certificate is None
+    assert connection.subprotocol == "ntxcp1.0"
+    assert connection.connected_since.tzinfo is not None
+    assert before <= connection.connected_since <= after
+    assert cc.connection(GW) == connection
+    assert cc.is_connected(GW)
+    assert cc.gateways() == [GW]
+    assert disconnected == []
+    await gw.stop()
+    await eventually(lambda: len(disconnected) == 1)
+    assert disconnected[0] is connection
+    assert cc.connection(GW) is None
+    assert not cc.is_connected(GW)
+    assert cc.gateways() == []
+    await asyncio.sleep(0.05)
+    assert (len(connected), len(disconnected)) == (1, 1)
+
+
+async def test_async_hooks_and_failing_hooks(make_cc, make_gw):
+    cc = await make_cc()
+    Recording(control_center=True, replies=G2C_REPLIES).install(cc)
+    seen: list[str] = []
+
+    async def on_connected(connection: GatewayConnection) -> None:
+        await asyncio.sleep(0)
+        seen.append(f"up {connection.id}")
+
+    def on_disconnected(connection: GatewayConnection) -> None:
+        seen.append(f"down {connection.id}")
+        raise RuntimeError("hook bug")  # logged, never breaks anything
+
+    cc.set_new_gateway_handler(on_connected)
+    cc.set_gateway_disconnected_handler(on_disconnected)
+    one = await make_gw(cc.url, "one")
+    await eventually(lambda: seen == ["up one"])
+    await one.stop()
+    await eventually(lambda: seen == ["up one", "down one"])
+    two = await make_gw(cc.url, "two")
+    await eventually(lambda: seen[-1] == "up two")
+    assert (await two.heartbeat()).current_time == T0
+
+
+async def test_gateway_state_hooks(make_cc, make_gw):
+    cc = await make_cc()
+    events: list[str] = []
+    gw = await make_gw(None, start=False)
+    gw.set_connected_handler(lambda: events.append("connected"))
+    gw.set_disconnected_handler(lambda: events.append("disconnected"))
+    assert not gw.is_connected
+    await gw.start(cc.url)
+    assert gw.is_connected
+    assert gw.url == f"{cc.url}/{GW}"
+    await cc.stop()
+    await eventually(lambda: events == ["connected", "disconnected"])
+    assert not gw.is_connected
+
+
+# --- one connection per id (spec §1) -------------------------------------------------------------
+
+
+async def test_duplicate_id_replaces_the_old_connection(make_cc, make_gw):
+    cc = await make_cc()
+    connected: list[GatewayConnection] = []
+    disconnected: list[GatewayConnection] = []
+    cc.set_new_gateway_handler(connected.append)
+    cc.set_gateway_disconnected_handler(disconnected.append)
+    old = await raw_connect(f"{cc.url}/{GW}")
+    await eventually(lambda: len(connected) == 1)
+    pending = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=20))
+    assert (await old.receive())[2] == "Reset"
+    new = await make_gw(None, start=False)
+    Recording(control_center=False, replies=C2G_REPLIES).install(new)
+    await new.start(cc.url)
+    assert await old.wait_closed() == 1008
+    assert old.close_reason == "replaced"
+    with pytest.raises(DisconnectedError):
+        await asyncio.wait_for(pending, 2)
+    assert (await cc.reset(GW, "Hard")).status == "Accepted"  # reaches the new connection
+    await eventually(lambda: len(disconnected) == 1)
+    assert len(connected) == 2
+    assert disconnected[0] is connected[0]
+    assert cc.connection(GW) is connected[1]
+    assert cc.gateways() == [GW]
+    await new.stop()
+    await eventually(lambda: len(disconnected) == 2)
+    assert disconnected[1] is connected[1]
+    await asyncio.sleep(0.05)
+    assert (len(connected), len(disconnected)) == (2, 2)
+
+
+async def test_replaced_gateway_pending_calls_fail(make_cc, make_gw):
+    cc = await make_cc()
+    cc.set_core_handler(SlowBoot())
+    first = await make_gw(cc.url)
+    first_down = asyncio.Event()
+    first.set_disconnected_handler(first_down.set)
+    pending = asyncio.ensure_future(first.boot_notification("DX", timeout=20))
+    await asyncio.sleep(0.05)
+    second = await make_gw(cc.url)
+    with pytest.raises(DisconnectedError):
+        await asyncio.wait_for(pending, 2)
+    await asyncio.wait_for(first_down.wait(), WAIT)
+    assert not first.is_connected
+    assert (await second.heartbeat()).current_time == T0
+
+
+async def test_reject_duplicate(make_cc, make_gw):
+    cc = await make_cc(reject_duplicate=True)
+    Recording(control_center=True, replies=G2C_REPLIES).install(cc)
+    connected: list[GatewayConnection] = []
+    cc.set_new_gateway_handler(connected.append)
+    first = await make_gw(cc.url)
+    with pytest.raises(HandshakeRefusedError) as caught:
+        await make_gw(cc.url)
+    assert caught.value.status == 409
+    assert not caught.value.permanent
+    report = await next_error(cc, "handshake-refused")
+    assert report.gateway_id == GW
+    assert "409" in str(report)
+    assert (await first.heartbeat()).current_time == T0
+    assert len(connected) == 1
+    # once the first is gone, the id is free again
+    await first.stop()
+    await eventually(lambda: not cc.is_connected(GW))
+    again = await make_gw(cc.url)
+    assert again.is_connected
+
+
+# --- stopping (spec §6.1, §6.2) ---------------------------------------------------------------
+
+
+async def test_control_center_stop_closes_everything_with_1001(make_cc, make_gw):
+    cc = await make_cc()
+    cc.set_core_handler(SlowBoot())
+    disconnected: list[str] = []
+    cc.set_gateway_disconnected_handler(lambda c: disconnected.append(c.id))
+    raw = await raw_connect(f"{cc.url}/raw")
+    gw = await make_gw(None, "GW-2", start=False)
+    gw.set_core_handler(NeverAnswers())
+    await gw.start(cc.url)
+    gw_down = asyncio.Event()
+    gw.set_disconnected_handler(gw_down.set)
+    await eventually(lambda: len(cc.gateways()) == 2)
+    g2c = asyncio.ensure_future(gw.boot_notification("DX", timeout=20))
+    c2g = asyncio.ensure_future(cc.reset("GW-2", "Soft", timeout=20))
+    c2g_queued = asyncio.ensure_future(cc.clear_cache("GW-2", timeout=20))
+    raw_pending = asyncio.ensure_future(cc.clear_cache("raw", timeout=20))
+    errors_ended = asyncio.ensure_future(_drain(cc))
+    await asyncio.sleep(0.1)
+    url = cc.url
+    start = time.monotonic()
+    await cc.stop(grace=0.5)  # calls still pending after the grace period fail
+    assert time.monotonic() - start < 2.0
+    assert await raw.wait_closed() == 1001
+    for future in (g2c, c2g, c2g_queued, raw_pending):
+        with pytest.raises(DisconnectedError):
+            await asyncio.wait_for(future, 1)
+    await asyncio.wait_for(gw_down.wait(), WAIT)
+    assert sorted(disconnected) == ["GW-2", "raw"]
+    assert cc.gateways() == []
+    await asyncio.wait_for(errors_ended, 1)  # the error stream ends with the endpoint
+    with pytest.raises(NotConnectedError):
+        await cc.reset("GW-2", "Soft")
+    with pytest.raises(OSError):
+        await raw_connect(f"{url}/late")  # no longer listening
+
+
+async def test_control_center_stop_is_quick_when_idle(make_cc, make_gw):
+    cc = await make_cc()
+    Recording(control_center=True, replies=G2C_REPLIES).install(cc)
+    gateways = [await make_gw(cc.url, f"GW-{n}") for n in range(5)]
+    raw = await raw_connect(f"{cc.url}/raw")
+    for gw in gateways:
+        await gw.heartbeat()
+    start = time.monotonic()
+    await cc.stop()
+    assert time.monotonic() - start < 1.0
+    assert await raw.wait_closed() == 1001
+    await eventually(lambda: not any(gw.is_connected for gw in gateways))
+    await cc.stop()  # idempotent
+
+
+async def _drain(endpoint) -> list[EndpointError]:
+    return [error async for error in endpoint.errors()]
+
+
+async def test_gateway_stop_closes_with_1000(make_gw, raw_server):
+    gw = await make_gw(raw_server.url)
+    peer = await raw_server.accept()
+    pending = asyncio.ensure_future(gw.heartbeat(timeout=20))
+    assert (await peer.receive())[2] == "Heartbeat"
+    await gw.stop()
+    assert await peer.wait_closed() == 1000
+    with pytest.raises(NotConnectedError):
+        await asyncio.wait_for(pending, 1)
+    assert not gw.is_connected
+
+
+async def test_gateway_stop_seen_by_control_center(make_cc, make_gw):
+    cc = await make_cc()
+    closed = asyncio.Event()
+    cc.set_gateway_disconnected_handler(lambda connection: closed.set())
+    gw = await make_gw(cc.url)
+    await gw.stop()
+    await asyncio.wait_for(closed.wait(), WAIT)
+    await gw.stop()  # idempotent
+
+
+def test_sync_gateway_stop_closes_with_1000(threaded_loop, make_sync_gw):
+    server = threaded_loop.run(RawServer().start())
+    try:
+        gw = make_sync_gw()
+        gw.start(server.url)
+        peer = threaded_loop.run(server.accept())
+        assert gw.is_connected
+        gw.stop()
+        assert threaded_loop.run(peer.wait_closed()) == 1000
+        assert not gw.is_connected
+        gw.stop()  # idempotent
+    finally:
+        threaded_loop.run(server.close())
+
+
+# --- keep-alive (spec §1) ---------------------------------------------------------------------
+
+
+async def test_server_closes_a_gateway_that_does_not_answer_pings(make_cc):
+    cc = await make_cc(ping_interval=0.2, ping_timeout=0.2)
+    gone: list[str] = []
+    cc.set_gateway_disconnected_handler(lambda c: gone.append(c.id))
+    silent = await raw_connect(f"{cc.url}/silent", enable_auto_pong=False)
+    polite = await raw_connect(f"{cc.url}/polite")
+    start = time.monotonic()
+    code = await silent.wait_closed(timeout=3)
+    assert time.monotonic() - start < 2.0
+    assert code == 1001
+    await eventually(lambda: gone == ["silent"])
+    await asyncio.sleep(0.5)  # the one that answers stays
+    assert not polite.disconnected.is_set()
+    assert cc.gateways() == ["polite"]
+    polite.send_json(call_frame("1", "Heartbeat"))
+    assert (await polite.receive())[:3] == [4, "1", "NotSupported"]
+
+
+async def test_gateway_closes_a_control_center_that_does_not_answer_pings(make_gw):
+    server = await RawServer(enable_auto_pong=False).start()
+    try:
+        gw = await make_gw(server.url, ping_interval=0.2, ping_timeout=0.2)
+        down = asyncio.Event()
+        gw.set_disconnected_handler(down.set)
+        peer = await server.accept()
+        await asyncio.wait_for(down.wait(), 3)
+        assert not gw.is_connected
+        assert await peer.wait_closed() == 1001
+    finally:
+        await server.close()
+
+
+# --- the error stream (Go Errors()) -----------------------------------------------------------
+
+
+async def test_error_stream_is_bounded_and_never_blocks(make_cc):
+    cc = await make_cc(error_capacity=3)
+    peer = await raw_connect(f"{cc.url}/{GW}")
+    for n in range(5):
+        peer.send_text(f"garbage {n}")
+    # nobody reads the stream, yet every bad message is answered
+    answers = [await peer.receive() for _ in range(5)]
+    assert all(a[:3] == [4, "-1", "FormationViolation"] for a in answers)
+    stream = cc.error_stream
+    assert stream.reported == 5
+    assert stream.dropped == 2
+    reports = cc.errors()
+    kept = [await asyncio.wait_for(anext(reports), 1) for _ in range(3)]
+    assert [e.kind for e in kept] == ["bad-message"] * 3
+    assert [e.data for e in kept] == ["garbage 2", "garbage 3", "garbage 4"]
+    assert all(e.gateway_id == GW for e in kept)
+    assert all(isinstance(e, EndpointError) for e in kept)
+    # an iterator waits for the next report
+    later = asyncio.ensure_future(anext(cc.errors()))
+    await asyncio.sleep(0.05)
+    assert not later.done()
+    peer.send_text("[9]")
+    report = await asyncio.wait_for(later, 1)
+    assert report.data == "[9]"
+
+
+async def test_gateway_error_stream(make_gw, raw_server):
+    gw = await make_gw(raw_server.url, error_capacity=2)
+    peer = await raw_server.accept()
+    peer.send_text("not json")
+    peer.send_json([3, "nobody-asked", {}])
+    peer.send_json([2, "x", "Reset", {"type": "Soft"}])  # no handler: NotSupported
+    assert (await peer.receive())[:3] == [4, "-1", "FormationViolation"]
+    assert (await peer.receive())[:3] == [4, "x", "NotSupported"]
+    await eventually(lambda: gw.error_stream.reported == 3)
+    assert gw.error_stream.dropped == 1
+    kinds = [e.kind for e in gw.error_stream.pending()]
+    assert kinds == ["unmatched-response", "bad-message"]
