@@ -40,6 +40,7 @@ class Recorder(core.ControlCenterHandler, firmware.ControlCenterHandler):
         self.boot_answers: list[core.RegistrationStatus] = [core.RegistrationStatus.ACCEPTED]
         self.interval = 300
         self._changed = asyncio.Condition()
+        self._notifiers: set[asyncio.Task[None]] = set()
 
     def _record(self, gateway_id: str, request: Any) -> None:
         loop = asyncio.get_running_loop()
@@ -49,7 +50,9 @@ class Recorder(core.ControlCenterHandler, firmware.ControlCenterHandler):
             async with self._changed:
                 self._changed.notify_all()
 
-        loop.create_task(notify())
+        task = loop.create_task(notify())
+        self._notifiers.add(task)
+        task.add_done_callback(self._notifiers.discard)
 
     def of(self, action: str, gateway_id: str | None = None) -> list[Any]:
         """The requests of one action received so far."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,7 +56,7 @@ async def test_heartbeat_override_sends_at_that_interval(
     await sim.start()
     await recorder.wait_for("Heartbeat", 4)
     times = [m.at for m in recorder.messages if m.action == "Heartbeat"]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert all(gap >= 0.08 for gap in gaps), gaps
     assert sim.config.get("HeartbeatInterval") == "0.1"
 

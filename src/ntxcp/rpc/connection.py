@@ -120,6 +120,16 @@ _HANDLED: dict[Role, dict[str, ActionSpec]] = {
 }
 
 
+def _error_frame(unique_id: str, error: CallError) -> bytes:
+    """Encode a CALLERROR; details or text that cannot be encoded are replaced."""
+    try:
+        return encode_error(unique_id, error.code.value, error.description, error.details)
+    except (TypeError, ValueError, msgspec.EncodeError):
+        description = error.description.encode("utf-8", "replace").decode("utf-8")
+        unique_id = unique_id.encode("utf-8", "replace").decode("utf-8")
+        return encode_error(unique_id, error.code.value, description, {"note": "details not JSON"})
+
+
 def _uuid4() -> str:
     return str(uuid.uuid4())
 
@@ -178,6 +188,10 @@ class RpcConnection:
         # hold at most queue_capacity items.
         self._queue: list[OutgoingCall] = []
         self._outgoing: list[bytes] = []
+        # Answers to received CALLs leave in arrival order (spec §2.3.4): one slot per
+        # received CALL, [uniqueId, frame or None while the application works on it].
+        self._answers: list[list[Any]] = []
+        self._expired_ids: list[str] = []
         self._bad_times: list[float] = []  # a list: far smaller than a deque per connection
         self._limit_reported = False
         self._closed = False
@@ -294,23 +308,36 @@ class RpcConnection:
                     ErrorCode.INTERNAL_ERROR, f"handler returned an invalid confirmation: {exc}"
                 )
             else:
-                if not self._closed:
-                    self._outgoing.append(encode_result(call.unique_id, payload))
+                self._answer(call.unique_id, encode_result(call.unique_id, payload))
                 return None
         self.send_error(call.unique_id, error)
         return error
 
     def send_error(self, unique_id: str, error: CallError) -> None:
         """Answer a received CALL with a CALLERROR (spec §2.1)."""
+        self._answer(unique_id, _error_frame(unique_id, error))
+
+    def _answer(self, unique_id: str, frame: bytes) -> None:
+        """Fill the answer slot of a received CALL, then release answers in order."""
         if self._closed:
             return
-        try:
-            frame = encode_error(unique_id, error.code.value, error.description, error.details)
-        except (TypeError, ValueError, msgspec.EncodeError):
-            frame = encode_error(
-                unique_id, error.code.value, error.description, {"note": "details not JSON"}
-            )
-        self._outgoing.append(frame)
+        answers = self._answers
+        for slot in answers:
+            if slot[1] is None and slot[0] == unique_id:
+                slot[1] = frame
+                break
+        else:  # not a CALL we reported (e.g. an application answering twice)
+            self._emit(frame)
+            return
+        while answers and answers[0][1] is not None:
+            self._outgoing.append(answers.pop(0)[1])
+
+    def _emit(self, frame: bytes) -> None:
+        """Queue an answer behind every earlier received CALL still unanswered."""
+        if self._answers:
+            self._answers.append([None, frame])
+        else:
+            self._outgoing.append(frame)
 
     def expire(self, now: float) -> list[Event]:
         """Fail every CALL whose deadline has passed (spec §2.3.2); send the next one."""
@@ -341,6 +368,7 @@ class RpcConnection:
         self._in_flight = None
         self._queue.clear()
         self._outgoing.clear()
+        self._answers.clear()
         return [
             CallFailed(
                 call, DisconnectedError(f"connection closed before {call.action} was answered")
@@ -349,6 +377,9 @@ class RpcConnection:
         ]
 
     def _timeout_error(self, call: OutgoingCall) -> CallTimeoutError:
+        # Remember the id: its answer may still come, late (not a bad message).
+        self._expired_ids.append(call.unique_id)
+        del self._expired_ids[:-32]
         return CallTimeoutError(call.action, call.unique_id, call.timeout)
 
     def _send_next(self) -> None:
@@ -410,6 +441,7 @@ class RpcConnection:
             request = decode_payload(spec.request, frame.payload, strict=self.strict)
         except PayloadValidationError as exc:  # rule 4
             return self._reject(data, now, unique_id, exc.code, exc.description)
+        self._answers.append([unique_id, None])
         return [CallReceived(unique_id, spec, request)]
 
     def _receive_result(self, frame: CallResultFrame, data: bytes | str, now: float) -> list[Event]:
@@ -459,7 +491,10 @@ class RpcConnection:
 
     def _unmatched(self, unique_id: str, data: bytes | str, now: float) -> list[Event]:
         events: list[Event] = [UnmatchedResponse(unique_id, _excerpt(data))]
-        events.extend(self._count(now))
+        if unique_id in self._expired_ids:  # a late answer is not a bad message
+            self._expired_ids.remove(unique_id)
+        else:
+            events.extend(self._count(now))
         return events
 
     def _bad_frame(self, data: bytes | str, now: float) -> list[Event]:
@@ -497,7 +532,8 @@ class RpcConnection:
     ) -> list[Event]:
         """Answer a received message with a CALLERROR and report it."""
         error = CallError(code, description)
-        self.send_error(unique_id, error)
+        if not self._closed:
+            self._emit(_error_frame(unique_id, error))
         return self._count_bad(error, unique_id, True, data, now)
 
     def _count_bad(

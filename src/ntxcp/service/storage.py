@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ntxcp.service.migrations import MigrationError, migrate
-from ntxcp.service.writer import BatchWriter
+from ntxcp.service.writer import BatchWriter, Checkpointer
 from ntxcp.v10 import core, firmware
 from ntxcp.v10.codec import encode_payload
 from ntxcp.v10.types import encode_datetime
@@ -147,6 +147,7 @@ class Storage:
         self.path = Path(path)
         self.gateways: dict[str, GatewayRecord] = {}
         self._writer: BatchWriter | None = None
+        self._checkpointer: Checkpointer | None = None
         self._conn: sqlite3.Connection | None = None
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, str] = {}
@@ -173,6 +174,9 @@ class Storage:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA temp_store=MEMORY")
+            conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: hot index pages stay cached
+            # Checkpoints run on their own thread (see Checkpointer), not in a commit.
+            conn.execute("PRAGMA wal_autocheckpoint=0")
             migrate(conn)
             conn.execute("UPDATE gateways SET connected = 0 WHERE connected != 0")
             rows = conn.execute(
@@ -186,6 +190,8 @@ class Storage:
         }
         self._conn = conn
         self._writer = BatchWriter(conn)
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
 
     async def close(self) -> None:
         """Write what is buffered and queued, then close the database."""
@@ -194,9 +200,13 @@ class Storage:
             return
         self._hand_over(writer)
         writer.close()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         if self._conn is not None:
             with suppress(sqlite3.Error):
                 self._conn.execute("PRAGMA optimize")
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
             self._conn = None
 
@@ -585,9 +595,10 @@ class Storage:
         now = datetime.now(UTC)
         frames_before = encode_datetime(now - timedelta(days=frame_days))
         ids_before = encode_datetime(now - timedelta(days=max(frame_days, 7.0)))
+        cutoff = await self.read(_first_frame_at, frames_before)
         deleted = await self._prune_chunks(
-            "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE time < ? LIMIT ?)",
-            frames_before,
+            "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE id < ? LIMIT ?)",
+            cutoff,
         )
         await self._prune_chunks(
             # received_calls has no rowid: delete by its primary key.
@@ -598,7 +609,7 @@ class Storage:
         )
         return deleted
 
-    async def _prune_chunks(self, statement: str, before: str) -> int:
+    async def _prune_chunks(self, statement: str, before: str | int) -> int:
         total = 0
         while self.is_open:
             # One chunk per transaction: the gateways' writes get their turn in between.
@@ -609,3 +620,26 @@ class Storage:
             if count < _PRUNE_CHUNK:
                 break
         return total
+
+
+def _first_frame_at(conn: sqlite3.Connection, time: str) -> int:
+    """The id of the first frame logged at or after ``time`` (binary search by id).
+
+    Frames are logged in time order, so ids and times grow together; this finds the
+    retention cut-off without an index on time. Returns one past the last id when
+    every frame is older.
+    """
+    low, high = conn.execute(
+        "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM frames"
+    ).fetchone()
+    high += 1
+    while low < high:
+        middle = (low + high) // 2
+        row = conn.execute(
+            "SELECT id, time FROM frames WHERE id >= ? ORDER BY id LIMIT 1", (middle,)
+        ).fetchone()
+        if row is None or row[1] >= time:
+            high = middle
+        else:
+            low = row[0] + 1
+    return int(low)

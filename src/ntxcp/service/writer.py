@@ -25,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchWriter", "Job"]
+__all__ = ["BatchWriter", "Checkpointer", "Job"]
 
 Job = Callable[[sqlite3.Connection], Any]
 """A write: a function of the connection, run inside a transaction."""
@@ -145,3 +147,49 @@ class BatchWriter:
                 _log.error("database write failed: %s", exc, exc_info=exc)
             return pending, False, exc
         return pending, True, value
+
+
+class Checkpointer:
+    """Copies the WAL back into the database file on its own thread, every ``interval``.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses the threshold, so
+    one unlucky gateway message would wait for it (and its fsync). The service turns
+    it off (``wal_autocheckpoint=0``) and lets this thread run passive checkpoints
+    with its own connection instead: a passive checkpoint never blocks the writer, and
+    it is a single SQLite call, so the thread holds the GIL only to start and finish.
+
+    Args:
+        path: the database file.
+        interval: seconds between checkpoints.
+    """
+
+    def __init__(self, path: Path, interval: float = 1.0) -> None:
+        self._path = path
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ntxcp-db-checkpoint", daemon=True)
+        self.checkpoints = 0
+        """Checkpoints run so far."""
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (blocks until it has stopped)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout=1000")
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    self.checkpoints += 1
+                except sqlite3.Error as exc:  # retried at the next interval
+                    _log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            conn.close()

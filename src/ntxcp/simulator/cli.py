@@ -118,7 +118,8 @@ def _add_gateway_parser(subparsers: Subparsers) -> None:
         "--summary-interval",
         type=_non_negative_float,
         metavar="S",
-        help="seconds between summary lines (default 1 on a terminal, 10 otherwise; 0: none)",
+        help="seconds between summary lines (default 1 on a terminal, 10 otherwise; "
+        "0: only the final one)",
     )
     parser.add_argument(
         "--log-level",
@@ -351,7 +352,7 @@ async def run_gateways(
         if install_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
-        if printer is not None and printer.interval > 0:
+        if printer is not None:
             printer.print(final=True)
     return status
 

@@ -191,6 +191,8 @@ def _field_kinds(request: type[Request]) -> dict[str, tuple[str, bool]]:
 
 
 def _kind(t: mi.Type) -> tuple[str, bool]:
+    if isinstance(t, mi.Metadata):  # extra JSON Schema annotations around the type
+        return _kind(t.type)
     if isinstance(t, mi.UnionType):
         real = [member for member in t.types if not isinstance(member, mi.NoneType)]
         if len(real) == 1:
@@ -304,26 +306,38 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]] | None = None) -> str:
+Column = tuple[str, tuple[str, ...]]
+"""A table column: its header and the dotted keys to try, in order."""
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column] | None = None) -> str:
     """Rows as an aligned text table.
 
     Args:
         rows: the records; nested objects are flattened to dotted keys.
-        columns: (header, dotted key) pairs; default every key, in order of appearance.
+        columns: (header, dotted keys) pairs, the first key present wins; default every
+            key, in order of appearance.
     """
     flat = [_flatten(row) for row in rows]
     if columns is None:
         keys: dict[str, None] = {}
         for row in flat:
             keys.update(dict.fromkeys(row))
-        columns = [(key, key) for key in keys]
+        columns = [(key, (key,)) for key in keys]
     cells = [[header.upper() for header, _ in columns]]
-    cells += [[_cell(row.get(key)) for _, key in columns] for row in flat]
+    cells += [[_cell(_first(row, keys)) for _, keys in columns] for row in flat]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     return "\n".join(
         "  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
         for line in cells
     )
+
+
+def _first(row: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        if key in row:
+            return row[key]
+    return None
 
 
 def render(data: Any) -> str:
@@ -351,13 +365,45 @@ def _is_records(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-_GATEWAY_COLUMNS = (
-    ("id", "id"),
-    ("connected", "connected"),
-    ("registration", "registrationStatus"),
-    ("model", "boot.dingxGatewayModel"),
-    ("firmware", "boot.firmwareVersion"),
-    ("last seen", "lastSeen"),
+def _items(answer: Any) -> list[dict[str, Any]] | None:
+    """The records of a list answer (``{"items": [...]}`` or a bare list), else ``None``."""
+    items = answer.get("items") if isinstance(answer, dict) else answer
+    if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+        return items
+    return None
+
+
+def _listing(answer: Any, columns: Sequence[Column], empty: str) -> tuple[Any, str | None]:
+    items = _items(answer)
+    if items is None:
+        return answer, None  # an unexpected shape: the generic rendering
+    return answer, table(items, columns) if items else empty
+
+
+_GATEWAY_COLUMNS: tuple[Column, ...] = (
+    ("id", ("id",)),
+    ("connected", ("connected",)),
+    ("registration", ("registrationStatus",)),
+    ("model", ("bootInfo.dingxGatewayModel", "boot.dingxGatewayModel")),
+    ("firmware", ("bootInfo.firmwareVersion", "boot.firmwareVersion")),
+    ("last seen", ("lastSeen",)),
+)
+_METER_COLUMNS: tuple[Column, ...] = (
+    ("timestamp", ("timestamp",)),
+    ("service", ("serviceId",)),
+    ("measurand", ("measurand",)),
+    ("value", ("value",)),
+    ("unit", ("unit",)),
+    ("phase", ("phase",)),
+    ("context", ("context",)),
+)
+_MESSAGE_COLUMNS: tuple[Column, ...] = (
+    ("time", ("time",)),
+    ("dir", ("direction",)),
+    ("type", ("messageType",)),
+    ("action", ("action",)),
+    ("unique id", ("uniqueId",)),
+    ("frame", ("frame",)),
 )
 
 
@@ -379,12 +425,7 @@ Command = Callable[[argparse.Namespace, ApiClient], tuple[Any, str | None]]
 
 
 def _list(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
-    gateways = api.request("GET", "/api/gateways")
-    if isinstance(gateways, dict):  # tolerate {"gateways": [...]}
-        gateways = gateways.get("gateways", gateways)
-    if isinstance(gateways, list) and all(isinstance(g, dict) for g in gateways):
-        return gateways, table(gateways, _GATEWAY_COLUMNS) if gateways else "(no gateways)"
-    return gateways, None
+    return _listing(api.request("GET", "/api/gateways"), _GATEWAY_COLUMNS, "(no gateways)")
 
 
 def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
@@ -392,7 +433,9 @@ def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
 
 
 def _add(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
-    body = {"id": args.gateway_id, "password": args.password}
+    body = {"id": args.gateway_id}
+    if args.password is not None:
+        body["password"] = args.password
     answer = api.request("POST", "/api/gateways", body=body)
     return answer, f"added gateway {args.gateway_id}"
 
@@ -414,12 +457,27 @@ def _meter_values(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | 
         "until": args.until,
         "limit": args.limit,
     }
-    return api.request("GET", _gateway_path(args.gateway_id, "/meter-values"), query=query), None
+    answer = api.request("GET", _gateway_path(args.gateway_id, "/meter-values"), query=query)
+    return _listing(answer, _METER_COLUMNS, "(no meter values)")
 
 
 def _messages(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
-    query = {"action": args.action, "limit": args.limit}
-    return api.request("GET", _gateway_path(args.gateway_id, "/messages"), query=query), None
+    query = {
+        "action": args.action,
+        "direction": args.direction,
+        "since": args.since,
+        "limit": args.limit,
+    }
+    answer = api.request("GET", _gateway_path(args.gateway_id, "/messages"), query=query)
+    items = _items(answer)
+    if items is None:
+        return answer, None
+    rows = [{**item, "frame": _shorten(str(item.get("raw", "")))} for item in items]
+    return answer, table(rows, _MESSAGE_COLUMNS) if rows else "(no messages)"
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _call(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
@@ -498,7 +556,7 @@ def add_parsers(subparsers: Subparsers) -> None:
     _leaf(actions, "show", _show, "show one gateway").add_argument("gateway_id", metavar="ID")
     add = _leaf(actions, "add", _add, "register a gateway and its password")
     add.add_argument("gateway_id", metavar="ID")
-    add.add_argument("--password", required=True, help="the gateway's secret")
+    add.add_argument("--password", help="the gateway's secret (HTTP Basic auth, spec §1)")
     remove = _leaf(actions, "remove", _remove, "forget a gateway")
     remove.add_argument("gateway_id", metavar="ID")
 
@@ -508,7 +566,7 @@ def add_parsers(subparsers: Subparsers) -> None:
 
     meter = _leaf(subparsers, "meter-values", _meter_values, "stored meter values of a gateway")
     meter.add_argument("gateway_id", metavar="ID")
-    meter.add_argument("--service", help="only this service id")
+    meter.add_argument("--service", type=int, metavar="S", help="only this service id")
     meter.add_argument("--measurand", help="only this measurand, e.g. Power.Active.Import")
     meter.add_argument("--since", metavar="T", help="not before this RFC 3339 time")
     meter.add_argument("--until", metavar="T", help="not after this RFC 3339 time")
@@ -517,6 +575,8 @@ def add_parsers(subparsers: Subparsers) -> None:
     messages = _leaf(subparsers, "messages", _messages, "the message log of a gateway")
     messages.add_argument("gateway_id", metavar="ID")
     messages.add_argument("--action", help="only this action")
+    messages.add_argument("--direction", choices=("in", "out"), help="only frames in or out")
+    messages.add_argument("--since", metavar="T", help="not before this RFC 3339 time")
     messages.add_argument("--limit", type=int, metavar="N", help="at most N messages")
 
     call = _leaf(subparsers, "call", _call, "send a C→G request to a connected gateway")
