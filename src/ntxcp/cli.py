@@ -15,21 +15,31 @@ error. It stops on SIGINT or SIGTERM: every gateway is closed with 1001 and the 
 exits 0 within 10 s (spec §6.3). Exit status 2: unusable flags or settings (including
 a non-loopback ``--api-host`` without ``--api-token``); 1: the service could not start
 (port in use, unreadable database).
+
+Logs go to standard error, as text for people or (``--log-format json``) one JSON
+object per line for log collectors: ``time`` (spec §3 date-time), ``level``,
+``logger``, ``message``, ``gatewayId`` when the record names a gateway (passed as
+``extra={"gateway_id": ...}``, or the library's ``[<gatewayId>]`` message prefix) and
+``exception`` with a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 from ntxcp import __version__
+from ntxcp.v10.types import encode_datetime
 
-__all__ = ["build_parser", "main"]
+__all__ = ["JsonFormatter", "build_parser", "configure_logging", "main"]
 
 _log = logging.getLogger("ntxcp.service")
 
@@ -126,10 +136,59 @@ _SETTINGS = (
 )
 
 
+_GATEWAY_PREFIX = re.compile(r"\[([\x20-\x2e\x30-\x5c\x5e-\x7e]{1,48})\] ")
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as JSON."""
+        entry: dict[str, object] = {
+            "time": encode_datetime(datetime.fromtimestamp(record.created, UTC)),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        gateway_id = getattr(record, "gateway_id", None)
+        if gateway_id is None:  # the library's convention: "[<gatewayId>] message"
+            named = _GATEWAY_PREFIX.match(record.getMessage())
+            gateway_id = None if named is None else named[1]
+        if gateway_id is not None:
+            entry["gatewayId"] = gateway_id
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
+    """Send every log record of the process to ``stream`` (default standard error).
+
+    Args:
+        level: ``debug``, ``info``, ``warning``, ``error`` or ``critical``.
+        fmt: ``text`` or ``json``.
+        stream: where to write.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(_TEXT_FORMAT))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # One line per HTTP request is noise unless debugging.
+    logging.getLogger("aiohttp.access").setLevel(
+        logging.DEBUG if level == "debug" else logging.WARNING
+    )
+
+
 def control_center_command(args: argparse.Namespace) -> int:
     """Run ``ntxcp control-center`` with parsed arguments; returns the exit status."""
     from ntxcp.service.config import ConfigError, build_config
-    from ntxcp.service.logs import configure_logging
 
     try:
         config = build_config({name: getattr(args, name) for name in _SETTINGS}, args.config)

@@ -20,11 +20,13 @@ from endpoint_helpers import (
     G2C_CASES,
     G2C_REPLIES,
     GW,
+    T0,
     WAIT,
     Case,
     Recording,
 )
 
+from ntxcp import CallContext, current_call
 from ntxcp.v10 import core
 
 pytestmark = pytest.mark.timeout(30)
@@ -215,3 +217,37 @@ def test_control_center_to_sync_gateway(
     # plain handlers run on the gateway's handler thread, never on its event loop
     thread = recording.received[0].thread
     assert thread.startswith("ntxcp-loop-" if is_async else "ntxcp-handler-")
+
+
+async def test_current_call_inside_handlers(make_cc, make_gw):
+    seen: list[Any] = []
+
+    class CenterSide(core.ControlCenterHandler):
+        async def on_heartbeat(self, gateway_id, request):
+            seen.append(current_call())
+            await asyncio.sleep(0)
+            seen.append(current_call())  # still the same call after an await
+            return core.HeartbeatConfirmation(current_time=T0)
+
+    class GatewaySide(core.GatewayHandler):
+        def on_clear_cache(self, request):
+            seen.append(current_call())
+            return core.ClearCacheConfirmation(status="Accepted")
+
+    cc = await make_cc()
+    cc.set_core_handler(CenterSide())
+    frames: list[bytes] = []
+    cc.set_frame_logger(lambda gid, direction, frame: frames.append(frame))
+    gw = await make_gw(None, start=False)
+    gw.set_core_handler(GatewaySide())
+    await gw.start(cc.url)
+    await gw.heartbeat()
+    await cc.clear_cache(GW)
+    assert current_call() is None  # outside of handlers
+    first, again, on_gateway = seen
+    assert isinstance(first, CallContext)
+    assert (first.gateway_id, first.action) == (GW, "Heartbeat")
+    assert again.unique_id == first.unique_id
+    assert f'[2,"{first.unique_id}","Heartbeat",{{}}]'.encode() == frames[0]
+    assert (on_gateway.gateway_id, on_gateway.action) == (GW, "ClearCache")
+    assert on_gateway.unique_id in frames[2].decode()

@@ -23,6 +23,7 @@ from endpoint_helpers import (
     METER_VALUE,
     T0,
     WAIT,
+    RawServer,
     Recording,
     call_frame,
     next_error,
@@ -470,3 +471,53 @@ async def test_invalid_request_fails_before_sending(make_cc, make_gw):
     # nothing is stuck in the queue: the next valid calls go through at once
     assert (await gw.heartbeat()).current_time == T0
     assert (await cc.reset(GW, "Soft")).status == "Accepted"
+
+
+# --- the blocking gateway: callbacks, hooks and error stream -------------------------------
+
+
+def test_sync_gateway_async_callback_error_and_hooks(threaded_loop, threaded_cc, make_sync_gw):
+    cc = threaded_cc()
+    error = CallError(ErrorCode.SECURITY_ERROR, "who are you", {"hint": "boot first"})
+    Recording(control_center=True, replies={**G2C_REPLIES, "DataTransfer": raising(error)}).install(
+        cc
+    )
+    gw = make_sync_gw()
+    states: list[tuple[str, str]] = []
+    gw.set_connected_handler(lambda: states.append(("up", threading.current_thread().name)))
+    gw.set_disconnected_handler(lambda: states.append(("down", threading.current_thread().name)))
+    gw.start(cc.url)
+    done = threading.Event()
+    calls: list[tuple[Any, Any]] = []
+
+    def callback(confirmation: Any, err: BaseException | None) -> None:
+        calls.append((confirmation, err))
+        done.set()
+
+    gw.send_request_async(core.DataTransferRequest(vendor_id="V"), callback)
+    assert done.wait(WAIT)
+    threading.Event().wait(0.05)
+    assert len(calls) == 1
+    assert calls[0][0] is None
+    assert isinstance(calls[0][1], CallError) and calls[0][1].details == {"hint": "boot first"}
+    threaded_loop.run(cc.stop())
+    for _ in range(100):  # the hook runs on the handler thread, soon
+        if len(states) == 2:
+            break
+        threading.Event().wait(0.02)
+    assert [s for s, _ in states] == ["up", "down"]
+    assert all(thread.startswith("ntxcp-handler-") for _, thread in states)
+
+
+def test_sync_gateway_error_stream(threaded_loop, make_sync_gw):
+    server = threaded_loop.run(RawServer().start())
+    try:
+        gw = make_sync_gw()
+        gw.start(server.url)
+        peer = threaded_loop.run(server.accept())
+        threaded_loop.call(lambda: peer.send_json([3, "unknown-id", {}]))
+        report = next(gw.errors())
+        assert report.kind == "unmatched-response"
+        assert report.gateway_id == GW
+    finally:
+        threaded_loop.run(server.close())

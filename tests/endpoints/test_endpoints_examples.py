@@ -22,6 +22,8 @@ def test_example_gateway_talks_to_example_control_center():
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a shell running us in the background ignores SIGINT; the child must not
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert control_center.stdout is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -180,33 +181,37 @@ async def test_slow_handlers_do_not_delay_answers_to_own_calls(make_cc, make_gw)
             await release.wait()
             return ACCEPTED_BOOT
 
-    class SlowResetFastRest(core.GatewayHandler):
+        def on_heartbeat(self, gateway_id, request):
+            return core.HeartbeatConfirmation(current_time=T0)
+
+    class SlowReset(core.GatewayHandler):
         async def on_reset(self, request):
             await release.wait()
             return core.ResetConfirmation(status="Accepted")
 
+        def on_clear_cache(self, request):
+            return core.ClearCacheConfirmation(status="Accepted")
+
     cc = await make_cc()
     cc.set_core_handler(SlowBoot())
     gw = await make_gw(None, start=False)
-    gw.set_core_handler(SlowResetFastRest())
+    gw.set_core_handler(SlowReset())
     await gw.start(cc.url)
     boot = asyncio.ensure_future(gw.boot_notification("DX", timeout=5))
     reset = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=5))
     await asyncio.sleep(0.1)
-    assert not boot.done() and not reset.done()
-    # a second gateway is not held up by the first one's slow handler either
-    other = await make_gw(cc.url, "GW-2")
-    cc.set_core_handler(type("Fast", (SlowBoot,), {"on_heartbeat": _heartbeat})())
+    assert not boot.done() and not reset.done()  # both handlers are busy
+    # a second gateway is not held up by the first one's slow handler
+    other = await make_gw(None, "GW-2", start=False)
+    other.set_core_handler(SlowReset())
+    await other.start(cc.url)
     start = time.monotonic()
     assert (await other.heartbeat(timeout=1)).current_time == T0
+    assert (await cc.clear_cache("GW-2", timeout=1)).status == "Accepted"
     assert elapsed_since(start) < 0.5
     release.set()
     assert (await boot).status == "Accepted"
     assert (await reset).status == "Accepted"
-
-
-def _heartbeat(self: Any, gateway_id: str, request: Any) -> core.HeartbeatConfirmation:
-    return core.HeartbeatConfirmation(current_time=T0)
 
 
 # --- CALLs answered in arrival order (spec §2.3.4, §6.4) ---------------------------------------
@@ -243,7 +248,7 @@ async def test_control_center_answers_in_arrival_order(make_cc):
     peer = await raw_connect(f"{cc.url}/{GW}")
     boot = {"dingxGatewayModel": "DX"}
     status = {"serviceId": "0", "errorCode": "NoError", "status": "Available"}
-    meter = msgspec_payload(core.MeterValuesRequest(service_id=1, meter_value=[METER_VALUE]))
+    meter = payload_json(core.MeterValuesRequest(service_id=1, meter_value=[METER_VALUE]))
     calls = [
         call_frame("1", "BootNotification", boot),
         call_frame("2", "Heartbeat"),
@@ -339,9 +344,7 @@ async def test_gateway_answers_in_arrival_order(make_gw, raw_server):
     assert order == ["reset", "clear", "get", "change", "reset", "clear"]
 
 
-def msgspec_payload(request: Any) -> Any:
-    import json
-
+def payload_json(request: Any) -> Any:
     return json.loads(encode_payload(request))
 
 

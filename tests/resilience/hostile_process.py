@@ -162,8 +162,12 @@ async def slowloris_attacker(i: int, port: int, deadline: float) -> None:
                     writer.write(b"X")
                 closed = await _closed_within(reader, 0.5)
             if closed:
+                variant = ("silent", "trickle", "big-headers")[i % 3]
+                held = int((time.monotonic() - start) * 1000)
                 counters["slowloris-closed-by-server"] += 1
-                counters["slowloris-held-ms"] += int((time.monotonic() - start) * 1000)
+                counters[f"slowloris-{variant}-max-held-ms"] = max(
+                    counters[f"slowloris-{variant}-max-held-ms"], held
+                )
         except OSError:
             counters["slowloris-closed-by-server"] += 1
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import time
@@ -27,6 +28,11 @@ import ntxcp
 from ntxcp.errors import CallError, ErrorCode, HandshakeRefusedError
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
+
+_METER_VALUES = {
+    "serviceId": 1,
+    "meterValue": [{"timestamp": "2026-11-23T18:00:00Z", "sampledValue": [{"value": "1"}]}],
+}
 
 
 @pytest.fixture
@@ -164,6 +170,8 @@ async def test_sigterm_closes_with_1001_and_restart_keeps_data(
         )
     }
     ws = await raw_connect(http, service.ws_url, "watcher")
+    await ws.send_str(json.dumps([2, "kept-id", "MeterValues", _METER_VALUES]))
+    assert json.loads(await ws.receive_str(timeout=5)) == [3, "kept-id", {}]
     started_at = time.monotonic()
     service.signal(signal.SIGTERM)
     message = await ws.receive(timeout=10)
@@ -182,16 +190,26 @@ async def test_sigterm_closes_with_1001_and_restart_keeps_data(
         _, new = await api.get(path)
         assert new == old, path
     assert before["/api/gateways/keep-1/meter-values"]["count"] == 2
+    # A message re-sent after the restart is still recognised (spec §6.2).
+    ws = await raw_connect(http, again.ws_url, "watcher")
+    await ws.send_str(json.dumps([2, "kept-id", "MeterValues", _METER_VALUES]))
+    assert json.loads(await ws.receive_str(timeout=5)) == [3, "kept-id", {}]
+    await ws.close()
+    _, samples = await api.get("/api/gateways/watcher/meter-values")
+    assert samples["count"] == 1
     assert again.stop() == 0
 
 
-async def test_sigint_stops_too(tmp_path: Path, started: Any) -> None:
-    service = started(tmp_path)
+async def test_sigint_stops_too_and_json_logs(tmp_path: Path, started: Any) -> None:
+    service = started(tmp_path, "--log-format", "json", "--log-level", "debug")
     async with gateway(service.ws_url, "int-1") as gw:
         await gw.boot_notification("DX-100")
         service.signal(signal.SIGINT)
         assert await asyncio.to_thread(service.wait, 10) == 0
-    assert "stopped" in service.stderr()
+    records = [json.loads(line) for line in service.stderr().splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["message"] == "stopped" for r in records)
+    assert any(r.get("gatewayId") == "int-1" for r in records)
 
 
 async def test_demo_gateways(tmp_path: Path, started: Any, http: aiohttp.ClientSession) -> None:

@@ -146,6 +146,25 @@ async def test_storage_claims_unique_ids(tmp_path: Path) -> None:
     assert not storage.is_open
 
 
+async def test_frame_log_retention(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "r.sqlite")
+    storage.open()
+    try:
+        old, new = "2020-01-01T00:00:00.000Z", "2999-01-01T00:00:00.000Z"
+        for index in range(30):
+            storage.log_frame("gw", "in", old if index < 12 else new, 2, "Heartbeat", "x", "[]")
+        assert await storage.prune(0) == 0  # 0 keeps everything
+        assert await storage.prune(30) == 12
+        assert await storage.prune(30) == 0
+
+        def times(conn: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in conn.execute("SELECT time FROM frames")]
+
+        assert await storage.read(times) == [new] * 18
+    finally:
+        await storage.close()
+
+
 async def test_service_in_process_with_pending_policy(tmp_path: Path) -> None:
     config = ServiceConfig(
         port=0,

@@ -184,6 +184,7 @@ async def test_capture_process(cc: ControlCenter, sim: SimulatedGateway) -> None
     unknown_service = await cc.capture_process(GW, "3", ["temperature"])
     assert unknown_service.status.value == "UnknownService"
     assert (await cc.capture_process(GW, "one", ["temperature"])).status.value == "UnknownService"
+    assert (await cc.capture_process(GW, "01", ["temperature"])).status.value == "UnknownService"
 
 
 # --- TriggerMessage (spec §4.3) ----------------------------------------------------------

@@ -78,24 +78,7 @@ C = TypeVar("C", bound=Confirmation)
 MAX_PENDING_INBOUND = 64
 """Received CALLs that may wait for a handler per connection before more are refused."""
 
-
-class _HeldAnswers:
-    """CALLERRORs written for rejected CALLs while earlier CALLs wait for a handler.
-
-    The worker sends them in turn, so every CALL is answered in arrival order (§2.3.4).
-    """
-
-    __slots__ = ("frames",)
-
-    def __init__(self, frames: list[bytes]) -> None:
-        self.frames = frames
-
-
-_Work = tuple[CallReceived | _HeldAnswers, Callable[..., Any] | None, Awaitable[Any] | None]
-
-
-# Events of a received CALL (as opposed to a response): their frames answer that CALL.
-_CALL_EVENTS = (CallReceived, BadMessage, BadMessageLimitExceeded)
+_Work = tuple[CallReceived, Callable[..., Any] | None, Awaitable[Any] | None]
 
 
 class Session:
@@ -157,20 +140,9 @@ class Session:
             self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
         if self.tap is not None:
             self._tap("in", data)
-        busy = bool(self._work)
         events = self.rpc.receive(data, self._loop.time())
         for event in events:
             self._handle(event)
-        if (
-            busy
-            and len(self._work) < MAX_PENDING_INBOUND
-            and all(type(e) in _CALL_EVENTS for e in events)
-        ):
-            # A CALL rejected by the state machine is answered after the CALLs before it.
-            held = self.rpc.data_to_send()
-            if held:
-                self._work.append((_HeldAnswers(held), None, None))
-                self._ensure_worker()
         self._flush()
 
     def on_close(self, code: int, reason: str) -> None:
@@ -247,9 +219,8 @@ class Session:
             self._handle(event)
         self._flush()
 
-    def _flush(self, frames: list[bytes] | None = None) -> None:
-        if frames is None:
-            frames = self.rpc.data_to_send()
+    def _flush(self) -> None:
+        frames = self.rpc.data_to_send()
         link = self.link
         if frames and link is not None:
             debug = self._log.isEnabledFor(logging.DEBUG)
@@ -366,11 +337,6 @@ class Session:
         work = self._work
         while work:
             event, method, awaitable = work[0]
-            if type(event) is _HeldAnswers:
-                work.pop(0)
-                self._flush(event.frames)
-                continue
-            assert type(event) is CallReceived
             _CURRENT_CALL.set(CallContext(self.gateway_id, event.unique_id, event.spec.action))
             try:
                 if awaitable is None:

@@ -4,8 +4,8 @@ It runs a :class:`~ntxcp.ControlCenter` (spec §6.1) with a boot policy, stores 
 gateways send in SQLite, and offers an HTTP API to read it and to send C→G requests:
 
 * :mod:`~ntxcp.service.config`: settings (defaults, TOML file, command line);
-* :mod:`~ntxcp.service.storage`, :mod:`~ntxcp.service.queries`,
-  :mod:`~ntxcp.service.migrations`: the database;
+* :mod:`~ntxcp.service.storage`, :mod:`~ntxcp.service.writer` (group commit),
+  :mod:`~ntxcp.service.queries`, :mod:`~ntxcp.service.migrations`: the database;
 * :mod:`~ntxcp.service.passwords`: gateway secrets (Basic auth, spec §1);
 * :mod:`~ntxcp.service.handlers`: answers to G→C actions, the frame log;
 * :mod:`~ntxcp.service.commands`: C→G requests for the API;

@@ -186,7 +186,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
 
     def on_disconnected(self, connection: GatewayConnection) -> None:
         """Record a closed connection, unless a newer one replaced it (spec §1)."""
-        if self.control_center.is_connected(connection.id):
+        if self.control_center.is_connected(connection.id) or not self.storage.is_open:
             return
         self.storage.set_connected(connection.id, False)
 

@@ -63,6 +63,9 @@ class Service:
 
     Args:
         config: the settings (see :class:`ServiceConfig`).
+
+    Raises:
+        ServiceError: the TLS certificate, key or CA file cannot be loaded.
     """
 
     def __init__(self, config: ServiceConfig) -> None:
@@ -269,6 +272,7 @@ class Service:
             # In-process demo only: trust our own certificate, whatever names it carries.
             client_ssl = ssl.create_default_context(cafile=config.certfile)
             client_ssl.check_hostname = False
+            client_ssl.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # a CA-issued leaf too
         for index in range(1, count + 1):
             gateway_id = f"demo-{index}"
             password: str | None = None

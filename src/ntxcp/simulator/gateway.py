@@ -350,8 +350,10 @@ class SimulatedGateway:
         """Reboot now (Reset, or after a firmware installation).
 
         The connection closes with 1000, the gateway stays off for ``reboot_delay``
-        seconds, then connects and boots again. A hard reboot also aborts running
-        transfers' reports, restarts the uptime and empties the cache and the journal.
+        seconds, then connects and boots again. A firmware download or diagnostics
+        upload in progress is abandoned. A hard reboot also restarts the uptime and
+        empties the cache and the journal; configuration, meters and message counters
+        survive both kinds.
 
         Returns:
             The task doing it.
@@ -395,7 +397,7 @@ class SimulatedGateway:
             self._online = None
 
     async def _run_online(self, endpoint: Gateway) -> None:
-        """Wait for boot Accepted, report every status, then heartbeat."""
+        """Wait for boot Accepted, report every status, then heartbeat (spec §4.1)."""
         await endpoint.wait_ready()
         self.boots += 1
         self._boot_accepted(endpoint.heartbeat_interval)
@@ -458,7 +460,7 @@ class SimulatedGateway:
             dingx_gateway_vendor=self.vendor,
             dingx_gateway_serial_number=self.serial_number,
             firmware_version=self.firmware_version,
-            meter_type="SIM-1P",
+            meter_type="SIM-METER",
         )
         try:
             encode_payload(request)

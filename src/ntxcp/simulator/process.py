@@ -260,8 +260,8 @@ class Plant:
     def service(self, service_id: str | int) -> Service | None:
         """The service with this id (``"1"`` or ``1``); ``None`` for ``0`` or unknown."""
         text = str(service_id).strip()
-        if not (text.isascii() and text.isdigit()):
-            return None
+        if not (text.isascii() and text.isdigit()) or text != str(int(text)):
+            return None  # only the canonical spelling: "1", not "01" or "+1"
         number = int(text)
         return self.services[number - 1] if 1 <= number <= len(self.services) else None
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mmap
 import ssl
 import weakref
 from collections.abc import Callable
@@ -58,6 +59,36 @@ AcceptHook = Callable[[HandshakeInfo], LinkHandler]
 RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]
 
 
+class _Fragments:
+    """A message arriving in fragments, kept in an anonymous memory map.
+
+    Not on the heap: a peer may send up to ``max_message_size`` in fragments and
+    vanish (spec §1 allows that much per message). Hundreds of such peers left the
+    heap at its peak after they were gone (the allocator keeps freed chunks); the
+    pages of a map go back to the system when it is closed, and only pages written
+    count at all.
+    """
+
+    __slots__ = ("memory", "size")
+
+    def __init__(self, capacity: int) -> None:
+        self.memory = mmap.mmap(-1, max(capacity, 1))
+        self.size = 0
+
+    def add(self, frame: WSFrame) -> None:
+        end = self.size + frame.payload_size
+        self.memory[self.size : end] = frame.get_payload_as_memoryview()
+        self.size = end
+
+    def take(self) -> bytes:
+        data = self.memory[: self.size]
+        self.memory.close()
+        return data
+
+    def release(self) -> None:
+        self.memory.close()
+
+
 class PicowsLink(WSListener):
     """A :class:`~ntxcp.transport.Link` over one picows connection."""
 
@@ -65,8 +96,7 @@ class PicowsLink(WSListener):
         self.handler = handler
         self._max_message_size = max_message_size
         self._transport: WSTransport | None = None
-        self._fragments: list[bytes] | None = None
-        self._fragments_size = 0
+        self._fragments: _Fragments | None = None
         self._closing = False
         self._close_code: int | None = None
         # Client side: what arrived before the handler was attached (see attach()).
@@ -164,24 +194,27 @@ class PicowsLink(WSListener):
                 transport.disconnect()
 
     def _start_fragments(self, frame: WSFrame) -> None:
-        self._fragments = []
-        self._fragments_size = 0
+        self._fragments = _Fragments(self._max_message_size)
         self._continue_fragments(frame)
 
     def _continue_fragments(self, frame: WSFrame) -> None:
-        if self._fragments is None:
+        fragments = self._fragments
+        if fragments is None:
             self.close(1002, "continuation without a first fragment")
             return
-        self._fragments_size += frame.payload_size
-        if self._fragments_size > self._max_message_size:
-            self._fragments = None
+        if fragments.size + frame.payload_size > self._max_message_size:
+            self._drop_fragments()
             self.close(1009, "message too big")  # spec §1 max frame size
             return
-        self._fragments.append(frame.get_payload_as_bytes())
+        fragments.add(frame)
         if frame.fin:
-            data = b"".join(self._fragments)
             self._fragments = None
-            self._deliver(data)
+            self._deliver(fragments.take())
+
+    def _drop_fragments(self) -> None:
+        fragments, self._fragments = self._fragments, None
+        if fragments is not None:
+            fragments.release()
 
     def _deliver(self, data: bytes) -> None:
         if self.handler is not None:
@@ -191,6 +224,7 @@ class PicowsLink(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._closing = True
+        self._drop_fragments()
         handshake = transport.close_handshake
         code = 1006
         reason = ""
