@@ -146,12 +146,23 @@ def _blocks(lines: list[str]) -> list[str]:
             while k < len(lines) and (not lines[k].strip() or lines[k].startswith(" ")):
                 k += 1
             code = textwrap.dedent("\n".join(lines[j:k])).strip("\n")
-            out.extend(["", "```python", code, "```", ""])
+            out.extend(["", "```" + _language(code), code, "```", ""])
             i = k
             continue
         out.append(line if line.startswith(("- ", "**", "```")) else _inline(line))
         i += 1
     return out
+
+
+def _language(code: str) -> str:
+    """``python`` for a block that parses as Python, else ``text``."""
+    try:
+        compile(
+            code, "<docstring>", "exec", flags=ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+        )
+    except SyntaxError:
+        return "text"
+    return "python"
 
 
 # --- rendering of objects ---------------------------------------------------------------
@@ -240,6 +251,22 @@ def _struct_fields(cls: type[msgspec.Struct]) -> list[str]:
     return [*rows, ""]
 
 
+def _own_doc(cls: type, key: str) -> str | None:
+    """The docstring of a member, inherited only from this package's own classes."""
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("ntxcp"):
+            continue
+        candidate = vars(klass).get(key)
+        if candidate is None:
+            continue
+        if isinstance(candidate, (staticmethod, classmethod)):
+            candidate = candidate.__func__
+        doc = getattr(candidate, "__doc__", None)
+        if doc:
+            return inspect.cleandoc(doc)
+    return None
+
+
 def _members(cls: type) -> list[str]:
     """Public methods, properties and class constants defined on ``cls`` itself."""
     out: list[str] = []
@@ -250,7 +277,7 @@ def _members(cls: type) -> list[str]:
         if isinstance(member, property):
             out.append(f"#### `{cls.__name__}.{key}` (property)")
             out.append("")
-            out.append(docstring_markdown(inspect.getdoc(member)))
+            out.append(docstring_markdown(_own_doc(cls, key)))
         elif isinstance(member, (staticmethod, classmethod)) or inspect.isfunction(member):
             function = (
                 member.__func__ if isinstance(member, (staticmethod, classmethod)) else member
@@ -265,7 +292,7 @@ def _members(cls: type) -> list[str]:
             signature = _method_signature(function, key)
             if signature:
                 out.extend(_code(signature))
-            out.append(docstring_markdown(inspect.getdoc(function)))
+            out.append(docstring_markdown(_own_doc(cls, key)))
         elif key.isupper() and not inspect.ismemberdescriptor(member):
             constants.append(f"- `{key}` = `{_value(member)}`")
     if constants:
@@ -290,7 +317,7 @@ def render_class(cls: type, name: str) -> list[str]:
     if bases:
         out.append("Bases: " + ", ".join(f"`{_base_name(b)}`" for b in bases))
         out.append("")
-    doc = cls.__doc__ if is_enum else inspect.getdoc(cls)
+    doc = cls.__doc__  # its own: never a docstring inherited from another project's class
     out.append(docstring_markdown(inspect.cleandoc(doc) if doc else None))
     if is_enum:
         out.append("**Members:**")

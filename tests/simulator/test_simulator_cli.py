@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,8 @@ from simulator_helpers import CloseCodes, Recorder
 
 from ntxcp import ControlCenter
 from ntxcp.cli import main
+from ntxcp.simulator import SimulatedGateway
+from ntxcp.simulator.cli import SummaryPrinter, run_gateways
 
 EXIT_WITHIN = 10.0  # s, spec §6.3
 
@@ -149,3 +153,27 @@ async def test_usage_error_of_the_real_command() -> None:
     code, out, err = await _finish(await _spawn("--url", "tcp://x", "--id", "A"))
     assert (code, out) == (2, "")
     assert err.startswith("ntxcp gateway: error: --url must be")
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_summary_is_refreshed_in_place_on_a_terminal(
+    make_sim: Callable[..., SimulatedGateway],
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    gateways = [make_sim("T-1"), make_sim("T-2")]
+    terminal = _Terminal()
+    printer = SummaryPrinter(gateways, terminal, None)
+    assert printer.interval == 1.0
+    code = await run_gateways(gateways, duration=0.5, printer=printer, install_signals=False)
+    assert code == 0
+    text = terminal.getvalue()
+    assert text.startswith("\r") and text.endswith("\x1b[K\n")
+    line = text[1:].split("\x1b[K")[0]
+    assert len(line) <= 59 and "connected 0/2" in line
+    assert {m.gateway_id for m in recorder.messages} == {"T-1", "T-2"}

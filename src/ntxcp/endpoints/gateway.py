@@ -342,7 +342,7 @@ class Gateway:
         """After a :meth:`stop`, open again the store and error stream it closed."""
         if self._owns_store and getattr(self._store, "closed", False):
             self._store = open_store(self._store_option)
-        if self._errors_closed:
+        if self._errors_closed and not self._stopping:
             self._errors = ErrorStream(_log, self._error_capacity)
             self._errors_closed = False
 
@@ -804,6 +804,8 @@ class Gateway:
             raise ValueError(f"{request.ACTION} is not a store-and-forward message")
         payload = encode_payload(request)
         unique_id = str(uuid.uuid4())
+        if self._stopping:
+            self._reopen()  # queued after stop(): kept for the next start (or process)
         seq = self._store.append(unique_id, request.ACTION, payload)
         self._wake.set()
         for dropped in self._store.take_dropped():

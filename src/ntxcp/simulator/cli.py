@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import re
+import shutil
 import signal
 import ssl
 import sys
@@ -276,7 +276,7 @@ class SummaryPrinter:
         """Print the line now (``final``: end the in-place line)."""
         line = time.strftime("%H:%M:%S ") + summary(self.gateways)
         if self.tty:
-            width = max(20, os.get_terminal_size(self.stream.fileno()).columns - 1)
+            width = max(20, shutil.get_terminal_size().columns - 1)
             self.stream.write("\r" + line[:width] + "\x1b[K" + ("\n" if final else ""))
         else:
             self.stream.write(line + "\n")

@@ -1,0 +1,257 @@
+"""Control center protections: takeover, graceful stop, slow and hostile clients (spec §1, §6.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from resilience_helpers import client_frame, frame_header, meter_values, now, upgrade_request
+
+from ntxcp import ControlCenter, DisconnectedError, Gateway, NotConnectedError
+from ntxcp.v10 import core
+
+
+async def raw_upgrade(port: int, gateway_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(upgrade_request(port, f"/ntxcp/{gateway_id}"))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def read_close_code(reader: asyncio.StreamReader, timeout: float = 3) -> int | None:
+    """Read until the server's close frame (or EOF); returns its code."""
+    buffer = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        chunk = await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
+        if not chunk:
+            break
+        buffer += chunk
+        while len(buffer) >= 2:
+            opcode, length = buffer[0] & 0x0F, buffer[1] & 0x7F
+            offset = 2
+            if length == 126:
+                length, offset = struct.unpack("!H", buffer[2:4])[0], 4
+            elif length == 127:
+                length, offset = struct.unpack("!Q", buffer[2:10])[0], 10
+            if len(buffer) < offset + length:
+                break
+            payload = buffer[offset : offset + length]
+            buffer = buffer[offset + length :]
+            if opcode == 0x8:
+                return int(struct.unpack("!H", payload[:2])[0]) if len(payload) >= 2 else 1005
+    return None
+
+
+class Slow(core.ControlCenterHandler):
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+        self.started = asyncio.Event()
+        self.finished = 0
+
+    def on_heartbeat(
+        self, gateway_id: str, request: core.HeartbeatRequest
+    ) -> core.HeartbeatConfirmation:
+        return core.HeartbeatConfirmation(current_time=now())
+
+    async def on_meter_values(
+        self, gateway_id: str, request: core.MeterValuesRequest
+    ) -> core.MeterValuesConfirmation:
+        self.started.set()
+        await asyncio.sleep(self.delay)
+        self.finished += 1
+        return core.MeterValuesConfirmation()
+
+
+class Answers(core.GatewayHandler):
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    async def on_clear_cache(self, request: core.ClearCacheRequest) -> core.ClearCacheConfirmation:
+        await asyncio.sleep(self.delay)
+        return core.ClearCacheConfirmation(status=core.ClearCacheStatus.ACCEPTED)
+
+
+@pytest.fixture
+async def control() -> AsyncIterator[ControlCenter]:
+    cc = ControlCenter(handshake_timeout=0.5, max_message_size=64 * 1024)
+    cc.set_core_handler(Slow(0.0))
+    await cc.start()
+    yield cc
+    await cc.stop(grace=0.5)
+
+
+# --- one connection per id (spec §1) -------------------------------------------------
+
+
+async def test_reconnect_takes_over_a_half_open_connection(control: ControlCenter) -> None:
+    # The old connection: upgraded, then silent (the peer's power went; no FIN ever came).
+    old_reader, old_writer = await raw_upgrade(control.port, "GW-TAKE")
+    await asyncio.sleep(0.05)
+    old_address = control.connection("GW-TAKE").remote_address  # type: ignore[union-attr]
+    pending = asyncio.ensure_future(control.clear_cache("GW-TAKE", timeout=30))
+    await asyncio.sleep(0.05)
+    assert not pending.done()
+
+    new = Gateway("GW-TAKE")
+    new.set_core_handler(Answers())
+    t0 = time.monotonic()
+    await new.start(control.url)
+    with pytest.raises(DisconnectedError):
+        await asyncio.wait_for(pending, 2)  # failed at once, not after its 30 s timeout
+    assert time.monotonic() - t0 < 1.5
+    connection = control.connection("GW-TAKE")
+    assert connection is not None and connection.remote_address != old_address
+    assert control.gateways() == ["GW-TAKE"]
+    assert await read_close_code(old_reader) == 1008  # "replaced"
+    conf = await control.clear_cache("GW-TAKE", timeout=2)  # the new one is served
+    assert conf.status is core.ClearCacheStatus.ACCEPTED
+    old_writer.transport.abort()
+    await new.stop()
+
+
+# --- graceful stop (spec §6.1) ---------------------------------------------------------
+
+
+async def test_graceful_stop_lets_a_call_in_flight_finish() -> None:
+    handler = Slow(0.4)
+    cc = ControlCenter()
+    cc.set_core_handler(handler)
+    await cc.start()
+    gw = Gateway("GW-GRACE", reconnect=False)
+    gw.set_core_handler(Answers(0.3))
+    await gw.start(cc.url)
+    inbound = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=5))
+    outbound = asyncio.ensure_future(cc.clear_cache("GW-GRACE", timeout=5))
+    await handler.started.wait()
+    t0 = time.monotonic()
+    await cc.stop(grace=3.0)
+    elapsed = time.monotonic() - t0
+    assert 0.25 <= elapsed < 1.5  # waited for the handlers, not the whole grace period
+    assert isinstance(await inbound, core.MeterValuesConfirmation)  # answered before the close
+    assert (await outbound).status is core.ClearCacheStatus.ACCEPTED
+    assert gw.queued == 0
+    await asyncio.sleep(0.05)
+    assert not gw.is_connected and gw.last_close is not None and gw.last_close[0] == 1001
+    with pytest.raises(NotConnectedError):
+        await cc.clear_cache("GW-GRACE")
+    await gw.stop()
+
+
+async def test_graceful_stop_fails_what_does_not_finish_within_grace(tmp_path: object) -> None:
+    handler = Slow(10.0)
+    cc = ControlCenter()
+    cc.set_core_handler(handler)
+    await cc.start()
+    gw = Gateway("GW-SLOW", reconnect=False)
+    gw.set_core_handler(Answers(10.0))
+    await gw.start(cc.url)
+    inbound = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=30))
+    outbound = asyncio.ensure_future(cc.clear_cache("GW-SLOW", timeout=30))
+    await handler.started.wait()
+    t0 = time.monotonic()
+    await cc.stop(grace=0.5)
+    assert time.monotonic() - t0 < 2.0  # grace (0.5 s) + at most 1 s for the close
+    with pytest.raises(DisconnectedError):
+        await outbound
+    with pytest.raises(NotConnectedError, match="stays queued"):
+        await gw.stop()  # nothing to raise here ...
+        await inbound  # ... but the waiting caller learns its message stays queued
+    assert gw.queued == 1
+
+
+async def test_new_connections_refused_while_stopping() -> None:
+    cc = ControlCenter()
+    cc.set_core_handler(Slow(1.0))
+    await cc.start()
+    gw = Gateway("GW-BUSY", reconnect=False)
+    url = cc.url
+    await gw.start(url)
+    busy = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=5))
+    await asyncio.sleep(0.05)
+    stopping = asyncio.ensure_future(cc.stop(grace=3))
+    await asyncio.sleep(0.05)
+    late = Gateway("GW-LATE")
+    with pytest.raises((OSError, NotConnectedError)):
+        await late.start(url)  # the listening socket is closed
+    await stopping
+    await busy
+    await gw.stop()
+
+
+# --- slow and hostile clients --------------------------------------------------------
+
+
+async def test_handshake_timeout_closes_a_silent_socket(control: ControlCenter) -> None:
+    loop = asyncio.get_running_loop()
+    sock = socket.create_connection(("127.0.0.1", control.port))
+    sock.setblocking(False)
+    t0 = time.monotonic()
+    data = await asyncio.wait_for(loop.sock_recv(sock, 1024), 5)  # never sent a byte
+    elapsed = time.monotonic() - t0
+    sock.close()
+    assert data == b""  # closed by the server
+    assert 0.4 <= elapsed <= 2.0  # handshake_timeout=0.5
+
+
+async def test_handshake_timeout_closes_a_trickling_upgrade(control: ControlCenter) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", control.port)
+    request = upgrade_request(control.port, "/ntxcp/GW-TRICKLE")
+    t0 = time.monotonic()
+    for byte in request[:-4]:
+        writer.write(bytes([byte]))
+        await asyncio.sleep(0.02)
+        if reader.at_eof() or writer.transport.is_closing():
+            break
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(1), 0.001)
+        if time.monotonic() - t0 > 3:
+            break
+    data = await asyncio.wait_for(reader.read(), 3)
+    assert data == b"" and time.monotonic() - t0 < 2.0
+    writer.transport.abort()
+
+
+async def test_oversized_message_closes_with_1009(control: ControlCenter) -> None:
+    reader, writer = await raw_upgrade(control.port, "GW-BIG")
+    writer.write(frame_header(64 * 1024 + 1) + b"x" * 100)
+    assert await read_close_code(reader) == 1009
+    writer.transport.abort()
+    reader, writer = await raw_upgrade(control.port, "GW-BIG2")  # the same in fragments
+    writer.write(client_frame(b"[" * 40_000, fin=False))
+    writer.write(client_frame(b"[" * 40_000, opcode=0x0, fin=False))
+    assert await read_close_code(reader) == 1009
+    writer.transport.abort()
+
+
+async def test_bad_message_limit_closes_with_1008(control: ControlCenter) -> None:
+    reader, writer = await raw_upgrade(control.port, "GW-NOISE")
+    for _ in range(60):  # limit: 50 per minute (spec §2.2 rule 7)
+        writer.write(client_frame(b"not json"))
+    assert await read_close_code(reader) == 1008
+    writer.transport.abort()
+    assert control.error_stream.reported >= 50
+
+
+async def test_inbound_limit_refuses_a_flood_of_calls() -> None:
+    handler = Slow(0.5)
+    cc = ControlCenter()
+    cc.set_core_handler(handler)
+    await cc.start()
+    reader, writer = await raw_upgrade(cc.port, "GW-FLOOD")
+    call = b'[2, "id-%d", "MeterValues", {"serviceId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1"}]}]}]'
+    for i in range(100):  # a compliant gateway has one CALL in flight (spec §2.3.1)
+        writer.write(client_frame(call % i))
+    await writer.drain()
+    data = b""
+    deadline = time.monotonic() + 3
+    while b"too many CALLs waiting" not in data and time.monotonic() < deadline:
+        data += await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
+    assert b"too many CALLs waiting" in data
+    writer.transport.abort()
+    await cc.stop(grace=0.2)
