@@ -15,7 +15,9 @@ from ntxcp import ControlCenter, DisconnectedError, Gateway, NotConnectedError
 from ntxcp.v10 import core
 
 
-async def raw_upgrade(port: int, gateway_id: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def raw_upgrade(
+    port: int, gateway_id: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(upgrade_request(port, f"/ntxcp/{gateway_id}"))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 2)

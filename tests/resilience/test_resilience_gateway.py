@@ -319,7 +319,9 @@ def test_blocking_gateway_reconnects_and_forwards(tmp_path: Path) -> None:
 # --- lifecycle (spec §4.1) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [core.RegistrationStatus.PENDING, core.RegistrationStatus.REJECTED])
+@pytest.mark.parametrize(
+    "status", [core.RegistrationStatus.PENDING, core.RegistrationStatus.REJECTED]
+)
 async def test_boot_retried_after_interval_and_messages_held_back(
     cc: tuple[ControlCenter, Center], status: core.RegistrationStatus
 ) -> None:

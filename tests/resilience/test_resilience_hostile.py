@@ -78,10 +78,14 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
         "good",
         "good_gateways.py",
         [
-            "--url", f"ws://127.0.0.1:{port}/ntxcp",
-            "--count", str(GOOD),
-            "--duration", str(duration),
-            "--out", str(out),
+            "--url",
+            f"ws://127.0.0.1:{port}/ntxcp",
+            "--count",
+            str(GOOD),
+            "--duration",
+            str(duration),
+            "--out",
+            str(out),
         ],  # fmt: skip
         tmp_path,
     )

@@ -84,7 +84,13 @@ async def test_random_network_cuts(tmp_path: Path) -> None:
     await gw.start(f"ws://127.0.0.1:{proxy.port}/ntxcp", retry=True)
 
     durations: list[float] = []
-    outcomes = {"queued": 0, "delivered": 0, "queued-timeout": 0, "direct-ok": 0, "direct-failed": 0}
+    outcomes = {
+        "queued": 0,
+        "delivered": 0,
+        "queued-timeout": 0,
+        "direct-ok": 0,
+        "direct-failed": 0,
+    }
     next_seq = 0
     cutting = True
 

@@ -140,7 +140,10 @@ def test_drop_oldest_policy_moves_the_oldest_to_the_dead_letters(make_store: Sto
     assert [m.unique_id for m in dropped] == ["id-0", "id-1"]
     assert store.take_dropped() == []  # reported once
     dead = store.dead_letters()
-    assert [(d.message.unique_id, d.code) for d in dead] == [("id-0", "dropped"), ("id-1", "dropped")]
+    assert [(d.message.unique_id, d.code) for d in dead] == [
+        ("id-0", "dropped"),
+        ("id-1", "dropped"),
+    ]
     store.close()
 
 
