@@ -14,7 +14,6 @@ import asyncio
 import json
 import logging
 import sys
-import time
 
 from resilience_helpers import boot_request, meter_values
 

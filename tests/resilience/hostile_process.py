@@ -180,9 +180,9 @@ async def churn_attacker(i: int, port: int, deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
             if i % 2:
-                reader, writer = await _upgrade(port, f"EVIL-C{i}")
+                _, writer = await _upgrade(port, f"EVIL-C{i}")
             else:
-                reader, writer = await _open(port)
+                _, writer = await _open(port)
         except (OSError, ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             counters["churn-connect-failed"] += 1
             await asyncio.sleep(0.2)
@@ -205,7 +205,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--limit", type=int, default=1024 * 1024)
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     deadline = time.monotonic() + args.duration
     group = args.connections // 4

@@ -170,7 +170,7 @@ def spawn(name: str, script: str, args: list[str], workdir: Path) -> Proc:
     stdout = workdir / f"{name}.out"
     stderr = workdir / f"{name}.err"
     with stdout.open("ab") as out, stderr.open("ab") as err:
-        popen = subprocess.Popen(  # noqa: S603 - our own script
+        popen = subprocess.Popen(
             [PYTHON, str(HERE / script), *args],
             stdout=out,
             stderr=err,

@@ -35,15 +35,11 @@ def test_control_center_killed_twice(tmp_path: Path, mode: str) -> None:
         "gateway",
         "gateway_process.py",
         [
-            "--url",
-            f"ws://127.0.0.1:{port}/ntxcp",
-            "--store",
-            str(tmp_path / "outbox.db"),
-            "--count",
-            str(count),
-            "--mode",
-            mode,
-        ],  # fmt: skip
+            f"--url=ws://127.0.0.1:{port}/ntxcp",
+            f"--store={tmp_path / 'outbox.db'}",
+            f"--count={count}",
+            f"--mode={mode}",
+        ],
         tmp_path,
     )
     kills = []

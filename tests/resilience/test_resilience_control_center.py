@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 from resilience_helpers import client_frame, frame_header, meter_values, now, upgrade_request
 
+import ntxcp.transport._picows
 from ntxcp import ControlCenter, DisconnectedError, Gateway, NotConnectedError
 from ntxcp.v10 import core
 
@@ -68,6 +69,15 @@ class Slow(core.ControlCenterHandler):
         await asyncio.sleep(self.delay)
         self.finished += 1
         return core.MeterValuesConfirmation()
+
+
+class Echo(core.ControlCenterHandler):
+    def on_data_transfer(
+        self, gateway_id: str, request: core.DataTransferRequest
+    ) -> core.DataTransferConfirmation:
+        return core.DataTransferConfirmation(
+            status=core.DataTransferStatus.ACCEPTED, data=request.data
+        )
 
 
 class Answers(core.GatewayHandler):
@@ -249,7 +259,10 @@ async def test_inbound_limit_refuses_a_flood_of_calls() -> None:
     cc.set_core_handler(handler)
     await cc.start()
     reader, writer = await raw_upgrade(cc.port, "GW-FLOOD")
-    call = b'[2, "id-%d", "MeterValues", {"serviceId": 1, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1"}]}]}]'
+    call = (
+        b'[2, "id-%d", "MeterValues", {"serviceId": 1, "meterValue": '
+        b'[{"timestamp": "2026-01-01T00:00:00Z", "sampledValue": [{"value": "1"}]}]}]'
+    )
     for i in range(100):  # a compliant gateway has one CALL in flight (spec §2.3.1)
         writer.write(client_frame(call % i))
     await writer.drain()
@@ -258,5 +271,43 @@ async def test_inbound_limit_refuses_a_flood_of_calls() -> None:
     while b"too many CALLs waiting" not in data and time.monotonic() < deadline:
         data += await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
     assert b"too many CALLs waiting" in data
+    writer.transport.abort()
+    await cc.stop(grace=0.2)
+
+
+async def test_a_peer_that_never_reads_cannot_fill_the_server_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ntxcp.transport._picows, "STALLED_WRITE_TIMEOUT", 1.0)
+    cc = ControlCenter()
+    cc.set_core_handler(Echo())
+    await cc.start()
+    _, writer = await raw_upgrade(cc.port, "GW-DEAF")
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer.transport.pause_reading()  # valid CALLs, answers never read
+    frame = client_frame(
+        b'[2, "x", "DataTransfer", {"vendorId": "v", "data": "' + b"d" * 2000 + b'"}]'
+    )
+    session = next(iter(cc._all_sessions))
+    assert session.link is not None
+    server_transport = session.link._transport.underlying_transport  # type: ignore[attr-defined]
+    biggest = 0
+    blocked = False
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 3 and not blocked:
+        writer.write(frame * 100)
+        try:
+            await asyncio.wait_for(writer.drain(), 0.5)
+        except TimeoutError:
+            blocked = True  # the server stopped reading us: our own buffers fill up
+        if not server_transport.is_closing():
+            biggest = max(biggest, server_transport.get_write_buffer_size())
+    assert blocked
+    assert biggest < 1024 * 1024  # bounded near the high-water mark, not growing
+    t1 = time.monotonic()
+    while cc.gateways() and time.monotonic() - t1 < 3:
+        await asyncio.sleep(0.05)
+    assert cc.gateways() == []  # dropped after STALLED_WRITE_TIMEOUT
     writer.transport.abort()
     await cc.stop(grace=0.2)

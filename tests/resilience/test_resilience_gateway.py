@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -25,7 +26,7 @@ from ntxcp import (
     NotConnectedError,
     current_call,
 )
-from ntxcp.endpoints.store import MemoryStore, SqliteStore, StoreFullError
+from ntxcp.endpoints.store import MemoryStore, StoreFullError
 from ntxcp.transport import ServerOptions, listen
 from ntxcp.v10 import core
 
@@ -104,7 +105,7 @@ def kinds(gw: Gateway) -> list[str]:
 
 
 async def test_reconnects_after_server_close_with_hooks(cc: tuple[ControlCenter, Center]) -> None:
-    control, center = cc
+    control, _ = cc
     port = control.port
     gw = Gateway("GW-RC", backoff=FAST)
     events: list[str] = []
@@ -151,7 +152,7 @@ async def test_reconnect_delays_grow_with_jitter_on_failed_handshakes() -> None:
         await asyncio.sleep(0.01)
     refuse = False
     await gw.wait_connected(2)
-    gaps = [attempts[0] - cut_at] + [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [attempts[0] - cut_at] + [b - a for a, b in itertools.pairwise(attempts)]
     # retry n waits backoff.delay(n): 0.05, 0.1, 0.2, 0.4, 0.4, 0.4 s, each ±25 %
     for n, gap in enumerate(gaps):
         low, high = backoff.bounds(n)
@@ -186,7 +187,7 @@ async def test_permanent_refusal_is_reported_and_retried_at_maximum_backoff(refu
     start = asyncio.ensure_future(gw.start(url, retry=True))
     while len(attempts) < 3:
         await asyncio.sleep(0.01)
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     assert all(0.3 * 0.75 - 0.01 <= gap <= 0.3 * 1.25 + 0.1 for gap in gaps), gaps
     reports = gw.error_stream.pending()
     refused_reports = [e for e in reports if e.kind == "handshake-refused"]

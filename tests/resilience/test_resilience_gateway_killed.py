@@ -35,7 +35,8 @@ def test_gateway_killed_with_messages_queued(tmp_path: Path) -> None:
         first.kill()
 
     # 2. control center up, boot Pending: everything stays queued
-    cc = spawn("cc-pending", "cc_process.py", ["--port", str(port), "--log", str(log), "--boot", "pending"], tmp_path)  # fmt: skip
+    args = ["--port", str(port), "--log", str(log), "--boot", "pending"]
+    cc = spawn("cc-pending", "cc_process.py", args, tmp_path)
     try:
         cc.wait_line("READY", 15)
         second = spawn(

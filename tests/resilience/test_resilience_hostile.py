@@ -62,7 +62,7 @@ def _settled_rss(server: Proc) -> int:
 
 @pytest.mark.timeout(120)
 def test_hostile_neighbours(tmp_path: Path) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
     port = free_port()
     server = spawn(
@@ -78,15 +78,11 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
         "good",
         "good_gateways.py",
         [
-            "--url",
-            f"ws://127.0.0.1:{port}/ntxcp",
-            "--count",
-            str(GOOD),
-            "--duration",
-            str(duration),
-            "--out",
-            str(out),
-        ],  # fmt: skip
+            f"--url=ws://127.0.0.1:{port}/ntxcp",
+            f"--count={GOOD}",
+            f"--duration={duration}",
+            f"--out={out}",
+        ],
         tmp_path,
     )
     rounds = []

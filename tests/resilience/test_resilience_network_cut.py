@@ -161,7 +161,8 @@ async def test_random_network_cuts(tmp_path: Path) -> None:
     print(
         f"\n[network-cut] {proxy.cuts} cuts ({proxy.connections} connections through the proxy, "
         f"{disconnects} disconnects seen) over {cut_phase:.1f} s; {count} messages all delivered "
-        f"in order, {result['duplicates']} re-sent duplicates (same uniqueId); outcomes {outcomes}; "
+        f"in order, {result['duplicates']} re-sent duplicates (same uniqueId); "
+        f"outcomes {outcomes}; "
         f"call time p50 {percentile(durations, 50) * 1000:.1f} ms, "
         f"p99 {percentile(durations, 99) * 1000:.0f} ms, max {worst * 1000:.0f} ms"
     )

@@ -274,12 +274,15 @@ class _Routes:
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
         item = await self.storage.read(queries.gateway, gateway_id)
         assert item is not None
+        self._live(item)
+        self.service.events.publish("gateway", gateway_id, {"change": "registered", "gateway": item})
         location = f"/api/gateways/{quote(gateway_id, safe='')}"
-        return json_response(self._live(item), 201, {"Location": location})
+        return json_response(item, 201, {"Location": location})
 
     async def delete_gateway(self, request: web.Request) -> web.Response:
         gateway_id = self._known(request)
         await self.storage.delete_gateway(gateway_id)
+        self.service.events.publish("gateway", gateway_id, {"change": "removed"})
         return web.Response(status=204)
 
     async def status(self, request: web.Request) -> web.Response:

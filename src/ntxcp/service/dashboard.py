@@ -1,58 +1,231 @@
-"""The page at ``/`` of the HTTP API: a placeholder until the web dashboard lands.
+"""The web dashboard of the control center, served by the service itself.
 
-A dashboard replaces this module, keeping its one entry point: :func:`setup` is called
-by :func:`ntxcp.service.api.create_app` with the application and the running service,
-and adds whatever routes the dashboard serves (at least ``GET /``). It can read the
-same data as the API through ``service.storage`` (see :mod:`ntxcp.service.queries`)
-and send commands through ``service.commands``.
+:func:`setup` (called by :func:`ntxcp.service.api.create_app`) adds:
+
+* ``GET /``: the dashboard page (``dashboard_assets/index.html``);
+* ``GET /dashboard/<file>``: its scripts and styles, plain files of the package
+  directory ``ntxcp/service/dashboard_assets`` (JavaScript modules, no build step);
+* ``GET /api/events``: live events as server-sent events (``text/event-stream``),
+  see :mod:`.events` for the kinds. Query parameters: ``gateway`` (only events
+  about this gateway) and ``kinds`` (comma-separated). Like every ``/api/*`` route it
+  needs the bearer token when one is configured; the dashboard reads the stream with
+  ``fetch`` so it can send the ``Authorization`` header (an ``EventSource`` cannot),
+  and the token never appears in a URL;
+* ``GET /api/status``: the current status of every service of every gateway (what
+  ``/api/gateways/{id}/status`` returns as ``current``, for all gateways at once).
+
+Everything else the page shows comes from the documented HTTP API, and the command
+forms are built in the browser from the message schemas in ``/openapi.json``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import html
-from typing import TYPE_CHECKING
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import TYPE_CHECKING, Any
 
+import msgspec
 from aiohttp import web
+
+from ntxcp.service.events import KINDS
+from ntxcp.v10.types import encode_datetime
 
 if TYPE_CHECKING:
     from ntxcp.service.service import Service
 
-__all__ = ["setup"]
+__all__ = ["ASSET_TYPES", "KEEPALIVE_SECONDS", "current_statuses", "load_assets", "setup"]
 
-_PAGE = """<!doctype html>
-<html lang="en">
-<head><meta charset="utf-8"><title>ntxcp control center</title>
-<style>
-body {{ font: 15px/1.5 system-ui, sans-serif; max-width: 680px; margin: 48px auto;
-       color: #1d2330; }}
-code {{ background: #f0f2f5; padding: 1px 5px; border-radius: 3px; }}
-li {{ margin: 4px 0; }}
-</style></head>
-<body>
-<h1>ntxcp control center</h1>
-<p>Version {version}. Gateways connect to <code>{ws_url}/&lt;gatewayId&gt;</code>.</p>
-<ul>
-<li><a href="/docs">API documentation and console</a> (<a href="/openapi.json">OpenAPI</a>)</li>
-<li><a href="/healthz">Health check</a></li>
-<li><a href="/metrics">Prometheus metrics</a></li>
-</ul>
-</body>
-</html>
-"""
+_log = logging.getLogger("ntxcp.service.dashboard")
+
+ASSET_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+"""Content types of the files the dashboard serves, by suffix (others are not served)."""
+
+KEEPALIVE_SECONDS = 15.0
+"""Seconds between comment lines on an idle event stream (keeps proxies from closing it)."""
+
+_RETRY_MS = 2000  # the client's reconnect delay, sent with every stream
+
+# Nothing but the service itself: no inline script, no other host.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_HEADERS = {
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    """One file of the dashboard, held in memory.
+
+    Attributes:
+        body: the file's bytes.
+        content_type: its media type.
+        etag: a strong entity tag of the content.
+    """
+
+    body: bytes
+    content_type: str
+    etag: str
+
+
+def load_assets() -> dict[str, Asset]:
+    """Read every servable file of ``dashboard_assets`` (small: scripts and styles).
+
+    Returns:
+        The files by name.
+    """
+    folder = resources.files("ntxcp.service").joinpath("dashboard_assets")
+    assets: dict[str, Asset] = {}
+    for entry in folder.iterdir():
+        suffix = "." + entry.name.rpartition(".")[2]
+        if not entry.is_file() or suffix not in ASSET_TYPES or entry.name.startswith("."):
+            continue
+        body = entry.read_bytes()
+        etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+        assets[entry.name] = Asset(body, ASSET_TYPES[suffix], etag)
+    return assets
+
+
+def current_statuses(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The current status of every service of every gateway (spec §4.1).
+
+    Args:
+        conn: a read connection of the service's database.
+
+    Returns:
+        One item per (gateway, service), ordered by gateway and service id, with the
+        keys of ``/api/gateways/{id}/status`` items and ``gatewayId``.
+    """
+    rows = conn.execute(
+        "SELECT gateway_id, service_id, status, error_code, info, vendor_id, "
+        "vendor_error_code, timestamp, received_at FROM status_current "
+        "ORDER BY gateway_id, service_id"
+    ).fetchall()
+    return [
+        {
+            "gatewayId": row[0],
+            "serviceId": row[1],
+            "status": row[2],
+            "errorCode": row[3],
+            "info": row[4],
+            "vendorId": row[5],
+            "vendorErrorCode": row[6],
+            "timestamp": row[7],
+            "receivedAt": row[8],
+        }
+        for row in rows
+    ]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(data), status=status, content_type="application/json"
+    )
+
+
+class _Dashboard:
+    """The dashboard's request handlers, bound to one service."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.assets = load_assets()
+        index = self.assets.get("index.html")
+        if index is None:
+            raise RuntimeError("the dashboard's index.html is missing from the package")
+        page = index.body.decode("utf-8")
+        page = page.replace("{{version}}", html.escape(service.version))
+        page = page.replace("{{ws_url}}", html.escape(service.ws_url))
+        self.page = page.encode("utf-8")
+
+    async def index(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.page, headers={**_HEADERS, "Content-Type": ASSET_TYPES[".html"]}
+        )
+
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        asset = self.assets.get(name)
+        if asset is None or name == "index.html":
+            raise web.HTTPNotFound(text=f"no dashboard file {name!r}")
+        headers = {**_HEADERS, "ETag": asset.etag}
+        if request.headers.get("If-None-Match") == asset.etag:
+            return web.Response(status=304, headers=headers)
+        return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})
+
+    async def statuses(self, request: web.Request) -> web.Response:
+        items = await self.service.storage.read(current_statuses)
+        return _json({"count": len(items), "items": items})
+
+    async def events(self, request: web.Request) -> web.StreamResponse:
+        gateway_id = request.query.get("gateway") or None
+        kinds_text = request.query.get("kinds")
+        kinds: list[str] | None = None
+        if kinds_text:
+            kinds = [kind.strip() for kind in kinds_text.split(",") if kind.strip()]
+            unknown = sorted(set(kinds) - KINDS)
+            if unknown:
+                listed = ", ".join(sorted(KINDS))
+                return _json(
+                    {"error": f"unknown event kind(s) {', '.join(unknown)}; known: {listed}"},
+                    400,
+                )
+        hub = self.service.events
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream; charset=utf-8",
+                "Cache-Control": "no-cache, no-transform",
+                "X-Accel-Buffering": "no",  # tell buffering proxies to pass events at once
+            }
+        )
+        with hub.subscribe(gateway_id, kinds) as subscription:
+            try:
+                await response.prepare(request)
+                hello = {
+                    "time": encode_datetime(datetime.now(UTC)),
+                    "version": self.service.version,
+                }
+                await response.write(b"retry: %d\n" % _RETRY_MS + hub.hello(hello))
+                while True:
+                    try:
+                        async with asyncio.timeout(KEEPALIVE_SECONDS):
+                            event = await subscription.get()
+                    except TimeoutError:
+                        await response.write(b": keep-alive\n\n")
+                        continue
+                    if event is None:  # the service stops
+                        break
+                    await response.write(event.message)
+            except ConnectionError as exc:  # the client went away
+                _log.debug("event stream closed: %s", exc)
+        return response
 
 
 def setup(app: web.Application, service: Service) -> None:
-    """Add the routes of the page at ``/``.
+    """Add the dashboard's routes (the page, its files, live events, all statuses).
 
     Args:
         app: the API's application (routes may still be added).
         service: the running service.
     """
-
-    async def index(request: web.Request) -> web.Response:
-        page = _PAGE.format(
-            version=html.escape(service.version), ws_url=html.escape(service.ws_url)
-        )
-        return web.Response(text=page, content_type="text/html")
-
-    app.router.add_get("/", index)
+    dashboard = _Dashboard(service)
+    app.router.add_get("/", dashboard.index)
+    app.router.add_get("/dashboard/{name}", dashboard.asset)
+    app.router.add_get("/api/events", dashboard.events)
+    app.router.add_get("/api/status", dashboard.statuses)

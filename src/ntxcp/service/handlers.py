@@ -5,7 +5,8 @@ profiles). Handlers that store data are ``async def`` methods that await the com
 their write (see :mod:`.storage`, group commit) before returning, so the library sends
 the CALLRESULT only after the data is safe. The ``uniqueId`` of the CALL being
 answered (:func:`ntxcp.current_call`) is the key that drops a re-sent message
-(store and forward, spec §6.2).
+(store and forward, spec §6.2). What was stored is then published as a live event
+(:mod:`.events`), for the dashboard.
 
 :class:`FrameRecorder` is the control center's frame logger: it files every frame in
 the frame log and counts it in the metrics.
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING
 from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.service.config import UnknownGatewayPolicy
+from ntxcp.service.events import MAX_RAW_FRAME, EventHub
 from ntxcp.service.storage import Storage, now_text
-from ntxcp.v10 import core, firmware
+from ntxcp.v10 import Request, core, firmware
+from ntxcp.v10.codec import to_builtins
 
 if TYPE_CHECKING:
     from ntxcp.endpoints import ControlCenter, GatewayConnection
@@ -51,6 +54,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         policy: how BootNotifications of unregistered gateways are answered.
         heartbeat_interval: the ``interval`` sent with ``Accepted`` (seconds).
         control_center: the endpoint (to tell a replaced connection from a lost one).
+        events: where stored data and connections are published (``None``: nowhere).
     """
 
     def __init__(
@@ -60,12 +64,14 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         policy: UnknownGatewayPolicy,
         heartbeat_interval: int,
         control_center: ControlCenter,
+        events: EventHub | None = None,
     ) -> None:
         self.storage = storage
         self.metrics = metrics
         self.policy = policy
         self.heartbeat_interval = heartbeat_interval
         self.control_center = control_center
+        self.events = events or EventHub()
 
     # --- boot policy (spec §4.1 BootNotification) ----------------------------------------
 
@@ -103,6 +109,16 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         status = self.registration_status(gateway_id)
         await self.storage.record_boot(gateway_id, request, status.value)
         self.metrics.boots.inc((status.value,))
+        if self.events.active:
+            self.events.publish(
+                "boot",
+                gateway_id,
+                lambda: {
+                    "registrationStatus": status.value,
+                    "bootInfo": to_builtins(request),
+                    "lastBootAt": now_text(),
+                },
+            )
         accepted = status is core.RegistrationStatus.ACCEPTED
         return core.BootNotificationConfirmation(
             status=status,
@@ -124,6 +140,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self._require_accepted(gateway_id, "StatusNotification")
         if not await self.storage.record_status(gateway_id, self._unique_id(), request):
             self._duplicate("StatusNotification")
+        elif self.events.active:
+            self._publish_payload("status", gateway_id, request)
         return core.StatusNotificationConfirmation()
 
     async def on_meter_values(
@@ -136,6 +154,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self._duplicate("MeterValues")
         else:
             self.metrics.meter_samples.inc(amount=stored)
+            if self.events.active:
+                self._publish_payload("meter", gateway_id, request)
         return core.MeterValuesConfirmation()
 
     async def on_data_transfer(
@@ -145,6 +165,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self._require_accepted(gateway_id, "DataTransfer")
         if not await self.storage.record_data_transfer(gateway_id, self._unique_id(), request):
             self._duplicate("DataTransfer")
+        elif self.events.active:
+            self._publish_payload("data-transfer", gateway_id, request)
         return core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED)
 
     # --- firmware profile (spec §4.2) --------------------------------------------------
@@ -158,6 +180,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             gateway_id, self._unique_id(), request.status
         ):
             self._duplicate("DiagnosticsStatusNotification")
+        elif self.events.active:
+            self._publish_payload("diagnostics", gateway_id, request)
         return firmware.DiagnosticsStatusNotificationConfirmation()
 
     async def on_firmware_status_notification(
@@ -170,25 +194,38 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         )
         if not stored:
             self._duplicate("FirmwareStatusNotification")
+        elif self.events.active:
+            self._publish_payload("firmware", gateway_id, request)
         return firmware.FirmwareStatusNotificationConfirmation()
+
+    def _publish_payload(self, kind: str, gateway_id: str, request: Request) -> None:
+        """Publish a stored G→C request: its wire payload and when it was received."""
+        received = now_text()
+        self.events.publish(
+            kind, gateway_id, lambda: {**to_builtins(request), "receivedAt": received}
+        )
 
     # --- connection hooks (spec §6.1) --------------------------------------------------
 
     def on_connected(self, connection: GatewayConnection) -> None:
         """Record a new connection (address, TLS state, time)."""
         address = connection.remote_address
-        self.storage.set_connected(
-            connection.id,
-            True,
-            remote_address=None if address is None else f"{address[0]}:{address[1]}",
-            tls=connection.tls,
-        )
+        remote = None if address is None else f"{address[0]}:{address[1]}"
+        self.storage.set_connected(connection.id, True, remote_address=remote, tls=connection.tls)
+        if self.events.active:
+            self.events.publish(
+                "connection",
+                connection.id,
+                {"connected": True, "at": now_text(), "remoteAddress": remote, "tls": connection.tls},
+            )
 
     def on_disconnected(self, connection: GatewayConnection) -> None:
         """Record a closed connection, unless a newer one replaced it (spec §1)."""
         if self.control_center.is_connected(connection.id) or not self.storage.is_open:
             return
         self.storage.set_connected(connection.id, False)
+        if self.events.active:
+            self.events.publish("connection", connection.id, {"connected": False, "at": now_text()})
 
 
 # [type, "uniqueId", third] where third is the action (CALL) or error code (CALLERROR).
@@ -210,11 +247,15 @@ class FrameRecorder:
     Args:
         storage: where frames are logged (buffered, see :meth:`Storage.log_frame`).
         metrics: where frames are counted.
+        events: where frames are published live (``None``: nowhere).
     """
 
-    def __init__(self, storage: Storage, metrics: ServiceMetrics) -> None:
+    def __init__(
+        self, storage: Storage, metrics: ServiceMetrics, events: EventHub | None = None
+    ) -> None:
         self.storage = storage
         self.metrics = metrics
+        self.events = events or EventHub()
         self._open: dict[tuple[str, str, str], str] = {}
 
     def __call__(self, gateway_id: str, direction: str, frame: bytes) -> None:
@@ -251,6 +292,38 @@ class FrameRecorder:
         )
         if direction == "in":
             self.storage.touch(gateway_id, time)
+        if self.events.active:
+            self._publish(gateway_id, direction, time, message_type, action, unique_id, frame)
+
+    def _publish(
+        self,
+        gateway_id: str,
+        direction: str,
+        time: str,
+        message_type: int | None,
+        action: str | None,
+        unique_id: str | None,
+        frame: bytes,
+    ) -> None:
+        """Publish a frame (and, coming in, that the gateway was heard from)."""
+        events = self.events
+        if direction == "in":
+            events.seen(gateway_id, time)
+        if not events.wants("frame", gateway_id):
+            return
+        raw = frame.decode("utf-8", "replace") if len(frame) <= MAX_RAW_FRAME else None
+        events.publish(
+            "frame",
+            gateway_id,
+            {
+                "direction": direction,
+                "time": time,
+                "messageType": _TYPE_NAMES.get(message_type or 0),
+                "action": action,
+                "uniqueId": unique_id,
+                "raw": raw,
+            },
+        )
 
     def _remember(self, key: tuple[str, str, str], action: str) -> None:
         opened = self._open

@@ -27,6 +27,7 @@ from ntxcp.endpoints import ControlCenter
 from ntxcp.service.api import create_app
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, ServiceConfig
+from ntxcp.service.events import EventHub
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
@@ -78,12 +79,14 @@ class Service:
         self.metrics = ServiceMetrics(lambda: len(self.control_center.gateways()))
         self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
         self.verifier = PasswordVerifier()
+        self.events = EventHub()
         self.handler = GatewayTrafficHandler(
             self.storage,
             self.metrics,
             config.unknown_gateways,
             config.heartbeat_interval,
             self.control_center,
+            self.events,
         )
         self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
@@ -147,7 +150,7 @@ class Service:
         cc.set_firmware_management_handler(self.handler)
         cc.set_new_gateway_handler(self.handler.on_connected)
         cc.set_gateway_disconnected_handler(self.handler.on_disconnected)
-        cc.set_frame_logger(FrameRecorder(self.storage, self.metrics))
+        cc.set_frame_logger(FrameRecorder(self.storage, self.metrics, self.events))
         if config.auth is AuthMode.BASIC:
             cc.set_basic_auth_handler(self._check_password)  # spec §1 profiles 1/2
         if config.client_ca is not None:
@@ -199,6 +202,7 @@ class Service:
                 task.cancel()
             await asyncio.gather(*stops, return_exceptions=True)
         await self.control_center.stop(grace=_STOP_GRACE)
+        self.events.close()  # ends the event streams, so the API stops at once
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

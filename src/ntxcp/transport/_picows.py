@@ -55,6 +55,9 @@ if _PICOWS_LOGGER.level == logging.NOTSET:
     _PICOWS_LOGGER.setLevel(logging.WARNING)
 _PICOWS_LOG = logging.LoggerAdapter(_PICOWS_LOGGER, {})
 
+STALLED_WRITE_TIMEOUT = 30.0
+"""Seconds a peer may leave our send buffer above its high-water mark before it is dropped."""
+
 AcceptHook = Callable[[HandshakeInfo], LinkHandler]
 RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]
 
@@ -104,6 +107,7 @@ class PicowsLink(WSListener):
         self._early_close: tuple[int, str] | None = None
         # Client side: connect() gave up (cancelled or timed out) before attach().
         self._abandoned = False
+        self._stalled: asyncio.TimerHandle | None = None  # see pause_writing()
 
     # --- Link ------------------------------------------------------------------------
 
@@ -222,9 +226,37 @@ class PicowsLink(WSListener):
         else:
             self._early.append(data)
 
+    def pause_writing(self) -> None:
+        """Our send buffer passed its high-water mark: the peer reads slower than we write.
+
+        Stop reading from it until it catches up, so a peer that sends CALLs and never
+        reads the answers fills its own socket buffers instead of our memory (one such
+        client grew a server by 800 MB in 8 s). A peer still stalled after
+        ``STALLED_WRITE_TIMEOUT`` seconds is dropped: a closing handshake could not
+        reach it anyway.
+        """
+        transport = self._transport
+        if transport is None or self._stalled is not None:
+            return
+        transport.underlying_transport.pause_reading()
+        loop = asyncio.get_running_loop()
+        self._stalled = loop.call_later(STALLED_WRITE_TIMEOUT, self.abort)
+
+    def resume_writing(self) -> None:
+        """The send buffer drained below its low-water mark: read from the peer again."""
+        stalled, self._stalled = self._stalled, None
+        if stalled is not None:
+            stalled.cancel()
+        transport = self._transport
+        if transport is not None and not transport.underlying_transport.is_closing():
+            transport.underlying_transport.resume_reading()
+
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._closing = True
         self._drop_fragments()
+        if self._stalled is not None:
+            self._stalled.cancel()
+            self._stalled = None
         handshake = transport.close_handshake
         code = 1006
         reason = ""

@@ -1,0 +1,198 @@
+// The dashboard's entry point: routing, sign-in, the live stream of the current view.
+//
+// Routes (in the URL's fragment, so the service serves one page):
+//   #/                    the gateways overview
+//   #/gateways/<id>       one gateway (the id percent-encoded)
+//
+// Each view is an object {node, title, stream, load(), onEvent(kind, data), dispose()}.
+// The view's event stream is opened first; the view loads its data when the stream says
+// hello (and again after every reconnection, so nothing missed in between is lost).
+
+import { AuthRequired, auth, openStream, request, setAuthHandler } from "./api.js";
+import { h, uid } from "./dom.js";
+import { gatewayPage } from "./gateway.js";
+import { overview } from "./overview.js";
+
+const main = document.getElementById("main");
+const liveNode = document.getElementById("live");
+const signOut = document.getElementById("sign-out");
+const confirmDialog = document.getElementById("confirm");
+const toasts = document.getElementById("toasts");
+
+const ctx = {
+  openapi: null,
+  gatewayUrl: document.querySelector('meta[name="ntxcp-gateway-url"]')?.content || "",
+  toast,
+  confirm,
+};
+
+let current = null; // {view, stream, fallback}
+let signingIn = false;
+
+const LIVE_TEXT = { idle: "Not connected", connecting: "Connecting…", live: "Live", down: "Reconnecting…" };
+
+function setLive(state) {
+  liveNode.dataset.state = state;
+  liveNode.textContent = LIVE_TEXT[state] || state;
+}
+
+function toast(text, toneName = "ok") {
+  const node = h("div", { class: `toast tone-${toneName}`, role: toneName === "bad" ? "alert" : "status" }, text);
+  toasts.append(node);
+  setTimeout(() => node.remove(), 5000);
+}
+
+function confirm(text, okLabel = "OK") {
+  return new Promise((resolve) => {
+    document.getElementById("confirm-text").textContent = text;
+    document.getElementById("confirm-ok").textContent = okLabel;
+    confirmDialog.returnValue = "";
+    confirmDialog.addEventListener("close", () => resolve(confirmDialog.returnValue === "ok"), { once: true });
+    confirmDialog.showModal();
+  });
+}
+
+function teardown() {
+  if (!current) return;
+  clearTimeout(current.fallback);
+  current.stream.close();
+  current.view.dispose();
+  current = null;
+  setLive("idle");
+}
+
+function showError(error) {
+  main.replaceChildren(
+    h(
+      "section",
+      { class: "view" },
+      h("div", { class: "alert tone-bad", role: "alert" }, h("strong", {}, "The dashboard could not load its data. "), String(error.message || error)),
+      h("p", {}, h("button", { class: "button", type: "button", onclick: () => route() }, "Try again")),
+    ),
+  );
+}
+
+function mount(view) {
+  main.replaceChildren(view.node);
+  document.title = `${view.title} · ntxcp control center`;
+  let loaded = false;
+  const load = () => {
+    loaded = true;
+    view.load().catch((error) => {
+      if (!(error instanceof AuthRequired) && current?.view === view) showError(error);
+    });
+  };
+  const stream = openStream(view.stream, {
+    onEvent: (kind, data) => {
+      if (current?.view !== view) return;
+      if (kind === "hello") load();
+      else view.onEvent(kind, data);
+    },
+    onState: (state) => {
+      if (current?.view === view) setLive(state);
+    },
+  });
+  // Should the stream not come up (a proxy that buffers it), show the data anyway.
+  const fallback = setTimeout(() => {
+    if (!loaded) load();
+  }, 2000);
+  current = { view, stream, fallback };
+}
+
+function route() {
+  if (signingIn) return;
+  teardown();
+  signOut.hidden = !auth.token;
+  const match = /^#\/gateways\/([^/]+)\/?$/.exec(location.hash);
+  let view;
+  if (match) {
+    let id;
+    try {
+      id = decodeURIComponent(match[1]);
+    } catch {
+      id = match[1];
+    }
+    view = gatewayPage(ctx, id);
+  } else {
+    view = overview(ctx);
+  }
+  document.getElementById("nav-gateways").setAttribute("aria-current", match ? "false" : "page");
+  mount(view);
+  main.focus({ preventScroll: true });
+}
+
+function showSignIn(message) {
+  if (signingIn) return;
+  signingIn = true;
+  teardown();
+  const input = h("input", { id: uid("token"), type: "password", autocomplete: "current-password", required: true });
+  const error = h("p", { class: "field-error", role: "alert", hidden: !message, id: uid("error") }, message || "");
+  input.setAttribute("aria-describedby", error.id);
+  const button = h("button", { class: "button", type: "submit" }, "Sign in");
+  const form = h(
+    "form",
+    {
+      class: "card sign-in",
+      "aria-labelledby": "sign-in-title",
+      novalidate: true,
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const token = input.value.trim();
+        if (!token) {
+          error.textContent = "Enter the API token.";
+          error.hidden = false;
+          return;
+        }
+        button.disabled = true;
+        auth.set(token);
+        try {
+          const result = await request("GET", "/api/gateways");
+          if (!result.ok) throw new Error(result.data?.error || `HTTP ${result.status}`);
+          signingIn = false;
+          route();
+        } catch (failure) {
+          auth.set("");
+          error.textContent = failure instanceof AuthRequired ? "This token was not accepted." : `Could not reach the API: ${failure.message}`;
+          error.hidden = false;
+          input.select();
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    h("h1", { id: "sign-in-title" }, "Sign in"),
+    h("p", { class: "muted" }, "This control center's API needs a bearer token (the service's ", h("code", {}, "--api-token"), "). It is kept in this browser tab only."),
+    h("div", { class: "field" }, h("label", { for: input.id }, "API token"), input, error),
+    h("div", { class: "form-actions" }, button),
+  );
+  main.replaceChildren(h("section", { class: "view narrow" }, form));
+  document.title = "Sign in · ntxcp control center";
+  signOut.hidden = true;
+  input.focus();
+}
+
+setAuthHandler(() => {
+  const hadToken = Boolean(auth.token);
+  auth.set("");
+  showSignIn(hadToken ? "The token was not accepted (any more). Enter it again." : "");
+});
+
+signOut.addEventListener("click", () => {
+  auth.set("");
+  showSignIn("Signed out.");
+});
+
+async function start() {
+  try {
+    const response = await fetch("/openapi.json", { cache: "no-store" });
+    if (!response.ok) throw new Error(`GET /openapi.json: HTTP ${response.status}`);
+    ctx.openapi = await response.json();
+  } catch (error) {
+    showError(error);
+    return;
+  }
+  window.addEventListener("hashchange", () => route());
+  route();
+}
+
+start();

@@ -1,0 +1,241 @@
+// The commands card of a gateway page: one form per C→G action, built from the action's
+// request schema in /openapi.json, sent with POST /api/gateways/{id}/calls/{Action}.
+
+import { gatewayPath, get, query, request } from "./api.js";
+import { badge, definitions, h, prettyJson, table, timeNode, tone, uid } from "./dom.js";
+import { SchemaForm } from "./forms.js";
+
+const CALL_PATH = /^\/api\/gateways\/\{id\}\/calls\/([A-Za-z]+)$/;
+
+/** The C→G actions the API offers, with their request and confirmation schemas. */
+export function callableActions(doc) {
+  const actions = [];
+  for (const [path, item] of Object.entries(doc.paths || {})) {
+    const match = CALL_PATH.exec(path);
+    const post = item.post;
+    if (!match || !post) continue;
+    actions.push({
+      action: match[1],
+      summary: post.summary || "",
+      request: post.requestBody?.content?.["application/json"]?.schema || { type: "object" },
+      confirmation: post.responses?.["200"]?.content?.["application/json"]?.schema,
+    });
+  }
+  return actions.sort((a, b) => a.action.localeCompare(b.action));
+}
+
+const OUTCOME_TONES = { ok: "ok", pending: "busy", callerror: "bad", timeout: "warn", disconnected: "warn", "not-connected": "off", "queue-full": "warn" };
+
+function jsonDetails(summary, value) {
+  return h("details", { class: "raw" }, h("summary", {}, summary), h("pre", { class: "json" }, JSON.stringify(value, null, 2)));
+}
+
+// Readable views of some confirmations; every one also shows its raw JSON.
+function confirmationBody(action, data) {
+  const parts = [];
+  if (action === "GetConfiguration") {
+    const keys = data.configurationKey || [];
+    parts.push(
+      table(
+        "Configuration keys",
+        [
+          ["Key", (row) => h("code", {}, row.key)],
+          ["Value", (row) => (row.value === undefined || row.value === null ? h("span", { class: "muted" }, "(no value)") : row.value)],
+          ["Read-only", (row) => (row.readonly ? "yes" : "no")],
+        ],
+        keys,
+        { empty: "The gateway returned no keys." },
+      ),
+    );
+    if (data.unknownKey?.length) parts.push(h("p", { class: "muted" }, "Unknown keys: ", data.unknownKey.join(", ")));
+  } else if (action === "CaptureProcess" && data.datapoints) {
+    parts.push(
+      table(
+        "Captured datapoints",
+        [
+          ["Datapoint", (row) => h("code", {}, row.datapointId)],
+          ["Value", (row) => row.value],
+          ["Unit", (row) => row.unit || ""],
+          ["Time", (row) => timeNode(row.timestamp)],
+        ],
+        data.datapoints,
+      ),
+    );
+    if (data.unknownDatapointIds?.length) {
+      parts.push(h("p", { class: "muted" }, "Unknown datapoints: ", data.unknownDatapointIds.join(", ")));
+    }
+  } else if (action === "GetDiagnostics") {
+    parts.push(h("p", {}, data.fileName ? ["File: ", h("code", {}, data.fileName)] : "The gateway has no diagnostics to upload."));
+  } else if (action === "DataTransfer" && data.data !== undefined) {
+    parts.push(h("pre", { class: "json" }, prettyJson(data.data)));
+  } else {
+    const other = Object.entries(data).filter(([key]) => key !== "status");
+    if (other.length) parts.push(definitions(other.map(([key, value]) => [key, typeof value === "object" ? JSON.stringify(value) : String(value)])));
+  }
+  return parts;
+}
+
+export function commandsCard(ctx, gatewayId) {
+  const actions = callableActions(ctx.openapi);
+  const forms = new Map();
+  const select = h(
+    "select",
+    { id: uid("action"), onchange: () => show(select.value) },
+    actions.map(({ action }) => h("option", { value: action }, action)),
+  );
+  const description = h("p", { class: "muted description" });
+  const formSlot = h("div", { class: "form-slot" });
+  const preview = h("pre", { class: "json preview" });
+  const submit = h("button", { class: "button", type: "submit" }, "Send");
+  const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "command-form", novalidate: true, onsubmit: (event) => send(event) },
+    formSlot,
+    h("details", { class: "raw" }, h("summary", {}, "Request payload"), preview),
+    h("div", { class: "form-actions" }, submit),
+  );
+  const historyBody = h("div", { class: "history" });
+  const node = h(
+    "section",
+    { class: "card span-7", "aria-labelledby": "commands-title" },
+    h("h2", { id: "commands-title" }, "Commands"),
+    h("div", { class: "field" }, h("label", { for: select.id }, "Action"), select),
+    description,
+    form,
+    result,
+    h("h3", {}, "Recent commands"),
+    historyBody,
+  );
+  let currentAction = null;
+
+  function formFor(action) {
+    if (!forms.has(action)) {
+      const spec = actions.find((one) => one.action === action);
+      const built = new SchemaForm(ctx.openapi, spec.request, { onChange: () => updatePreview() });
+      forms.set(action, built);
+    }
+    return forms.get(action);
+  }
+
+  function updatePreview() {
+    if (currentAction) preview.textContent = JSON.stringify(formFor(currentAction).value(), null, 2);
+  }
+
+  function show(action) {
+    currentAction = action;
+    const built = formFor(action);
+    formSlot.replaceChildren(built.node);
+    description.textContent = built.description;
+    form.setAttribute("aria-label", `${action} request`);
+    submit.textContent = `Send ${action}`;
+    result.replaceChildren();
+    updatePreview();
+  }
+
+  async function send(event) {
+    event.preventDefault();
+    const action = currentAction;
+    const built = formFor(action);
+    built.clearErrors();
+    const payload = built.value();
+    submit.disabled = true;
+    result.replaceChildren(h("p", { class: "muted" }, `Sending ${action}…`));
+    try {
+      const answer = await request("POST", gatewayPath(gatewayId, "calls", action), payload);
+      renderResult(action, built, answer);
+    } catch (error) {
+      if (error.name !== "AuthRequired") {
+        result.replaceChildren(h("div", { class: "alert tone-bad" }, `Could not send ${action}: ${error.message}`));
+      }
+    } finally {
+      submit.disabled = false;
+      loadHistory().catch(() => {});
+    }
+  }
+
+  function renderResult(action, built, answer) {
+    const data = answer.data || {};
+    if (answer.status === 200) {
+      result.replaceChildren(
+        h(
+          "div",
+          { class: "alert tone-ok", "data-outcome": "ok" },
+          h("strong", {}, `${action} confirmed`),
+          data.status ? [" — status ", badge(data.status, tone(data.status))] : null,
+        ),
+        confirmationBody(action, data),
+        jsonDetails("Confirmation JSON", data),
+      );
+      return;
+    }
+    if (answer.status === 422) {
+      const placed = built.showError(data.path || "", data.error || "invalid");
+      result.replaceChildren(
+        h(
+          "div",
+          { class: "alert tone-bad", "data-outcome": "invalid" },
+          h("strong", {}, `Not sent: ${data.code || "invalid request"}`),
+          placed ? ` — see the field ${data.path}.` : ` — ${data.error}`,
+        ),
+      );
+      return;
+    }
+    if (answer.status === 502 && data.code) {
+      result.replaceChildren(
+        h(
+          "div",
+          { class: "alert tone-bad", "data-outcome": "callerror" },
+          h("strong", {}, `The gateway answered CALLERROR ${data.code}`),
+          data.description ? ` — ${data.description}` : "",
+        ),
+        data.details && Object.keys(data.details).length ? jsonDetails("Error details", data.details) : null,
+      );
+      return;
+    }
+    result.replaceChildren(
+      h(
+        "div",
+        { class: "alert tone-bad", "data-outcome": "error" },
+        h("strong", {}, `${action} failed (HTTP ${answer.status})`),
+        data.error ? ` — ${data.error}` : "",
+      ),
+    );
+  }
+
+  async function loadHistory() {
+    const data = await get(`/api/commands${query({ gateway: gatewayId, limit: 8 })}`);
+    historyBody.replaceChildren(
+      table(
+        "Recent commands",
+        [
+          ["Sent", (row) => timeNode(row.sentAt)],
+          ["Action", (row) => row.action],
+          ["Outcome", (row) => badge(row.outcome, OUTCOME_TONES[row.outcome] || "off")],
+          ["Took", (row) => (row.durationMs === null ? "—" : `${Math.round(row.durationMs)} ms`)],
+          [
+            "Details",
+            (row) =>
+              jsonDetails("JSON", {
+                request: row.request,
+                ...(row.response ? { response: row.response } : {}),
+                ...(row.error ? { error: row.error } : {}),
+              }),
+          ],
+        ],
+        data.items,
+        { empty: "No commands sent to this gateway yet." },
+      ),
+    );
+  }
+
+  if (actions.length) show(actions.some((one) => one.action === "ChangeConfiguration") ? "ChangeConfiguration" : actions[0].action);
+  select.value = currentAction || "";
+
+  return {
+    node,
+    load: loadHistory,
+    onEvent() {},
+    dispose() {},
+  };
+}

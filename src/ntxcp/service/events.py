@@ -1,0 +1,286 @@
+"""Live events of the control center service: an in-process publish/subscribe hub.
+
+The service publishes what happens (a gateway connects, boots, reports a status or
+meter values, a frame passes, a gateway is registered ...) to one :class:`EventHub`;
+``GET /api/events`` (see :mod:`.dashboard`) streams the events a client subscribed to
+as server-sent events. Publishing costs next to nothing while nobody listens: every
+publisher checks :attr:`EventHub.active` first, and the payload of an event is built
+(by a function given to :meth:`EventHub.publish`) only when a subscriber wants it.
+
+Event kinds (the ``event:`` field of the stream; ``data:`` is a JSON object that
+always carries ``gatewayId`` when the event is about a gateway):
+
+================  ==============================================================
+kind              when, and what ``data`` holds besides ``gatewayId``
+================  ==============================================================
+``hello``         first event of every stream: ``time``, ``version``
+``gateway``       registered or removed through the API: ``change``, ``gateway``
+``connection``    a gateway connected or left: ``connected``, ``at``,
+                  ``remoteAddress``, ``tls``
+``boot``          a BootNotification was stored: ``registrationStatus``,
+                  ``bootInfo`` (the request, wire JSON), ``lastBootAt``
+``status``        a StatusNotification was stored: its wire payload, ``receivedAt``
+``meter``         MeterValues were stored: its wire payload, ``receivedAt``
+``firmware``      a FirmwareStatusNotification was stored: ``status``, ``receivedAt``
+``diagnostics``   a DiagnosticsStatusNotification was stored: ``status``,
+                  ``receivedAt``
+``data-transfer`` a DataTransfer from a gateway was stored: its wire payload,
+                  ``receivedAt``
+``frame``         a frame passed: ``direction``, ``time``, ``messageType``,
+                  ``action``, ``uniqueId``, ``raw`` (``null`` past 16 KiB)
+``seen``          a frame came in (at most one per gateway per second): ``time``
+``resync``        the subscriber fell behind and events were dropped: reload
+================  ==============================================================
+
+A subscriber that does not keep up never slows the service down: its queue is
+bounded, and when it is full the queued events are replaced by one ``resync`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "KINDS",
+    "MAX_RAW_FRAME",
+    "Event",
+    "EventHub",
+    "Subscription",
+]
+
+KINDS = frozenset(
+    {
+        "hello",
+        "gateway",
+        "connection",
+        "boot",
+        "status",
+        "meter",
+        "firmware",
+        "diagnostics",
+        "data-transfer",
+        "frame",
+        "seen",
+        "resync",
+    }
+)
+"""Every event kind a stream can carry."""
+
+MAX_RAW_FRAME = 16 * 1024
+"""Frames longer than this many characters are sent in ``frame`` events without ``raw``."""
+
+_SEEN_INTERVAL = 1.0  # s between two "seen" events of one gateway
+_QUEUE_SIZE = 2000  # events a subscriber may have waiting
+
+Payload = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published event.
+
+    Attributes:
+        id: its number, growing by one per event of the hub.
+        kind: one of :data:`KINDS`.
+        gateway_id: the gateway it is about (``None``: the service).
+        data: the JSON-ready payload.
+        message: the encoded server-sent event (``id``, ``event`` and ``data`` lines).
+    """
+
+    id: int
+    kind: str
+    gateway_id: str | None
+    data: dict[str, Any]
+    message: bytes
+
+
+def _encode(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
+    # msgspec writes JSON on one line (newlines inside strings are escaped), as the
+    # "data:" field of a server-sent event needs.
+    body = msgspec.json.encode(data)
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, kind.encode("ascii"), body)
+
+
+class Subscription:
+    """The events one client asked for, queued until it reads them.
+
+    Created by :meth:`EventHub.subscribe`; read with :meth:`get`.
+
+    Args:
+        gateway_id: only events about this gateway (``None``: every gateway).
+        kinds: only these kinds (``None``: every kind).
+        maxsize: events that may wait before the queue is replaced by ``resync``.
+    """
+
+    def __init__(
+        self, gateway_id: str | None, kinds: frozenset[str] | None, maxsize: int = _QUEUE_SIZE
+    ) -> None:
+        self.gateway_id = gateway_id
+        self.kinds = kinds
+        self.dropped = 0
+        """Events dropped because the subscriber fell behind."""
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+
+    def wants(self, kind: str, gateway_id: str | None) -> bool:
+        """Whether an event of this kind about this gateway belongs to the subscription."""
+        if self.kinds is not None and kind not in self.kinds:
+            return False
+        return self.gateway_id is None or gateway_id is None or gateway_id == self.gateway_id
+
+    def put(self, event: Event) -> None:
+        """Queue an event; when the queue is full, replace its content by ``resync``."""
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.dropped += self._queue.qsize() + 1
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(
+                Event(event.id, "resync", None, {}, _encode(event.id, "resync", {}))
+            )
+
+    def close(self) -> None:
+        """Wake the reader: :meth:`get` returns ``None`` once the queue is read."""
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self._queue.get_nowait()
+            self._queue.put_nowait(None)
+
+    async def get(self) -> Event | None:
+        """The next event, waiting for one; ``None`` once the hub is closed."""
+        return await self._queue.get()
+
+
+class EventHub:
+    """Delivers published events to the subscriptions that want them."""
+
+    def __init__(self) -> None:
+        self._subscriptions: set[Subscription] = set()
+        self._last_id = 0
+        self._seen: dict[str, float] = {}
+        self._closed = False
+
+    @property
+    def active(self) -> bool:
+        """Whether anybody listens (publishers may skip their work when not)."""
+        return bool(self._subscriptions)
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscriptions are open."""
+        return len(self._subscriptions)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
+    def wants(self, kind: str, gateway_id: str | None) -> bool:
+        """Whether some subscription wants an event of this kind about this gateway."""
+        return any(sub.wants(kind, gateway_id) for sub in self._subscriptions)
+
+    def publish(self, kind: str, gateway_id: str | None, data: Payload) -> Event | None:
+        """Deliver an event to every subscription that wants it.
+
+        Args:
+            kind: one of :data:`KINDS`.
+            gateway_id: the gateway the event is about (``None``: the service).
+            data: the payload, or a function returning it (called only when some
+                subscription wants the event). ``gatewayId`` is added.
+
+        Returns:
+            The event, or ``None`` when nobody wanted it.
+        """
+        if not self._subscriptions:
+            return None
+        targets = [sub for sub in self._subscriptions if sub.wants(kind, gateway_id)]
+        if not targets:
+            return None
+        payload = data() if callable(data) else dict(data)
+        if gateway_id is not None:
+            payload["gatewayId"] = gateway_id
+        self._last_id += 1
+        event = Event(
+            self._last_id, kind, gateway_id, payload, _encode(self._last_id, kind, payload)
+        )
+        for sub in targets:
+            sub.put(event)
+        return event
+
+    def seen(self, gateway_id: str, at: str) -> None:
+        """Publish ``seen`` for a gateway heard from, at most once a second per gateway.
+
+        Args:
+            gateway_id: the gateway.
+            at: when (spec §3 date-time text).
+        """
+        if not self._subscriptions:
+            return
+        now = time.monotonic()
+        if now - self._seen.get(gateway_id, -_SEEN_INTERVAL) < _SEEN_INTERVAL:
+            return
+        if len(self._seen) > 100_000:  # forget gateways long gone
+            self._seen.clear()
+        self._seen[gateway_id] = now
+        self.publish("seen", gateway_id, {"time": at})
+
+    def hello(self, data: dict[str, Any]) -> bytes:
+        """The first message of a stream (kind ``hello``), written to that stream only.
+
+        Args:
+            data: the payload.
+
+        Returns:
+            The encoded event; its id is the latest id of the hub.
+        """
+        return _encode(self._last_id, "hello", data)
+
+    @contextmanager
+    def subscribe(
+        self, gateway_id: str | None = None, kinds: Iterable[str] | None = None
+    ) -> Iterator[Subscription]:
+        """Subscribe for the duration of a ``with`` block.
+
+        Args:
+            gateway_id: only events about this gateway (``None``: every gateway;
+                events about the service itself always pass).
+            kinds: only these kinds (``None``: every kind).
+
+        Yields:
+            The subscription; it is closed when the block ends.
+
+        Raises:
+            ValueError: an unknown kind.
+        """
+        wanted = None if kinds is None else frozenset(kinds)
+        if wanted is not None and not wanted <= KINDS:
+            unknown = ", ".join(sorted(wanted - KINDS))
+            raise ValueError(f"unknown event kind(s): {unknown}")
+        if wanted is not None:
+            wanted = wanted | {"resync"}
+        subscription = Subscription(gateway_id, wanted)
+        if self._closed:
+            subscription.close()
+        else:
+            self._subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscriptions.discard(subscription)
+            if not self._subscriptions:
+                self._seen.clear()
+
+    def close(self) -> None:
+        """End every stream (the service stops); later subscriptions end at once."""
+        self._closed = True
+        subscriptions, self._subscriptions = self._subscriptions, set()
+        for subscription in subscriptions:
+            subscription.close()
