@@ -944,8 +944,10 @@ def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
 LIMITS = [
     "- Two cores only: the server gets one core and the load generator the other, so",
     "  a result close to the null server's row is bounded by the load generator, not",
-    "  by the server. Nothing else runs, but the machine is a virtual machine (KVM) and",
-    "  its neighbours are not under our control.",
+    "  by the server. The machine is a virtual machine (KVM) shared with other work:",
+    '  the "other load" column says how much CPU other processes took.',
+    "- An idle virtual CPU wakes up slowly: the W3 Heartbeat tail (p99 of a few ms)",
+    "  shows even against the null server, so it bounds what W3 can resolve.",
     "- Loopback only: no network latency or bandwidth limit; latencies are lower than",
     "  on a real network and favour the fastest implementation.",
     "- The load generator is Python (picows on uvloop); its per-message cost is small",

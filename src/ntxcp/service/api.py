@@ -275,7 +275,9 @@ class _Routes:
         item = await self.storage.read(queries.gateway, gateway_id)
         assert item is not None
         self._live(item)
-        self.service.events.publish("gateway", gateway_id, {"change": "registered", "gateway": item})
+        self.service.events.publish(
+            "gateway", gateway_id, {"change": "registered", "gateway": item}
+        )
         location = f"/api/gateways/{quote(gateway_id, safe='')}"
         return json_response(item, 201, {"Location": location})
 

@@ -167,7 +167,9 @@ class _Dashboard:
         headers = {**_HEADERS, "ETag": asset.etag}
         if request.headers.get("If-None-Match") == asset.etag:
             return web.Response(status=304, headers=headers)
-        return web.Response(body=asset.body, headers={**headers, "Content-Type": asset.content_type})
+        return web.Response(
+            body=asset.body, headers={**headers, "Content-Type": asset.content_type}
+        )
 
     async def statuses(self, request: web.Request) -> web.Response:
         items = await self.service.storage.read(current_statuses)

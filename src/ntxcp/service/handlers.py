@@ -216,7 +216,12 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self.events.publish(
                 "connection",
                 connection.id,
-                {"connected": True, "at": now_text(), "remoteAddress": remote, "tls": connection.tls},
+                {
+                    "connected": True,
+                    "at": now_text(),
+                    "remoteAddress": remote,
+                    "tls": connection.tls,
+                },
             )
 
     def on_disconnected(self, connection: GatewayConnection) -> None:

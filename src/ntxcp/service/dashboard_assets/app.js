@@ -9,7 +9,7 @@
 // hello (and again after every reconnection, so nothing missed in between is lost).
 
 import { AuthRequired, auth, openStream, request, setAuthHandler } from "./api.js";
-import { h, uid } from "./dom.js";
+import { fill, h, uid } from "./dom.js";
 import { gatewayPage } from "./gateway.js";
 import { overview } from "./overview.js";
 
@@ -62,7 +62,7 @@ function teardown() {
 }
 
 function showError(error) {
-  main.replaceChildren(
+  fill(main, 
     h(
       "section",
       { class: "view" },
@@ -73,7 +73,7 @@ function showError(error) {
 }
 
 function mount(view) {
-  main.replaceChildren(view.node);
+  fill(main, view.node);
   document.title = `${view.title} · ntxcp control center`;
   let loaded = false;
   const load = () => {
@@ -165,7 +165,7 @@ function showSignIn(message) {
     h("div", { class: "field" }, h("label", { for: input.id }, "API token"), input, error),
     h("div", { class: "form-actions" }, button),
   );
-  main.replaceChildren(h("section", { class: "view narrow" }, form));
+  fill(main, h("section", { class: "view narrow" }, form));
   document.title = "Sign in · ntxcp control center";
   signOut.hidden = true;
   input.focus();

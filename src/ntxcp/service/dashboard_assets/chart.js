@@ -1,7 +1,7 @@
 // A small time-series chart drawn as SVG: one line per series, a point per sample,
 // "nice" value ticks, time ticks in local time, a legend and a hover read-out.
 
-import { h, s, formatTime } from "./dom.js";
+import { fill, formatTime, h, s } from "./dom.js";
 
 const HEIGHT = 260;
 const MARGIN = { top: 14, right: 18, bottom: 30, left: 70 };
@@ -240,7 +240,7 @@ export class TimeChart {
       guide.setAttribute("x1", x(nearest.t));
       guide.setAttribute("x2", x(nearest.t));
       guide.setAttribute("visibility", "visible");
-      this.tooltip.replaceChildren(
+      fill(this.tooltip, 
         h("strong", {}, formatTime(new Date(nearest.t).toISOString(), { alwaysDate: true })),
         rows,
       );
@@ -254,8 +254,8 @@ export class TimeChart {
       this.tooltip.hidden = true;
     });
 
-    this.plot.replaceChildren(svg);
-    this.legend.replaceChildren(
+    fill(this.plot, svg);
+    fill(this.legend, 
       ...series.map((one, index) =>
         h(
           "li",

@@ -2,7 +2,7 @@
 // request schema in /openapi.json, sent with POST /api/gateways/{id}/calls/{Action}.
 
 import { gatewayPath, get, query, request } from "./api.js";
-import { badge, definitions, h, prettyJson, table, timeNode, tone, uid } from "./dom.js";
+import { badge, definitions, fill, h, prettyJson, table, timeNode, tone, uid } from "./dom.js";
 import { SchemaForm } from "./forms.js";
 
 const CALL_PATH = /^\/api\/gateways\/\{id\}\/calls\/([A-Za-z]+)$/;
@@ -125,11 +125,11 @@ export function commandsCard(ctx, gatewayId) {
   function show(action) {
     currentAction = action;
     const built = formFor(action);
-    formSlot.replaceChildren(built.node);
+    fill(formSlot, built.node);
     description.textContent = built.description;
     form.setAttribute("aria-label", `${action} request`);
     submit.textContent = `Send ${action}`;
-    result.replaceChildren();
+    fill(result);
     updatePreview();
   }
 
@@ -140,13 +140,13 @@ export function commandsCard(ctx, gatewayId) {
     built.clearErrors();
     const payload = built.value();
     submit.disabled = true;
-    result.replaceChildren(h("p", { class: "muted" }, `Sending ${action}…`));
+    fill(result, h("p", { class: "muted" }, `Sending ${action}…`));
     try {
       const answer = await request("POST", gatewayPath(gatewayId, "calls", action), payload);
       renderResult(action, built, answer);
     } catch (error) {
       if (error.name !== "AuthRequired") {
-        result.replaceChildren(h("div", { class: "alert tone-bad" }, `Could not send ${action}: ${error.message}`));
+        fill(result, h("div", { class: "alert tone-bad" }, `Could not send ${action}: ${error.message}`));
       }
     } finally {
       submit.disabled = false;
@@ -157,21 +157,21 @@ export function commandsCard(ctx, gatewayId) {
   function renderResult(action, built, answer) {
     const data = answer.data || {};
     if (answer.status === 200) {
-      result.replaceChildren(
+      fill(result, 
         h(
           "div",
           { class: "alert tone-ok", "data-outcome": "ok" },
           h("strong", {}, `${action} confirmed`),
           data.status ? [" — status ", badge(data.status, tone(data.status))] : null,
         ),
-        confirmationBody(action, data),
+        ...confirmationBody(action, data),
         jsonDetails("Confirmation JSON", data),
       );
       return;
     }
     if (answer.status === 422) {
       const placed = built.showError(data.path || "", data.error || "invalid");
-      result.replaceChildren(
+      fill(result, 
         h(
           "div",
           { class: "alert tone-bad", "data-outcome": "invalid" },
@@ -182,7 +182,7 @@ export function commandsCard(ctx, gatewayId) {
       return;
     }
     if (answer.status === 502 && data.code) {
-      result.replaceChildren(
+      fill(result, 
         h(
           "div",
           { class: "alert tone-bad", "data-outcome": "callerror" },
@@ -193,7 +193,7 @@ export function commandsCard(ctx, gatewayId) {
       );
       return;
     }
-    result.replaceChildren(
+    fill(result, 
       h(
         "div",
         { class: "alert tone-bad", "data-outcome": "error" },
@@ -205,7 +205,7 @@ export function commandsCard(ctx, gatewayId) {
 
   async function loadHistory() {
     const data = await get(`/api/commands${query({ gateway: gatewayId, limit: 8 })}`);
-    historyBody.replaceChildren(
+    fill(historyBody, 
       table(
         "Recent commands",
         [

@@ -30,6 +30,13 @@ export function h(tag, props, ...children) {
   return node;
 }
 
+/** Replace a node's children (flattening arrays, skipping null/false like h()). */
+export function fill(node, ...children) {
+  node.replaceChildren();
+  appendChildren(node, children);
+  return node;
+}
+
 /** Create an SVG element with attributes. */
 export function s(tag, props, ...children) {
   const node = document.createElementNS(SVG_NS, tag);
@@ -173,7 +180,7 @@ export function table(caption, columns, rows, { empty = "Nothing yet.", rowProps
 }
 
 export function fillTable(body, columns, rows, { empty = "Nothing yet.", rowProps } = {}) {
-  body.replaceChildren();
+  fill(body);
   if (!rows.length) {
     body.append(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, empty)));
     return;

@@ -123,12 +123,13 @@ function errorNode() {
   return h("p", { class: "field-error", id: uid("error"), role: "alert", hidden: true });
 }
 
+// The label is the wire name alone; "required" is told by aria-required on the input.
 function labelNode(forId, label, required) {
   return h(
-    "label",
-    { for: forId },
-    h("span", { class: "field-name" }, label),
-    required ? h("span", { class: "required", "aria-hidden": "true", title: "required" }, " *") : null,
+    "div",
+    { class: "label-line" },
+    h("label", { for: forId, class: "field-name" }, label),
+    required ? h("span", { class: "required", "aria-hidden": "true", title: "required" }, "*") : null,
   );
 }
 
@@ -278,7 +279,7 @@ function arrayField(doc, node, { name, label, required, onChange }) {
     items.forEach((item, index) => {
       const text = `${label} ${index + 1}`;
       item.label = text;
-      const labelText = item.wrapper.querySelector(".field-name, legend .field-name");
+      const labelText = item.wrapper.querySelector(".field-name");
       if (labelText) labelText.textContent = text;
       item.remove.setAttribute("aria-label", `Remove ${text}`);
     });

@@ -3,7 +3,7 @@
 
 import { ApiError, gatewayPath, get, query, request } from "./api.js";
 import { commandsCard } from "./commands.js";
-import { agoNode, badge, definitions, flash, formatTime, h, refreshAgo, table, timeNode, tone } from "./dom.js";
+import { agoNode, badge, definitions, fill, flash, formatTime, h, refreshAgo, table, timeNode, tone } from "./dom.js";
 import { meterCard } from "./meters.js";
 import { messageLog } from "./messages.js";
 import { connectionBadge, newer, registrationBadge, serviceChip } from "./overview.js";
@@ -92,8 +92,8 @@ export function gatewayPage(ctx, gatewayId) {
   // --- rendering -----------------------------------------------------------------------
   function renderHeader() {
     if (!gateway) return;
-    headBadges.replaceChildren(connectionBadge(gateway), registrationBadge(gateway));
-    meta.replaceChildren(
+    fill(headBadges, connectionBadge(gateway), registrationBadge(gateway));
+    fill(meta, 
       h("span", {}, "Last seen ", agoNode(gateway.lastSeen)),
       h(
         "span",
@@ -110,17 +110,17 @@ export function gatewayPage(ctx, gatewayId) {
   function renderBoot() {
     const info = gateway?.bootInfo;
     if (!info) {
-      bootBody.replaceChildren(h("p", { class: "muted" }, "No BootNotification received yet."));
+      fill(bootBody, h("p", { class: "muted" }, "No BootNotification received yet."));
       return;
     }
-    bootBody.replaceChildren(
+    fill(bootBody, 
       definitions([...BOOT_FIELDS.map(([label, key]) => [label, info[key] || null]), ["Booted", timeNode(gateway.lastBootAt, { alwaysDate: true })], ["First seen", timeNode(gateway.firstSeen, { alwaysDate: true })]]),
     );
   }
 
   function renderServices() {
     const entries = [...current.values()].sort((a, b) => a.serviceId.localeCompare(b.serviceId, undefined, { numeric: true }));
-    servicesNow.replaceChildren(
+    fill(servicesNow, 
       ...(entries.length
         ? entries.map((entry) =>
             h(
@@ -139,7 +139,7 @@ export function gatewayPage(ctx, gatewayId) {
           )
         : [h("li", { class: "muted" }, "No StatusNotification received yet.")]),
     );
-    historyBody.replaceChildren(
+    fill(historyBody, 
       table(
         "Status history",
         [
@@ -160,11 +160,11 @@ export function gatewayPage(ctx, gatewayId) {
   }
 
   function renderProgress() {
-    firmwareNow.replaceChildren(firmware.length ? badge(firmware[0].status, tone(firmware[0].status), { "data-current": "firmware" }) : badge("No status yet", "off"));
-    diagnosticsNow.replaceChildren(diagnostics.length ? badge(diagnostics[0].status, tone(diagnostics[0].status), { "data-current": "diagnostics" }) : badge("No status yet", "off"));
-    firmwareBody.replaceChildren(progressTable("Firmware status history", firmware));
-    diagnosticsBody.replaceChildren(progressTable("Diagnostics status history", diagnostics));
-    transfersBody.replaceChildren(
+    fill(firmwareNow, firmware.length ? badge(firmware[0].status, tone(firmware[0].status), { "data-current": "firmware" }) : badge("No status yet", "off"));
+    fill(diagnosticsNow, diagnostics.length ? badge(diagnostics[0].status, tone(diagnostics[0].status), { "data-current": "diagnostics" }) : badge("No status yet", "off"));
+    fill(firmwareBody, progressTable("Firmware status history", firmware));
+    fill(diagnosticsBody, progressTable("Diagnostics status history", diagnostics));
+    fill(transfersBody, 
       table(
         "Data transfers",
         [
@@ -187,7 +187,7 @@ export function gatewayPage(ctx, gatewayId) {
   }
 
   function showGone(message) {
-    banner.replaceChildren(message, " ", h("a", { href: "#/" }, "Back to all gateways"));
+    fill(banner, message, " ", h("a", { href: "#/" }, "Back to all gateways"));
     banner.hidden = false;
   }
 

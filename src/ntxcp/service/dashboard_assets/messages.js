@@ -2,7 +2,7 @@
 // filterable by action and direction, new frames added live, raw JSON one click away.
 
 import { gatewayPath, get, query } from "./api.js";
-import { h, prettyJson, timeNode, uid } from "./dom.js";
+import { fill, h, prettyJson, timeNode, uid } from "./dom.js";
 
 const LIMIT = 100;
 
@@ -99,7 +99,7 @@ export function messageLog(ctx, gatewayId) {
   }
 
   function render(frames) {
-    tbody.replaceChildren();
+    fill(tbody);
     if (!frames.length) {
       tbody.append(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, "No frames match.")));
       return;

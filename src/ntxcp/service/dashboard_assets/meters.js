@@ -3,7 +3,7 @@
 
 import { gatewayPath, get, query } from "./api.js";
 import { TimeChart, normalize } from "./chart.js";
-import { h, table, timeNode, uid } from "./dom.js";
+import { fill, h, table, timeNode, uid } from "./dom.js";
 
 const DEFAULT_MEASURAND = "Energy.Active.Import.Register"; // spec §4.1 SampledValue default
 const DEFAULT_UNIT = "Wh";
@@ -130,7 +130,7 @@ export function meterCard(ctx, gatewayId) {
     note.textContent = truncated ? `Showing the latest ${LIMIT} samples of the range.${mixed}` : mixed.trim();
     for (const button of shortcutButtons) button.setAttribute("aria-pressed", String(button.dataset.measurand === measurand));
     const recent = [...samples].sort((a, b) => b.t - a.t).slice(0, 20);
-    latest.replaceChildren(
+    fill(latest, 
       table(
         `Latest ${measurand} samples`,
         [

@@ -1,7 +1,7 @@
 // The gateways overview (route "#/"): every gateway, live, and gateway registration.
 
 import { ApiError, gatewayPath, get, request } from "./api.js";
-import { agoNode, badge, flash, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
+import { agoNode, badge, fill, flash, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
 
 const KINDS = "gateway,connection,boot,status,seen";
 const COLUMNS = ["Gateway", "Connection", "Registration", "Model", "Firmware", "Last seen", "Services", "Actions"];
@@ -301,7 +301,7 @@ export function overview(ctx) {
         if (entry.status === "Faulted" || (entry.errorCode && entry.errorCode !== "NoError")) attention += 1;
       }
     }
-    summary.replaceChildren(
+    fill(summary, 
       h("span", { class: "stat" }, h("strong", {}, String(all.length)), all.length === 1 ? " gateway" : " gateways"),
       h("span", { class: "stat" }, h("strong", {}, String(connected)), " connected"),
       h(
@@ -339,7 +339,7 @@ export function overview(ctx) {
     for (const row of rows.values()) row.remove();
     rows.clear();
     for (const gateway of list.items) gateways.set(gateway.id, gateway);
-    if (!list.items.length) tbody.replaceChildren(emptyRow);
+    if (!list.items.length) fill(tbody, emptyRow);
     for (const gateway of list.items) update(gateway.id, false);
     updateSummary();
   }
@@ -389,7 +389,7 @@ export function overview(ctx) {
     } else if (kind === "seen") {
       gateway.lastSeen = data.time;
       const cell = rows.get(id)?.querySelector('[data-col="last-seen"]');
-      if (cell) cell.replaceChildren(agoNode(data.time));
+      if (cell) fill(cell, agoNode(data.time));
     }
   }
 

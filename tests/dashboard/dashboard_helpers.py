@@ -1,0 +1,219 @@
+"""Helpers of the dashboard tests (and of ``scripts/screenshots.py``).
+
+* :class:`ServiceProcess`: ``python -m ntxcp control-center`` as a subprocess on free
+  ports, with a SQLite file in a temporary directory; the ready line gives the URLs.
+* :func:`launch_chromium`: Debian's Chromium driven by Playwright, headless. The
+  browser build Playwright would download is not used (it cannot be fetched here).
+* :class:`GatewayThread`: library gateways (:class:`ntxcp.Gateway`) on an event loop
+  of their own, so a synchronous Playwright test can make them boot, report statuses
+  and send meter values exactly when it wants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Coroutine, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import ntxcp
+from ntxcp.v10 import types as t
+
+T = TypeVar("T")
+
+READY = re.compile(r"^ntxcp control center ready: gateways (\S+)/<id>  api (\S+)$")
+CHROMIUM = os.environ.get("NTXCP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str | None:
+    """The Chromium executable to use, or ``None`` when there is none."""
+    if os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    return shutil.which("chromium")
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Launch headless Debian Chromium with Playwright (``playwright.chromium``)."""
+    return playwright.chromium.launch(
+        executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
+    )
+
+
+class ServiceProcess:
+    """``ntxcp control-center`` in a subprocess.
+
+    Args:
+        directory: where the database and the captured standard error go.
+        args: more command-line arguments (e.g. ``--demo 2``, ``--api-token T``).
+    """
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.directory = directory
+        self.db = directory / f"cc-{time.monotonic_ns()}.sqlite"
+        self.args = list(args)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ws_url = ""
+        self.api_url = ""
+        self._stderr_path = directory / f"stderr-{time.monotonic_ns()}.log"
+
+    def start(self, timeout: float = 20.0) -> ServiceProcess:
+        """Start and wait for the ready line; raise with the process's stderr if none."""
+        command = [
+            sys.executable,
+            "-m",
+            "ntxcp",
+            "control-center",
+            "--db",
+            str(self.db),
+            "--port",
+            "0",
+            "--api-port",
+            "0",
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_path.open("wb"),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        line = self._read_line(timeout)
+        match = READY.match(line)
+        if match is None:
+            self.kill()
+            raise AssertionError(f"no ready line (got {line!r}); stderr:\n{self.stderr()}")
+        self.ws_url, self.api_url = match[1], match[2]
+        return self
+
+    def _read_line(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        data = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in data:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    break
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.split(b"\n", 1)[0].decode("utf-8", "replace")
+
+    def stderr(self) -> str:
+        """What the process wrote to standard error so far."""
+        return self._stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, then wait for the exit status (killing the process after ``timeout``)."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        """End the process at once (cleanup)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class GatewayThread:
+    """An event loop on a thread for library gateways driven from synchronous code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.gateways: list[ntxcp.Gateway] = []
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        """Run a coroutine on the thread's loop and wait (bounded) for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def connect(
+        self, url: str, gateway_id: str, model: str = "DX-TEST", **boot: Any
+    ) -> ntxcp.Gateway:
+        """Connect a gateway and boot it (Accepted under the default policy)."""
+
+        async def start() -> ntxcp.Gateway:
+            gateway = ntxcp.Gateway(gateway_id, reconnect=False, heartbeat=False)
+            await gateway.start(url)
+            await gateway.boot_notification(model, **boot)
+            return gateway
+
+        gateway = self.run(start())
+        self.gateways.append(gateway)
+        return gateway
+
+    def status(
+        self, gateway: ntxcp.Gateway, service: str, status: str, error: str = "NoError"
+    ) -> None:
+        """Send a StatusNotification (spec §4.1) with the current time."""
+        self.run(
+            gateway.status_notification(service, error, status, timestamp=datetime.now().astimezone())
+        )
+
+    def meter_values(
+        self,
+        gateway: ntxcp.Gateway,
+        service: int,
+        samples: Sequence[tuple[datetime, str, str, str]],
+    ) -> None:
+        """Send one MeterValues: ``(timestamp, measurand, value, unit)`` per sample."""
+        values = [
+            t.MeterValue(
+                timestamp=when,
+                sampled_value=[
+                    t.SampledValue(
+                        value=value, measurand=t.Measurand(measurand), unit=t.UnitOfMeasure(unit)
+                    )
+                ],
+            )
+            for when, measurand, value, unit in samples
+        ]
+        self.run(gateway.meter_values(service, values))
+
+    def stop(self, gateway: ntxcp.Gateway) -> None:
+        """Close one gateway's connection with 1000 (spec §6.2)."""
+        self.run(gateway.stop())
+        if gateway in self.gateways:
+            self.gateways.remove(gateway)
+
+    def close(self) -> None:
+        """Stop every gateway still running, then the loop and its thread."""
+        for gateway in list(self.gateways):
+            try:
+                self.stop(gateway)
+            except Exception:  # cleanup goes on
+                pass
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()

@@ -1,0 +1,185 @@
+"""A gateway's page in a real browser: commands built from the schemas, the meter chart,
+the message log, and a Reset that reaches the simulator and shows its reboot live."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dashboard_helpers import GatewayThread, ServiceProcess
+from playwright.sync_api import expect
+
+ENERGY = "Energy.Active.Import.Register"
+POWER = "Power.Active.Import"
+
+
+def open_gateway(page: Any, service: ServiceProcess, gateway_id: str) -> None:
+    page.goto(f"{service.api_url}#/gateways/{gateway_id}")
+    expect(page.locator("#live")).to_have_text("Live")
+    expect(page.locator(".title-line")).to_contain_text(gateway_id)
+
+
+def choose_action(page: Any, action: str) -> Any:
+    page.get_by_label("Action", exact=True).select_option(action)
+    return page.locator("form.command-form")
+
+
+def test_reset_from_the_form_reboots_the_simulator_live(
+    page: Any, service: ServiceProcess
+) -> None:
+    open_gateway(page, service, "demo-1")
+    header = page.locator(".title-line")
+    expect(header.locator('[data-connection="connected"]')).to_be_visible()
+    last_boot = page.locator('[data-field="last-boot"]')
+    expect(last_boot).not_to_have_attribute("datetime", "")
+    booted = last_boot.get_attribute("datetime")
+    expect(page.locator(".services .service")).to_have_count(3)
+
+    form = choose_action(page, "Reset")
+    form.get_by_label("type", exact=True).select_option("Soft")
+    expect(form.locator("pre.preview")).to_contain_text('"type": "Soft"')
+    form.get_by_role("button", name="Send Reset").click()
+    result = page.locator(".result")
+    expect(result).to_contain_text("Reset confirmed")
+    expect(result.locator(".badge")).to_have_text("Accepted")
+
+    # The simulator closes the connection, stays off a second, reconnects and boots.
+    expect(header.locator('[data-connection="disconnected"]')).to_be_visible()
+    expect(header.locator('[data-connection="connected"]')).to_be_visible()
+    expect(last_boot).not_to_have_attribute("datetime", booted or "")
+    log = page.locator("table.log")
+    expect(log.locator('tr[data-action="BootNotification"]').first).to_be_visible()
+    expect(log.locator('tr[data-action="Reset"]').first).to_be_visible()
+    # The command is in the recent commands, with its outcome.
+    expect(page.locator(".history")).to_contain_text("Reset")
+
+    # Raw JSON of a frame is one click away.
+    row = log.locator('tr[data-action="Reset"]').first
+    row.get_by_role("button", name=re.compile("Raw JSON")).click()
+    raw = row.locator("xpath=following-sibling::tr[1]").locator("pre")
+    expect(raw).to_be_visible()
+    frame = json.loads(raw.inner_text())
+    assert frame[0] in (2, 3) and isinstance(frame[1], str)
+
+
+def test_invalid_field_value_shows_the_api_error_at_the_field(
+    page: Any, service: ServiceProcess
+) -> None:
+    open_gateway(page, service, "demo-2")
+    form = choose_action(page, "ChangeConfiguration")
+    key = form.get_by_label("key", exact=True)
+    key.fill("K" * 51)
+    form.get_by_label("value", exact=True).fill("1")
+    expect(form.locator(".counter.over")).to_have_text("51/50")
+    form.get_by_role("button", name="Send ChangeConfiguration").click()
+    expect(key).to_have_attribute("aria-invalid", "true")
+    error = key.locator("xpath=ancestor::div[contains(@class,'field')][1]").locator(".field-error")
+    expect(error).to_contain_text("length <= 50")
+    expect(page.locator(".result")).to_contain_text("PropertyConstraintViolation")
+
+    # Fixed, it goes through and the error is gone.
+    key.fill("MeterValueSampleInterval")
+    form.get_by_label("value", exact=True).fill("5")
+    form.get_by_role("button", name="Send ChangeConfiguration").click()
+    expect(page.locator(".result")).to_contain_text("ChangeConfiguration confirmed")
+    expect(key).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_forms_follow_the_schemas(page: Any, service: ServiceProcess) -> None:
+    open_gateway(page, service, "demo-2")
+    options = page.get_by_label("Action", exact=True).locator("option").all_inner_texts()
+    assert options == sorted(
+        [
+            "CaptureProcess",
+            "ChangeConfiguration",
+            "ClearCache",
+            "DataTransfer",
+            "GetConfiguration",
+            "GetDiagnostics",
+            "Reset",
+            "TriggerMessage",
+            "UpdateFirmware",
+        ]
+    )
+
+    # An array: repeatable inputs; the confirmation as a readable table.
+    form = choose_action(page, "GetConfiguration")
+    form.get_by_role("button", name="Add key").click()
+    form.get_by_label("key 1", exact=True).fill("HeartbeatInterval")
+    form.get_by_role("button", name="Add key").click()
+    form.get_by_label("key 2", exact=True).fill("NoSuchKey")
+    form.get_by_role("button", name="Send GetConfiguration").click()
+    table = page.locator(".result table")
+    expect(table.locator("tbody tr")).to_have_count(1)
+    expect(table).to_contain_text("HeartbeatInterval")
+    expect(page.locator(".result")).to_contain_text("Unknown keys: NoSuchKey")
+
+    # An enum: a select; integers: number inputs; date-times: sent as RFC 3339 UTC.
+    form = choose_action(page, "UpdateFirmware")
+    assert form.get_by_label("retries", exact=True).get_attribute("type") == "number"
+    form.get_by_label("retrieveDate", exact=True).fill("2026-11-23T18:36:34")
+    preview = json.loads(form.locator("pre.preview").text_content() or "")
+    assert preview == {"retrieveDate": "2026-11-23T18:36:34.000Z"}  # the page's zone is UTC
+
+    form = choose_action(page, "TriggerMessage")
+    trigger = form.get_by_label("requestedMessage", exact=True)
+    assert "StatusNotification" in trigger.locator("option").all_inner_texts()
+    trigger.select_option("StatusNotification")
+    form.get_by_label("serviceId", exact=True).fill("1")
+    form.get_by_role("button", name="Send TriggerMessage").click()
+    expect(page.locator(".result")).to_contain_text("TriggerMessage confirmed")
+
+    # A CALLERROR-free rejection and a required array (CaptureProcess).
+    form = choose_action(page, "CaptureProcess")
+    form.get_by_label("serviceId", exact=True).fill("1")
+    form.get_by_label("datapointIds 1", exact=True).fill("temperature")
+    form.get_by_role("button", name="Send CaptureProcess").click()
+    expect(page.locator(".result table")).to_contain_text("temperature")
+
+
+def test_meter_chart_draws_the_samples_and_grows_live(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    gateway = gateways.connect(service.ws_url, "meter-gw", "DX-METER")
+    now = datetime.now(UTC)
+    energy = [(now - timedelta(minutes=5 - i), ENERGY, f"{1000 + 40 * i}", "Wh") for i in range(5)]
+    power = [(now - timedelta(minutes=5 - i), POWER, f"{2.5 + i / 10:.1f}", "kW") for i in range(5)]
+    gateways.meter_values(gateway, 1, energy)
+    gateways.meter_values(gateway, 1, power)
+    gateways.meter_values(gateway, 2, energy[:3])
+
+    open_gateway(page, service, "meter-gw")
+    chart = page.locator("svg.chart-svg")
+    expect(chart).to_have_attribute("data-points", "8")
+    expect(chart.locator('[data-series="1|"] circle')).to_have_count(5)
+    expect(chart.locator('[data-series="2|"] circle')).to_have_count(3)
+    expect(chart.locator("path")).to_have_count(2)
+    expect(chart.locator("text.axis-label")).to_have_text("kWh")
+    expect(page.locator(".legend")).to_contain_text("Service 1 (5)")
+
+    # A new sample arrives live.
+    gateways.meter_values(gateway, 1, [(datetime.now(UTC), ENERGY, "1300", "Wh")])
+    expect(chart.locator('[data-series="1|"] circle')).to_have_count(6)
+
+    # Another measurand (kW is drawn in W, prefixed again for the axis).
+    page.get_by_role("button", name="Power", exact=True).click()
+    expect(chart).to_have_attribute("data-points", "5")
+    expect(chart.locator("text.axis-label")).to_have_text("kW")
+    page.get_by_label("Measurand").select_option("Voltage")
+    expect(chart).to_have_attribute("data-points", "0")
+    expect(chart).to_contain_text("No Voltage samples")
+    page.get_by_label("Measurand").select_option(ENERGY)
+    page.get_by_label("Time range").select_option(label="Last 15 minutes")
+    expect(chart).to_have_attribute("data-points", "9")
+
+    # The message log filters by action, and follows live.
+    page.get_by_label("Action filter").select_option("MeterValues")
+    log = page.locator("table.log")
+    expect(log.locator("tr.frame")).to_have_count(8)  # 4 CALLs and their CALLRESULTs
+    gateways.status(gateway, "1", "Charging")
+    expect(log.locator("tr.frame")).to_have_count(8)  # filtered out
+    page.get_by_label("Action filter").select_option("")
+    expect(log.locator('tr[data-action="StatusNotification"]')).to_have_count(2)
+    expect(page.locator(".services")).to_contain_text("Charging")

@@ -1,0 +1,98 @@
+"""The gateways overview in a real browser: live updates over server-sent events,
+registration and removal."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from typing import Any
+
+from dashboard_helpers import GatewayThread, ServiceProcess
+from playwright.sync_api import expect
+
+
+def row(page: Any, gateway_id: str) -> Any:
+    return page.locator(f'tr[data-gateway="{gateway_id}"]')
+
+
+def test_overview_shows_gateways_and_follows_them_live(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    page.goto(service.api_url)
+    expect(page.get_by_role("heading", name="Gateways")).to_be_visible()
+    expect(page.locator("#live")).to_have_text("Live")
+    for gateway_id in ("demo-1", "demo-2"):
+        expect(row(page, gateway_id).locator('[data-connection="connected"]')).to_be_visible()
+        expect(row(page, gateway_id).get_by_text("Accepted")).to_be_visible()
+        expect(row(page, gateway_id).get_by_text("DX-SIM")).to_be_visible()
+        expect(row(page, gateway_id).locator(".chip")).to_have_count(3)  # "0", "1", "2"
+    page.evaluate("window.notReloaded = true")
+
+    # A gateway connecting for the first time appears, booted, without a reload.
+    gateway = gateways.connect(
+        service.ws_url, "live-gw", "DX-LIVE", dingx_gateway_vendor="Acme", firmware_version="2.1.0"
+    )
+    live = row(page, "live-gw")
+    expect(live.locator('[data-connection="connected"]')).to_be_visible()
+    expect(live.get_by_text("DX-LIVE")).to_be_visible()
+    expect(live.get_by_text("2.1.0")).to_be_visible()
+    expect(live.get_by_text("Acme")).to_be_visible()
+
+    # Its services' statuses arrive live, coloured by status and error code.
+    gateways.status(gateway, "1", "Available")
+    chip = live.locator('.chip[data-service="1"]')
+    expect(chip).to_have_attribute("data-status", "Available")
+    expect(chip).to_have_class(re.compile(r"\btone-ok\b"))
+    gateways.status(gateway, "1", "Faulted", "GroundFailure")
+    expect(chip).to_have_attribute("data-status", "Faulted")
+    expect(chip).to_have_class(re.compile(r"\btone-bad\b.*\bhas-error\b"))
+    expect(chip).to_contain_text("GroundFailure")
+    expect(page.locator(".summary")).to_contain_text("1 service needs attention")
+
+    # It leaves: disconnected, still listed.
+    gateways.stop(gateway)
+    expect(live.locator('[data-connection="disconnected"]')).to_be_visible()
+    assert page.evaluate("window.notReloaded") is True
+
+    # The filter narrows the table.
+    page.get_by_label("Filter gateways").fill("dx-live")
+    expect(live).to_be_visible()
+    expect(row(page, "demo-1")).to_be_hidden()
+
+
+def test_register_and_remove_a_gateway(page: Any, service: ServiceProcess) -> None:
+    page.goto(service.api_url)
+    expect(row(page, "demo-1")).to_be_visible()
+    page.get_by_label("Gateway id").fill("reg-gw-1")
+    page.get_by_label("Password").fill("s3cret-pass")
+    page.get_by_role("button", name="Register gateway").click()
+    added = row(page, "reg-gw-1")
+    expect(added).to_contain_text("registered · password")
+    expect(added.locator('[data-connection="never"]')).to_be_visible()
+    expect(page.get_by_text("Gateway reg-gw-1 registered.")).to_be_visible()
+    with urllib.request.urlopen(f"{service.api_url}api/gateways/reg-gw-1", timeout=5) as answer:
+        assert answer.status == 200
+
+    # The same id again: the API's 409 is shown at the id field.
+    page.get_by_label("Gateway id").fill("reg-gw-1")
+    page.get_by_role("button", name="Register gateway").click()
+    expect(page.get_by_label("Gateway id")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_text("already registered")).to_be_visible()
+
+    # An invalid id: the 422 names the field.
+    page.get_by_label("Gateway id").fill("a/b")
+    page.get_by_role("button", name="Register gateway").click()
+    expect(page.get_by_text("without '/'")).to_be_visible()
+
+    # Remove, after confirming in the dialog.
+    added.get_by_role("button", name="Remove reg-gw-1").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Remove gateway reg-gw-1?")
+    dialog.get_by_role("button", name="Remove gateway").click()
+    expect(added).to_have_count(0)
+    try:
+        urllib.request.urlopen(f"{service.api_url}api/gateways/reg-gw-1", timeout=5)
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 404
+    else:
+        raise AssertionError("the gateway is still there")
