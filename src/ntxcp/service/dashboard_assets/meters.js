@@ -76,7 +76,7 @@ export function meterCard(ctx, gatewayId) {
       h(
         "div",
         { class: "controls" },
-        h("div", { class: "segmented", role: "group", "aria-label": "Quick measurand" }, shortcutButtons),
+        h("div", { class: "segmented", role: "group", "aria-label": "Energy or power" }, shortcutButtons),
         h("div", { class: "field inline-field" }, h("label", { for: measurandSelect.id }, "Measurand"), measurandSelect),
         h("div", { class: "field inline-field" }, h("label", { for: rangeSelect.id }, "Time range"), rangeSelect),
       ),

@@ -1,0 +1,37 @@
+"""Keeps the benchmark scripts working: each runs once in its short smoke mode.
+
+Nothing here asserts a timing; the numbers are printed by the scripts themselves and
+belong in docs/performance.md (measured by ``python bench/run.py`` on a quiet machine).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_core_micro_benchmark_runs_and_prints_both_messages() -> None:
+    result = _run("bench/core_micro.py", "--quick", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "MeterValues(4)" in result.stdout
+    assert "BootNotification" in result.stdout
+
+
+def test_benchmark_suite_smoke_mode_measures_ntxcp() -> None:
+    result = _run("bench/run.py", "--smoke", timeout=180)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "ntxcp" in result.stdout
