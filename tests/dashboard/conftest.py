@@ -37,9 +37,9 @@ def _require_browser() -> Any:
     return sync_playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for every dashboard test."""
+    """One headless Chromium per test module (closed before the other suites run)."""
     sync_playwright = _require_browser()
     from playwright.sync_api import expect
 

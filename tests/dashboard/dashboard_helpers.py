@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import selectors
@@ -178,7 +179,9 @@ class GatewayThread:
     ) -> None:
         """Send a StatusNotification (spec §4.1) with the current time."""
         self.run(
-            gateway.status_notification(service, error, status, timestamp=datetime.now().astimezone())
+            gateway.status_notification(
+                service, error, status, timestamp=datetime.now().astimezone()
+            )
         )
 
     def meter_values(
@@ -210,10 +213,8 @@ class GatewayThread:
     def close(self) -> None:
         """Stop every gateway still running, then the loop and its thread."""
         for gateway in list(self.gateways):
-            try:
+            with contextlib.suppress(Exception):  # cleanup goes on
                 self.stop(gateway)
-            except Exception:  # cleanup goes on
-                pass
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()

@@ -26,9 +26,7 @@ def choose_action(page: Any, action: str) -> Any:
     return page.locator("form.command-form")
 
 
-def test_reset_from_the_form_reboots_the_simulator_live(
-    page: Any, service: ServiceProcess
-) -> None:
+def test_reset_from_the_form_reboots_the_simulator_live(page: Any, service: ServiceProcess) -> None:
     open_gateway(page, service, "demo-1")
     header = page.locator(".title-line")
     expect(header.locator('[data-connection="connected"]')).to_be_visible()
@@ -183,3 +181,27 @@ def test_meter_chart_draws_the_samples_and_grows_live(
     page.get_by_label("Action filter").select_option("")
     expect(log.locator('tr[data-action="StatusNotification"]')).to_have_count(2)
     expect(page.locator(".services")).to_contain_text("Charging")
+
+
+def test_gateway_errors_and_missing_gateways_are_shown(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    gateway = gateways.connect(service.ws_url, "plain gw#1", "DX-PLAIN")  # no C→G handlers
+    page.goto(service.api_url)
+    page.get_by_role("link", name="plain gw#1").click()
+    expect(page.locator(".title-line")).to_contain_text("plain gw#1")
+    form = choose_action(page, "ClearCache")
+    expect(form).to_contain_text("This request has no fields.")
+    form.get_by_role("button", name="Send ClearCache").click()
+    result = page.locator(".result")
+    expect(result).to_contain_text("The gateway answered CALLERROR NotSupported")
+    expect(page.locator(".history")).to_contain_text("callerror")
+
+    gateways.stop(gateway)
+    expect(page.locator('.title-line [data-connection="disconnected"]')).to_be_visible()
+    form.get_by_role("button", name="Send ClearCache").click()
+    expect(result).to_contain_text("is not connected")
+
+    page.goto(f"{service.api_url}#/gateways/no-such-gateway")
+    expect(page.get_by_role("alert")).to_contain_text("There is no gateway no-such-gateway.")
+    expect(page.locator(".grid")).to_be_hidden()

@@ -39,7 +39,7 @@ from ntxcp.v10.types import encode_datetime
 if TYPE_CHECKING:
     from ntxcp.service.service import Service
 
-__all__ = ["ASSET_TYPES", "KEEPALIVE_SECONDS", "current_statuses", "load_assets", "setup"]
+__all__ = ["ASSET_TYPES", "KEEPALIVE_SECONDS", "Asset", "current_statuses", "load_assets", "setup"]
 
 _log = logging.getLogger("ntxcp.service.dashboard")
 

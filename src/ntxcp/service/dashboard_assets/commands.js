@@ -30,13 +30,17 @@ function jsonDetails(summary, value) {
   return h("details", { class: "raw" }, h("summary", {}, summary), h("pre", { class: "json" }, JSON.stringify(value, null, 2)));
 }
 
+function tableBox(...args) {
+  return h("div", { class: "table-scroll" }, table(...args));
+}
+
 // Readable views of some confirmations; every one also shows its raw JSON.
 function confirmationBody(action, data) {
   const parts = [];
   if (action === "GetConfiguration") {
     const keys = data.configurationKey || [];
     parts.push(
-      table(
+      tableBox(
         "Configuration keys",
         [
           ["Key", (row) => h("code", {}, row.key)],
@@ -50,7 +54,7 @@ function confirmationBody(action, data) {
     if (data.unknownKey?.length) parts.push(h("p", { class: "muted" }, "Unknown keys: ", data.unknownKey.join(", ")));
   } else if (action === "CaptureProcess" && data.datapoints) {
     parts.push(
-      table(
+      tableBox(
         "Captured datapoints",
         [
           ["Datapoint", (row) => h("code", {}, row.datapointId)],

@@ -81,12 +81,13 @@ export function gatewayPage(ctx, gatewayId) {
   const log = messageLog(ctx, gatewayId);
   const parts = [meters, commands, log];
 
+  const grid = h("div", { class: "grid" }, bootCard, servicesCard, meters.node, commands.node, progressCard, log.node);
   const node = h(
     "section",
     { class: "view gateway", "aria-label": `Gateway ${gatewayId}` },
     header,
     banner,
-    h("div", { class: "grid" }, bootCard, servicesCard, meters.node, commands.node, progressCard, log.node),
+    grid,
   );
 
   // --- rendering -----------------------------------------------------------------------
@@ -189,6 +190,7 @@ export function gatewayPage(ctx, gatewayId) {
   function showGone(message) {
     fill(banner, message, " ", h("a", { href: "#/" }, "Back to all gateways"));
     banner.hidden = false;
+    grid.hidden = true;
   }
 
   async function remove() {
@@ -221,6 +223,7 @@ export function gatewayPage(ctx, gatewayId) {
       throw error;
     }
     banner.hidden = true;
+    grid.hidden = false;
     const [info, status, firmwareStatus, diagnosticsStatus, dataTransfers] = data;
     gateway = info;
     current = new Map(status.current.map((entry) => [entry.serviceId, entry]));
