@@ -77,3 +77,10 @@ def test_a_later_call_answered_first_waits_for_the_earlier_one() -> None:
     assert _frames(rpc) == []
     rpc.send_error(first.unique_id, CallError(ErrorCode.GENERIC_ERROR, "a"))
     assert [f[1] for f in _frames(rpc)] == ["a", "c"]
+
+
+def test_send_call_with_a_pre_encoded_payload_sends_it_as_given() -> None:
+    rpc = connection(Role.GATEWAY, ids=["pre"])
+    request = core.HeartbeatRequest()
+    rpc.send_call(request, 0.0, payload=b"{}")
+    assert rpc.data_to_send() == [b'[2,"pre","Heartbeat",{}]']

@@ -166,7 +166,11 @@ class Session:
         return self.link is not None and self.link.is_open and not self.rpc.closed
 
     def send_call(
-        self, request: Request, timeout: float | None, unique_id: str | None = None
+        self,
+        request: Request,
+        timeout: float | None,
+        unique_id: str | None = None,
+        payload: bytes | None = None,
     ) -> asyncio.Future[Confirmation]:
         """Send (or queue) a CALL; the future gets its confirmation or error.
 
@@ -177,7 +181,9 @@ class Session:
         """
         if not self.is_open:
             raise NotConnectedError(f"gateway {self.gateway_id!r} is not connected")
-        call = self.rpc.send_call(request, self._loop.time(), timeout, unique_id=unique_id)
+        call = self.rpc.send_call(
+            request, self._loop.time(), timeout, unique_id=unique_id, payload=payload
+        )
         future: asyncio.Future[Confirmation] = self._loop.create_future()
         call.context = (future, self._loop.call_at(call.deadline, self._expire))
         self._flush()

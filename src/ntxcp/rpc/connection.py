@@ -239,6 +239,7 @@ class RpcConnection:
         timeout: float | None = None,
         *,
         unique_id: str | None = None,
+        payload: bytes | None = None,
     ) -> OutgoingCall:
         """Send a CALL now, or queue it behind the one in flight (spec §2.3.1).
 
@@ -249,6 +250,9 @@ class RpcConnection:
                 spent queued (default :attr:`call_timeout`).
             unique_id: the id to use (a re-sent stored message keeps its first id,
                 spec §6.2); default a fresh one from ``id_factory``.
+            payload: the request already encoded by
+                :func:`~ntxcp.v10.codec.encode_payload` (validated), to skip encoding
+                it again; it must be the encoding of ``request``.
 
         Returns:
             The call handle; its outcome arrives later as
@@ -268,7 +272,8 @@ class RpcConnection:
             raise ValueError(f"a {self.role.value} does not send {type(request).__name__}")
         if self._in_flight is not None and len(self._queue) >= self.queue_capacity:
             raise QueueFullError(self.queue_capacity)
-        payload = encode_payload(request)
+        if payload is None:
+            payload = encode_payload(request)
         if unique_id is None:
             unique_id = self._new_id()
         elif not 0 < len(unique_id) <= MAX_UNIQUE_ID_LENGTH:
