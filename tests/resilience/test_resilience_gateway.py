@@ -360,6 +360,28 @@ async def test_held_back_call_keeps_its_timeout(cc: tuple[ControlCenter, Center]
     await gw.stop()
 
 
+async def test_boot_sent_by_the_application_releases_held_messages(
+    cc: tuple[ControlCenter, Center],
+) -> None:
+    control, center = cc
+    # The lifecycle's boot gets Pending for 30 s; the application's own boot is Accepted.
+    center.boot_answers = [
+        (core.RegistrationStatus.PENDING, 30),
+        (core.RegistrationStatus.ACCEPTED, 7),
+    ]
+    gw = Gateway("GW-APPBOOT", boot=boot_request())
+    await gw.start(control.url)
+    await asyncio.sleep(0.2)
+    assert not gw.is_ready
+    confirmation = await gw.boot_notification("DX-APP", timeout=2)
+    assert confirmation.status is core.RegistrationStatus.ACCEPTED
+    assert gw.is_ready and gw.registration_status is core.RegistrationStatus.ACCEPTED
+    assert gw.heartbeat_interval == 7
+    await gw.meter_values(1, meter_values(1).meter_value, timeout=2)  # no longer held back
+    assert center.actions() == ["BootNotification", "BootNotification", "MeterValues"]
+    await gw.stop()
+
+
 async def test_heartbeat_at_the_accepted_interval(cc: tuple[ControlCenter, Center]) -> None:
     control, center = cc
     center.boot_answers = [(core.RegistrationStatus.ACCEPTED, 1)]

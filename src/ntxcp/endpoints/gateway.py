@@ -388,12 +388,14 @@ class Gateway:
     @staticmethod
     async def _wait_closed(session: Session) -> None:
         try:
-            await asyncio.wait_for(session.wait_closed(), _STOP_CLOSE_WAIT)
+            async with asyncio.timeout(_STOP_CLOSE_WAIT):
+                await session.wait_closed()
         except TimeoutError:
             if session.link is not None:
                 session.link.abort()  # the peer does not read: drop it
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(session.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await session.wait_closed()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the gateway is connected (e.g. after a reconnect)."""
@@ -506,7 +508,10 @@ class Gateway:
         if self._stopping:
             return False
         try:
-            await asyncio.wait_for(self._stop_event.wait(), delay)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
+            # cancellation of a task racing with its completion (stop() would hang).
+            async with asyncio.timeout(delay):
+                await self._stop_event.wait()
         except TimeoutError:
             return not self._stopping
         return False
@@ -703,7 +708,8 @@ class Gateway:
                     # closing: on_close clears _ready soon
                     if session is not None:
                         with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(session.wait_closed(), 1.0)
+                            async with asyncio.timeout(1.0):  # not wait_for: see _pause
+                                await session.wait_closed()
                     else:
                         await asyncio.sleep(0.05)
                     continue
@@ -923,7 +929,15 @@ class Gateway:
         if request.ACTION in STORED_ACTIONS:
             return await self._stored_call(request, timeout)
         session, left = await self._ready_session(request, timeout)
-        return await session.send_call(request, left)
+        confirmation = await session.send_call(request, left)
+        if isinstance(confirmation, core.BootNotificationConfirmation):
+            # A boot the application sent itself counts like the lifecycle's own
+            # (spec §4.1): Accepted releases the messages held back.
+            self.registration_status = confirmation.status
+            if confirmation.status is core.RegistrationStatus.ACCEPTED and session.is_open:
+                self.heartbeat_interval = confirmation.interval
+                self._ready.set()
+        return confirmation
 
     async def boot_notification(
         self,
