@@ -55,7 +55,7 @@ export function overview(ctx) {
   const gateways = new Map(); // id → gateway (as /api/gateways returns it)
   const statuses = new Map(); // id → Map(serviceId → status entry)
   const rows = new Map(); // id → <tr>
-  const fetching = new Set();
+  const fetching = new Map();
 
   const filter = h("input", {
     type: "search",
@@ -314,9 +314,14 @@ export function overview(ctx) {
   }
 
   // A gateway the page does not know yet (it just connected for the first time).
+  // Events that arrive while its fetch is under way may be newer than the answer, so
+  // such a fetch is repeated once it ends (fetching maps id -> "events came meanwhile").
   async function fetchGateway(id) {
-    if (fetching.has(id)) return;
-    fetching.add(id);
+    if (fetching.has(id)) {
+      fetching.set(id, true);
+      return;
+    }
+    fetching.set(id, false);
     try {
       const [gateway, status] = await Promise.all([get(gatewayPath(id)), get(`${gatewayPath(id, "status")}?history=0`)]);
       statuses.set(id, new Map(status.current.map((entry) => [entry.serviceId, entry])));
@@ -324,7 +329,9 @@ export function overview(ctx) {
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 404)) console.warn("gateway", id, error);
     } finally {
+      const again = fetching.get(id);
       fetching.delete(id);
+      if (again) fetchGateway(id);
     }
   }
 
