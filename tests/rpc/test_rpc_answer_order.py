@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 from rpc_helpers import connection
 
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.rpc import BadMessage, CallReceived, Role, UnmatchedResponse
+from ntxcp.rpc.frames import new_unique_id
 from ntxcp.v10 import core
 
 HEARTBEAT = b'[2,"a","Heartbeat",{}]'
@@ -84,3 +86,14 @@ def test_send_call_with_a_pre_encoded_payload_sends_it_as_given() -> None:
     request = core.HeartbeatRequest()
     rpc.send_call(request, 0.0, payload=b"{}")
     assert rpc.data_to_send() == [b'[2,"pre","Heartbeat",{}]']
+
+
+def test_default_unique_ids_are_distinct_uuid4_text() -> None:
+    ids = {new_unique_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in list(ids)[:50]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+    rpc = connection(Role.GATEWAY)
+    call = rpc.send_call(core.HeartbeatRequest(), 0.0)
+    assert uuid.UUID(call.unique_id).version == 4

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -42,6 +42,7 @@ from ntxcp.rpc import (
     Role,
     RpcConnection,
 )
+from ntxcp.rpc.frames import new_unique_id
 from ntxcp.transport import ClientOptions, connect, valid_gateway_id
 from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
 from ntxcp.v10 import core, firmware, remotetrigger, types
@@ -233,6 +234,7 @@ class Gateway:
         self._store = open_store(store)
         self._waiters: dict[int, list[asyncio.Future[Confirmation]]] = {}
         self._wake = asyncio.Event()
+        self._delivering = False  # a stored message is on the wire (one at a time)
         self._forwarder: asyncio.Task[None] | None = None
         self._lifecycle: asyncio.Task[None] | None = None
         self._restart = False
@@ -699,7 +701,7 @@ class Gateway:
             try:
                 await self._ready.wait()
                 message = self._store.peek()
-                if message is None:
+                if message is None or self._delivering:
                     self._wake.clear()
                     await self._wake.wait()
                     continue
@@ -713,7 +715,11 @@ class Gateway:
                     else:
                         await asyncio.sleep(0.05)
                     continue
-                await self._deliver_one(session, message)
+                self._delivering = True
+                try:
+                    await self._deliver_one(session, message)
+                finally:
+                    self._delivering = False
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broken store must not end delivery for good
@@ -752,6 +758,45 @@ class Gateway:
             return
         self._store.remove(message.seq)
         self._settle(message.seq, confirmation=confirmation)
+
+    def _send_directly(
+        self, session: Session, seq: int, unique_id: str, request: Request, payload: bytes
+    ) -> None:
+        """Put the only queued message on the wire from the caller (spec §6.2).
+
+        Its outcome is handled by a callback, like the forwarder would: removed on a
+        CALLRESULT, dead-lettered on a CALLERROR, else left first in the outbox for the
+        forwarder, which sends it again with the same ``uniqueId``.
+        """
+        try:
+            call = session.send_call(request, None, unique_id, payload)
+        except (NotConnectedError, QueueFullError):
+            self._wake.set()  # the forwarder will try
+            return
+        self._delivering = True
+        call.add_done_callback(functools.partial(self._direct_done, seq))
+
+    def _direct_done(self, seq: int, call: asyncio.Future[Confirmation]) -> None:
+        self._delivering = False
+        exc = None if call.cancelled() else call.exception()
+        if call.cancelled():
+            pass
+        elif exc is None:
+            self._store.remove(seq)
+            self._settle(seq, confirmation=call.result())
+        elif isinstance(exc, CallError):  # CALLERROR or invalid CALLRESULT
+            message = self._store.peek()
+            if message is not None and message.seq == seq:
+                self._give_up(message, exc.code.value, exc.description, exc)
+        elif isinstance(exc, CallTimeoutError):
+            self._errors.report(
+                EndpointError("delivery-retry", str(exc), gateway_id=self.gateway_id)
+            )
+            # Let the control center breathe before the forwarder sends it again.
+            asyncio.get_running_loop().call_later(self.backoff.delay(0), self._wake.set)
+            return
+        if len(self._store):
+            self._wake.set()  # the forwarder takes over whatever is left
 
     def _give_up(self, message: StoredMessage, code: str, description: str, exc: Exception) -> None:
         """Move a message to the dead letters, report it, fail its waiters."""
@@ -803,17 +848,18 @@ class Gateway:
             QueueFullError: the outbox is full under the ``"reject"`` policy
                 (a :class:`~ntxcp.endpoints.store.StoreFullError`).
         """
-        return self._enqueue(request)[1]
+        unique_id = self._enqueue(request)[1]
+        self._wake.set()
+        return unique_id
 
-    def _enqueue(self, request: Request) -> tuple[int, str]:
+    def _enqueue(self, request: Request) -> tuple[int, str, bytes]:
         if request.ACTION not in STORED_ACTIONS:
             raise ValueError(f"{request.ACTION} is not a store-and-forward message")
         payload = encode_payload(request)
-        unique_id = str(uuid.uuid4())
+        unique_id = new_unique_id()
         if self._stopping:
             self._reopen()  # queued after stop(): kept for the next start (or process)
         seq = self._store.append(unique_id, request.ACTION, payload)
-        self._wake.set()
         for dropped in self._store.take_dropped():
             error = StoreFullError(None, None, "message dropped to make room (drop-oldest)")
             self._errors.report(
@@ -824,20 +870,35 @@ class Gateway:
                 )
             )
             self._settle(dropped.seq, error=error)
-        return seq, unique_id
+        return seq, unique_id, payload
 
     async def _stored_call(self, request: Request, timeout: float | None) -> Confirmation:
-        seq, unique_id = self._enqueue(request)
+        seq, unique_id, payload = self._enqueue(request)
         future: asyncio.Future[Confirmation] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(seq, []).append(future)
         limit = self.call_timeout if timeout is None else timeout
+        session = self._session
+        if (
+            not self._delivering
+            and self._ready.is_set()
+            and session is not None
+            and session.is_open
+            and len(self._store) == 1
+        ):
+            # Nothing queued ahead and nothing on the wire: send it from here, sparing
+            # the hand-over to the forwarder task.
+            self._send_directly(session, seq, unique_id, request, payload)
+        else:
+            self._wake.set()
+        # The future is this caller's alone: a timer fails it at the deadline while the
+        # message itself stays queued (cheaper than wait_for + shield per message).
+        timer = asyncio.get_running_loop().call_later(
+            limit, _fail_waiter, future, request.ACTION, unique_id, limit
+        )
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
-        except TimeoutError:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                return future.result()
-            raise CallTimeoutError(request.ACTION, unique_id, limit, queued=True) from None
+            return await future
         finally:
+            timer.cancel()
             self._forget_waiter(seq, future)
 
     # --- requests --------------------------------------------------------------------
@@ -907,7 +968,8 @@ class Gateway:
         future: asyncio.Future[Confirmation]
         if request.ACTION in STORED_ACTIONS:
             # Stored first (spec §6.2); the callback runs on delivery or dead letter.
-            seq, _ = self._enqueue(request)
+            seq, _, _ = self._enqueue(request)
+            self._wake.set()
             future = asyncio.get_running_loop().create_future()
             self._waiters.setdefault(seq, []).append(future)
         elif self.boot is not None and not self._ready.is_set():
@@ -1040,3 +1102,11 @@ class Gateway:
         request = firmware.FirmwareStatusNotificationRequest(status=firmware.FirmwareStatus(status))
         result: firmware.FirmwareStatusNotificationConfirmation = await self._send(request, timeout)
         return result
+
+
+def _fail_waiter(
+    future: asyncio.Future[Confirmation], action: str, unique_id: str, timeout: float
+) -> None:
+    """A caller's wait for a stored message ends; the message stays queued (spec §6.2)."""
+    if not future.done():
+        future.set_exception(CallTimeoutError(action, unique_id, timeout, queued=True))

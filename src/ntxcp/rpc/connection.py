@@ -30,7 +30,6 @@ Receiving, in one table (spec §2.2)::
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Collection
 from enum import StrEnum
 from typing import Any
@@ -68,6 +67,7 @@ from ntxcp.rpc.frames import (
     encode_error,
     encode_result,
     is_json_object,
+    new_unique_id,
 )
 from ntxcp.v10._base import Confirmation, Direction, Profile, Request
 from ntxcp.v10.codec import decode_payload, encode_payload
@@ -130,10 +130,6 @@ def _error_frame(unique_id: str, error: CallError) -> bytes:
         return encode_error(unique_id, error.code.value, description, {"note": "details not JSON"})
 
 
-def _uuid4() -> str:
-    return str(uuid.uuid4())
-
-
 def _excerpt(data: bytes | str) -> str:
     text = (
         data
@@ -169,7 +165,7 @@ class RpcConnection:
         call_timeout: float = DEFAULT_CALL_TIMEOUT,
         queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
         bad_message_limit: int | None = DEFAULT_BAD_MESSAGE_LIMIT,
-        id_factory: Callable[[], str] = _uuid4,
+        id_factory: Callable[[], str] = new_unique_id,
     ) -> None:
         if call_timeout <= 0:
             raise ValueError("call_timeout must be > 0")
