@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["call_hook"]
+__all__ = ["call_hook", "on_outcome"]
 
 _background: set[asyncio.Future[Any]] = set()
 
@@ -26,6 +26,25 @@ def call_hook(
             task.add_done_callback(_finished(log, gateway_id))
     except Exception:  # an application hook never kills a connection
         log.exception("[%s] hook %r raised", gateway_id, hook)
+
+
+def on_outcome(
+    future: asyncio.Future[Any], callback: Callable[[Any, BaseException | None], object]
+) -> None:
+    """Call ``callback(result, None)`` or ``callback(None, error)`` once ``future`` ends.
+
+    The Go API's ``SendRequestAsync`` callback contract: called exactly once.
+    """
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if f.cancelled():
+            callback(None, asyncio.CancelledError())
+        elif f.exception() is not None:
+            callback(None, f.exception())
+        else:
+            callback(f.result(), None)
+
+    future.add_done_callback(done)
 
 
 def _finished(log: logging.Logger, gateway_id: str) -> Callable[[asyncio.Future[Any]], None]:

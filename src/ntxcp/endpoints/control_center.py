@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
-from ntxcp.endpoints._hooks import call_hook
+from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.errors import EndpointError, NotConnectedError
 from ntxcp.rpc import (
@@ -459,16 +459,7 @@ class ControlCenter:
         raised here and the callback is never called (Go ``SendRequestAsync``).
         """
         future = self._session(gateway_id).send_call(request, timeout)
-
-        def done(f: asyncio.Future[Confirmation]) -> None:
-            if f.cancelled():
-                callback(None, asyncio.CancelledError())
-            elif f.exception() is not None:
-                callback(None, f.exception())
-            else:
-                callback(f.result(), None)
-
-        future.add_done_callback(done)
+        on_outcome(future, callback)
 
     async def _send(self, gateway_id: str, request: Request, timeout: float | None) -> Any:
         return await self._session(gateway_id).send_call(request, timeout)

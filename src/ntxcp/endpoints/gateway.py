@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
-from ntxcp.endpoints._hooks import call_hook
+from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.endpoints.store import (
@@ -976,16 +976,7 @@ class Gateway:
             future = asyncio.ensure_future(self._send(request, timeout))
         else:
             future = self._live_session().send_call(request, timeout)
-
-        def done(f: asyncio.Future[Confirmation]) -> None:
-            if f.cancelled():
-                callback(None, asyncio.CancelledError())
-            elif f.exception() is not None:
-                callback(None, f.exception())
-            else:
-                callback(f.result(), None)
-
-        future.add_done_callback(done)
+        on_outcome(future, callback)
 
     async def _send(self, request: Request, timeout: float | None) -> Any:
         if request.ACTION in STORED_ACTIONS:
