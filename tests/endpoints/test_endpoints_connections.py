@@ -22,6 +22,7 @@ from endpoint_helpers import (
 )
 
 from ntxcp import (
+    ControlCenter,
     DisconnectedError,
     EndpointError,
     GatewayConnection,
@@ -366,3 +367,16 @@ async def test_gateway_error_stream(make_gw, raw_server):
     assert gw.error_stream.dropped == 1
     kinds = [e.kind for e in gw.error_stream.pending()]
     assert kinds == ["unmatched-response", "bad-message"]
+
+
+async def test_port_and_url_stay_readable_during_and_after_stop() -> None:
+    control = ControlCenter()
+    with pytest.raises(RuntimeError):
+        _ = control.port
+    await control.start()
+    port, url = control.port, control.url
+    stopping = asyncio.ensure_future(control.stop(grace=0.5))
+    await asyncio.sleep(0)
+    assert control.port == port and control.url == url
+    await stopping
+    assert control.port == port and control.url == url

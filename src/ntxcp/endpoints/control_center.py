@@ -141,6 +141,7 @@ class ControlCenter:
         self._connections: dict[Session, GatewayConnection] = {}
         self._all_sessions: set[Session] = set()
         self._server: WebSocketServer | None = None
+        self._bound_port: int | None = None
         self._validate: ValidationHandler | None = None
         self._basic_auth: BasicAuthHandler | None = None
         self._on_connected: ConnectionHandler | None = None
@@ -204,10 +205,10 @@ class ControlCenter:
 
     @property
     def port(self) -> int:
-        """The bound port (after :meth:`start`)."""
-        if self._server is None:
+        """The bound port (after :meth:`start`; still readable during and after stop)."""
+        if self._bound_port is None:
             raise RuntimeError("control center not started")
-        return self._server.port
+        return self._bound_port
 
     @property
     def path(self) -> str:
@@ -243,6 +244,7 @@ class ControlCenter:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._server = await listen(self._options, self._accept, self._refused)
+        self._bound_port = self._server.port
         _log.info("listening on %s", self.url)
 
     async def serve_forever(self) -> None:

@@ -366,17 +366,20 @@ class WebSocketServer:
     ) -> None:
         self._server = server
         self.options = options
+        bound = server.sockets[0].getsockname()
+        self._host = str(bound[0])
+        self._port = int(bound[1])
         self._upgrades = upgrades if upgrades is not None else weakref.WeakSet()
 
     @property
     def port(self) -> int:
-        """The bound TCP port (useful with port 0)."""
-        return int(self._server.sockets[0].getsockname()[1])
+        """The bound TCP port (useful with port 0); still known after :meth:`close`."""
+        return self._port
 
     @property
     def host(self) -> str:
-        """The bound host address."""
-        return str(self._server.sockets[0].getsockname()[0])
+        """The bound host address; still known after :meth:`close`."""
+        return self._host
 
     def close(self) -> None:
         """Stop accepting new connections; drop those still before their upgrade.
