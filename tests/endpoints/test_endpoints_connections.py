@@ -78,7 +78,11 @@ async def test_connection_hooks_get_gateway_connection(make_cc, make_gw):
     assert disconnected == []
     await gw.stop()
     await eventually(lambda: len(disconnected) == 1)
-    assert disconnected[0] is connection
+    # The same connection, now with how it closed: 1000 from Gateway.stop() (spec §6.2).
+    assert disconnected[0].id == connection.id
+    assert disconnected[0].connected_since == connection.connected_since
+    assert connection.close_code is None
+    assert disconnected[0].close_code == 1000
     assert cc.connection(GW) is None
     assert not cc.is_connected(GW)
     assert cc.gateways() == []
@@ -148,12 +152,14 @@ async def test_duplicate_id_replaces_the_old_connection(make_cc, make_gw):
     assert (await cc.reset(GW, "Hard")).status == "Accepted"  # reaches the new connection
     await eventually(lambda: len(disconnected) == 1)
     assert len(connected) == 2
-    assert disconnected[0] is connected[0]
+    assert disconnected[0].remote_address == connected[0].remote_address
+    assert (disconnected[0].close_code, disconnected[0].close_reason) == (1008, "replaced")
     assert cc.connection(GW) is connected[1]
     assert cc.gateways() == [GW]
     await new.stop()
     await eventually(lambda: len(disconnected) == 2)
-    assert disconnected[1] is connected[1]
+    assert disconnected[1].remote_address == connected[1].remote_address
+    assert disconnected[1].close_code == 1000
     await asyncio.sleep(0.05)
     assert (len(connected), len(disconnected)) == (2, 2)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -59,6 +60,9 @@ class GatewayConnection:
         peer_certificate: the client certificate under mutual TLS (profile 3).
         connected_since: when the upgrade completed (UTC).
         subprotocol: the negotiated subprotocol (``None`` when accepted leniently).
+        close_code: in the disconnected hook, the WebSocket close code (1006 when
+            the connection dropped without a close frame); ``None`` while connected.
+        close_reason: in the disconnected hook, the close reason text.
     """
 
     id: str
@@ -67,6 +71,8 @@ class GatewayConnection:
     peer_certificate: dict[str, Any] | None = field(repr=False)
     connected_since: datetime
     subprotocol: str | None
+    close_code: int | None = None
+    close_reason: str = ""
 
 
 ConnectionHandler = Callable[[GatewayConnection], object]
@@ -414,6 +420,11 @@ class ControlCenter:
         if session in self._all_sessions:
             self._all_sessions.discard(session)
             _log.info("[%s] disconnected (%d %s)", session.gateway_id, code, reason)
+            connection = self._connections.get(session)
+            if connection is not None:
+                self._connections[session] = dataclasses.replace(
+                    connection, close_code=code, close_reason=reason
+                )
             self._call_hook(self._on_disconnected, session)
         self._connections.pop(session, None)
 
