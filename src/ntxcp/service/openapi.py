@@ -461,6 +461,33 @@ def build_openapi(version: str) -> dict[str, Any]:
                 op_id="listCommands",
             )
         },
+        "/api/status": {
+            "get": _operation(
+                "Current status of every service of every gateway (one request for the overview)",
+                "gateways",
+                {
+                    "200": _json_body(
+                        {"type": "object", "properties": {"items": {"type": "array"}}},
+                        "current statuses",
+                    )
+                },
+                op_id="listStatuses",
+            )
+        },
+        "/api/events": {
+            "get": _operation(
+                "Live events as server-sent events (gateway, connection, boot, status, meter, "
+                "frame, seen); see docs/dashboard.md",
+                "gateways",
+                {
+                    "200": {
+                        "description": "an event stream that stays open",
+                        "content": {"text/event-stream": {"schema": _STR}},
+                    }
+                },
+                op_id="streamEvents",
+            )
+        },
     }
     for action in gateway_actions():
         request = _lift(request_schema(action), schemas)
