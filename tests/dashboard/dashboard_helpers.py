@@ -14,25 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
-import selectors
 import shutil
-import signal
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Coroutine, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import ntxcp
 from ntxcp.v10 import types as t
+from service_process import ServiceProcess as ServiceProcess  # re-exported
 
 T = TypeVar("T")
 
-READY = re.compile(r"^ntxcp control center ready: gateways (\S+)/<id>  api (\S+)$")
 CHROMIUM = os.environ.get("NTXCP_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -57,93 +50,6 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(
         executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS
     )
-
-
-class ServiceProcess:
-    """``ntxcp control-center`` in a subprocess.
-
-    Args:
-        directory: where the database and the captured standard error go.
-        args: more command-line arguments (e.g. ``--demo 2``, ``--api-token T``).
-    """
-
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.directory = directory
-        self.db = directory / f"cc-{time.monotonic_ns()}.sqlite"
-        self.args = list(args)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.ws_url = ""
-        self.api_url = ""
-        self._stderr_path = directory / f"stderr-{time.monotonic_ns()}.log"
-
-    def start(self, timeout: float = 20.0) -> ServiceProcess:
-        """Start and wait for the ready line; raise with the process's stderr if none."""
-        command = [
-            sys.executable,
-            "-m",
-            "ntxcp",
-            "control-center",
-            "--db",
-            str(self.db),
-            "--port",
-            "0",
-            "--api-port",
-            "0",
-            *self.args,
-        ]
-        self.proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr_path.open("wb"),
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        line = self._read_line(timeout)
-        match = READY.match(line)
-        if match is None:
-            self.kill()
-            raise AssertionError(f"no ready line (got {line!r}); stderr:\n{self.stderr()}")
-        self.ws_url, self.api_url = match[1], match[2]
-        return self
-
-    def _read_line(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        data = b""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in data:
-                left = deadline - time.monotonic()
-                if left <= 0 or not selector.select(left):
-                    break
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                data += chunk
-        return data.split(b"\n", 1)[0].decode("utf-8", "replace")
-
-    def stderr(self) -> str:
-        """What the process wrote to standard error so far."""
-        return self._stderr_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, then wait for the exit status (killing the process after ``timeout``)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        """End the process at once (cleanup)."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        if self.proc is not None and self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 class GatewayThread:
