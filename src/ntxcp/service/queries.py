@@ -131,31 +131,34 @@ class MeterFilter:
     ascending: bool = False
 
 
+def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
+    """``WHERE`` clause and arguments for the conditions whose value is not ``None``.
+
+    Each condition is ``(sql with one "?", value)``; an empty result means no filter.
+    """
+    used = [(sql, value) for sql, value in conditions if value is not None]
+    if not used:
+        return "", []
+    return "WHERE " + " AND ".join(sql for sql, _ in used) + " ", [v for _, v in used]
+
+
 def meter_values(
     conn: sqlite3.Connection, gateway_id: str, query: MeterFilter
 ) -> list[dict[str, Any]]:
     """Sampled values of one gateway, one item per stored SampledValue (spec §4.1)."""
-    where = ["gateway_id = ?"]
-    args: list[Any] = [gateway_id]
-    if query.service is not None:
-        where.append("service_id = ?")
-        args.append(query.service)
-    if query.measurand is not None:
-        where.append("measurand = ?")
-        args.append(query.measurand)
-    if query.since is not None:
-        where.append("timestamp >= ?")
-        args.append(query.since)
-    if query.until is not None:
-        where.append("timestamp <= ?")
-        args.append(query.until)
+    clause, args = _where(
+        ("gateway_id = ?", gateway_id),
+        ("service_id = ?", query.service),
+        ("measurand = ?", query.measurand),
+        ("timestamp >= ?", query.since),
+        ("timestamp <= ?", query.until),
+    )
     order = "ASC" if query.ascending else "DESC"
-    args.append(query.limit)
     rows = conn.execute(
         "SELECT service_id, timestamp, measurand, phase, unit, value, context, location, "
-        f"format, received_at FROM meter_values WHERE {' AND '.join(where)} "
+        f"format, received_at FROM meter_values {clause}"
         f"ORDER BY timestamp {order}, id {order} LIMIT ?",
-        args,
+        [*args, query.limit],
     ).fetchall()
     return [
         {
@@ -193,21 +196,16 @@ class FrameFilter:
 
 def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> list[dict[str, Any]]:
     """Frames in and out of one gateway, newest first (spec §2 frames, raw text)."""
-    where = ["gateway_id = ?"]
-    args: list[Any] = [gateway_id]
-    if query.action is not None:
-        where.append("action = ?")
-        args.append(query.action)
-    if query.direction is not None:
-        where.append("direction = ?")
-        args.append(query.direction)
-    if query.since is not None:
-        where.append("time >= ?")
-        args.append(query.since)
+    clause, args = _where(
+        ("gateway_id = ?", gateway_id),
+        ("action = ?", query.action),
+        ("direction = ?", query.direction),
+        ("time >= ?", query.since),
+    )
     args.append(query.limit)
     rows = conn.execute(
         "SELECT id, direction, time, message_type, action, unique_id, raw FROM frames "
-        f"WHERE {' AND '.join(where)} ORDER BY time DESC, id DESC LIMIT ?",
+        f"{clause}ORDER BY time DESC, id DESC LIMIT ?",
         args,
     ).fetchall()
     return [
@@ -262,15 +260,7 @@ def commands(
     conn: sqlite3.Connection, gateway_id: str | None, action: str | None, limit: int
 ) -> list[dict[str, Any]]:
     """C→G requests sent through the API and their outcomes, newest first."""
-    where: list[str] = []
-    args: list[Any] = []
-    if gateway_id is not None:
-        where.append("gateway_id = ?")
-        args.append(gateway_id)
-    if action is not None:
-        where.append("action = ?")
-        args.append(action)
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
+    clause, args = _where(("gateway_id = ?", gateway_id), ("action = ?", action))
     args.append(limit)
     rows = conn.execute(
         "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
