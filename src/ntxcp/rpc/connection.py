@@ -70,7 +70,7 @@ from ntxcp.rpc.frames import (
     new_unique_id,
 )
 from ntxcp.v10._base import Confirmation, Direction, Profile, Request
-from ntxcp.v10.codec import decode_payload, encode_payload
+from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload
 from ntxcp.v10.registry import ACTIONS, ActionSpec
 
 __all__ = [
@@ -402,7 +402,7 @@ class RpcConnection:
         """
         try:
             frame = decode_frame(data)
-        except (msgspec.MsgspecError, UnicodeError, RecursionError):
+        except DECODE_ERRORS:
             return self._bad_frame(data, now)
         if type(frame) is CallFrame:
             return self._receive_call(frame, data, now)
@@ -480,7 +480,7 @@ class RpcConnection:
         if is_json_object(frame.error_details):
             try:
                 details = msgspec.json.decode(frame.error_details)
-            except UnicodeDecodeError:  # the frame decoder skipped it without checking UTF-8
+            except DECODE_ERRORS:  # the frame decoder skipped it without checking UTF-8
                 details = {}
         return [CallFailed(call, CallError(code, description, details))]
 
@@ -502,7 +502,7 @@ class RpcConnection:
         """Classify a message that is not a well-formed frame (spec §2.2 rules 1-2)."""
         try:
             value: Any = msgspec.json.decode(data)
-        except (msgspec.MsgspecError, UnicodeError, RecursionError):
+        except DECODE_ERRORS:
             value = _NOT_JSON
         unique_id = UNKNOWN_ID
         if isinstance(value, list) and len(value) > 1 and isinstance(value[1], str):

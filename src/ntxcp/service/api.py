@@ -36,6 +36,7 @@ from ntxcp.service.openapi import build_openapi
 from ntxcp.service.passwords import hash_password
 from ntxcp.transport import valid_gateway_id
 from ntxcp.v10 import ACTIONS
+from ntxcp.v10.codec import DECODE_ERRORS
 from ntxcp.v10.types import Measurand, encode_datetime
 
 if TYPE_CHECKING:
@@ -244,7 +245,7 @@ class _Routes:
         raw = await request.read()
         try:
             body = msgspec.json.decode(raw or b"null")
-        except msgspec.DecodeError as exc:
+        except DECODE_ERRORS as exc:
             raise ApiError(400, f"body is not valid JSON: {exc}") from None
         if not isinstance(body, dict):
             raise ApiError(422, 'body must be a JSON object {"id": ..., "password": ...}')

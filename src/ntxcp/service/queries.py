@@ -14,6 +14,8 @@ from typing import Any
 
 import msgspec
 
+from ntxcp.v10.codec import DECODE_ERRORS
+
 __all__ = [
     "FrameFilter",
     "MeterFilter",
@@ -43,7 +45,7 @@ def _json(text: str | None) -> Any:
         return None
     try:
         return msgspec.json.decode(text)
-    except msgspec.DecodeError:
+    except DECODE_ERRORS:
         return text
 
 

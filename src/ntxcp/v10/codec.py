@@ -27,6 +27,7 @@ from ntxcp.v10._base import Payload
 from ntxcp.v10.types import encode_datetime
 
 __all__ = [
+    "DECODE_ERRORS",
     "decode_payload",
     "encode_payload",
     "error_from_validation",
@@ -36,6 +37,11 @@ __all__ = [
 P = TypeVar("P", bound=Payload)
 
 Buffer = bytes | bytearray | memoryview | str | msgspec.Raw
+
+#: Every error a msgspec JSON decoder raises for untrusted input. Invalid UTF-8 is a
+#: ``UnicodeDecodeError`` up to msgspec 0.22 and a ``msgspec.DecodeError`` from 0.23;
+#: very deep nesting can raise ``RecursionError``. Catch this tuple, never one class.
+DECODE_ERRORS: tuple[type[Exception], ...] = (msgspec.MsgspecError, UnicodeError, RecursionError)
 
 
 def _enc_hook(obj: object) -> object:
@@ -128,15 +134,13 @@ def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
     except msgspec.ValidationError as exc:
         if strict or "unknown field" not in str(exc):
             raise error_from_validation(exc) from None
-    except msgspec.DecodeError as exc:
-        raise error_from_validation(exc) from None
-    except UnicodeError as exc:  # a string in the bytes is not UTF-8
-        raise _not_utf8(exc) from None
+    except DECODE_ERRORS as exc:
+        raise _undecodable(exc) from None
     # Lenient mode (spec §4): drop unknown fields, then validate as usual.
     try:
         plain = _PLAIN_DECODER.decode(data)
-    except UnicodeError as exc:  # e.g. inside an unknown field, which was skipped above
-        raise _not_utf8(exc) from None
+    except DECODE_ERRORS as exc:  # e.g. invalid UTF-8 inside an unknown field, skipped above
+        raise _undecodable(exc) from None
     pruned = _prune(plain, mi.type_info(cls))
     try:
         lenient: P = _decoder(cls).decode(_ENCODER.encode(pruned))
@@ -145,9 +149,10 @@ def decode_payload(cls: type[P], data: Buffer, *, strict: bool = True) -> P:
         raise error_from_validation(exc) from None
 
 
-def _not_utf8(exc: UnicodeError) -> PayloadValidationError:
+def _undecodable(exc: Exception) -> PayloadValidationError:
+    """The error for bytes that are not JSON text in UTF-8 (spec §2.1 FormationViolation)."""
     return PayloadValidationError(
-        ErrorCode.FORMATION_VIOLATION, "", f"payload is not valid UTF-8: {exc}"
+        ErrorCode.FORMATION_VIOLATION, "", f"payload is not valid JSON in UTF-8: {exc}"
     )
 
 
