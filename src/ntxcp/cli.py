@@ -94,6 +94,12 @@ def _add_control_center_parser(subparsers: Any) -> None:
         metavar="DAYS",
         help="days to keep logged frames (default 30; 0: forever)",
     )
+    storage.add_argument(
+        "--durability",
+        choices=("disk", "process"),
+        help="disk: fsync each commit before answering a gateway (survives a power cut); "
+        "process: survives a crash of the process only (default disk)",
+    )
     api = parser.add_argument_group("HTTP API")
     api.add_argument("--api-host", help="address of the API (default 127.0.0.1)")
     api.add_argument("--api-port", type=int, help="TCP port (default 8080; 0: any free port)")
@@ -133,6 +139,7 @@ _SETTINGS = (
     "log_format",
     "demo",
     "frame_log_retention",
+    "durability",
 )
 
 

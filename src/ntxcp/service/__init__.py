@@ -18,6 +18,7 @@ gateways send in SQLite, and offers an HTTP API to read it and to send C→G req
 from ntxcp.service.config import (
     AuthMode,
     ConfigError,
+    Durability,
     LogFormat,
     ServiceConfig,
     UnknownGatewayPolicy,
@@ -28,6 +29,7 @@ from ntxcp.service.service import Service, ServiceError
 __all__ = [
     "AuthMode",
     "ConfigError",
+    "Durability",
     "LogFormat",
     "Service",
     "ServiceConfig",

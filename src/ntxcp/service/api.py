@@ -213,6 +213,7 @@ class _Routes:
                 "version": self.service.version,
                 "connectedGateways": len(self.service.control_center.gateways()),
                 "knownGateways": len(self.storage.gateways),
+                "durability": self.storage.durability.value,
                 "uptimeSeconds": round(time.monotonic() - self.started, 3),
             }
         )

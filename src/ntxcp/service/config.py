@@ -20,6 +20,7 @@ from typing import Any
 __all__ = [
     "AuthMode",
     "ConfigError",
+    "Durability",
     "LogFormat",
     "ServiceConfig",
     "UnknownGatewayPolicy",
@@ -42,6 +43,19 @@ class AuthMode(StrEnum):
 
     NONE = "none"
     BASIC = "basic"
+
+
+class Durability(StrEnum):
+    """When the service considers data from a gateway stored (and sends the CALLRESULT).
+
+    ``disk``: the commit is fsync'ed (SQLite ``synchronous=FULL``); it survives a
+    power cut. ``process``: the commit reaches the operating system only
+    (``synchronous=NORMAL``); it survives the process being killed, not a power cut
+    or kernel panic. See ``docs/service.md`` for the guarantee table.
+    """
+
+    DISK = "disk"
+    PROCESS = "process"
 
 
 class LogFormat(StrEnum):
@@ -89,6 +103,7 @@ class ServiceConfig:
         log_format: ``text`` or ``json`` (one object per line).
         demo: simulated gateways to run in the same process (``demo-1`` ..).
         frame_log_retention: days frames are kept in the frame log (0: forever).
+        durability: ``disk`` (fsync before acknowledging) or ``process``.
     """
 
     host: str = "127.0.0.1"
@@ -109,6 +124,7 @@ class ServiceConfig:
     log_format: LogFormat = LogFormat.TEXT
     demo: int = 0
     frame_log_retention: float = 30.0
+    durability: Durability = Durability.DISK
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Settings for add-ons (e.g. a dashboard); not validated here."""
 
@@ -186,6 +202,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "unknown_gateways": UnknownGatewayPolicy,
     "auth": AuthMode,
     "log_format": LogFormat,
+    "durability": Durability,
 }
 _INTS = {"port", "api_port", "heartbeat_interval", "demo"}
 _FLOATS = {"call_timeout", "frame_log_retention"}

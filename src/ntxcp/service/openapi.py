@@ -188,6 +188,11 @@ def _api_schemas() -> dict[str, Any]:
                 "version": _STR,
                 "connectedGateways": _INT,
                 "knownGateways": _INT,
+                "durability": {
+                    "enum": ["disk", "process"],
+                    "description": "disk: data is fsync'ed before a gateway is answered; "
+                    "process: it survives a crash of the process, not a power cut",
+                },
                 "uptimeSeconds": {"type": "number"},
             },
             ("status",),

@@ -26,12 +26,12 @@ import ntxcp
 from ntxcp.endpoints import ControlCenter
 from ntxcp.service.api import create_app
 from ntxcp.service.commands import CommandRunner
-from ntxcp.service.config import AuthMode, ServiceConfig
+from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
-from ntxcp.service.storage import Storage, StorageError
+from ntxcp.service.storage import SYNCHRONOUS, Storage, StorageError
 from ntxcp.transport import HandshakeInfo, server_tls_context
 
 __all__ = ["Service", "ServiceError"]
@@ -41,6 +41,10 @@ _log = logging.getLogger("ntxcp.service")
 _FLUSH_INTERVAL = 0.25  # s between writes of the buffered frame log
 _PRUNE_INTERVAL = 3600.0  # s between frame-log retention runs
 _STOP_GRACE = 4.0  # s the gateways get to close (spec §6.3: exit within 10 s overall)
+_DURABILITY_MEANING = {
+    Durability.DISK: "acknowledged data survives a power cut",
+    Durability.PROCESS: "acknowledged data survives a crash of the process, not a power cut",
+}
 
 
 class ServiceError(Exception):
@@ -72,7 +76,7 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.version = ntxcp.__version__
-        self.storage = Storage(config.db)
+        self.storage = Storage(config.db, config.durability)
         self.control_center = ControlCenter(
             host=config.host, ssl=self._tls_context(), call_timeout=config.call_timeout
         )
@@ -136,6 +140,12 @@ class Service:
             loop.create_task(self._count_errors(), name="ntxcp-errors"),
         ]
         _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
+        _log.info(
+            "durability: %s (SQLite synchronous=%s; %s)",
+            config.durability.value,
+            SYNCHRONOUS[config.durability],
+            _DURABILITY_MEANING[config.durability],
+        )
         if config.demo:
             try:
                 await self._start_demo(config.demo)

@@ -1,7 +1,11 @@
 """SQLite storage of the control center service: the write path and its guarantees.
 
-One database file in WAL mode (``synchronous=NORMAL``: a commit appends to the log
-without an fsync), one connection, used on the event loop's thread only:
+One database file in WAL mode, one connection, used on the event loop's thread only.
+How durable a commit is depends on ``durability`` (:class:`~.config.Durability`):
+``disk`` (the default) runs ``synchronous=FULL``, so every group commit fsyncs the
+WAL before any CALLRESULT it covers is sent and acknowledged data survives a power
+cut; ``process`` runs ``synchronous=NORMAL``, so a commit reaches the operating
+system without an fsync and survives only the death of the process.
 
 * **writes** go to a :class:`~ntxcp.service.writer.BatchWriter`, which commits the
   writes queued during one event-loop iteration in one transaction (group commit).
@@ -37,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError, migrate
 from ntxcp.service.writer import BatchWriter, Checkpointer
 from ntxcp.v10 import core, firmware
@@ -99,6 +104,9 @@ _DATA_TABLES = (
     "commands",
 )
 _PRUNE_CHUNK = 5000
+# SQLite's synchronous levels: FULL fsyncs the WAL at every commit, NORMAL only at
+# checkpoints (a commit then survives a process crash, not a power cut).
+SYNCHRONOUS = {Durability.DISK: "FULL", Durability.PROCESS: "NORMAL"}
 
 
 class StorageError(Exception):
@@ -141,10 +149,12 @@ class Storage:
 
     Args:
         path: the SQLite file (created if missing).
+        durability: when a commit counts as stored (fsync'ed, or handed to the OS).
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, durability: Durability = Durability.DISK) -> None:
         self.path = Path(path)
+        self.durability = durability
         self.gateways: dict[str, GatewayRecord] = {}
         self._writer: BatchWriter | None = None
         self._checkpointer: Checkpointer | None = None
@@ -171,7 +181,7 @@ class Storage:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
         try:
             conn.execute("PRAGMA journal_mode=WAL").fetchone()
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA synchronous={SYNCHRONOUS[self.durability]}")
             conn.execute("PRAGMA busy_timeout=5000")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: hot index pages stay cached
@@ -190,7 +200,7 @@ class Storage:
         }
         self._conn = conn
         self._writer = BatchWriter(conn)
-        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer = Checkpointer(self.path, SYNCHRONOUS[self.durability])
         self._checkpointer.start()
 
     async def close(self) -> None:

@@ -160,11 +160,13 @@ class Checkpointer:
 
     Args:
         path: the database file.
+        synchronous: the SQLite ``synchronous`` level of the checkpoint connection.
         interval: seconds between checkpoints.
     """
 
-    def __init__(self, path: Path, interval: float = 1.0) -> None:
+    def __init__(self, path: Path, synchronous: str = "FULL", interval: float = 1.0) -> None:
         self._path = path
+        self._synchronous = synchronous
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ntxcp-db-checkpoint", daemon=True)
@@ -185,6 +187,7 @@ class Checkpointer:
         conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout=1000")
+            conn.execute(f"PRAGMA synchronous={self._synchronous}")
             while not self._stop.wait(self._interval):
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
