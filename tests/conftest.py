@@ -3,12 +3,24 @@
 ``pki``: a throw-away certificate authority, a server certificate for 127.0.0.1 and
 localhost, and client certificates whose CN is a gateway id, as PEM files in a temporary
 directory (security profiles 2 and 3, spec §1).
+
+Hypothesis profiles, chosen with ``HYPOTHESIS_PROFILE``:
+
+- ``ci`` (the default, used by ``./scripts/test`` and CI): derandomized, so every run
+  draws the same examples and a red run can be repeated anywhere;
+- ``random``: new random examples on each run, with the example database;
+- ``long``: random and 20,000 examples per property, for a search by hand, e.g.
+  ``HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/rpc/test_rpc_properties.py``.
+
+A failing example found by a random run is added to the test as an explicit
+``@example`` (a regression case), so that it runs in every later run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +29,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
+settings.register_profile("random", deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=20_000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _key() -> ec.EllipticCurvePrivateKey:

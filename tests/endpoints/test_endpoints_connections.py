@@ -22,6 +22,7 @@ from endpoint_helpers import (
 )
 
 from ntxcp import (
+    Backoff,
     ControlCenter,
     DisconnectedError,
     EndpointError,
@@ -29,7 +30,7 @@ from ntxcp import (
     HandshakeRefusedError,
     NotConnectedError,
 )
-from ntxcp.v10 import core
+from ntxcp.v10 import core, types
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -386,3 +387,31 @@ async def test_port_and_url_stay_readable_during_and_after_stop() -> None:
     assert control.port == port and control.url == url
     await stopping
     assert control.port == port and control.url == url
+
+
+async def test_a_stored_message_leaves_the_outbox_only_on_its_callresult(make_gw, raw_server):
+    # Store and forward (spec §6.2): a message whose connection drops before its
+    # CALLRESULT stays first in the outbox and goes again with the same uniqueId. The
+    # first attempt leaves from the caller (nothing queued ahead), the second from the
+    # forwarder after the reconnect; each path is cut once.
+    gw = await make_gw(raw_server.url, reconnect=True, backoff=Backoff(initial=0.01, maximum=0.05))
+    sample = types.SampledValue(value="1")
+    delivered = asyncio.ensure_future(
+        gw.meter_values(1, [types.MeterValue(timestamp=T0, sampled_value=[sample])], timeout=20)
+    )
+    seen: list[str] = []
+    for _ in range(2):
+        peer = await raw_server.accept()
+        frame = await peer.receive()
+        assert frame[2] == "MeterValues"
+        seen.append(frame[1])
+        assert gw.queued == 1
+        peer.close(1012)  # "service restart": gone before answering
+    peer = await raw_server.accept()
+    frame = await peer.receive()
+    seen.append(frame[1])
+    assert seen == [seen[0]] * 3
+    peer.send_json([3, frame[1], {}])
+    assert isinstance(await asyncio.wait_for(delivered, WAIT), core.MeterValuesConfirmation)
+    assert gw.queued == 0
+    assert gw.connect_count == 3

@@ -194,13 +194,18 @@ async def test_basic_auth(make_cc, make_gw):
         await make_gw(cc.url, "GW-5", extra_headers=headers)
     assert caught.value.status == 401
     assert await handshake_status(f"{cc.url}/GW-5", headers=headers) == 401
+    # the right password of the gateway in the path, under another username (spec §1:
+    # the username is the gateway id): refused without asking the password check
+    headers = {"Authorization": basic_auth("someone-else", "secret of GW-7")}
+    assert await handshake_status(f"{cc.url}/GW-7", headers=headers) == 401
     # a malformed header counts as missing
     assert await handshake_status(f"{cc.url}/GW-6", headers={"Authorization": "Basic !!"}) == 401
     found = refusals(cc)
-    assert [r.gateway_id for r in found] == ["GW-2", "GW-3", "GW-5", "GW-5", "GW-6"]
+    assert [r.gateway_id for r in found] == ["GW-2", "GW-3", "GW-5", "GW-5", "GW-7", "GW-6"]
     assert all("401" in str(r) for r in found)
     assert cc.gateways() == [GW]
     assert ("GW-4", "secret of GW-4") not in checked
+    assert ("GW-7", "secret of GW-7") not in checked
 
 
 # --- the validation hook (spec §1 "connection check") --------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
+import aiohttp
 import jsonschema
-from service_helpers import TOKEN, Api, ServiceProcess, gateway
+from service_helpers import TOKEN, Api, ServiceProcess, gateway, raw_connect
 
 from ntxcp.v10 import ACTIONS, Direction
 from ntxcp.v10.types import DATETIME_PATTERN
@@ -288,3 +290,22 @@ async def test_openapi_document(api: Api) -> None:
             assert operation["responses"], (path, method)
             secured = "security" in operation
             assert secured == path.startswith("/api/"), path
+
+
+async def test_a_gateway_that_disconnects_before_answering_gives_502(
+    service: ServiceProcess, api: Api, http: aiohttp.ClientSession
+) -> None:
+    # The command reached the gateway, which went away without an answer: that is a
+    # failure of the gateway (502), not an unknown or unconnected one (404).
+    ws = await raw_connect(http, service.ws_url, "drop-1")
+    try:
+        call = asyncio.create_task(api.call("drop-1", "ClearCache", {}))
+        frame = json.loads(await ws.receive_str(timeout=5))
+        assert frame[:3] == [2, frame[1], "ClearCache"]
+    finally:
+        await ws.close()
+    status, body = await call
+    assert status == 502, body
+    assert "disconnected before answering" in body["error"]
+    _, commands = await api.get("/api/commands", gateway="drop-1")
+    assert commands["items"][0]["outcome"] == "disconnected"
