@@ -68,7 +68,11 @@ def main() -> None:
     args = parser.parse_args()
     number, repeat = (2_000, 3) if args.quick else (50_000, 7)
 
-    rpc = RpcConnection(Role.CONTROL_CENTER, profiles={Profile.CORE}, bad_message_limit=None)
+    def fresh() -> RpcConnection:
+        # One connection per measurement: a receive-only loop leaves every CALL
+        # unanswered, and answers queued behind them would measure that backlog.
+        return RpcConnection(Role.CONTROL_CENTER, profiles={Profile.CORE}, bad_message_limit=None)
+
     cases = {
         "MeterValues(4)": (METER_VALUES, core.MeterValuesRequest, core.MeterValuesConfirmation()),
         "BootNotification": (
@@ -90,11 +94,17 @@ def main() -> None:
         frame = json.dumps([2, "b6b2e5c8-8c4f-4a43-9f43-b4b7f5b6c001", action, payload]).encode()
         payload_bytes = json.dumps(payload).encode()
 
-        def receive(frame: bytes = frame) -> None:
+        receiving, answering = fresh(), fresh()
+
+        def receive(frame: bytes = frame, rpc: RpcConnection = receiving) -> None:
             events = rpc.receive(frame, 0.0)
             assert type(events[0]) is CallReceived
 
-        def receive_and_answer(frame: bytes = frame, confirmation: object = confirmation) -> None:
+        def receive_and_answer(
+            frame: bytes = frame,
+            confirmation: object = confirmation,
+            rpc: RpcConnection = answering,
+        ) -> None:
             event = rpc.receive(frame, 0.0)[0]
             assert isinstance(event, CallReceived)
             rpc.send_result(event, confirmation)  # type: ignore[arg-type]
