@@ -24,8 +24,7 @@ from datetime import UTC, datetime
 import jsonschema
 
 from ntxcp.rpc import CallReceived, Role, RpcConnection
-from ntxcp.v10 import core
-from ntxcp.v10._base import Profile
+from ntxcp.v10 import Profile, core
 from ntxcp.v10.codec import decode_payload
 from ntxcp.v10.schema import request_schema
 

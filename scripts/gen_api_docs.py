@@ -37,6 +37,7 @@ SECTIONS = [
     "ntxcp",
     "ntxcp.endpoints",
     "ntxcp.endpoints.store",
+    "ntxcp.endpoints.typed_requests",
     "ntxcp.sync",
     "ntxcp.errors",
     "ntxcp.transport",

@@ -196,3 +196,30 @@ def test_checker_finds_forbidden_imports(module: str, source: str, target: str) 
     bad = dict(FAKE)
     bad[module] = (source, bad[module][1])
     assert violations(bad, ALLOWED) == [f"{module} imports {target}"]
+
+
+# --- private modules stay inside their package --------------------------------------------
+
+
+def private_imports_across_packages(modules: Mapping[str, tuple[str, bool]]) -> list[str]:
+    """Imports of a ``_``-prefixed module from outside the package that holds it."""
+    problems = []
+    for module, (source, is_package) in sorted(modules.items()):
+        package = module if is_package else module.rpartition(".")[0]
+        for target in sorted(imports_of(module, source, is_package, modules)):
+            parts = target.split(".")
+            private = [i for i, part in enumerate(parts) if part.startswith("_")]
+            if private and ".".join(parts[: private[0]]) != package:
+                problems.append(f"{module} imports {target}")
+    return problems
+
+
+def test_no_module_imports_a_private_module_of_another_package() -> None:
+    assert private_imports_across_packages(MODULES) == []
+
+
+def test_the_private_import_check_finds_one() -> None:
+    bad = dict(FAKE)
+    bad["ntxcp.v10.core"] = ("from ntxcp.transport._base import Link\n", False)
+    assert private_imports_across_packages(bad) == ["ntxcp.v10.core imports ntxcp.transport._base"]
+    assert private_imports_across_packages(FAKE) == []

@@ -84,5 +84,5 @@ def test_api_docs_are_up_to_date():
     assert actual == expected, "docs/api.md is out of date: run python scripts/gen_api_docs.py"
     for name in ("ControlCenter", "Gateway", "GatewayConnection", "HandshakeInfo", "CallError"):
         assert f"### class `{name}`" in actual
-    for method in ("ControlCenter.send_request_async", "Gateway.boot_notification"):
+    for method in ("ControlCenter.send_request_async", "GatewayRequests.boot_notification"):
         assert f"#### `{method}`" in actual

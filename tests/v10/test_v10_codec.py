@@ -15,6 +15,7 @@ from ntxcp.v10.codec import (
     encode_payload,
     error_from_validation,
     to_builtins,
+    to_enum,
 )
 
 
@@ -97,3 +98,16 @@ def test_encode_json_and_to_builtins() -> None:
     assert to_builtins(value) == {"value": "1", "measurand": "Voltage"}
     with pytest.raises(TypeError):
         encode_json(object())
+
+
+def test_to_enum_takes_a_member_or_its_wire_value() -> None:
+    assert to_enum(core.ResetType, "Soft", "type") is core.ResetType.SOFT
+    assert to_enum(core.ResetType, core.ResetType.HARD, "type") is core.ResetType.HARD
+
+
+def test_to_enum_refuses_an_unknown_value_with_the_library_error() -> None:
+    with pytest.raises(PayloadValidationError) as info:
+        to_enum(core.ResetType, "Sotf", "type")
+    assert info.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    assert info.value.path == "type"
+    assert "'Sotf'" in info.value.description

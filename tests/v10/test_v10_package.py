@@ -10,6 +10,7 @@ PUBLIC = {
     "ACTIONS",
     "PROFILES",
     "ActionSpec",
+    "AnyRequest",
     "Confirmation",
     "Direction",
     "Payload",

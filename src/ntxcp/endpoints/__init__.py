@@ -1,7 +1,7 @@
 """The asyncio endpoints: :class:`ControlCenter` and :class:`Gateway` (spec §6)."""
 
 from ntxcp.endpoints._errors import ErrorStream
-from ntxcp.endpoints._session import CallContext, current_call
+from ntxcp.endpoints._session import CallContext, FrameTap, current_call
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.endpoints.control_center import ControlCenter, GatewayConnection
 from ntxcp.endpoints.gateway import Gateway
@@ -11,6 +11,7 @@ __all__ = [
     "CallContext",
     "ControlCenter",
     "ErrorStream",
+    "FrameTap",
     "Gateway",
     "GatewayConnection",
     "current_call",

@@ -8,7 +8,7 @@ from typing import Any
 
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.rpc import Role
-from ntxcp.v10._base import Profile
+from ntxcp.v10 import Profile
 from ntxcp.v10.registry import ACTIONS, ActionSpec
 
 __all__ = ["Dispatcher"]

@@ -31,7 +31,7 @@ from ntxcp.rpc import (
     UnmatchedResponse,
 )
 from ntxcp.transport import Link
-from ntxcp.v10._base import Confirmation, Request
+from ntxcp.v10 import Confirmation, Request
 
 if TYPE_CHECKING:
     from ntxcp.endpoints._dispatch import Dispatcher
@@ -167,11 +167,11 @@ class Session:
 
     def send_call(
         self,
-        request: Request,
+        request: Request[C],
         timeout: float | None,
         unique_id: str | None = None,
         payload: bytes | None = None,
-    ) -> asyncio.Future[Confirmation]:
+    ) -> asyncio.Future[C]:
         """Send (or queue) a CALL; the future gets its confirmation or error.
 
         Raises:
@@ -184,14 +184,10 @@ class Session:
         call = self.rpc.send_call(
             request, self._loop.time(), timeout, unique_id=unique_id, payload=payload
         )
-        future: asyncio.Future[Confirmation] = self._loop.create_future()
+        future: asyncio.Future[C] = self._loop.create_future()
         call.context = (future, self._loop.call_at(call.deadline, self._expire))
         self._flush()
         return future
-
-    async def call(self, request: Request, timeout: float | None = None) -> Confirmation:
-        """Send a CALL and wait for its confirmation."""
-        return await self.send_call(request, timeout)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start closing the link."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
 from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
+from ntxcp.endpoints.typed_requests import ControlCenterRequests
 from ntxcp.errors import EndpointError, NotConnectedError
 from ntxcp.rpc import (
     DEFAULT_BAD_MESSAGE_LIMIT,
@@ -30,8 +31,7 @@ from ntxcp.transport import (
     listen,
 )
 from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
-from ntxcp.v10 import core, firmware, remotetrigger
-from ntxcp.v10._base import Confirmation, Profile, Request
+from ntxcp.v10 import Confirmation, Profile, Request, core, firmware, remotetrigger
 
 __all__ = ["ControlCenter", "GatewayConnection"]
 
@@ -80,7 +80,7 @@ ValidationHandler = Callable[[str, HandshakeInfo], bool]
 BasicAuthHandler = Callable[[str, str], bool]
 
 
-class ControlCenter:
+class ControlCenter(ControlCenterRequests):
     """A Ding.X Control Center serving many gateways on one port (spec §6.1).
 
     Register one handler object per profile, start it, then send C→G requests by
@@ -444,9 +444,17 @@ class ControlCenter:
         return session
 
     async def send_request(
-        self, gateway_id: str, request: Request, *, timeout: float | None = None
-    ) -> Confirmation:
-        """Send any C→G request and wait for its confirmation.
+        self, gateway_id: str, request: Request[C], *, timeout: float | None = None
+    ) -> C:
+        """Send any C→G request and wait for its confirmation (Go ``SendRequest``).
+
+        Args:
+            gateway_id: the gateway to send to.
+            request: the request; its class says the confirmation's.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Returns:
+            The confirmation, of the class the request names.
 
         Raises:
             NotConnectedError: the gateway is not connected (immediately).
@@ -461,8 +469,8 @@ class ControlCenter:
     def send_request_async(
         self,
         gateway_id: str,
-        request: Request,
-        callback: Callable[[Confirmation | None, BaseException | None], object],
+        request: Request[C],
+        callback: Callable[[C | None, BaseException | None], object],
         *,
         timeout: float | None = None,
     ) -> None:
@@ -470,137 +478,13 @@ class ControlCenter:
 
         Errors that prevent sending (not connected, queue full, invalid request) are
         raised here and the callback is never called (Go ``SendRequestAsync``).
+
+        Args:
+            gateway_id: the gateway to send to.
+            request: the request.
+            callback: called with the confirmation (of the class the request names)
+                and ``None``, or ``None`` and the error.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
         """
         future = self._session(gateway_id).send_call(request, timeout)
         on_outcome(future, callback)
-
-    async def _send(self, gateway_id: str, request: Request, timeout: float | None) -> Any:
-        return await self._session(gateway_id).send_call(request, timeout)
-
-    async def change_configuration(
-        self, gateway_id: str, key: str, value: str, *, timeout: float | None = None
-    ) -> core.ChangeConfigurationConfirmation:
-        """Set one configuration key on a gateway (spec §4.1 ChangeConfiguration)."""
-        request = core.ChangeConfigurationRequest(key=key, value=value)
-        result: core.ChangeConfigurationConfirmation = await self._send(
-            gateway_id, request, timeout
-        )
-        return result
-
-    async def clear_cache(
-        self, gateway_id: str, *, timeout: float | None = None
-    ) -> core.ClearCacheConfirmation:
-        """Ask a gateway to clear its cache (spec §4.1 ClearCache)."""
-        result: core.ClearCacheConfirmation = await self._send(
-            gateway_id, core.ClearCacheRequest(), timeout
-        )
-        return result
-
-    async def data_transfer(
-        self,
-        gateway_id: str,
-        vendor_id: str,
-        *,
-        message_id: str | None = None,
-        data: str | None = None,
-        timeout: float | None = None,
-    ) -> core.DataTransferConfirmation:
-        """Send vendor-specific data to a gateway (spec §4.1 DataTransfer)."""
-        request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
-        result: core.DataTransferConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def get_configuration(
-        self,
-        gateway_id: str,
-        keys: Sequence[str] | None = None,
-        *,
-        timeout: float | None = None,
-    ) -> core.GetConfigurationConfirmation:
-        """Read configuration keys (all when ``keys`` is empty; spec §4.1)."""
-        request = core.GetConfigurationRequest(key=list(keys) if keys else None)
-        result: core.GetConfigurationConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def reset(
-        self, gateway_id: str, reset_type: core.ResetType | str, *, timeout: float | None = None
-    ) -> core.ResetConfirmation:
-        """Ask a gateway to reset (spec §4.1 Reset)."""
-        request = core.ResetRequest(type=core.ResetType(reset_type))
-        result: core.ResetConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def capture_process(
-        self,
-        gateway_id: str,
-        service_id: str,
-        datapoint_ids: Sequence[str],
-        *,
-        timeout: float | None = None,
-    ) -> core.CaptureProcessConfirmation:
-        """Capture datapoint values of one service process (spec §4.1 CaptureProcess)."""
-        request = core.CaptureProcessRequest(
-            service_id=service_id, datapoint_ids=list(datapoint_ids)
-        )
-        result: core.CaptureProcessConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def get_diagnostics(
-        self,
-        gateway_id: str,
-        location: str,
-        *,
-        retries: int | None = None,
-        retry_interval: int | None = None,
-        start_time: datetime | None = None,
-        stop_time: datetime | None = None,
-        timeout: float | None = None,
-    ) -> firmware.GetDiagnosticsConfirmation:
-        """Ask a gateway to upload diagnostics to ``location`` (spec §4.2)."""
-        request = firmware.GetDiagnosticsRequest(
-            location=location,
-            retries=retries,
-            retry_interval=retry_interval,
-            start_time=start_time,
-            stop_time=stop_time,
-        )
-        result: firmware.GetDiagnosticsConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def update_firmware(
-        self,
-        gateway_id: str,
-        location: str,
-        retrieve_date: datetime,
-        *,
-        retries: int | None = None,
-        retry_interval: int | None = None,
-        timeout: float | None = None,
-    ) -> firmware.UpdateFirmwareConfirmation:
-        """Ask a gateway to fetch and install firmware from ``location`` (spec §4.2)."""
-        request = firmware.UpdateFirmwareRequest(
-            location=location,
-            retrieve_date=retrieve_date,
-            retries=retries,
-            retry_interval=retry_interval,
-        )
-        result: firmware.UpdateFirmwareConfirmation = await self._send(gateway_id, request, timeout)
-        return result
-
-    async def trigger_message(
-        self,
-        gateway_id: str,
-        requested_message: remotetrigger.MessageTrigger | str,
-        *,
-        service_id: str | None = None,
-        timeout: float | None = None,
-    ) -> remotetrigger.TriggerMessageConfirmation:
-        """Ask a gateway to send one of its messages now (spec §4.3 TriggerMessage)."""
-        request = remotetrigger.TriggerMessageRequest(
-            requested_message=remotetrigger.MessageTrigger(requested_message),
-            service_id=service_id,
-        )
-        result: remotetrigger.TriggerMessageConfirmation = await self._send(
-            gateway_id, request, timeout
-        )
-        return result

@@ -8,9 +8,8 @@ import functools
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from ntxcp.endpoints._dispatch import Dispatcher
@@ -25,6 +24,7 @@ from ntxcp.endpoints.store import (
     StoreFullError,
     open_store,
 )
+from ntxcp.endpoints.typed_requests import GatewayRequests
 from ntxcp.errors import (
     CallError,
     CallTimeoutError,
@@ -45,12 +45,13 @@ from ntxcp.rpc import (
 from ntxcp.rpc.frames import new_unique_id
 from ntxcp.transport import ClientOptions, connect, valid_gateway_id
 from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
-from ntxcp.v10 import core, firmware, remotetrigger, types
-from ntxcp.v10._base import Confirmation, Profile, Request
+from ntxcp.v10 import AnyRequest, Confirmation, Profile, Request, core, firmware, remotetrigger
 from ntxcp.v10.codec import decode_payload, encode_payload
 from ntxcp.v10.registry import ACTIONS
 
 __all__ = ["Gateway"]
+
+C = TypeVar("C", bound=Confirmation)
 
 _log = logging.getLogger("ntxcp.gateway")
 
@@ -75,7 +76,7 @@ def _permanent(exc: BaseException) -> bool:
     return isinstance(exc, ssl.SSLCertVerificationError)
 
 
-class Gateway:
+class Gateway(GatewayRequests):
     """A Ding.X Gateway: connects to a control center and talks ntxcp 1.0 (spec §6.2).
 
     ::
@@ -232,7 +233,7 @@ class Gateway:
         self._store_option = store
         self._owns_store = store is None or isinstance(store, str | os.PathLike)
         self._store = open_store(store)
-        self._waiters: dict[int, list[asyncio.Future[Confirmation]]] = {}
+        self._waiters: dict[int, list[asyncio.Future[Any]]] = {}
         self._wake = asyncio.Event()
         self._delivering = False  # a stored message is on the wire (one at a time)
         self._forwarder: asyncio.Task[None] | None = None
@@ -760,7 +761,7 @@ class Gateway:
         self._settle(message.seq, confirmation=confirmation)
 
     def _send_directly(
-        self, session: Session, seq: int, unique_id: str, request: Request, payload: bytes
+        self, session: Session, seq: int, unique_id: str, request: AnyRequest, payload: bytes
     ) -> None:
         """Put the only queued message on the wire from the caller (spec §6.2).
 
@@ -824,9 +825,9 @@ class Gateway:
             if error is not None:
                 waiter.set_exception(error)
             else:
-                waiter.set_result(confirmation)  # type: ignore[arg-type]
+                waiter.set_result(confirmation)
 
-    def _forget_waiter(self, seq: int, future: asyncio.Future[Confirmation]) -> None:
+    def _forget_waiter(self, seq: int, future: asyncio.Future[Any]) -> None:
         """A caller stopped waiting: drop its future (the message stays queued)."""
         waiters = self._waiters.get(seq)
         if waiters is not None and future in waiters:
@@ -836,7 +837,7 @@ class Gateway:
         if not future.done():
             future.cancel()
 
-    def queue_request(self, request: Request) -> str:
+    def queue_request(self, request: AnyRequest) -> str:
         """Store a store-and-forward message durably and return its ``uniqueId``.
 
         Returns as soon as the message is in the outbox (committed to the file with
@@ -852,7 +853,7 @@ class Gateway:
         self._wake.set()
         return unique_id
 
-    def _enqueue(self, request: Request) -> tuple[int, str, bytes]:
+    def _enqueue(self, request: AnyRequest) -> tuple[int, str, bytes]:
         if request.ACTION not in STORED_ACTIONS:
             raise ValueError(f"{request.ACTION} is not a store-and-forward message")
         payload = encode_payload(request)
@@ -872,9 +873,9 @@ class Gateway:
             self._settle(dropped.seq, error=error)
         return seq, unique_id, payload
 
-    async def _stored_call(self, request: Request, timeout: float | None) -> Confirmation:
+    async def _stored_call(self, request: Request[C], timeout: float | None) -> C:
         seq, unique_id, payload = self._enqueue(request)
-        future: asyncio.Future[Confirmation] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[C] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(seq, []).append(future)
         limit = self.call_timeout if timeout is None else timeout
         session = self._session
@@ -904,7 +905,7 @@ class Gateway:
     # --- requests --------------------------------------------------------------------
 
     async def _ready_session(
-        self, request: Request, timeout: float | None
+        self, request: AnyRequest, timeout: float | None
     ) -> tuple[Session, float | None]:
         """The session to send on and the time left of ``timeout``.
 
@@ -934,11 +935,18 @@ class Gateway:
             raise NotConnectedError(f"gateway {self.gateway_id!r} is not connected")
         return session
 
-    async def send_request(self, request: Request, *, timeout: float | None = None) -> Confirmation:
+    async def send_request(self, request: Request[C], *, timeout: float | None = None) -> C:
         """Send any G→C request and wait for its confirmation (Go ``SendRequest``).
 
         A store-and-forward action is stored first and waited for up to
         ``timeout`` (see the class docs); any other request needs a connection.
+
+        Args:
+            request: the request; its class says the confirmation's.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Returns:
+            The confirmation, of the class the request names.
 
         Raises:
             NotConnectedError: not connected (immediately; never for a stored action).
@@ -949,36 +957,6 @@ class Gateway:
             QueueFullError: too many requests wait already, or the outbox is full.
             PayloadValidationError: the request itself is invalid.
         """
-        confirmation: Confirmation = await self._send(request, timeout)
-        return confirmation
-
-    def send_request_async(
-        self,
-        request: Request,
-        callback: Callable[[Confirmation | None, BaseException | None], object],
-        *,
-        timeout: float | None = None,
-    ) -> None:
-        """Send a request; ``callback(confirmation, error)`` runs exactly once later.
-
-        Errors that prevent sending are raised here and the callback is never called
-        (Go ``SendRequestAsync``). A store-and-forward message is stored instead
-        and the callback runs once it is delivered (or dead-lettered).
-        """
-        future: asyncio.Future[Confirmation]
-        if request.ACTION in STORED_ACTIONS:
-            # Stored first (spec §6.2); the callback runs on delivery or dead letter.
-            seq, _, _ = self._enqueue(request)
-            self._wake.set()
-            future = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(seq, []).append(future)
-        elif self.boot is not None and not self._ready.is_set():
-            future = asyncio.ensure_future(self._send(request, timeout))
-        else:
-            future = self._live_session().send_call(request, timeout)
-        on_outcome(future, callback)
-
-    async def _send(self, request: Request, timeout: float | None) -> Any:
         if request.ACTION in STORED_ACTIONS:
             return await self._stored_call(request, timeout)
         session, left = await self._ready_session(request, timeout)
@@ -992,112 +970,40 @@ class Gateway:
                 self._ready.set()
         return confirmation
 
-    async def boot_notification(
+    def send_request_async(
         self,
-        dingx_gateway_model: str,
-        *,
-        dingx_gateway_vendor: str | None = None,
-        dingx_gateway_serial_number: str | None = None,
-        firmware_version: str | None = None,
-        iccid: str | None = None,
-        imsi: str | None = None,
-        meter_type: str | None = None,
-        meter_serial_number: str | None = None,
-        timeout: float | None = None,
-    ) -> core.BootNotificationConfirmation:
-        """Tell the control center the gateway booted (spec §4.1 BootNotification)."""
-        request = core.BootNotificationRequest(
-            dingx_gateway_model=dingx_gateway_model,
-            dingx_gateway_vendor=dingx_gateway_vendor,
-            dingx_gateway_serial_number=dingx_gateway_serial_number,
-            firmware_version=firmware_version,
-            iccid=iccid,
-            imsi=imsi,
-            meter_type=meter_type,
-            meter_serial_number=meter_serial_number,
-        )
-        result: core.BootNotificationConfirmation = await self._send(request, timeout)
-        return result
-
-    async def heartbeat(self, *, timeout: float | None = None) -> core.HeartbeatConfirmation:
-        """Tell the control center the gateway is alive (spec §4.1 Heartbeat)."""
-        result: core.HeartbeatConfirmation = await self._send(core.HeartbeatRequest(), timeout)
-        return result
-
-    async def status_notification(
-        self,
-        service_id: str,
-        error_code: core.DingxGatewayErrorCode | str,
-        status: core.DingxGatewayStatus | str,
-        *,
-        info: str | None = None,
-        timestamp: datetime | None = None,
-        vendor_id: str | None = None,
-        vendor_error_code: str | None = None,
-        timeout: float | None = None,
-    ) -> core.StatusNotificationConfirmation:
-        """Report the status of a service (``"0"``: the whole gateway; spec §4.1)."""
-        request = core.StatusNotificationRequest(
-            service_id=service_id,
-            error_code=core.DingxGatewayErrorCode(error_code),
-            status=core.DingxGatewayStatus(status),
-            info=info,
-            timestamp=timestamp,
-            vendor_id=vendor_id,
-            vendor_error_code=vendor_error_code,
-        )
-        result: core.StatusNotificationConfirmation = await self._send(request, timeout)
-        return result
-
-    async def meter_values(
-        self,
-        service_id: int,
-        meter_value: Sequence[types.MeterValue],
+        request: Request[C],
+        callback: Callable[[C | None, BaseException | None], object],
         *,
         timeout: float | None = None,
-    ) -> core.MeterValuesConfirmation:
-        """Send sampled meter values of a service (spec §4.1 MeterValues)."""
-        request = core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
-        result: core.MeterValuesConfirmation = await self._send(request, timeout)
-        return result
+    ) -> None:
+        """Send a request; ``callback(confirmation, error)`` runs exactly once later.
 
-    async def data_transfer(
-        self,
-        vendor_id: str,
-        *,
-        message_id: str | None = None,
-        data: str | None = None,
-        timeout: float | None = None,
-    ) -> core.DataTransferConfirmation:
-        """Send vendor-specific data to the control center (spec §4.1 DataTransfer)."""
-        request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
-        result: core.DataTransferConfirmation = await self._send(request, timeout)
-        return result
+        Errors that prevent sending are raised here and the callback is never called
+        (Go ``SendRequestAsync``). A store-and-forward message is stored instead
+        and the callback runs once it is delivered (or dead-lettered).
 
-    async def diagnostics_status_notification(
-        self, status: firmware.DiagnosticsStatus | str, *, timeout: float | None = None
-    ) -> firmware.DiagnosticsStatusNotificationConfirmation:
-        """Report the progress of a diagnostics upload (spec §4.2)."""
-        request = firmware.DiagnosticsStatusNotificationRequest(
-            status=firmware.DiagnosticsStatus(status)
-        )
-        result: firmware.DiagnosticsStatusNotificationConfirmation = await self._send(
-            request, timeout
-        )
-        return result
-
-    async def firmware_status_notification(
-        self, status: firmware.FirmwareStatus | str, *, timeout: float | None = None
-    ) -> firmware.FirmwareStatusNotificationConfirmation:
-        """Report the progress of a firmware update (spec §4.2)."""
-        request = firmware.FirmwareStatusNotificationRequest(status=firmware.FirmwareStatus(status))
-        result: firmware.FirmwareStatusNotificationConfirmation = await self._send(request, timeout)
-        return result
+        Args:
+            request: the request.
+            callback: called with the confirmation (of the class the request names)
+                and ``None``, or ``None`` and the error.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+        """
+        future: asyncio.Future[C]
+        if request.ACTION in STORED_ACTIONS:
+            # Stored first (spec §6.2); the callback runs on delivery or dead letter.
+            seq, _, _ = self._enqueue(request)
+            self._wake.set()
+            future = asyncio.get_running_loop().create_future()
+            self._waiters.setdefault(seq, []).append(future)
+        elif self.boot is not None and not self._ready.is_set():
+            future = asyncio.ensure_future(self.send_request(request, timeout=timeout))
+        else:
+            future = self._live_session().send_call(request, timeout)
+        on_outcome(future, callback)
 
 
-def _fail_waiter(
-    future: asyncio.Future[Confirmation], action: str, unique_id: str, timeout: float
-) -> None:
+def _fail_waiter(future: asyncio.Future[Any], action: str, unique_id: str, timeout: float) -> None:
     """A caller's wait for a stored message ends; the message stays queued (spec §6.2)."""
     if not future.done():
         future.set_exception(CallTimeoutError(action, unique_id, timeout, queued=True))

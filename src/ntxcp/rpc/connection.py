@@ -69,7 +69,7 @@ from ntxcp.rpc.frames import (
     is_json_object,
     new_unique_id,
 )
-from ntxcp.v10._base import Confirmation, Direction, Profile, Request
+from ntxcp.v10 import AnyRequest, Confirmation, Direction, Profile
 from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload
 from ntxcp.v10.registry import ACTIONS, ActionSpec
 
@@ -230,7 +230,7 @@ class RpcConnection:
 
     def send_call(
         self,
-        request: Request,
+        request: AnyRequest,
         now: float,
         timeout: float | None = None,
         *,

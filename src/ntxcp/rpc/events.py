@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ntxcp.errors import CallError, ErrorCode, NtxcpError
-from ntxcp.v10._base import Confirmation, Request
+from ntxcp.v10 import AnyRequest, Confirmation
 from ntxcp.v10.registry import ActionSpec
 
 __all__ = [
@@ -40,7 +40,7 @@ class OutgoingCall:
     __slots__ = ("context", "deadline", "frame", "request", "timeout", "unique_id")
 
     def __init__(
-        self, unique_id: str, request: Request, frame: bytes, deadline: float, timeout: float
+        self, unique_id: str, request: AnyRequest, frame: bytes, deadline: float, timeout: float
     ) -> None:
         self.unique_id = unique_id
         self.request = request
@@ -67,7 +67,7 @@ class CallReceived:
 
     __slots__ = ("request", "spec", "unique_id")
 
-    def __init__(self, unique_id: str, spec: ActionSpec, request: Request) -> None:
+    def __init__(self, unique_id: str, spec: ActionSpec, request: AnyRequest) -> None:
         self.unique_id = unique_id
         self.spec = spec
         self.request = request

@@ -24,7 +24,7 @@ from ntxcp.errors import CallError, ErrorCode
 from ntxcp.service.config import UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
 from ntxcp.service.storage import Storage, now_text
-from ntxcp.v10 import Request, core, firmware
+from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import to_builtins
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self._publish_payload("firmware", gateway_id, request)
         return firmware.FirmwareStatusNotificationConfirmation()
 
-    def _publish_payload(self, kind: str, gateway_id: str, request: Request) -> None:
+    def _publish_payload(self, kind: str, gateway_id: str, request: AnyRequest) -> None:
         """Publish a stored G→C request: its wire payload and when it was received."""
         received = now_text()
         self.events.publish(

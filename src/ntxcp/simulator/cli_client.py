@@ -43,7 +43,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec.inspect as mi
 
-from ntxcp.v10 import Direction, Request
+from ntxcp.v10 import AnyRequest, Direction
 from ntxcp.v10.registry import ACTIONS
 
 __all__ = [
@@ -180,7 +180,7 @@ def _api_error(status: int, raw: bytes, reason: object) -> ApiError:
 # --- ntxcp call: payloads from arguments (spec §4) -------------------------------------
 
 
-def _field_kinds(request: type[Request]) -> dict[str, tuple[str, bool]]:
+def _field_kinds(request: type[AnyRequest]) -> dict[str, tuple[str, bool]]:
     """Wire name -> (scalar kind, is an array) of every field of a request class."""
     info = mi.type_info(request)
     assert isinstance(info, mi.StructType)

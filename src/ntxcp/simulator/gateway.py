@@ -52,7 +52,7 @@ from ntxcp.simulator.transfers import (
     firmware_version_from,
     upload,
 )
-from ntxcp.v10 import Request, core, firmware
+from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import encode_payload
 from ntxcp.v10.types import ReadingContext
 
@@ -474,7 +474,7 @@ class SimulatedGateway:
             action = match.group(1).decode("ascii")
             (self.sent if direction == "out" else self.received)[action] += 1
 
-    def _queue(self, request: Request) -> None:
+    def _queue(self, request: AnyRequest) -> None:
         """Hand a data message to the outbox (spec §6.2); never blocks."""
         endpoint = self.endpoint
         if endpoint is None:  # rebooting: the gateway is off

@@ -14,22 +14,33 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
+import os
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
+from ntxcp.endpoints import Backoff, ErrorStream, FrameTap
 from ntxcp.endpoints.gateway import Gateway as AsyncGateway
 from ntxcp.endpoints.store import MessageStore
+from ntxcp.endpoints.typed_requests import BlockingGatewayRequests
 from ntxcp.errors import EndpointError
-from ntxcp.rpc import Role
-from ntxcp.v10 import core, firmware, remotetrigger, types
-from ntxcp.v10._base import Confirmation, Profile, Request
+from ntxcp.rpc import (
+    DEFAULT_BAD_MESSAGE_LIMIT,
+    DEFAULT_CALL_TIMEOUT,
+    DEFAULT_QUEUE_CAPACITY,
+    Role,
+)
+from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
+from ntxcp.v10 import AnyRequest, Confirmation, Profile, Request, core, firmware, remotetrigger
 from ntxcp.v10.registry import ACTIONS
 
 __all__ = ["Gateway"]
 
 T = TypeVar("T")
+C = TypeVar("C", bound=Confirmation)
+
+StateHandler = Callable[[], object]
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -41,16 +52,63 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-class Gateway:
-    """A blocking Ding.X Gateway with the same methods as :class:`ntxcp.Gateway`.
+class Gateway(BlockingGatewayRequests):
+    """A blocking Ding.X Gateway with the members of :class:`ntxcp.Gateway`.
+
+    Every method and property of the asyncio gateway exists here with the same
+    parameters; the coroutines become blocking calls. The test suite compares the
+    two classes. Options set after construction (``call_timeout``, ``backoff``, ...)
+    are the asyncio gateway's own attributes.
 
     Args:
-        gateway_id: the gateway's id.
-        **options: every keyword option of :class:`ntxcp.Gateway`.
+        gateway_id: the gateway's id, appended to the URL (1..48 printable ASCII).
+        password: secret for HTTP Basic auth (security profiles 1/2).
+        ssl: client TLS context, see :func:`ntxcp.transport.client_tls_context`.
+        extra_headers: more HTTP headers for the upgrade request.
+        connect_timeout: seconds for TCP + TLS + upgrade.
+        strict: reject unknown payload fields (spec §4); ``False`` ignores them.
+        call_timeout: default seconds before a G→C call fails (spec §2.3.2).
+        queue_capacity: requests that may wait behind the one in flight (§2.3.1).
+        bad_message_limit: bad messages per minute before closing (§2.2 rule 7).
+        ping_interval: seconds of silence before a ping (``None``: no pings).
+        ping_timeout: seconds to wait for the pong.
+        max_message_size: largest message in bytes.
+        reconnect: reconnect after unexpected disconnects (default on).
+        backoff: reconnect delays (spec defaults).
+        error_capacity: reports kept on the error stream for a reader.
+        store: the store-and-forward outbox (see :class:`ntxcp.Gateway`).
+        boot: the BootNotification to send after every connection (lifecycle).
+        heartbeat: send Heartbeat at the accepted interval (lifecycle only).
+        reboot_on_reset: reconnect and boot again after an accepted Reset.
+
+    Raises:
+        ValueError: invalid gateway id.
+        PayloadValidationError: ``boot`` is not a valid BootNotification.
     """
 
-    def __init__(self, gateway_id: str, **options: Any) -> None:
-        self.gateway_id = gateway_id
+    def __init__(
+        self,
+        gateway_id: str,
+        *,
+        password: str | None = None,
+        ssl: Any = None,
+        extra_headers: dict[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        strict: bool = True,
+        call_timeout: float = DEFAULT_CALL_TIMEOUT,
+        queue_capacity: int = DEFAULT_QUEUE_CAPACITY,
+        bad_message_limit: int | None = DEFAULT_BAD_MESSAGE_LIMIT,
+        ping_interval: float | None = 30.0,
+        ping_timeout: float = 30.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        reconnect: bool = True,
+        backoff: Backoff | None = None,
+        error_capacity: int = 1000,
+        store: MessageStore | str | os.PathLike[str] | None = None,
+        boot: core.BootNotificationRequest | None = None,
+        heartbeat: bool = True,
+        reboot_on_reset: bool = True,
+    ) -> None:
         self._loop = _new_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"ntxcp-loop-{gateway_id}", daemon=True
@@ -60,11 +118,35 @@ class Gateway:
             max_workers=1, thread_name_prefix=f"ntxcp-handler-{gateway_id}"
         )
         self._closed = False
-        self._gateway: AsyncGateway = self._run(self._create(gateway_id, options))
 
-    @staticmethod
-    async def _create(gateway_id: str, options: dict[str, Any]) -> AsyncGateway:
-        return AsyncGateway(gateway_id, **options)
+        async def create() -> AsyncGateway:
+            return AsyncGateway(
+                gateway_id,
+                password=password,
+                ssl=ssl,
+                extra_headers=extra_headers,
+                connect_timeout=connect_timeout,
+                strict=strict,
+                call_timeout=call_timeout,
+                queue_capacity=queue_capacity,
+                bad_message_limit=bad_message_limit,
+                ping_interval=ping_interval,
+                ping_timeout=ping_timeout,
+                max_message_size=max_message_size,
+                reconnect=reconnect,
+                backoff=backoff,
+                error_capacity=error_capacity,
+                store=store,
+                boot=boot,
+                heartbeat=heartbeat,
+                reboot_on_reset=reboot_on_reset,
+            )
+
+        try:
+            self._gateway: AsyncGateway = self._run(create())
+        except BaseException:
+            self._shutdown()
+            raise
 
     # --- plumbing --------------------------------------------------------------------
 
@@ -76,6 +158,15 @@ class Gateway:
             coro.close()
             raise RuntimeError("blocking gateway call from its own event loop thread")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _shutdown(self) -> None:
+        """End the event loop thread and the handler thread."""
+        self._closed = True
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._handlers.shutdown(wait=False)
+        if not self._loop.is_running():
+            self._loop.close()
 
     def _wrap_handler(self, profile: Profile, handler: object | None) -> object | None:
         """Expose a plain-function handler as async methods running on the handler thread."""
@@ -96,11 +187,129 @@ class Gateway:
             return method  # an ``async def`` handler runs on the gateway's event loop
         executor = self._handlers
 
-        async def run(request: Request) -> Any:
+        async def run(request: AnyRequest) -> Any:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(executor, method, request)
 
         return run
+
+    def _on_handler_thread(self, handler: StateHandler | None) -> StateHandler | None:
+        if handler is None:
+            return None
+        return functools.partial(self._handlers.submit, handler)
+
+    # --- options and state (the asyncio gateway's attributes) --------------------------
+
+    @property
+    def gateway_id(self) -> str:
+        """The gateway's id."""
+        return self._gateway.gateway_id
+
+    @property
+    def strict(self) -> bool:
+        """Reject unknown payload fields (applies to the next connection)."""
+        return self._gateway.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._gateway.strict = value
+
+    @property
+    def call_timeout(self) -> float:
+        """Default seconds before a G→C call fails (spec §2.3.2)."""
+        return self._gateway.call_timeout
+
+    @call_timeout.setter
+    def call_timeout(self, value: float) -> None:
+        self._gateway.call_timeout = value
+
+    @property
+    def queue_capacity(self) -> int:
+        """Requests that may wait behind the one in flight (next connection)."""
+        return self._gateway.queue_capacity
+
+    @queue_capacity.setter
+    def queue_capacity(self, value: int) -> None:
+        self._gateway.queue_capacity = value
+
+    @property
+    def bad_message_limit(self) -> int | None:
+        """Bad messages per minute before closing (next connection)."""
+        return self._gateway.bad_message_limit
+
+    @bad_message_limit.setter
+    def bad_message_limit(self, value: int | None) -> None:
+        self._gateway.bad_message_limit = value
+
+    @property
+    def reconnect(self) -> bool:
+        """Whether the gateway reconnects after unexpected disconnects."""
+        return self._gateway.reconnect
+
+    @reconnect.setter
+    def reconnect(self, value: bool) -> None:
+        self._gateway.reconnect = value
+
+    @property
+    def backoff(self) -> Backoff:
+        """The reconnect delays."""
+        return self._gateway.backoff
+
+    @backoff.setter
+    def backoff(self, value: Backoff) -> None:
+        self._gateway.backoff = value
+
+    @property
+    def boot(self) -> core.BootNotificationRequest | None:
+        """The BootNotification sent after every connection (``None``: no lifecycle)."""
+        return self._gateway.boot
+
+    @boot.setter
+    def boot(self, value: core.BootNotificationRequest | None) -> None:
+        self._gateway.boot = value
+
+    @property
+    def heartbeat_enabled(self) -> bool:
+        """Whether the lifecycle sends Heartbeat at the accepted interval."""
+        return self._gateway.heartbeat_enabled
+
+    @heartbeat_enabled.setter
+    def heartbeat_enabled(self, value: bool) -> None:
+        self._gateway.heartbeat_enabled = value
+
+    @property
+    def reboot_on_reset(self) -> bool:
+        """Whether an accepted Reset makes the gateway reconnect and boot again."""
+        return self._gateway.reboot_on_reset
+
+    @reboot_on_reset.setter
+    def reboot_on_reset(self, value: bool) -> None:
+        self._gateway.reboot_on_reset = value
+
+    @property
+    def registration_status(self) -> core.RegistrationStatus | None:
+        """The status of the last BootNotification answer."""
+        return self._gateway.registration_status
+
+    @property
+    def heartbeat_interval(self) -> int | None:
+        """Seconds between heartbeats, from the accepted BootNotification."""
+        return self._gateway.heartbeat_interval
+
+    @property
+    def connect_count(self) -> int:
+        """Successful connections so far."""
+        return self._gateway.connect_count
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """Why the last connection attempt failed (``None`` once connected)."""
+        return self._gateway.last_error
+
+    @property
+    def last_close(self) -> tuple[int, str] | None:
+        """Close code and reason of the last lost connection."""
+        return self._gateway.last_close
 
     # --- handlers --------------------------------------------------------------------
 
@@ -120,7 +329,31 @@ class Gateway:
             self._wrap_handler(Profile.REMOTE_TRIGGER, handler)  # type: ignore[arg-type]
         )
 
+    def set_connected_handler(self, handler: StateHandler | None) -> None:
+        """Hook called (on the handler thread) after every (re)connection."""
+        self._gateway.set_connected_handler(self._on_handler_thread(handler))
+
+    def set_reconnected_handler(self, handler: StateHandler | None) -> None:
+        """Hook called (on the handler thread) after every reconnection (not the first)."""
+        self._gateway.set_reconnected_handler(self._on_handler_thread(handler))
+
+    def set_disconnected_handler(self, handler: StateHandler | None) -> None:
+        """Hook called (on the handler thread) after every lost connection."""
+        self._gateway.set_disconnected_handler(self._on_handler_thread(handler))
+
+    def set_frame_logger(self, tap: FrameTap | None) -> None:
+        """Set ``tap(gateway_id, direction, frame)`` (runs on the event loop thread).
+
+        Applies to connections opened afterwards; keep it cheap and non-blocking.
+        """
+        self._gateway.set_frame_logger(tap)
+
     # --- lifecycle -------------------------------------------------------------------
+
+    @property
+    def url(self) -> str | None:
+        """The full URL (``<control center URL>/<gatewayId>``) after :meth:`start`."""
+        return self._gateway.url
 
     def start(self, url: str, *, retry: bool = False) -> None:
         """Connect to ``<url>/<gatewayId>``; see :meth:`ntxcp.Gateway.start`."""
@@ -133,12 +366,7 @@ class Gateway:
         try:
             self._run(self._gateway.stop())
         finally:
-            self._closed = True
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._handlers.shutdown(wait=False)
-            if not self._loop.is_running():
-                self._loop.close()
+            self._shutdown()
 
     def __enter__(self) -> Gateway:
         return self
@@ -151,6 +379,11 @@ class Gateway:
         """Whether the gateway is connected now (false while reconnecting)."""
         return self._gateway.is_connected
 
+    @property
+    def is_ready(self) -> bool:
+        """See :attr:`ntxcp.Gateway.is_ready`."""
+        return self._gateway.is_ready
+
     def wait_connected(self, timeout: float | None = None) -> None:
         """Block until connected."""
         self._run(self._gateway.wait_connected(timeout))
@@ -159,19 +392,9 @@ class Gateway:
         """Block until connected and, with the lifecycle on, boot Accepted."""
         self._run(self._gateway.wait_ready(timeout))
 
-    @property
-    def is_ready(self) -> bool:
-        """See :attr:`ntxcp.Gateway.is_ready`."""
-        return self._gateway.is_ready
-
-    @property
-    def last_error(self) -> BaseException | None:
-        """Why the last connection attempt failed (``None`` once connected)."""
-        return self._gateway.last_error
-
     # --- store and forward (spec §6.2) -------------------------------------------------
 
-    def queue_request(self, request: Request) -> str:
+    def queue_request(self, request: AnyRequest) -> str:
         """Store a store-and-forward message; see :meth:`ntxcp.Gateway.queue_request`."""
 
         async def enqueue() -> str:
@@ -193,100 +416,65 @@ class Gateway:
         """The outbox; use it from this thread only between calls (not thread-safe)."""
         return self._gateway.store
 
+    # --- errors ----------------------------------------------------------------------
+
     def errors(self) -> Iterator[EndpointError]:
         """Yield error-stream reports as they come, until the gateway stops."""
-        stream = self._gateway.errors()
+        stream: AsyncIterator[EndpointError] = self._gateway.errors()
+
+        async def next_report() -> EndpointError:
+            return await anext(stream)
+
         while not self._closed:
             try:
-                yield self._run(anext(stream))  # type: ignore[arg-type]
+                yield self._run(next_report())
             except StopAsyncIteration:
                 return
 
+    @property
+    def error_stream(self) -> ErrorStream:
+        """The error stream object (counters and non-blocking access)."""
+        return self._gateway.error_stream
+
     # --- requests --------------------------------------------------------------------
 
-    def send_request(self, request: Request, *, timeout: float | None = None) -> Confirmation:
-        """Send any G→C request and block until its confirmation (Go ``SendRequest``)."""
+    def send_request(self, request: Request[C], *, timeout: float | None = None) -> C:
+        """Send any G→C request and block until its confirmation (Go ``SendRequest``).
+
+        Args:
+            request: the request; its class says the confirmation's.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Returns:
+            The confirmation, of the class the request names.
+
+        Raises:
+            NtxcpError: see :meth:`ntxcp.Gateway.send_request`.
+        """
         return self._run(self._gateway.send_request(request, timeout=timeout))
 
     def send_request_async(
         self,
-        request: Request,
-        callback: Callable[[Confirmation | None, BaseException | None], object],
+        request: Request[C],
+        callback: Callable[[C | None, BaseException | None], object],
         *,
         timeout: float | None = None,
     ) -> None:
         """Send a request; ``callback(confirmation, error)`` runs once on the handler thread.
 
         Errors that prevent sending are raised here; the callback is then never called.
+
+        Args:
+            request: the request.
+            callback: called with the confirmation (of the class the request names)
+                and ``None``, or ``None`` and the error.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
         """
 
-        def on_done(confirmation: Confirmation | None, error: BaseException | None) -> None:
+        def on_done(confirmation: C | None, error: BaseException | None) -> None:
             self._handlers.submit(callback, confirmation, error)
 
         async def submit() -> None:
             self._gateway.send_request_async(request, on_done, timeout=timeout)
 
         self._run(submit())
-
-    def boot_notification(
-        self, dingx_gateway_model: str, **fields: Any
-    ) -> core.BootNotificationConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.boot_notification`."""
-        return self._run(self._gateway.boot_notification(dingx_gateway_model, **fields))
-
-    def heartbeat(self, *, timeout: float | None = None) -> core.HeartbeatConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.heartbeat`."""
-        return self._run(self._gateway.heartbeat(timeout=timeout))
-
-    def status_notification(
-        self,
-        service_id: str,
-        error_code: core.DingxGatewayErrorCode | str,
-        status: core.DingxGatewayStatus | str,
-        **fields: Any,
-    ) -> core.StatusNotificationConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.status_notification`."""
-        return self._run(
-            self._gateway.status_notification(service_id, error_code, status, **fields)
-        )
-
-    def meter_values(
-        self, service_id: int, meter_value: Sequence[types.MeterValue], **fields: Any
-    ) -> core.MeterValuesConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.meter_values`."""
-        return self._run(self._gateway.meter_values(service_id, meter_value, **fields))
-
-    def data_transfer(self, vendor_id: str, **fields: Any) -> core.DataTransferConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.data_transfer`."""
-        return self._run(self._gateway.data_transfer(vendor_id, **fields))
-
-    def diagnostics_status_notification(
-        self, status: firmware.DiagnosticsStatus | str, **fields: Any
-    ) -> firmware.DiagnosticsStatusNotificationConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.diagnostics_status_notification`."""
-        return self._run(self._gateway.diagnostics_status_notification(status, **fields))
-
-    def firmware_status_notification(
-        self, status: firmware.FirmwareStatus | str, **fields: Any
-    ) -> firmware.FirmwareStatusNotificationConfirmation:
-        """Blocking :meth:`ntxcp.Gateway.firmware_status_notification`."""
-        return self._run(self._gateway.firmware_status_notification(status, **fields))
-
-    def set_connected_handler(self, handler: Callable[[], object] | None) -> None:
-        """Hook called (on the handler thread) after every (re)connection."""
-        self._gateway.set_connected_handler(self._on_handler_thread(handler))
-
-    def set_reconnected_handler(self, handler: Callable[[], object] | None) -> None:
-        """Hook called (on the handler thread) after every reconnection (not the first)."""
-        self._gateway.set_reconnected_handler(self._on_handler_thread(handler))
-
-    def set_disconnected_handler(self, handler: Callable[[], object] | None) -> None:
-        """Hook called (on the handler thread) after every lost connection."""
-        self._gateway.set_disconnected_handler(self._on_handler_thread(handler))
-
-    def _on_handler_thread(
-        self, handler: Callable[[], object] | None
-    ) -> Callable[[], object] | None:
-        if handler is None:
-            return None
-        return functools.partial(self._handlers.submit, handler)

@@ -26,7 +26,7 @@ Example::
 """
 
 from ntxcp.v10 import core, firmware, remotetrigger, types
-from ntxcp.v10._base import Confirmation, Direction, Payload, Profile, Request
+from ntxcp.v10.base import AnyRequest, Confirmation, Direction, Payload, Profile, Request
 from ntxcp.v10.codec import decode_payload, encode_payload, to_builtins
 from ntxcp.v10.registry import (
     ACTIONS,
@@ -42,6 +42,7 @@ __all__ = [
     "ACTIONS",
     "PROFILES",
     "ActionSpec",
+    "AnyRequest",
     "Confirmation",
     "Direction",
     "Payload",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from enum import Enum
 from functools import cache
 from typing import Any, TypeVar
 
@@ -23,7 +24,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from ntxcp.errors import ErrorCode, PayloadValidationError
-from ntxcp.v10._base import Payload
+from ntxcp.v10.base import Payload
 from ntxcp.v10.types import encode_datetime
 
 __all__ = [
@@ -32,9 +33,11 @@ __all__ = [
     "encode_payload",
     "error_from_validation",
     "to_builtins",
+    "to_enum",
 ]
 
 P = TypeVar("P", bound=Payload)
+E = TypeVar("E", bound=Enum)
 
 Buffer = bytes | bytearray | memoryview | str | msgspec.Raw
 
@@ -104,6 +107,29 @@ def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
     else:
         code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     return PayloadValidationError(code, path, message)
+
+
+def to_enum(enum: type[E], value: E | str, path: str) -> E:
+    """Turn an argument into an enum member, as the decoder would (spec §4).
+
+    Args:
+        enum: the enum class of the field.
+        value: a member or its wire value, e.g. ``"Soft"``.
+        path: the field's wire name, for the error.
+
+    Returns:
+        The member.
+
+    Raises:
+        PayloadValidationError: ``PropertyConstraintViolation`` for a value the enum
+            does not have.
+    """
+    try:
+        return enum(value)
+    except ValueError:
+        raise PayloadValidationError(
+            ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, path, f"Invalid enum value {value!r}"
+        ) from None
 
 
 # --- decoding ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Annotated, ClassVar
 
 from msgspec import Meta
 
-from ntxcp.v10._base import Confirmation, Direction, Profile, Request
+from ntxcp.v10.base import Confirmation, Direction, Profile, Request
 from ntxcp.v10.types import (
     CapturedDatapoint,
     CiString20,
@@ -191,7 +191,7 @@ class BootNotificationConfirmation(Confirmation, UtcFieldsMixin):
     interval: NonNegativeInt
 
 
-class BootNotificationRequest(Request):
+class BootNotificationRequest(Request[BootNotificationConfirmation]):
     """Sent by a gateway after (re)connecting, describing itself (spec §4.1).
 
     Until it is ``Accepted``, a gateway sends no other G→C message.
@@ -237,7 +237,7 @@ class HeartbeatConfirmation(Confirmation, UtcFieldsMixin):
     current_time: DateTime
 
 
-class HeartbeatRequest(Request):
+class HeartbeatRequest(Request[HeartbeatConfirmation]):
     """Tells the control center that the gateway is alive (spec §4.1). No fields."""
 
     ACTION: ClassVar[str] = "Heartbeat"
@@ -253,7 +253,7 @@ class StatusNotificationConfirmation(Confirmation):
     """Answer to a StatusNotification (spec §4.1). No fields."""
 
 
-class StatusNotificationRequest(Request, UtcFieldsMixin):
+class StatusNotificationRequest(Request[StatusNotificationConfirmation], UtcFieldsMixin):
     """Reports the status of the gateway or of one of its services (spec §4.1).
 
     Attributes:
@@ -288,7 +288,7 @@ class MeterValuesConfirmation(Confirmation):
     """Answer to a MeterValues (spec §4.1). No fields."""
 
 
-class MeterValuesRequest(Request):
+class MeterValuesRequest(Request[MeterValuesConfirmation]):
     """Sends sampled meter values of one service (spec §4.1).
 
     Attributes:
@@ -320,7 +320,7 @@ class DataTransferConfirmation(Confirmation):
     data: str | None = None
 
 
-class DataTransferRequest(Request):
+class DataTransferRequest(Request[DataTransferConfirmation]):
     """Vendor-specific message, sent by either side (spec §4.1).
 
     Attributes:
@@ -352,7 +352,7 @@ class ChangeConfigurationConfirmation(Confirmation):
     status: ConfigurationStatus
 
 
-class ChangeConfigurationRequest(Request):
+class ChangeConfigurationRequest(Request[ChangeConfigurationConfirmation]):
     """Sets one configuration key of the gateway (spec §4.1).
 
     Attributes:
@@ -384,7 +384,7 @@ class GetConfigurationConfirmation(Confirmation):
     unknown_key: list[CiString50] | None = None
 
 
-class GetConfigurationRequest(Request):
+class GetConfigurationRequest(Request[GetConfigurationConfirmation]):
     """Reads configuration keys of the gateway (spec §4.1).
 
     Attributes:
@@ -412,7 +412,7 @@ class ClearCacheConfirmation(Confirmation):
     status: ClearCacheStatus
 
 
-class ClearCacheRequest(Request):
+class ClearCacheRequest(Request[ClearCacheConfirmation]):
     """Asks the gateway to clear its authorization cache (spec §4.1). No fields."""
 
     ACTION: ClassVar[str] = "ClearCache"
@@ -434,7 +434,7 @@ class ResetConfirmation(Confirmation):
     status: ResetStatus
 
 
-class ResetRequest(Request):
+class ResetRequest(Request[ResetConfirmation]):
     """Asks the gateway to reset (spec §4.1).
 
     Attributes:
@@ -467,7 +467,7 @@ class CaptureProcessConfirmation(Confirmation):
     unknown_datapoint_ids: list[CiString50] | None = None
 
 
-class CaptureProcessRequest(Request):
+class CaptureProcessRequest(Request[CaptureProcessConfirmation]):
     """Asks the gateway to capture datapoints of one service process (spec §4.1).
 
     Attributes:

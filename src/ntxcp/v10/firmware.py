@@ -14,7 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from ntxcp.v10._base import Confirmation, Direction, Profile, Request
+from ntxcp.v10.base import Confirmation, Direction, Profile, Request
 from ntxcp.v10.types import (
     AnyUri,
     CiString255,
@@ -78,7 +78,7 @@ class GetDiagnosticsConfirmation(Confirmation):
     file_name: CiString255 | None = None
 
 
-class GetDiagnosticsRequest(Request, UtcFieldsMixin):
+class GetDiagnosticsRequest(Request[GetDiagnosticsConfirmation], UtcFieldsMixin):
     """Asks the gateway to upload diagnostics (spec §4.2).
 
     Attributes:
@@ -109,7 +109,7 @@ class DiagnosticsStatusNotificationConfirmation(Confirmation):
     """Answer to a DiagnosticsStatusNotification (spec §4.2). No fields."""
 
 
-class DiagnosticsStatusNotificationRequest(Request):
+class DiagnosticsStatusNotificationRequest(Request[DiagnosticsStatusNotificationConfirmation]):
     """Reports the state of a diagnostics upload (spec §4.2).
 
     Attributes:
@@ -133,7 +133,7 @@ class UpdateFirmwareConfirmation(Confirmation):
     """Answer to an UpdateFirmware (spec §4.2). No fields."""
 
 
-class UpdateFirmwareRequest(Request, UtcFieldsMixin):
+class UpdateFirmwareRequest(Request[UpdateFirmwareConfirmation], UtcFieldsMixin):
     """Asks the gateway to download and install new firmware (spec §4.2).
 
     Attributes:
@@ -162,7 +162,7 @@ class FirmwareStatusNotificationConfirmation(Confirmation):
     """Answer to a FirmwareStatusNotification (spec §4.2). No fields."""
 
 
-class FirmwareStatusNotificationRequest(Request):
+class FirmwareStatusNotificationRequest(Request[FirmwareStatusNotificationConfirmation]):
     """Reports the state of a firmware update (spec §4.2).
 
     Attributes:

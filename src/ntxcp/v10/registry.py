@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from ntxcp.v10 import core, firmware, remotetrigger
-from ntxcp.v10._base import Confirmation, Direction, Profile, Request
+from ntxcp.v10.base import AnyRequest, Confirmation, Direction, Profile
 
 __all__ = [
     "ACTIONS",
@@ -43,7 +43,7 @@ class ActionSpec:
     """
 
     action: str
-    request: type[Request]
+    request: type[AnyRequest]
     confirmation: type[Confirmation]
     profile: Profile
     direction: Direction
@@ -69,7 +69,7 @@ class ProfileSpec:
 
 
 # spec §4 order.
-_REQUESTS: tuple[type[Request], ...] = (
+_REQUESTS: tuple[type[AnyRequest], ...] = (
     core.BootNotificationRequest,
     core.HeartbeatRequest,
     core.StatusNotificationRequest,

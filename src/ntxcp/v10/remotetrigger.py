@@ -13,7 +13,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from ntxcp.v10._base import Confirmation, Direction, Profile, Request
+from ntxcp.v10.base import Confirmation, Direction, Profile, Request
 from ntxcp.v10.types import CiString50, Reply, not_supported
 
 __all__ = [
@@ -55,7 +55,7 @@ class TriggerMessageConfirmation(Confirmation):
     status: TriggerMessageStatus
 
 
-class TriggerMessageRequest(Request):
+class TriggerMessageRequest(Request[TriggerMessageConfirmation]):
     """Asks the gateway to send a message now (spec §4.3).
 
     Attributes:

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from ntxcp.v10._base import Payload
+from ntxcp.v10.base import Payload
 from ntxcp.v10.registry import ACTIONS, ActionSpec
 
 __all__ = [

@@ -41,7 +41,7 @@ from typing import Annotated, ClassVar, Final, TypeAlias, TypeVar
 from msgspec import Meta
 
 from ntxcp.errors import CallError, ErrorCode
-from ntxcp.v10._base import Payload
+from ntxcp.v10.base import Payload
 
 __all__ = [
     "DATETIME_PATTERN",

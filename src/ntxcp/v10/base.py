@@ -5,19 +5,27 @@ Python, camelCase names on the wire (mapped once per class by ``rename="camel"``
 keyword-only construction, optional fields omitted from the wire when unset, and unknown
 fields rejected (strict mode, spec §4 preamble).
 
-A request class names its action and its confirmation class as class data, so that an
-endpoint can type ``send_request(req) -> req.Confirmation`` and check handlers at
-registration time.
+A request class is generic over its confirmation class (``Request[C]``) and names its
+action and confirmation class as class data: ``send_request(req)`` is typed to return
+``C``, and the endpoints check handlers at registration time.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
 
 import msgspec
 
-__all__ = ["Confirmation", "Direction", "Payload", "Profile", "Request"]
+__all__ = [
+    "AnyRequest",
+    "Confirmation",
+    "ConfirmationT",
+    "Direction",
+    "Payload",
+    "Profile",
+    "Request",
+]
 
 
 class Profile(StrEnum):
@@ -50,8 +58,16 @@ class Confirmation(Payload):
     """Base of every confirmation (the payload of a CALLRESULT)."""
 
 
-class Request(Payload):
-    """Base of every request (the payload of a CALL).
+ConfirmationT = TypeVar("ConfirmationT", bound=Confirmation, covariant=True)
+"""The confirmation class a request is answered with."""
+
+
+class Request(Payload, Generic[ConfirmationT]):
+    """Base of every request (the payload of a CALL), generic over its confirmation.
+
+    ``BootNotificationRequest`` is a ``Request[BootNotificationConfirmation]``, so
+    ``send_request(BootNotificationRequest(...))`` is typed to return a
+    ``BootNotificationConfirmation``.
 
     Class attributes:
         ACTION: the wire name of the action, e.g. ``"BootNotification"``.
@@ -64,3 +80,7 @@ class Request(Payload):
     CONFIRMATION: ClassVar[type[Confirmation]]
     PROFILE: ClassVar[Profile]
     DIRECTION: ClassVar[Direction]
+
+
+AnyRequest: TypeAlias = Request[Any]
+"""A request of any action."""
