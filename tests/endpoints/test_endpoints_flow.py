@@ -111,6 +111,24 @@ def test_sync_gateway_timeout(threaded_cc, make_sync_gw):
     assert gw.heartbeat(timeout=3).current_time == T0
 
 
+def test_sync_gateway_every_call_times_out_on_time(threaded_cc, make_sync_gw):
+    # uvloop (the blocking gateway's loop) keeps time in milliseconds: a deadline of
+    # now + 0.2 can be 865.7950000000001 while the timer runs at 865.795. The call
+    # must still fail then, not wait for a late answer.
+    class SlowHeartbeat(core.ControlCenterHandler):
+        async def on_heartbeat(self, gateway_id, request):
+            await asyncio.sleep(0.6)
+            return core.HeartbeatConfirmation(current_time=T0)
+
+    cc = threaded_cc()
+    cc.set_core_handler(SlowHeartbeat())
+    for number, timeout in enumerate((0.1, 0.2, 0.3) * 3):
+        gw = make_sync_gw(f"{GW}-{number}")
+        gw.start(cc.url)
+        with pytest.raises(CallTimeoutError):
+            gw.heartbeat(timeout=timeout)
+
+
 # --- a slow handler never blocks the other direction (spec §6.4) -----------------------------
 
 

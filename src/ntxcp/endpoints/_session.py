@@ -75,6 +75,9 @@ def current_call() -> CallContext | None:
 
 C = TypeVar("C", bound=Confirmation)
 
+_TIMER_SLACK = 0.001
+"""Seconds a timer may run early: uvloop's clock has millisecond resolution."""
+
 MAX_PENDING_INBOUND = 64
 """Received CALLs that may wait for a handler per connection before more are refused."""
 
@@ -217,7 +220,10 @@ class Session:
         await self._closed_event.wait()
 
     def _expire(self) -> None:
-        for event in self.rpc.expire(self._loop.time()):
+        # A deadline is now + timeout in floating point; a millisecond clock (uvloop)
+        # runs the timer at a time that can be a hair below it. Without the slack,
+        # nothing would expire and no timer would be left to fail the call.
+        for event in self.rpc.expire(self._loop.time() + _TIMER_SLACK):
             self._handle(event)
         self._flush()
 
