@@ -27,6 +27,7 @@ from endpoint_helpers import (
     Recording,
     call_frame,
     next_error,
+    raw_connect,
     reports,
 )
 
@@ -521,3 +522,43 @@ def test_sync_gateway_error_stream(threaded_loop, make_sync_gw):
         assert report.gateway_id == GW
     finally:
         threaded_loop.run(server.close())
+
+
+# --- values past the edges of spec §3's types --------------------------------------------------
+
+
+async def test_out_of_range_values_on_the_wire_are_answered_and_the_connection_stays(make_cc):
+    """A date-time out of range in UTC or a huge integer gets a CALLERROR, never a 1011.
+
+    A store-and-forward gateway re-sends a stored message until it is answered: a closed
+    connection (or an ``InternalError``) would make it loop for ever (spec §6.2).
+    """
+    cc = await make_cc()
+    recording = Recording(control_center=True, replies=G2C_REPLIES)
+    recording.install(cc)
+    peer = await raw_connect(f"{cc.url}/{GW}")
+    status = {"serviceId": "1", "status": "Available", "errorCode": "NoError"}
+    meter = {"timestamp": "2026-11-23T18:36:34.123Z", "sampledValue": [{"value": "1"}]}
+    peer.send_json(
+        call_frame("a", "StatusNotification", {**status, "timestamp": "0001-01-01T00:00:00+01:00"})
+    )
+    peer.send_json(
+        call_frame("b", "StatusNotification", {**status, "timestamp": "9999-12-31T23:59:59-01:00"})
+    )
+    peer.send_json(
+        call_frame(
+            "c", "MeterValues", {"serviceId": 99999999999999999999999999, "meterValue": [meter]}
+        )
+    )
+    peer.send_json(call_frame("d", "Heartbeat"))
+    answers = [await peer.receive() for _ in range(4)]
+    assert [a[:3] for a in answers[:3]] == [
+        [4, "a", "PropertyConstraintViolation"],
+        [4, "b", "PropertyConstraintViolation"],
+        [4, "c", "PropertyConstraintViolation"],
+    ]
+    assert "timestamp" in answers[0][3] and "serviceId" in answers[2][3]
+    assert answers[3][:2] == [3, "d"]
+    assert peer.close_code is None and cc.is_connected(GW)
+    assert [r.action for r in recording.received] == ["Heartbeat"]
+    peer.close()

@@ -68,7 +68,7 @@ def test_request_and_confirmation_schema() -> None:
     conf = confirmation_schema("BootNotification")
     assert conf["title"] == "BootNotification confirmation"
     props = conf["$defs"]["BootNotificationConfirmation"]["properties"]
-    assert props["interval"] == {"type": "integer", "minimum": 0}
+    assert props["interval"] == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
     assert props["currentTime"]["format"] == "date-time"
     assert "pattern" in props["currentTime"]
     assert conf["$defs"]["RegistrationStatus"]["enum"] == ["Accepted", "Pending", "Rejected"]

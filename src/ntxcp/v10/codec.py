@@ -64,6 +64,7 @@ _FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `(?P<f
 _GOT = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
 _ARRAY_LENGTH = re.compile(r"^Expected `array` of length [<>]=")
 _DUPLICATES = re.compile(r"^duplicate (?P<field>[A-Za-z]+):")
+_OUT_OF_RANGE = re.compile(r"^(?P<field>[A-Za-z]+): date-time out of range")
 
 
 def _join_path(parent: str, field: str) -> str:
@@ -81,7 +82,8 @@ def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
         fields, ``OccurrenceConstraintViolation`` for a missing field or an array of
         the wrong size, ``TypeConstraintViolation`` for a wrong JSON type, and
         ``PropertyConstraintViolation`` for any other broken constraint (length,
-        range, enum value, pattern, date-time, duplicates).
+        range, enum value, pattern, date-time, including one out of range once
+        converted to UTC, duplicates).
     """
     if not isinstance(exc, msgspec.ValidationError):
         return PayloadValidationError(ErrorCode.FORMATION_VIOLATION, "", str(exc))
@@ -101,8 +103,8 @@ def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
         code = ErrorCode.TYPE_CONSTRAINT_VIOLATION
     elif _ARRAY_LENGTH.match(message):
         code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
-    elif (duplicates := _DUPLICATES.match(message)) is not None:
-        path = _join_path(path, duplicates["field"])  # raised by a __post_init__ check
+    elif (field := _DUPLICATES.match(message) or _OUT_OF_RANGE.match(message)) is not None:
+        path = _join_path(path, field["field"])  # raised by a __post_init__ check
         code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     else:
         code = ErrorCode.PROPERTY_CONSTRAINT_VIOLATION

@@ -45,6 +45,7 @@ from ntxcp.v10.base import Payload
 
 __all__ = [
     "DATETIME_PATTERN",
+    "MAX_INTEGER",
     "URI_PATTERN",
     "AnyUri",
     "CapturedDatapoint",
@@ -104,12 +105,18 @@ CiString255 = Annotated[str, Meta(max_length=255)]
 """Case-insensitive string of at most 255 characters (spec §3)."""
 CiString500 = Annotated[str, Meta(max_length=500)]
 """Case-insensitive string of at most 500 characters (spec §3)."""
-NonNegativeInt = Annotated[int, Meta(ge=0)]
-"""JSON integer ≥ 0 (spec §3: ``1.0`` is not an integer)."""
+MAX_INTEGER: Final = 2**31 - 1
+"""Largest integer of any message field (spec §3 is silent: OCPP 1.6-J's 32-bit integer)."""
+NonNegativeInt = Annotated[int, Meta(ge=0, le=MAX_INTEGER)]
+"""JSON integer 0..2**31 - 1 (spec §3: ``1.0`` is not an integer; range from OCPP 1.6-J)."""
 AnyUri = Annotated[str, Meta(pattern=URI_PATTERN, extra_json_schema={"format": "uri"})]
 """Absolute URI, scheme required (spec §3 ``anyURI``)."""
 DateTime = Annotated[datetime, Meta(tz=True, extra_json_schema={"pattern": DATETIME_PATTERN})]
 """RFC 3339 date-time with an offset (spec §3); normalised to :class:`UtcDateTime`."""
+
+
+class _OutOfRangeError(ValueError):
+    """A date-time whose UTC time falls outside years 1..9999 (no ``datetime`` holds it)."""
 
 
 class UtcDateTime(datetime):
@@ -136,7 +143,8 @@ def utc_ms(dt: datetime) -> UtcDateTime:
 
     Raises:
         TypeError: ``dt`` is not a ``datetime``.
-        ValueError: ``dt`` is naive ("datetime must be timezone-aware").
+        ValueError: ``dt`` is naive ("datetime must be timezone-aware"), or its UTC
+            time falls outside years 1..9999 (e.g. ``0001-01-01T00:00:00+01:00``).
     """
     # Arithmetic, replace() and astimezone() keep the subclass, so check the invariant.
     if type(dt) is UtcDateTime and dt.tzinfo is UTC and not dt.microsecond % 1000:
@@ -147,7 +155,12 @@ def utc_ms(dt: datetime) -> UtcDateTime:
     if offset is None:
         raise ValueError("datetime must be timezone-aware")
     if offset:
-        dt = dt - offset  # the wall-clock time in UTC
+        try:
+            dt = dt - offset  # the wall-clock time in UTC
+        except OverflowError:
+            raise _OutOfRangeError(
+                f"date-time out of range in UTC (years 1..9999): {dt.isoformat()}"
+            ) from None
     return UtcDateTime(
         dt.year,
         dt.month,
@@ -174,7 +187,7 @@ def encode_datetime(obj: datetime) -> str:
 
     Raises:
         TypeError: ``obj`` is not a ``datetime``.
-        ValueError: ``obj`` is naive.
+        ValueError: ``obj`` is naive, or out of range in UTC (see :func:`utc_ms`).
     """
     # isoformat() starts with "YYYY-MM-DDTHH:MM:SS.mmm" (23 characters), then the offset.
     return utc_ms(obj).isoformat(timespec="milliseconds")[:23] + "Z"
@@ -187,7 +200,9 @@ class UtcFieldsMixin:
     ``__post_init__`` (run by msgspec after construction and after decoding) replaces
     each value that is not ``None`` and not yet a normalised :class:`UtcDateTime` by
     :func:`utc_ms` of it. A naive ``datetime`` given to the constructor raises
-    ``ValueError``.
+    ``ValueError``; so does one outside years 1..9999 once in UTC, naming the field
+    (``"timestamp: date-time out of range ..."``), which the codec reports as a
+    ``PropertyConstraintViolation`` at that field's path.
 
     Assigning a plain ``datetime`` to such a field *after* construction bypasses this;
     the codec's validating encoder normalises it again before writing.
@@ -202,7 +217,15 @@ class UtcFieldsMixin:
         for name in self.UTC_FIELDS:
             value = getattr(self, name)
             if value is not None:
-                normalised = utc_ms(value)
+                try:
+                    normalised = utc_ms(value)
+                except _OutOfRangeError as exc:
+                    # Name the field: the codec turns "<field>: date-time out of range"
+                    # into a PropertyConstraintViolation at its path (spec §2.2 rule 4).
+                    wire_name = self.__struct_encode_fields__[  # type: ignore[attr-defined]
+                        self.__struct_fields__.index(name)  # type: ignore[attr-defined]
+                    ]
+                    raise ValueError(f"{wire_name}: {exc}") from None
                 if normalised is not value:
                     setattr(self, name, normalised)
 
