@@ -100,6 +100,34 @@ def _add_control_center_parser(subparsers: Any) -> None:
         help="disk: fsync each commit before answering a gateway (survives a power cut); "
         "process: survives a crash of the process only (default disk)",
     )
+    storage.add_argument(
+        "--frame-log",
+        choices=("all", "errors", "off"),
+        help="frames to log: all, errors (CALLERRORs, unreadable frames, gateways not "
+        "accepted) or off (default all)",
+    )
+    storage.add_argument(
+        "--frame-log-gateway-budget",
+        metavar="BYTES",
+        help="bytes one gateway may add to the frame log per hour (default 4M; 0: no limit)",
+    )
+    storage.add_argument(
+        "--frame-log-budget",
+        metavar="BYTES",
+        help="bytes all gateways may add to the frame log per hour (default 1G; 0: no limit)",
+    )
+    storage.add_argument(
+        "--max-db-size",
+        metavar="BYTES",
+        help="database size at which the frame log stops and the storage alarm is "
+        "raised (default 0: no cap)",
+    )
+    storage.add_argument(
+        "--min-free-disk",
+        metavar="BYTES",
+        help="free disk space below which the frame log stops and the storage alarm is "
+        "raised (default 1G; 0: no check)",
+    )
     api = parser.add_argument_group("HTTP API")
     api.add_argument("--api-host", help="address of the API (default 127.0.0.1)")
     api.add_argument("--api-port", type=int, help="TCP port (default 8080; 0: any free port)")
@@ -140,6 +168,11 @@ _SETTINGS = (
     "demo",
     "frame_log_retention",
     "durability",
+    "frame_log",
+    "frame_log_gateway_budget",
+    "frame_log_budget",
+    "max_db_size",
+    "min_free_disk",
 )
 
 

@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import re
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-from service_helpers import Api, ServiceProcess, at, sample, until
+from service_helpers import WAIT, Api, ServiceProcess, at, gateway, raw_connect, sample, until
 
 import ntxcp
-from ntxcp.service import ConfigError, Durability, build_config
+from ntxcp.service import (
+    ConfigError,
+    Durability,
+    FrameLogMode,
+    Service,
+    ServiceConfig,
+    UnknownGatewayPolicy,
+    build_config,
+    queries,
+)
+from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets
 from ntxcp.service.storage import Storage
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
@@ -82,7 +96,7 @@ async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> No
     the same database: every message is stored exactly once (spec §6.2 store and forward:
     what was acknowledged is committed; what was not is re-sent and stored)."""
     port = str(_free_port())
-    count, per_message = 3000, 2
+    count, per_message = 1500, 2
     gw = ntxcp.Gateway(
         "kill-1",
         backoff=ntxcp.Backoff(initial=0.05, maximum=0.2),
@@ -133,3 +147,188 @@ async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> No
         first.kill()
         if second is not None:
             second.kill()
+
+
+# --- bounded disk use (frame log limits, database cap, WAL) ------------------------------
+
+
+def _config(tmp_path: Path, **settings: Any) -> ServiceConfig:
+    return ServiceConfig(port=0, api_port=0, db=str(tmp_path / "cc.sqlite"), **settings)
+
+
+def _logged(conn: sqlite3.Connection, gateway_id: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT direction, message_type, action, length(CAST(raw AS BLOB)), size, typeof(raw) "
+        "FROM frames WHERE gateway_id = ? ORDER BY id",
+        (gateway_id,),
+    ).fetchall()
+
+
+async def test_refused_and_malformed_frames_are_logged_as_excerpts(tmp_path: Path) -> None:
+    config = _config(tmp_path, unknown_gateways=UnknownGatewayPolicy.REJECT)
+    big_data = "x" * 256 * 1024
+    async with Service(config) as service, aiohttp.ClientSession() as http:
+        await service.storage.register_gateway("good-1", None)
+        # A gateway that is not accepted: its frames are refused (spec §4.1).
+        ws = await raw_connect(http, service.ws_url, "rejected-1")
+        await ws.send_str(
+            json.dumps([2, "r1", "DataTransfer", {"vendorId": "V", "data": big_data}])
+        )
+        answer = json.loads(await ws.receive_str(timeout=WAIT))
+        assert answer[0] == 4 and answer[2] == "SecurityError"
+        # Garbage: not UTF-8 (each 0xFF once became a 3-byte U+FFFD), not JSON-RPC.
+        await ws.send_frame(b"\xff" * 64 * 1024, aiohttp.WSMsgType.TEXT)
+        await ws.send_str("[" * 8192)
+        await ws.close()
+        good_ws = await raw_connect(http, service.ws_url, "good-1")
+        # An accepted gateway's valid data is logged whole ...
+        await good_ws.send_str(
+            json.dumps([2, "g1", "DataTransfer", {"vendorId": "V", "data": "y" * 8192}])
+        )
+        assert json.loads(await good_ws.receive_str(timeout=WAIT))[0] == 3
+        # ... a large CALL answered with a CALLERROR (invalid, spec §2.2) is cut.
+        await good_ws.send_str(
+            json.dumps([2, "g2", "DataTransfer", {"vendorId": "V" * 300, "data": "z" * 8192}])
+        )
+        assert json.loads(await good_ws.receive_str(timeout=WAIT))[0] == 4
+        await good_ws.close()
+        await service.storage.sync()
+        refused = await service.storage.read(_logged, "rejected-1")
+        good = await service.storage.read(_logged, "good-1")
+        metrics = service.metrics.render()
+    inbound = [row for row in refused if row[0] == "in"]
+    assert len(inbound) >= 2, refused
+    for _, _, _, stored, size, _ in inbound:
+        assert stored <= EXCERPT_BYTES and size is not None and size > EXCERPT_BYTES
+    assert any(row[5] == "blob" and row[4] == 64 * 1024 for row in inbound)  # kept as bytes
+    assert sum(row[3] for row in refused) < 8 * EXCERPT_BYTES
+    whole = [row for row in good if row[0] == "in" and row[2] == "DataTransfer"]
+    assert whole[0][4] is None and whole[0][3] > 8192  # accepted and valid: whole
+    assert whole[-1][4] is not None and whole[-1][3] <= EXCERPT_BYTES  # refused by validation
+    assert re.search(r"^ntxcp_frame_log_truncated_total [1-9]", metrics, re.M), metrics
+
+
+async def test_frame_log_byte_budgets_drop_with_a_metric(tmp_path: Path) -> None:
+    config = _config(tmp_path, frame_log_gateway_budget=20_000, frame_log_budget=50_000)
+    async with Service(config) as service:
+        for name in ("budget-1", "budget-2", "budget-3"):
+            async with gateway(service.ws_url, name) as gw:
+                for index in range(20):  # about 2 KB in and 100 B out each
+                    await gw.data_transfer("V", message_id=str(index), data="d" * 2000)
+        await service.storage.sync()
+
+        def logged_bytes(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT gateway_id, sum(length(CAST(raw AS BLOB))) FROM frames GROUP BY gateway_id"
+            )
+            return dict(rows.fetchall())
+
+        logged = await service.storage.read(logged_bytes)
+        transfers = await service.storage.read(queries.data_transfers, "budget-1", 100)
+        metrics = service.metrics.render()
+    assert all(size <= 20_000 for size in logged.values()), logged
+    assert sum(logged.values()) <= 50_000 and logged.get("budget-3", 0) < 20_000, logged
+    assert len(transfers) == 20  # the data itself is never subject to the budget
+    for reason in ("gateway-budget", "total-budget"):
+        assert re.search(
+            rf'^ntxcp_frame_log_dropped_total{{reason="{reason}"}} [1-9]', metrics, re.M
+        )
+        assert f'ntxcp_frame_log_dropped_bytes_total{{reason="{reason}"}}' in metrics
+
+
+def test_byte_budget_refills_and_forgets_idle_gateways() -> None:
+    now = [0.0]
+    budgets = FrameBudgets(3600, 0, clock=lambda: now[0])  # 1 byte per second each
+    assert budgets.spend("a", 3000) is None
+    assert budgets.spend("a", 1000) == "gateway-budget"
+    assert budgets.spend("b", 1000) is None  # each gateway has its own
+    now[0] = 400.0  # 400 bytes came back
+    assert budgets.spend("a", 1000) is None
+    assert budgets.spend("a", 1) == "gateway-budget"
+    for index in range(1100):
+        budgets.spend(f"idle-{index}", 1)
+    now[0] = 10_000.0  # every bucket full again: a sweep forgets them
+    for index in range(1100, 2300):
+        budgets.spend(f"idle-{index}", 1)
+    assert budgets.tracked < 2300
+    total = FrameBudgets(0, 100, clock=lambda: now[0])
+    assert total.spend("a", 60) is None and total.spend("b", 60) == "total-budget"
+
+
+@pytest.mark.parametrize("mode", [FrameLogMode.ERRORS, FrameLogMode.OFF])
+async def test_frame_log_modes(tmp_path: Path, mode: FrameLogMode) -> None:
+    async with Service(_config(tmp_path, frame_log=mode)) as service:
+        async with gateway(service.ws_url, "mode-1") as gw:
+            await gw.heartbeat()
+        async with aiohttp.ClientSession() as http:
+            ws = await raw_connect(http, service.ws_url, "mode-1")
+            await ws.send_str(json.dumps([2, "m1", "DataTransfer", {"vendorId": "V" * 300}]))
+            assert json.loads(await ws.receive_str(timeout=WAIT))[0] == 4  # a CALLERROR
+            await ws.close()
+        await service.storage.sync()
+        logged = await service.storage.read(_logged, "mode-1")
+        metrics = service.metrics.render()
+    assert 'ntxcp_messages_total{action="Heartbeat",direction="in",type="CALL"} 1' in metrics
+    if mode is FrameLogMode.OFF:
+        assert logged == []
+    else:
+        assert [(row[0], row[1], row[2]) for row in logged] == [("out", 4, "DataTransfer")]
+
+
+async def test_database_size_cap_raises_the_storage_alarm(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "ntxcp.service.storage")
+    async with Service(_config(tmp_path, max_db_size=1)) as service:  # over the cap at once
+        api = Api(aiohttp.ClientSession(), service.api_url, None)
+        try:
+
+            async def degraded() -> bool:
+                _, health = await api.get("/healthz")
+                return bool(health["status"] == "degraded")
+
+            await until(degraded)
+            _, health = await api.get("/healthz")
+            assert health["alarms"] == ["frame-log-paused"] and health["databaseBytes"] > 1
+            async with gateway(service.ws_url, "full-1") as gw:
+                await gw.heartbeat()
+                await gw.meter_values(
+                    1, [t.MeterValue(timestamp=at(0), sampled_value=[sample("5")])]
+                )
+            await service.storage.sync()
+            assert await service.storage.read(_logged, "full-1") == []  # frame log stopped
+            stored = await service.storage.read(
+                queries.meter_values, "full-1", queries.MeterFilter()
+            )
+            assert [item["value"] for item in stored] == ["5"]  # data still stored
+            _, metrics = await api.get("/metrics")
+            assert re.search(r"^ntxcp_storage_alarm 1$", metrics, re.M)
+            assert 'ntxcp_frame_log_dropped_total{reason="storage-alarm"}' in metrics
+            assert "storage alarm: frame log stopped" in caplog.text
+            service.storage.max_db_size = 0  # the operator made room
+
+            async def cleared() -> bool:
+                _, health = await api.get("/healthz")
+                return bool(health["status"] == "ok")
+
+            await until(cleared)
+            assert "storage alarm cleared" in caplog.text
+        finally:
+            await api.session.close()
+
+
+async def test_wal_stays_bounded_under_load(tmp_path: Path) -> None:
+    limit = 2**20
+    storage = Storage(tmp_path / "w.sqlite", wal_limit=limit)
+    storage.open()
+    wal = tmp_path / "w.sqlite-wal"
+    largest = 0
+    try:
+        frame = "f" * (256 * 1024)
+        for index in range(48):  # 12 MiB, faster than the background checkpoints
+            storage.log_frame("gw", "in", "2026-01-01T00:00:00.000Z", 2, "X", str(index), frame)
+            await storage.sync()
+            largest = max(largest, wal.stat().st_size)
+    finally:
+        await storage.close()
+    assert largest <= limit + 2 * 256 * 1024 + 64 * 1024, largest

@@ -22,7 +22,7 @@ from ntxcp.service import (
 )
 from ntxcp.service.config import is_loopback
 from ntxcp.service.metrics import Counter, Histogram, ServiceMetrics
-from ntxcp.service.migrations import LATEST, MigrationError, current_version, migrate
+from ntxcp.service.migrations import LATEST, MIGRATIONS, MigrationError, current_version, migrate
 from ntxcp.service.passwords import PasswordVerifier, hash_password, verify_password
 from ntxcp.service.storage import Storage, StorageError
 from ntxcp.v10 import core
@@ -100,7 +100,7 @@ def test_metrics_exposition() -> None:
 
 def test_migrations(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "m.sqlite", isolation_level=None)
-    assert migrate(conn) == [LATEST]
+    assert migrate(conn) == [version for version, _ in MIGRATIONS]
     assert migrate(conn) == []
     assert current_version(conn) == LATEST
     conn.execute("INSERT INTO schema_version (version) VALUES (?)", (LATEST + 1,))

@@ -207,14 +207,17 @@ class _Routes:
         return gateway
 
     async def healthz(self, request: web.Request) -> web.Response:
+        storage = self.storage
         return json_response(
             {
-                "status": "ok",
+                "status": "degraded" if storage.alarms else "ok",
                 "version": self.service.version,
                 "connectedGateways": len(self.service.control_center.gateways()),
                 "knownGateways": len(self.storage.gateways),
                 "durability": self.storage.durability.value,
                 "uptimeSeconds": round(time.monotonic() - self.started, 3),
+                "alarms": list(storage.alarms),
+                "databaseBytes": storage.database_bytes,
             }
         )
 

@@ -21,6 +21,7 @@ __all__ = [
     "AuthMode",
     "ConfigError",
     "Durability",
+    "FrameLogMode",
     "LogFormat",
     "ServiceConfig",
     "UnknownGatewayPolicy",
@@ -56,6 +57,15 @@ class Durability(StrEnum):
 
     DISK = "disk"
     PROCESS = "process"
+
+
+class FrameLogMode(StrEnum):
+    """Which frames go to the frame log (see :mod:`ntxcp.service.framelog`)."""
+
+    ALL = "all"
+    ERRORS = "errors"
+    """Only CALLERRORs, unreadable frames and frames of gateways not accepted."""
+    OFF = "off"
 
 
 class LogFormat(StrEnum):
@@ -104,6 +114,15 @@ class ServiceConfig:
         demo: simulated gateways to run in the same process (``demo-1`` ..).
         frame_log_retention: days frames are kept in the frame log (0: forever).
         durability: ``disk`` (fsync before acknowledging) or ``process``.
+        frame_log: ``all``, ``errors`` or ``off``.
+        frame_log_gateway_budget: bytes one gateway may add to the frame log per hour
+            (0: no limit).
+        frame_log_budget: bytes all gateways may add to the frame log per hour
+            (0: no limit).
+        max_db_size: database size (with its WAL) in bytes at which the frame log
+            stops and the storage alarm is raised (0: no cap).
+        min_free_disk: free bytes on the database's file system below which the
+            frame log stops and the storage alarm is raised (0: no check).
     """
 
     host: str = "127.0.0.1"
@@ -125,6 +144,11 @@ class ServiceConfig:
     demo: int = 0
     frame_log_retention: float = 30.0
     durability: Durability = Durability.DISK
+    frame_log: FrameLogMode = FrameLogMode.ALL
+    frame_log_gateway_budget: int = 4 * 2**20
+    frame_log_budget: int = 2**30
+    max_db_size: int = 0
+    min_free_disk: int = 2**30
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Settings for add-ons (e.g. a dashboard); not validated here."""
 
@@ -153,6 +177,9 @@ class ServiceConfig:
             raise ConfigError("--demo must be 0..10000")
         if self.frame_log_retention < 0:
             raise ConfigError("--frame-log-retention must be >= 0 (0 keeps frames forever)")
+        for name in _SIZES:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{_flag(name)} must be >= 0 (0: no limit)")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"--log-level must be one of {', '.join(LOG_LEVELS)}")
         if self.api_token is not None and not self.api_token.strip():
@@ -203,9 +230,12 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "auth": AuthMode,
     "log_format": LogFormat,
     "durability": Durability,
+    "frame_log": FrameLogMode,
 }
 _INTS = {"port", "api_port", "heartbeat_interval", "demo"}
 _FLOATS = {"call_timeout", "frame_log_retention"}
+_SIZES = ("frame_log_gateway_budget", "frame_log_budget", "max_db_size", "min_free_disk")
+_SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _SECTION_NAMES = ("control-center", "control_center")
 
 
@@ -250,6 +280,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
         except ValueError:
             choices = ", ".join(m.value for m in enum)
             raise ConfigError(f"{where} must be one of {choices}, not {value!r}") from None
+    if name in _SIZES:
+        return _size(value, where)
     if name in _INTS:
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ConfigError(f"{where} must be an integer, not {value!r}")
@@ -269,6 +301,23 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     if name == "log_level":
         return value.lower()
     return value
+
+
+def _size(value: Any, where: str) -> int:
+    """A byte count: an integer, or text such as ``4096``, ``64M``, ``1G`` (powers of 1024)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower().removesuffix("ib").removesuffix("b")
+        unit = text[-1:] if text[-1:] in _SIZE_UNITS else ""
+        number = text[: len(text) - len(unit)].strip()
+        try:
+            return int(float(number) * _SIZE_UNITS[unit])
+        except (ValueError, OverflowError):
+            pass
+    raise ConfigError(
+        f"{where} must be a byte count such as 1048576, 512K, 64M or 1G, not {value!r}"
+    )
 
 
 def build_config(

@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
-from ntxcp.service.config import UnknownGatewayPolicy
+from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
-from ntxcp.service.storage import Storage, now_text
+from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, as_logged, excerpt
+from ntxcp.service.storage import FrameHandle, Storage, now_text
 from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import to_builtins
 
@@ -242,6 +244,10 @@ _OTHER = {"in": "out", "out": "in"}
 _MAX_OPEN_CALLS = 50_000
 
 
+def _excerpt_of(raw: str | bytes) -> str | bytes:
+    return excerpt(raw.encode("utf-8") if isinstance(raw, str) else raw)
+
+
 class FrameRecorder:
     """The frame logger: every frame in and out goes to the frame log and the metrics.
 
@@ -249,19 +255,42 @@ class FrameRecorder:
     each CALL it saw until the answer with the same ``uniqueId`` passes the other way
     (spec §2), so every logged frame carries its action.
 
+    What a peer sends does not decide how much is logged (see :mod:`.framelog`): a
+    frame that is not a JSON-RPC message, or comes from a gateway that is not
+    accepted (spec §4.1), or a CALL answered with a CALLERROR while it still waits in
+    the buffer, is kept as an excerpt; the byte budgets, the mode and the storage
+    alarm decide whether a frame is logged at all. Every frame is counted in the
+    metrics either way.
+
     Args:
         storage: where frames are logged (buffered, see :meth:`Storage.log_frame`).
         metrics: where frames are counted.
         events: where frames are published live (``None``: nowhere).
+        mode: which frames to log.
+        budgets: the byte budgets (``None``: no limit).
+        accepted: whether a gateway is accepted (its frames are logged whole);
+            ``None``: every gateway is.
     """
 
     def __init__(
-        self, storage: Storage, metrics: ServiceMetrics, events: EventHub | None = None
+        self,
+        storage: Storage,
+        metrics: ServiceMetrics,
+        events: EventHub | None = None,
+        *,
+        mode: FrameLogMode = FrameLogMode.ALL,
+        budgets: FrameBudgets | None = None,
+        accepted: Callable[[str], bool] | None = None,
     ) -> None:
         self.storage = storage
         self.metrics = metrics
         self.events = events or EventHub()
+        self.mode = mode
+        self.budgets = budgets
+        self.accepted = accepted
         self._open: dict[tuple[str, str, str], str] = {}
+        # Large CALLs from gateways still in the buffer, to shorten if refused.
+        self._large: dict[tuple[str, str], tuple[FrameHandle, int]] = {}
 
     def __call__(self, gateway_id: str, direction: str, frame: bytes) -> None:
         """Log and count one frame (``direction`` is ``"in"`` or ``"out"``)."""
@@ -286,19 +315,62 @@ class FrameRecorder:
         self.metrics.messages.inc(
             (action or "", direction, _TYPE_NAMES.get(message_type or 0, "invalid"))
         )
-        self.storage.log_frame(
-            gateway_id,
-            direction,
-            time,
-            message_type,
-            action,
-            unique_id,
-            frame.decode("utf-8", "replace"),
-        )
+        if self.mode is not FrameLogMode.OFF:
+            self._log(gateway_id, direction, time, message_type, action, unique_id, frame)
         if direction == "in":
             self.storage.touch(gateway_id, time)
         if self.events.active:
             self._publish(gateway_id, direction, time, message_type, action, unique_id, frame)
+
+    def _log(
+        self,
+        gateway_id: str,
+        direction: str,
+        time: str,
+        message_type: int | None,
+        action: str | None,
+        unique_id: str | None,
+        frame: bytes,
+    ) -> None:
+        """File one frame in the frame log, within the limits."""
+        refused = message_type is None or (
+            direction == "in" and self.accepted is not None and not self.accepted(gateway_id)
+        )
+        if self.mode is FrameLogMode.ERRORS and not refused and message_type != 4:
+            return
+        size = len(frame)
+        raw: str | bytes
+        if refused and size > EXCERPT_BYTES:
+            raw, cut = excerpt(frame), size
+            self.metrics.frame_log_truncated.inc()
+        else:
+            raw, cut = as_logged(frame), None
+        logged = size if cut is None else len(raw)
+        reason = "storage-alarm" if self.storage.frame_log_paused else None
+        if reason is None and self.budgets is not None:
+            reason = self.budgets.spend(gateway_id, logged)
+        if reason is not None:
+            self.metrics.frame_log_dropped.inc((reason,))
+            self.metrics.frame_log_dropped_bytes.inc((reason,), logged)
+            return
+        handle = self.storage.log_frame(
+            gateway_id, direction, time, message_type, action, unique_id, raw, cut
+        )
+        if unique_id is None:
+            return
+        if message_type == 2 and direction == "in" and cut is None and size > EXCERPT_BYTES:
+            large = self._large
+            if len(large) >= _MAX_OPEN_CALLS:
+                del large[next(iter(large))]
+            large[(gateway_id, unique_id)] = (handle, size)
+        elif message_type in (3, 4) and direction == "out":
+            pending = self._large.pop((gateway_id, unique_id), None)
+            if pending is not None and message_type == 4:
+                # Refused after all (spec §2.2: answered with a CALLERROR): keep an excerpt.
+                handle, full = pending
+                frames, index = handle
+                if self.storage.shorten_frame(handle, _excerpt_of(frames[index][6]), full):
+                    self.metrics.frame_log_truncated.inc()
 
     def _publish(
         self,

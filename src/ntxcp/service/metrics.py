@@ -187,7 +187,12 @@ class ServiceMetrics:
         connected: returns how many gateways are connected now.
     """
 
-    def __init__(self, connected: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        connected: Callable[[], float],
+        database_bytes: Callable[[], float] = lambda: 0,
+        storage_alarm: Callable[[], float] = lambda: 0,
+    ) -> None:
         self.registry = Registry()
         started = time.time()
         self.connected_gateways = Gauge(
@@ -231,6 +236,30 @@ class ServiceMetrics:
             "HTTP API requests, by method and status.",
             ("method", "status"),
         )
+        self.frame_log_dropped = Counter(
+            "ntxcp_frame_log_dropped_total",
+            "Frames not written to the frame log, by reason (gateway-budget, "
+            "total-budget, storage-alarm).",
+            ("reason",),
+        )
+        self.frame_log_dropped_bytes = Counter(
+            "ntxcp_frame_log_dropped_bytes_total",
+            "Bytes of frames not written to the frame log, by reason.",
+            ("reason",),
+        )
+        self.frame_log_truncated = Counter(
+            "ntxcp_frame_log_truncated_total",
+            "Refused or malformed frames logged as an excerpt.",
+        )
+        self.database_bytes = Gauge(
+            "ntxcp_database_bytes", "Size of the database and its WAL.", database_bytes
+        )
+        self.storage_alarm = Gauge(
+            "ntxcp_storage_alarm",
+            "1 while the database is at --max-db-size or the disk below --min-free-disk "
+            "(the frame log is stopped).",
+            storage_alarm,
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -244,6 +273,11 @@ class ServiceMetrics:
             self.boots,
             self.endpoint_errors,
             self.api_requests,
+            self.frame_log_dropped,
+            self.frame_log_dropped_bytes,
+            self.frame_log_truncated,
+            self.database_bytes,
+            self.storage_alarm,
             self.start_time,
         ):
             self.registry.add(metric)

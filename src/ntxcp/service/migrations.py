@@ -180,7 +180,14 @@ _V1: tuple[str, ...] = (
     "CREATE INDEX commands_gateway ON commands (gateway_id, id)",
 )
 
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1),)
+_V2: tuple[str, ...] = (
+    # A refused or malformed frame is logged as an excerpt; size is its full length in
+    # bytes (NULL: raw holds the whole frame). raw is TEXT, or a BLOB when the frame's
+    # bytes are not UTF-8.
+    "ALTER TABLE frames ADD COLUMN size INTEGER",
+)
+
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2))
 """Every migration as (version it produces, statements), oldest first."""
 
 LATEST = MIGRATIONS[-1][0]

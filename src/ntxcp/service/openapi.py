@@ -141,7 +141,16 @@ def _api_schemas() -> dict[str, Any]:
                 "messageType": {"enum": ["CALL", "CALLRESULT", "CALLERROR", None]},
                 "action": _NSTR,
                 "uniqueId": _NSTR,
-                "raw": {**_STR, "description": "the frame's text as sent"},
+                "raw": {
+                    **_STR,
+                    "description": "the frame's text as sent (bytes that are not UTF-8 "
+                    "shown as U+FFFD); for a truncated frame, its first 1024 bytes",
+                },
+                "size": {**_INT, "description": "the frame's size in bytes"},
+                "truncated": {
+                    "type": "boolean",
+                    "description": "a refused or malformed frame: raw is an excerpt",
+                },
             }
         ),
         "FrameList": _list_of("Frame", gatewayId=_STR),
@@ -184,7 +193,10 @@ def _api_schemas() -> dict[str, Any]:
         "CommandList": _list_of("Command"),
         "Health": _object(
             {
-                "status": {"const": "ok"},
+                "status": {
+                    "enum": ["ok", "degraded"],
+                    "description": "degraded while a storage alarm is raised",
+                },
                 "version": _STR,
                 "connectedGateways": _INT,
                 "knownGateways": _INT,
@@ -194,6 +206,14 @@ def _api_schemas() -> dict[str, Any]:
                     "process: it survives a crash of the process, not a power cut",
                 },
                 "uptimeSeconds": {"type": "number"},
+                "alarms": {
+                    "type": "array",
+                    "items": {"enum": ["frame-log-paused"]},
+                    "description": "storage alarms raised now: frame-log-paused = the "
+                    "database reached --max-db-size or the disk has less than "
+                    "--min-free-disk free; the frame log is stopped",
+                },
+                "databaseBytes": {**_INT, "description": "database and WAL size"},
             },
             ("status",),
         ),

@@ -206,7 +206,7 @@ def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> lis
     )
     args.append(query.limit)
     rows = conn.execute(
-        "SELECT id, direction, time, message_type, action, unique_id, raw FROM frames "
+        "SELECT id, direction, time, message_type, action, unique_id, raw, size FROM frames "
         f"{clause}ORDER BY time DESC, id DESC LIMIT ?",
         args,
     ).fetchall()
@@ -218,7 +218,9 @@ def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> lis
             "messageType": _MESSAGE_TYPES.get(row[3]),
             "action": row[4],
             "uniqueId": row[5],
-            "raw": row[6],
+            "raw": row[6] if isinstance(row[6], str) else row[6].decode("utf-8", "replace"),
+            "size": len(row[6]) if row[7] is None else row[7],
+            "truncated": row[7] is not None,
         }
         for row in rows
     ]

@@ -28,17 +28,20 @@ from ntxcp.service.api import create_app
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
+from ntxcp.service.framelog import FrameBudgets
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
 from ntxcp.service.storage import SYNCHRONOUS, Storage, StorageError
 from ntxcp.transport import HandshakeInfo, server_tls_context
+from ntxcp.v10.core import RegistrationStatus
 
 __all__ = ["Service", "ServiceError"]
 
 _log = logging.getLogger("ntxcp.service")
 
 _FLUSH_INTERVAL = 0.25  # s between writes of the buffered frame log
+_DISK_CHECK_TICKS = 4  # flush intervals between checks of the database size and free disk
 _PRUNE_INTERVAL = 3600.0  # s between frame-log retention runs
 _STOP_GRACE = 4.0  # s the gateways get to close (spec §6.3: exit within 10 s overall)
 _DURABILITY_MEANING = {
@@ -76,11 +79,20 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.version = ntxcp.__version__
-        self.storage = Storage(config.db, config.durability)
+        self.storage = Storage(
+            config.db,
+            config.durability,
+            max_db_size=config.max_db_size,
+            min_free_disk=config.min_free_disk,
+        )
         self.control_center = ControlCenter(
             host=config.host, ssl=self._tls_context(), call_timeout=config.call_timeout
         )
-        self.metrics = ServiceMetrics(lambda: len(self.control_center.gateways()))
+        self.metrics = ServiceMetrics(
+            lambda: len(self.control_center.gateways()),
+            lambda: self.storage.database_bytes,
+            lambda: float(self.storage.frame_log_paused),
+        )
         self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
         self.verifier = PasswordVerifier()
         self.events = EventHub()
@@ -160,7 +172,16 @@ class Service:
         cc.set_firmware_management_handler(self.handler)
         cc.set_new_gateway_handler(self.handler.on_connected)
         cc.set_gateway_disconnected_handler(self.handler.on_disconnected)
-        cc.set_frame_logger(FrameRecorder(self.storage, self.metrics, self.events))
+        cc.set_frame_logger(
+            FrameRecorder(
+                self.storage,
+                self.metrics,
+                self.events,
+                mode=config.frame_log,
+                budgets=FrameBudgets(config.frame_log_gateway_budget, config.frame_log_budget),
+                accepted=self._accepted,
+            )
+        )
         if config.auth is AuthMode.BASIC:
             cc.set_basic_auth_handler(self._check_password)  # spec §1 profiles 1/2
         if config.client_ca is not None:
@@ -239,6 +260,10 @@ class Service:
             return False
         return self.verifier.verify(gateway_id, password, record.password_hash)
 
+    def _accepted(self, gateway_id: str) -> bool:
+        """Whether a gateway's BootNotification is answered Accepted (spec §4.1)."""
+        return self.handler.registration_status(gateway_id) is RegistrationStatus.ACCEPTED
+
     @staticmethod
     def _check_certificate(gateway_id: str, handshake: HandshakeInfo) -> bool:
         """Spec §1 profile 3: the client certificate's CN must be the gateway id."""
@@ -247,12 +272,16 @@ class Service:
     # --- background work -------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
+        ticks = 0
         while True:
-            await asyncio.sleep(_FLUSH_INTERVAL)
             try:
+                if ticks % _DISK_CHECK_TICKS == 0:
+                    self.storage.check_disk()
                 self.storage.flush()
             except Exception:  # keep trying; the data path reports its own
                 _log.exception("writing the frame log failed")
+            ticks += 1
+            await asyncio.sleep(_FLUSH_INTERVAL)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -33,6 +33,8 @@ accept path never waits for the database.
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 import sqlite3
 from collections.abc import Callable
 from contextlib import suppress
@@ -48,9 +50,20 @@ from ntxcp.v10 import core, firmware
 from ntxcp.v10.codec import encode_payload
 from ntxcp.v10.types import encode_datetime
 
-__all__ = ["GatewayRecord", "Storage", "StorageError", "now_text"]
+__all__ = [
+    "FRAME_LOG_PAUSED",
+    "FrameHandle",
+    "GatewayRecord",
+    "Storage",
+    "StorageError",
+    "now_text",
+]
 
 T = TypeVar("T")
+FrameHandle = tuple[list[tuple[Any, ...]], int]
+"""Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
+
+_log = logging.getLogger("ntxcp.service.storage")
 
 # Spec §4.1 SampledValue defaults, stored explicitly so queries need not know them.
 _DEFAULT_CONTEXT = "Sample.Periodic"
@@ -60,8 +73,8 @@ _DEFAULT_LOCATION = "Outlet"
 _DEFAULT_UNIT = "Wh"
 
 _INSERT_FRAME = (
-    "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw, "
+    "size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CLAIM = (
     "INSERT OR IGNORE INTO received_calls (gateway_id, action, unique_id, received_at) "
@@ -107,6 +120,10 @@ _PRUNE_CHUNK = 5000
 # SQLite's synchronous levels: FULL fsyncs the WAL at every commit, NORMAL only at
 # checkpoints (a commit then survives a process crash, not a power cut).
 SYNCHRONOUS = {Durability.DISK: "FULL", Durability.PROCESS: "NORMAL"}
+WAL_LIMIT = 64 * 2**20
+"""Bytes of write-ahead log after which a commit checkpoints and truncates it."""
+FRAME_LOG_PAUSED = "frame-log-paused"
+"""The storage alarm: the database is at its size cap or the disk nearly full."""
 
 
 class StorageError(Exception):
@@ -150,11 +167,29 @@ class Storage:
     Args:
         path: the SQLite file (created if missing).
         durability: when a commit counts as stored (fsync'ed, or handed to the OS).
+        max_db_size: database + WAL bytes at which the frame log stops (0: no cap).
+        min_free_disk: free bytes on the file system below which it stops (0: no check).
+        wal_limit: WAL bytes after which a commit checkpoints and truncates the WAL.
     """
 
-    def __init__(self, path: str | Path, durability: Durability = Durability.DISK) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        durability: Durability = Durability.DISK,
+        *,
+        max_db_size: int = 0,
+        min_free_disk: int = 0,
+        wal_limit: int = WAL_LIMIT,
+    ) -> None:
         self.path = Path(path)
         self.durability = durability
+        self.max_db_size = max_db_size
+        self.min_free_disk = min_free_disk
+        self.wal_limit = wal_limit
+        self.alarms: tuple[str, ...] = ()
+        """Storage alarms raised now (see :meth:`check_disk`)."""
+        self.database_bytes = 0
+        """Database + WAL size at the last :meth:`check_disk`."""
         self.gateways: dict[str, GatewayRecord] = {}
         self._writer: BatchWriter | None = None
         self._checkpointer: Checkpointer | None = None
@@ -187,6 +222,8 @@ class Storage:
             conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: hot index pages stay cached
             # Checkpoints run on their own thread (see Checkpointer), not in a commit.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            # A WAL reset after a checkpoint truncates the file to this size.
+            conn.execute(f"PRAGMA journal_size_limit={self.wal_limit}")
             migrate(conn)
             conn.execute("UPDATE gateways SET connected = 0 WHERE connected != 0")
             rows = conn.execute(
@@ -199,7 +236,7 @@ class Storage:
             row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
         }
         self._conn = conn
-        self._writer = BatchWriter(conn)
+        self._writer = BatchWriter(conn, wal=_wal_path(self.path), wal_limit=self.wal_limit)
         self._checkpointer = Checkpointer(self.path, SYNCHRONOUS[self.durability])
         self._checkpointer.start()
 
@@ -266,6 +303,40 @@ class Storage:
     async def sync(self) -> None:
         """Wait until every write queued so far (and the frame log) is committed."""
         await self._submit(lambda conn: None)
+
+    @property
+    def frame_log_paused(self) -> bool:
+        """Whether the frame log is stopped by the storage alarm."""
+        return bool(self.alarms)
+
+    def check_disk(self) -> tuple[str, ...]:
+        """Measure the database and the free disk space; raise or clear the alarm.
+
+        Returns:
+            The alarms raised now (empty: none).
+        """
+        size = 0
+        for file in (self.path, _wal_path(self.path)):
+            with suppress(OSError):
+                size += file.stat().st_size
+        self.database_bytes = size
+        reasons: list[str] = []
+        if self.max_db_size and size >= self.max_db_size:
+            reasons.append(f"database is {size} bytes, at its cap of {self.max_db_size}")
+        if self.min_free_disk:
+            try:
+                free = shutil.disk_usage(self.path.parent).free
+            except OSError:
+                free = None
+            if free is not None and free < self.min_free_disk:
+                reasons.append(f"{free} bytes free on disk, less than {self.min_free_disk}")
+        alarms = (FRAME_LOG_PAUSED,) if reasons else ()
+        if alarms and not self.alarms:
+            _log.warning("storage alarm: frame log stopped (%s)", "; ".join(reasons))
+        elif self.alarms and not alarms:
+            _log.info("storage alarm cleared: frame log resumed (%d bytes)", size)
+        self.alarms = alarms
+        return alarms
 
     @property
     def pending_frames(self) -> int:
@@ -540,10 +611,39 @@ class Storage:
         message_type: int | None,
         action: str | None,
         unique_id: str | None,
-        raw: str,
-    ) -> None:
-        """Buffer one frame of the frame log (written with the next write)."""
-        self._frames.append((gateway_id, direction, time, message_type, action, unique_id, raw))
+        raw: str | bytes,
+        size: int | None = None,
+    ) -> FrameHandle:
+        """Buffer one frame of the frame log (written with the next write).
+
+        Args:
+            gateway_id: the gateway.
+            direction: ``"in"`` or ``"out"``.
+            time: when (spec §3 text).
+            message_type: 2, 3, 4 or ``None`` (not a JSON-RPC message).
+            action: the action, when known.
+            unique_id: the message's unique id, when readable.
+            raw: the frame (text, or bytes that are not UTF-8), or an excerpt of it.
+            size: the frame's full size in bytes when ``raw`` is an excerpt.
+
+        Returns:
+            A handle for :meth:`shorten_frame`.
+        """
+        frames = self._frames
+        frames.append((gateway_id, direction, time, message_type, action, unique_id, raw, size))
+        return frames, len(frames) - 1
+
+    def shorten_frame(self, handle: FrameHandle, raw: str | bytes, size: int) -> bool:
+        """Replace a buffered frame by an excerpt, if it is still buffered.
+
+        Returns:
+            Whether the frame was still in the buffer (and is now shortened).
+        """
+        frames, index = handle
+        if frames is not self._frames:
+            return False
+        frames[index] = (*frames[index][:6], raw, size)
+        return True
 
     async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
         """Record a C→G request sent through the API; returns its command id."""
@@ -630,6 +730,10 @@ class Storage:
             if count < _PRUNE_CHUNK:
                 break
         return total
+
+
+def _wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
 def _first_frame_at(conn: sqlite3.Connection, time: str) -> int:

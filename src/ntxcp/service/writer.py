@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -51,14 +52,32 @@ class BatchWriter:
 
     Every method must be called on the event loop's thread.
 
+    A commit after which the write-ahead log is larger than ``wal_limit`` runs a
+    ``TRUNCATE`` checkpoint before the batch's callers hear back: under a write rate
+    the background :class:`Checkpointer` cannot keep up with, the WAL stays bounded
+    (at the cost of that one batch waiting for the checkpoint).
+
     Args:
         conn: the connection to write with (autocommit mode, ``isolation_level=None``).
         max_batch: most jobs per transaction (more wait for the next iteration).
+        wal: the WAL file (``None``: not watched).
+        wal_limit: WAL bytes that trigger the checkpoint.
     """
 
-    def __init__(self, conn: sqlite3.Connection, *, max_batch: int = 2000) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        max_batch: int = 2000,
+        wal: Path | None = None,
+        wal_limit: int = 64 * 2**20,
+    ) -> None:
         self._conn = conn
         self._max_batch = max_batch
+        self._wal = None if wal is None else str(wal)
+        self._wal_limit = wal_limit
+        self.wal_truncations = 0
+        """Checkpoints forced by the WAL size."""
         self._pending: list[_Pending] = []
         self._scheduled: asyncio.Handle | None = None
         self._closed = False
@@ -123,6 +142,8 @@ class BatchWriter:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             results = [self._alone(pending) for pending in batch]
+        if self._wal is not None:
+            self._bound_wal(self._wal)
         self.batches += 1
         self.jobs += len(batch)
         for pending, ok, value in results:
@@ -133,6 +154,18 @@ class BatchWriter:
                 future.set_result(value)
             else:
                 future.set_exception(value)
+
+    def _bound_wal(self, wal: str) -> None:
+        try:
+            size = os.stat(wal).st_size
+        except OSError:
+            return
+        if size > self._wal_limit:
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                self.wal_truncations += 1
+            except sqlite3.Error as exc:  # tried again after the next commit
+                _log.warning("WAL checkpoint failed: %s", exc)
 
     def _alone(self, pending: _Pending) -> tuple[_Pending, bool, Any]:
         conn = self._conn
