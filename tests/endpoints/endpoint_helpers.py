@@ -35,6 +35,7 @@ from ntxcp.errors import EndpointError
 from ntxcp.v10 import ACTIONS, Confirmation, Direction, Profile, Request, core, firmware
 from ntxcp.v10 import remotetrigger as rt
 from ntxcp.v10 import types as t
+from waiting import eventually as eventually  # re-exported
 
 T0 = datetime(2026, 11, 23, 18, 36, 34, 123000, tzinfo=UTC)
 T1 = datetime(2026, 11, 24, 6, 0, 0, 500000, tzinfo=UTC)
@@ -381,16 +382,6 @@ def reports(endpoint: Any, kind: str | None = None) -> list[EndpointError]:
     """Take the buffered reports of an endpoint (of one kind, when given)."""
     taken = endpoint.error_stream.pending()
     return [e for e in taken if kind is None or e.kind == kind]
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Poll ``predicate`` until it holds (or fail after ``timeout`` seconds)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 # --- raw WebSocket peers (picows) -------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ntxcp.v10 import core, types
+from waiting import wait_until as wait_until  # re-exported
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
@@ -186,15 +187,6 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.02, what: str = "") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -9,7 +9,6 @@ peer is a bare aiohttp WebSocket client for frames the library never sends twice
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -192,17 +191,6 @@ def at(minutes: int) -> datetime:
 def iso(when: datetime) -> str:
     """Spec §3 text of a date-time (UTC, ms, Z)."""
     return t.encode_datetime(when)
-
-
-async def until(predicate: Any, timeout: float = WAIT, interval: float = 0.05) -> None:
-    """Wait (bounded) until ``await predicate()`` is true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if await predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
 
 
 def raw_url(ws_url: str, gateway_id: str) -> str:

@@ -12,6 +12,7 @@ from simulator_helpers import CloseCodes, Recorder, sampled
 from ntxcp import ControlCenter
 from ntxcp.simulator import SimulatedGateway
 from ntxcp.v10 import core, remotetrigger
+from waiting import eventually
 
 Make = Callable[..., SimulatedGateway]
 GW = "GW-1"
@@ -67,7 +68,7 @@ async def test_changed_heartbeat_interval_takes_effect_at_once(
 async def test_changed_meter_settings_take_effect(
     make_sim: Make, cc: ControlCenter, recorder: Recorder
 ) -> None:
-    sim = make_sim(meter_interval=300)
+    sim = make_sim(meter_interval=300, heartbeat_interval=0.2)
     await sim.start()
     await recorder.wait_for("StatusNotification", 3)
     await cc.change_configuration(GW, "MeterValuesSampledData", "Temperature,Voltage")
@@ -78,7 +79,12 @@ async def test_changed_meter_settings_take_effect(
     assert values["Temperature"].effective_unit.value == "Celsius"
     await cc.change_configuration(GW, "MeterValueSampleInterval", "0")  # 0: none
     count = len(recorder.of("MeterValues"))
-    await asyncio.sleep(1.3)
+    # No more samples: proven by a later Heartbeat on the same connection, sent more
+    # than 1.5 old intervals after the change (a sample due meanwhile would come first).
+    changed_at = asyncio.get_running_loop().time()
+    await eventually(
+        lambda: any(m.action == "Heartbeat" and m.at > changed_at + 1.5 for m in recorder.messages)
+    )
     assert len(recorder.of("MeterValues")) == count
     assert sim.config.get("MeterValueSampleInterval") == "0"
 
@@ -140,7 +146,7 @@ async def test_reset_reconnects_and_boots_again(
     close_codes: CloseCodes,
     kind: str,
 ) -> None:
-    await asyncio.sleep(0.2)
+    await eventually(lambda: sim.uptime > 0.2)
     uptime = sim.uptime
     conf = await cc.reset(GW, kind)
     assert conf.status.value == "Accepted"
@@ -263,10 +269,7 @@ async def test_trigger_before_accepted_allows_only_boot(
     recorder.boot_answers = [core.RegistrationStatus.ACCEPTED]
     assert await _trigger(cc, Trigger.BOOT_NOTIFICATION) == "Accepted"
     await recorder.wait_for("BootNotification", 2)
-    for _ in range(50):
-        if sim.registered:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: sim.registered)
     assert sim.registration_status is core.RegistrationStatus.ACCEPTED
     assert await _trigger(cc, Trigger.HEARTBEAT) == "Accepted"
     await recorder.wait_for("Heartbeat")

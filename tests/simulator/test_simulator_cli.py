@@ -17,6 +17,7 @@ from ntxcp import ControlCenter
 from ntxcp.cli import main
 from ntxcp.simulator import SimulatedGateway
 from ntxcp.simulator.cli import SummaryPrinter, run_gateways
+from waiting import eventually
 
 EXIT_WITHIN = 10.0  # s, spec §6.3
 
@@ -66,7 +67,7 @@ async def test_runs_and_stops_cleanly_on_a_signal(
     code, out, err = await _finish(process)
     assert asyncio.get_running_loop().time() - started < EXIT_WITHIN
     assert code == 0, err
-    await asyncio.sleep(0.05)
+    await eventually(lambda: "GW-CLI" in close_codes.codes)
     assert close_codes.codes["GW-CLI"] == [1000]  # spec §6.2/§6.3
     lines = out.splitlines()
     assert len(lines) >= 2

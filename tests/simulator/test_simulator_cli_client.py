@@ -20,6 +20,7 @@ from simulator_helpers import FAST_BACKOFF
 from ntxcp.cli import main
 from ntxcp.simulator import SimulatedGateway
 from ntxcp.simulator.cli_client import UsageError, build_payload
+from waiting import eventually
 
 TOKEN = "t0ken-for-tests"
 READY = re.compile(r"gateways (?P<ws>ws://\S+)/<id>\s+api (?P<api>http://\S+)")
@@ -103,11 +104,7 @@ async def sim(
         gateway_id, service.ws_url, meter_interval=0.1, backoff=FAST_BACKOFF, reboot_delay=0.05
     )
     await sim.start()
-    for _ in range(100):
-        if sim.registered and sim.messages_sent >= 6:
-            break
-        await asyncio.sleep(0.05)
-    assert sim.registered
+    await eventually(lambda: sim.registered and sim.messages_sent >= 6)
     yield sim
     await sim.stop()
 
@@ -148,8 +145,17 @@ async def test_gateways_list_show_and_status(cli: Cli, gateway: str) -> None:
     assert json.loads(out)["id"] == gateway
 
 
+async def stored(cli: Cli, gateway: str, *filters: str, at_least: int) -> bool:
+    """Whether the service has stored ``at_least`` samples of ``gateway`` (with ``filters``)."""
+    code, out, err = await cli("meter-values", gateway, *filters, "--limit", "3", "--json")
+    assert code == 0, err
+    return len(json.loads(out)["items"]) >= at_least
+
+
 async def test_meter_values_and_messages(cli: Cli, gateway: str) -> None:
-    await asyncio.sleep(0.5)  # let the service store a few samples
+    voltage_of_2 = ("--service", "2", "--measurand", "Voltage")
+    await eventually(lambda: stored(cli, gateway, *voltage_of_2, at_least=2))
+    await eventually(lambda: stored(cli, gateway, at_least=3))
     code, out, _ = await cli(
         "meter-values", gateway, "--service", "2", "--measurand", "Voltage", "--limit", "2"
     )
@@ -218,11 +224,7 @@ async def test_call_reset_reboots_the_gateway(
 ) -> None:
     code, out, _ = await cli("call", gateway, "Reset", "type=Soft")
     assert (code, out.split()) == (0, ["status", "Accepted"])
-    for _ in range(100):
-        if sim.boots == 2:
-            break
-        await asyncio.sleep(0.05)
-    assert sim.boots == 2
+    await eventually(lambda: sim.boots == 2)
 
 
 async def test_call_errors(cli: Cli, gateway: str) -> None:

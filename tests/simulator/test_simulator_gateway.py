@@ -14,6 +14,7 @@ from simulator_helpers import FAST_BACKOFF, Recorder, sampled
 from ntxcp import ControlCenter, client_tls_context, server_tls_context
 from ntxcp.simulator import SimulatedGateway
 from ntxcp.v10 import core
+from waiting import eventually
 
 Make = Callable[..., SimulatedGateway]
 
@@ -149,8 +150,9 @@ async def test_data_survives_a_control_center_outage_and_store_file(
     assert store.exists()
     before = len(recorder.messages)
     outage_start = datetime.now(UTC)
-    await asyncio.sleep(0.3)  # meter values are stored meanwhile (spec §6.2)
-    assert not sim.connected and sim.queued >= 4
+    await eventually(lambda: not sim.connected)
+    # spec §6.2: the samples taken while the control center is down are stored.
+    await eventually(lambda: sim.queued >= 4)
     outage_end = datetime.now(UTC)
     second = ControlCenter()
     second.set_core_handler(recorder)
@@ -197,7 +199,7 @@ async def test_run_for_a_duration_then_close_with_1000(
 ) -> None:
     sim = make_sim()
     await asyncio.wait_for(sim.run(0.3), 5)
-    await asyncio.sleep(0.05)
+    await eventually(lambda: "GW-1" in close_codes.codes)  # type: ignore[attr-defined]
     assert close_codes.codes["GW-1"] == [1000]  # type: ignore[attr-defined]
     assert not sim.connected
     await sim.stop()  # a second stop does nothing
