@@ -4,7 +4,8 @@ Every MeterValues it receives is appended as ``<uniqueId> <seq>`` to ``--log`` a
 fsync'ed *before* the handler returns its confirmation, so what the log holds is
 exactly what the control center acknowledged (or was about to) when it was killed.
 
-Prints ``READY <port>`` once listening; stops gracefully on SIGTERM/SIGINT.
+Prints ``READY <port>`` once listening and ``BOOT <gateway id> <status>`` for every
+BootNotification it answers; stops gracefully on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Handler(core.ControlCenterHandler):
     def on_boot_notification(
         self, gateway_id: str, request: core.BootNotificationRequest
     ) -> core.BootNotificationConfirmation:
+        print(f"BOOT {gateway_id} {self.status.value}", flush=True)  # tests count them
         return core.BootNotificationConfirmation(
             status=self.status, current_time=dt.datetime.now(dt.UTC), interval=1
         )

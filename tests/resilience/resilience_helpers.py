@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ntxcp.v10 import core, types
-from waiting import wait_until as wait_until  # re-exported
 
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable

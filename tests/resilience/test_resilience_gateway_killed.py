@@ -15,7 +15,21 @@ import time
 from pathlib import Path
 
 import pytest
-from resilience_helpers import check_in_order, count_lines, free_port, read_log, spawn
+from resilience_helpers import (
+    Proc,
+    check_in_order,
+    count_lines,
+    free_port,
+    read_log,
+    spawn,
+)
+
+from waiting import wait_until
+
+
+def boots(cc: Proc) -> int:
+    """How many BootNotifications the control center process has answered."""
+    return sum(line.startswith("BOOT ") for line in cc.lines())
 
 
 @pytest.mark.timeout(90)
@@ -48,7 +62,14 @@ def test_gateway_killed_with_messages_queued(tmp_path: Path) -> None:
         try:
             assert second.wait_line("START", 15) == "START queued=2000"
             assert second.wait_line("QUEUED", 30) == "QUEUED 1000 queued=3000"
-            time.sleep(1.5)  # at least one Pending retry (interval 1 s)
+            # spec §4.1: Pending, retried after `interval` (1 s). A boot answered after
+            # everything was queued proves the retry happened and nothing was sent before.
+            boots_when_queued = boots(cc)
+            wait_until(
+                lambda: boots(cc) > max(boots_when_queued, 1),
+                15,
+                what="a Pending BootNotification retried after the messages were queued",
+            )
             assert count_lines(log) == 0, "sent before BootNotification was Accepted"
         finally:
             second.kill()
