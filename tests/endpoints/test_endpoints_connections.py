@@ -13,6 +13,7 @@ from endpoint_helpers import (
     GW,
     T0,
     WAIT,
+    RawPeer,
     RawServer,
     Recording,
     call_frame,
@@ -20,6 +21,7 @@ from endpoint_helpers import (
     next_error,
     raw_connect,
 )
+from picows import WSFrame, WSMsgType, WSTransport, ws_connect
 
 from ntxcp import (
     Backoff,
@@ -30,18 +32,27 @@ from ntxcp import (
     HandshakeRefusedError,
     NotConnectedError,
 )
+from ntxcp.transport import SUBPROTOCOL
 from ntxcp.v10 import core, types
 
 pytestmark = pytest.mark.timeout(30)
 
 
 class NeverAnswers(core.GatewayHandler):
+    def __init__(self) -> None:
+        self.resetting = asyncio.Event()  # set once a Reset is being handled
+
     async def on_reset(self, request):
+        self.resetting.set()
         await asyncio.sleep(60)
 
 
 class SlowBoot(core.ControlCenterHandler):
+    def __init__(self) -> None:
+        self.booting = asyncio.Event()  # set once a BootNotification is being handled
+
     async def on_boot_notification(self, gateway_id, request):
+        self.booting.set()
         await asyncio.sleep(60)
 
     def on_heartbeat(self, gateway_id, request):
@@ -87,8 +98,11 @@ async def test_connection_hooks_get_gateway_connection(make_cc, make_gw):
     assert cc.connection(GW) is None
     assert not cc.is_connected(GW)
     assert cc.gateways() == []
-    await asyncio.sleep(0.05)
-    assert (len(connected), len(disconnected)) == (1, 1)
+    # no late hook call: proven by a later gateway's hooks, called after any for GW
+    later = await make_gw(cc.url, "GW-LATER")
+    await later.stop()
+    await eventually(lambda: [c.id for c in disconnected] == [GW, "GW-LATER"])
+    assert [c.id for c in connected] == [GW, "GW-LATER"]
 
 
 async def test_async_hooks_and_failing_hooks(make_cc, make_gw):
@@ -161,18 +175,22 @@ async def test_duplicate_id_replaces_the_old_connection(make_cc, make_gw):
     await eventually(lambda: len(disconnected) == 2)
     assert disconnected[1].remote_address == connected[1].remote_address
     assert disconnected[1].close_code == 1000
-    await asyncio.sleep(0.05)
-    assert (len(connected), len(disconnected)) == (2, 2)
+    # no late hook call: proven by a later gateway's hooks, called after any for GW
+    later = await make_gw(cc.url, "GW-LATER")
+    await later.stop()
+    await eventually(lambda: [c.id for c in disconnected] == [GW, GW, "GW-LATER"])
+    assert [c.id for c in connected] == [GW, GW, "GW-LATER"]
 
 
 async def test_replaced_gateway_pending_calls_fail(make_cc, make_gw):
     cc = await make_cc()
-    cc.set_core_handler(SlowBoot())
+    slow_boot = SlowBoot()
+    cc.set_core_handler(slow_boot)
     first = await make_gw(cc.url)
     first_down = asyncio.Event()
     first.set_disconnected_handler(first_down.set)
     pending = asyncio.ensure_future(first.boot_notification("DX", timeout=20))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(slow_boot.booting.wait(), WAIT)
     second = await make_gw(cc.url)
     with pytest.raises(DisconnectedError):
         await asyncio.wait_for(pending, 2)
@@ -208,12 +226,14 @@ async def test_reject_duplicate(make_cc, make_gw):
 
 async def test_control_center_stop_closes_everything_with_1001(make_cc, make_gw):
     cc = await make_cc()
-    cc.set_core_handler(SlowBoot())
+    slow_boot = SlowBoot()
+    cc.set_core_handler(slow_boot)
     disconnected: list[str] = []
     cc.set_gateway_disconnected_handler(lambda c: disconnected.append(c.id))
     raw = await raw_connect(f"{cc.url}/raw")
     gw = await make_gw(None, "GW-2", start=False)
-    gw.set_core_handler(NeverAnswers())
+    never_answers = NeverAnswers()
+    gw.set_core_handler(never_answers)
     await gw.start(cc.url)
     gw_down = asyncio.Event()
     gw.set_disconnected_handler(gw_down.set)
@@ -223,7 +243,10 @@ async def test_control_center_stop_closes_everything_with_1001(make_cc, make_gw)
     c2g_queued = asyncio.ensure_future(cc.clear_cache("GW-2", timeout=20))
     raw_pending = asyncio.ensure_future(cc.clear_cache("raw", timeout=20))
     errors_ended = asyncio.ensure_future(_drain(cc))
-    await asyncio.sleep(0.1)
+    # every call is on the wire (the ClearCache to GW-2 waits behind the Reset)
+    await asyncio.wait_for(slow_boot.booting.wait(), WAIT)
+    await asyncio.wait_for(never_answers.resetting.wait(), WAIT)
+    assert (await raw.receive())[2] == "ClearCache"
     url = cc.url
     start = time.monotonic()
     await cc.stop(grace=0.5)  # calls still pending after the grace period fail
@@ -301,18 +324,40 @@ def test_sync_gateway_stop_closes_with_1000(threaded_loop, make_sync_gw):
 # --- keep-alive (spec §1) ---------------------------------------------------------------------
 
 
+class CountingPongs(RawPeer):
+    """A raw peer that answers every PING itself and counts them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pongs = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
+            self.pongs += 1
+        else:
+            super().on_ws_frame(transport, frame)
+
+
 async def test_server_closes_a_gateway_that_does_not_answer_pings(make_cc):
     cc = await make_cc(ping_interval=0.2, ping_timeout=0.2)
     gone: list[str] = []
     cc.set_gateway_disconnected_handler(lambda c: gone.append(c.id))
     silent = await raw_connect(f"{cc.url}/silent", enable_auto_pong=False)
-    polite = await raw_connect(f"{cc.url}/polite")
+    polite = CountingPongs()
+    await ws_connect(
+        lambda: polite,
+        f"{cc.url}/polite",
+        extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
+        enable_auto_pong=False,
+    )
     start = time.monotonic()
     code = await silent.wait_closed(timeout=3)
     assert time.monotonic() - start < 2.0
     assert code == 1001
     await eventually(lambda: gone == ["silent"])
-    await asyncio.sleep(0.5)  # the one that answers stays
+    # the one that answers stays: its third ping comes after the first one's deadline
+    await eventually(lambda: polite.pongs >= 3 or polite.disconnected.is_set())
     assert not polite.disconnected.is_set()
     assert cc.gateways() == ["polite"]
     polite.send_json(call_frame("1", "Heartbeat"))
@@ -355,8 +400,11 @@ async def test_error_stream_is_bounded_and_never_blocks(make_cc):
     assert all(isinstance(e, EndpointError) for e in kept)
     # an iterator waits for the next report
     later = asyncio.ensure_future(anext(cc.errors()))
-    await asyncio.sleep(0.05)
+    # still waiting after a later event that reports nothing: another gateway connecting
+    other = await raw_connect(f"{cc.url}/GW-OTHER")
+    await eventually(lambda: cc.is_connected("GW-OTHER"))
     assert not later.done()
+    other.close()
     peer.send_text("[9]")
     report = await asyncio.wait_for(later, 1)
     assert report.data == "[9]"

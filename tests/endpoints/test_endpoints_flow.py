@@ -17,6 +17,7 @@ from endpoint_helpers import (
     WAIT,
     Recording,
     call_frame,
+    eventually,
     next_error,
     raw_connect,
 )
@@ -193,9 +194,11 @@ def test_sync_gateway_handler_calls_the_control_center(threaded_loop, threaded_c
 async def test_slow_handlers_do_not_delay_answers_to_own_calls(make_cc, make_gw):
     """Both sides busy in a slow handler still get the answers to their own CALLs."""
     release = asyncio.Event()
+    busy: list[str] = []
 
     class SlowBoot(core.ControlCenterHandler):
         async def on_boot_notification(self, gateway_id, request):
+            busy.append("boot")
             await release.wait()
             return ACCEPTED_BOOT
 
@@ -204,6 +207,7 @@ async def test_slow_handlers_do_not_delay_answers_to_own_calls(make_cc, make_gw)
 
     class SlowReset(core.GatewayHandler):
         async def on_reset(self, request):
+            busy.append("reset")
             await release.wait()
             return core.ResetConfirmation(status="Accepted")
 
@@ -217,8 +221,8 @@ async def test_slow_handlers_do_not_delay_answers_to_own_calls(make_cc, make_gw)
     await gw.start(cc.url)
     boot = asyncio.ensure_future(gw.boot_notification("DX", timeout=5))
     reset = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=5))
-    await asyncio.sleep(0.1)
-    assert not boot.done() and not reset.done()  # both handlers are busy
+    await eventually(lambda: sorted(busy) == ["boot", "reset"])  # both handlers are busy
+    assert not boot.done() and not reset.done()
     # a second gateway is not held up by the first one's slow handler
     other = await make_gw(None, "GW-2", start=False)
     other.set_core_handler(SlowReset())
@@ -369,29 +373,19 @@ def payload_json(request: Any) -> Any:
 # --- one CALL in flight, FIFO queue (spec §2.3.1) ---------------------------------------------
 
 
-async def test_queue_full(make_cc, make_gw):
-    release = asyncio.Event()
-    keys: list[str] = []
-
-    class Blocking(core.GatewayHandler):
-        async def on_change_configuration(self, request):
-            keys.append(request.key)
-            await release.wait()
-            return core.ChangeConfigurationConfirmation(status="Accepted")
-
+async def test_queue_full(make_cc):
     cc = await make_cc(queue_capacity=2)
-    gw = await make_gw(None, start=False)
-    gw.set_core_handler(Blocking())
-    await gw.start(cc.url)
+    peer = await raw_connect(f"{cc.url}/{GW}")  # sees every frame the control center sends
+    await eventually(lambda: cc.is_connected(GW))
     finished: list[str] = []
 
     async def change(key: str) -> None:
-        await cc.change_configuration(GW, key, "v", timeout=5)
+        await cc.change_configuration(GW, key, "v", timeout=WAIT)
         finished.append(key)
 
     in_flight = asyncio.ensure_future(change("k1"))
-    await asyncio.sleep(0.05)
-    assert keys == ["k1"]  # one CALL on the wire
+    call = await peer.receive()
+    assert call[2:] == ["ChangeConfiguration", {"key": "k1", "value": "v"}]  # one on the wire
     queued = [asyncio.ensure_future(change(k)) for k in ("k2", "k3")]
     extra = asyncio.ensure_future(change("k4"))
     with pytest.raises(QueueFullError) as caught:
@@ -401,19 +395,26 @@ async def test_queue_full(make_cc, make_gw):
         cc.send_request_async(
             GW, core.ClearCacheRequest(), lambda c, e: pytest.fail("callback called")
         )
-    await asyncio.sleep(0.05)
-    assert keys == ["k1"]  # still one in flight
-    release.set()
+    # A later frame from the control center: a queued CALL sent too early would come first.
+    peer.send_json(call_frame("later", "Heartbeat"))
+    assert (await peer.receive())[:2] == [4, "later"]
+    for key in ("k1", "k2", "k3"):  # still one in flight: the next only after an answer
+        assert call[2:] == ["ChangeConfiguration", {"key": key, "value": "v"}]
+        peer.send_json([3, call[1], {"status": "Accepted"}])
+        if key != "k3":
+            call = await peer.receive()
     await asyncio.wait_for(asyncio.gather(in_flight, *queued), WAIT)
-    assert keys == ["k1", "k2", "k3"]
     assert finished == ["k1", "k2", "k3"]
+    peer.close()
 
 
 async def test_gateway_queue_full(make_cc, make_gw):
     release = asyncio.Event()
+    entered: list[str] = []
 
     class Blocking(core.ControlCenterHandler):
         async def on_data_transfer(self, gateway_id, request):
+            entered.append(request.data)
             await release.wait()
             return core.DataTransferConfirmation(status="Accepted", data=request.data)
 
@@ -421,7 +422,7 @@ async def test_gateway_queue_full(make_cc, make_gw):
     cc.set_core_handler(Blocking())
     gw = await make_gw(cc.url, queue_capacity=1)
     first = asyncio.ensure_future(gw.data_transfer("V", data="1"))
-    await asyncio.sleep(0.05)
+    await eventually(lambda: entered == ["1"])  # in flight
     second = asyncio.ensure_future(gw.data_transfer("V", data="2"))
     await asyncio.sleep(0)
     with pytest.raises(QueueFullError):
@@ -434,8 +435,11 @@ async def test_gateway_queue_full(make_cc, make_gw):
 
 
 async def test_gateway_disconnect_fails_control_center_calls_at_once(make_cc, make_gw):
+    reset_on_the_wire = asyncio.Event()
+
     class Never(core.GatewayHandler):
         async def on_reset(self, request):
+            reset_on_the_wire.set()
             await asyncio.sleep(60)
 
     cc = await make_cc()
@@ -444,17 +448,16 @@ async def test_gateway_disconnect_fails_control_center_calls_at_once(make_cc, ma
     await gw.start(cc.url)
     pending = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=20))
     queued = asyncio.ensure_future(cc.clear_cache(GW, timeout=20))
-    await asyncio.sleep(0.05)  # the Reset is on the wire, the ClearCache waits behind it
+    await asyncio.wait_for(reset_on_the_wire.wait(), WAIT)  # the ClearCache waits behind it
     results: list[Any] = []
     cc.send_request_async(GW, core.ClearCacheRequest(), lambda c, e: results.append((c, e)))
-    await asyncio.sleep(0.1)
     start = time.monotonic()
     await gw.stop()
     for future in (pending, queued):
         with pytest.raises(DisconnectedError):
             await asyncio.wait_for(future, 2)
     assert elapsed_since(start) < 1.5
-    await asyncio.sleep(0.01)
+    await eventually(lambda: bool(results))
     assert len(results) == 1
     assert results[0][0] is None and isinstance(results[0][1], DisconnectedError)
     assert not cc.is_connected(GW)
@@ -465,7 +468,7 @@ async def test_gateway_disconnect_fails_control_center_calls_at_once(make_cc, ma
 async def test_abrupt_gateway_loss_fails_control_center_calls_at_once(make_cc):
     cc = await make_cc()
     peer = await raw_connect(f"{cc.url}/{GW}")
-    await asyncio.sleep(0.05)
+    await eventually(lambda: cc.is_connected(GW))
     pending = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=20))
     assert (await peer.receive())[2] == "Reset"
     start = time.monotonic()
@@ -496,6 +499,11 @@ async def test_control_center_loss_fails_gateway_calls_at_once(make_gw, raw_serv
 
 async def test_not_connected(make_cc, make_gw):
     cc = await make_cc()
+    called: list[Any] = []  # callbacks of refused sends: must stay empty
+
+    def callback(confirmation: Any, error: Any) -> None:
+        called.append((confirmation, error))
+
     start = time.monotonic()
     with pytest.raises(NotConnectedError) as caught:
         await cc.reset("nobody", "Soft")
@@ -503,28 +511,29 @@ async def test_not_connected(make_cc, make_gw):
     with pytest.raises(NotConnectedError):
         await cc.send_request("nobody", core.ClearCacheRequest())
     with pytest.raises(NotConnectedError):
-        cc.send_request_async(
-            "nobody", core.ClearCacheRequest(), lambda c, e: pytest.fail("callback called")
-        )
+        cc.send_request_async("nobody", core.ClearCacheRequest(), callback)
     gw = await make_gw(None, start=False)
     with pytest.raises(NotConnectedError):
         await gw.heartbeat()
     with pytest.raises(NotConnectedError):
-        gw.send_request_async(core.HeartbeatRequest(), lambda c, e: pytest.fail("callback called"))
+        gw.send_request_async(core.HeartbeatRequest(), callback)
     # a gateway that was connected and left
     await gw.start(cc.url)
     Recording(control_center=True, replies=G2C_REPLIES).install(cc)
     await gw.heartbeat()
     await gw.stop()
-    await asyncio.sleep(0.05)
+    await eventually(lambda: not cc.is_connected(GW))
     with pytest.raises(NotConnectedError):
         await cc.clear_cache(GW)
     with pytest.raises(NotConnectedError):
-        cc.send_request_async(GW, core.ClearCacheRequest(), lambda c, e: pytest.fail("called"))
+        cc.send_request_async(GW, core.ClearCacheRequest(), callback)
     with pytest.raises(NotConnectedError):
         await gw.heartbeat()
     assert elapsed_since(start) < 2.0
-    await asyncio.sleep(0.05)  # no callback shows up late
+    # no callback shows up late: proven after a later round trip through both endpoints
+    await gw.start(cc.url)
+    await gw.heartbeat()
+    assert called == []
 
 
 def test_sync_gateway_not_connected(make_sync_gw):
