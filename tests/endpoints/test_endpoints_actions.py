@@ -65,7 +65,11 @@ async def call_async(send_async: Any, request: Any) -> Any:
 
     assert send_async(request, callback) is None
     await asyncio.wait_for(done, WAIT)
-    await asyncio.sleep(0.05)  # a second call would show up here
+    # The callback hangs on the confirmation's future, which ends once: a second call
+    # would be queued on the loop with the first. A loop callback queued now runs later.
+    later = loop.create_future()
+    loop.call_soon(later.set_result, None)
+    await later
     assert len(calls) == 1
     confirmation, error = calls[0]
     assert error is None

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -26,6 +27,7 @@ from endpoint_helpers import (
     RawServer,
     Recording,
     call_frame,
+    eventually,
     next_error,
     raw_connect,
     reports,
@@ -59,6 +61,12 @@ def frames_in(cc: Any) -> list[bytes]:
         lambda gid, direction, frame: frames.append(frame) if direction == "in" else None
     )
     return frames
+
+
+async def later_round_trip(gw: Any) -> None:
+    """A Heartbeat CALL and its answer: an event later than everything before it."""
+    with contextlib.suppress(CallError):
+        await gw.heartbeat(timeout=WAIT)
 
 
 # --- CallError raised by a handler --------------------------------------------------------
@@ -120,7 +128,7 @@ async def test_send_request_async_reports_call_error_once(make_cc, make_gw):
 
     gw.send_request_async(core.HeartbeatRequest(), callback)
     await asyncio.wait_for(done.wait(), WAIT)
-    await asyncio.sleep(0.05)
+    await later_round_trip(gw)  # a second callback would have come before its answer
     assert len(calls) == 1
     confirmation, err = calls[0]
     assert confirmation is None
@@ -265,8 +273,13 @@ async def test_invalid_confirmation_from_gateway(make_cc, make_gw, is_async):
         await cc.trigger_message(GW, "Heartbeat")
     assert caught.value.code is ErrorCode.INTERNAL_ERROR
     assert "ResetConfirmation" in caught.value.description
-    await asyncio.sleep(0.05)
-    invalid = reports(gw, "invalid-confirmation")
+    invalid: list[Any] = []
+
+    def both_reported() -> bool:
+        invalid.extend(reports(gw, "invalid-confirmation"))
+        return len(invalid) >= 2
+
+    await eventually(both_reported)
     assert [("GetDiagnostics" in str(r), "TriggerMessage" in str(r)) for r in invalid] == [
         (True, False),
         (False, True),
@@ -417,8 +430,9 @@ async def test_wrong_direction_request_is_a_value_error(make_cc, make_gw):
         await cc.send_request(GW, core.DataTransferRequest(vendor_id="V"))
     ).status == "UnknownMessageId"
     assert (await gw.send_request(core.DataTransferRequest(vendor_id="V"))).data == "pong"
-    await asyncio.sleep(0.05)
-    assert len(frames) == 2  # only the DataTransfer CALL and the answer to the other one
+    await gw.heartbeat()  # a later frame: anything sent by mistake would come before it
+    # only the DataTransfer CALL, the answer to the other one, then the Heartbeat
+    assert len(frames) == 3 and b'"Heartbeat"' in frames[2]
 
 
 def test_wrong_direction_request_on_sync_gateway(threaded_cc, make_sync_gw):
@@ -465,13 +479,13 @@ async def test_invalid_request_fails_before_sending(make_cc, make_gw):
             core.CaptureProcessRequest(service_id="s", datapoint_ids=[]),
             lambda c, e: called.set(),
         )
-    await asyncio.sleep(0.05)
-    assert not called.is_set()
-    assert frames == []
-    assert recording.received == [] and gw_recording.received == []
-    # nothing is stuck in the queue: the next valid calls go through at once
+    # nothing is stuck in the queue: the next valid calls go through at once, and
+    # anything sent by mistake would have arrived before them
     assert (await gw.heartbeat()).current_time == T0
     assert (await cc.reset(GW, "Soft")).status == "Accepted"
+    assert not called.is_set()
+    assert len(frames) == 2 and b'"Heartbeat"' in frames[0]  # the Heartbeat, the Reset's answer
+    assert recording.actions() == ["Heartbeat"] and gw_recording.actions() == ["Reset"]
 
 
 # --- the blocking gateway: callbacks, hooks and error stream -------------------------------

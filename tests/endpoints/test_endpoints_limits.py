@@ -92,12 +92,13 @@ async def test_fragmented_message_is_reassembled(make_cc):
     parts = [text[:5], text[5:20], text[20:]]
     peer.send_text(parts[0], fin=False)
     peer.send_text(parts[1], fin=False, first=False)
-    await asyncio.sleep(0.05)
-    assert recording.received == []  # nothing before the last fragment
     peer.send_text(parts[2], fin=True, first=False)
+    # nothing handled before the last fragment: a part taken for a message would have
+    # been answered (FormationViolation) before the CALLRESULT
     answer = await peer.receive()
     assert answer[:2] == [3, "frag"]
     assert answer[2]["status"] == "Accepted"
+    assert recording.actions() == ["BootNotification"]
     assert recording.received[0].request.dingx_gateway_model == "DX-Frag"
     # many fragments, together just under the limit: still one message
     text = data_transfer_of_size(LIMIT, "many")
@@ -179,7 +180,9 @@ async def test_stop_drops_connections_still_in_their_handshake(make_cc):
     reader, writer = await asyncio.open_connection("127.0.0.1", cc.port)
     writer.write(b"GET /ntxcp/GW-1 HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
     await writer.drain()
-    await asyncio.sleep(0.05)
+    # a later connection upgraded: the listener accepted the first one before it
+    await raw_connect(f"{cc.url}/GW-LATER")
+    await eventually(lambda: cc.is_connected("GW-LATER"))
     start = time.monotonic()
     await cc.stop()
     assert await asyncio.wait_for(reader.read(), 2) == b""  # dropped, not left to time out
