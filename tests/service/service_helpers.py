@@ -23,6 +23,7 @@ from ntxcp.v10 import types as t
 from service_process import READY as READY  # re-exported
 from service_process import ServiceProcess as ServiceProcess
 from service_process import run_cli as run_cli
+from waiting import eventually
 
 TOKEN = "test-token-1234"
 T0 = datetime(2026, 11, 23, 18, 0, 0, tzinfo=UTC)
@@ -191,6 +192,9 @@ def at(minutes: int) -> datetime:
 def iso(when: datetime) -> str:
     """Spec §3 text of a date-time (UTC, ms, Z)."""
     return t.encode_datetime(when)
+
+
+until = eventually  # the service tests' name of the shared condition wait
 
 
 def raw_url(ws_url: str, gateway_id: str) -> str:
