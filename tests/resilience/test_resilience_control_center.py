@@ -14,6 +14,7 @@ from resilience_helpers import client_frame, frame_header, meter_values, now, up
 import ntxcp.transport._picows
 from ntxcp import ControlCenter, DisconnectedError, Gateway, NotConnectedError
 from ntxcp.v10 import core
+from waiting import WAIT, eventually
 
 
 async def raw_upgrade(
@@ -103,12 +104,14 @@ async def control() -> AsyncIterator[ControlCenter]:
 
 async def test_reconnect_takes_over_a_half_open_connection(control: ControlCenter) -> None:
     # The old connection: upgraded, then silent (the peer's power went; no FIN ever came).
+    sent: list[tuple[str, str]] = []  # (direction, frame) as the control center sees them
+    control.set_frame_logger(lambda gid, way, frame: sent.append((way, str(frame))))
     old_reader, old_writer = await raw_upgrade(control.port, "GW-TAKE")
-    await asyncio.sleep(0.05)
+    await eventually(lambda: control.connection("GW-TAKE") is not None)
     old_address = control.connection("GW-TAKE").remote_address  # type: ignore[union-attr]
     pending = asyncio.ensure_future(control.clear_cache("GW-TAKE", timeout=30))
-    await asyncio.sleep(0.05)
-    assert not pending.done()
+    await eventually(lambda: any(way == "out" and "ClearCache" in f for way, f in sent))
+    assert not pending.done()  # and never answered
 
     new = Gateway("GW-TAKE")
     new.set_core_handler(Answers())
@@ -148,8 +151,8 @@ async def test_graceful_stop_lets_a_call_in_flight_finish() -> None:
     assert isinstance(await inbound, core.MeterValuesConfirmation)  # answered before the close
     assert (await outbound).status is core.ClearCacheStatus.ACCEPTED
     assert gw.queued == 0
-    await asyncio.sleep(0.05)
-    assert not gw.is_connected and gw.last_close is not None and gw.last_close[0] == 1001
+    await eventually(lambda: not gw.is_connected)
+    assert gw.last_close is not None and gw.last_close[0] == 1001
     with pytest.raises(NotConnectedError):
         await cc.clear_cache("GW-GRACE")
     await gw.stop()
@@ -179,15 +182,18 @@ async def test_graceful_stop_fails_what_does_not_finish_within_grace(tmp_path: o
 
 async def test_new_connections_refused_while_stopping() -> None:
     cc = ControlCenter()
-    cc.set_core_handler(Slow(1.0))
+    handler = Slow(1.0)
+    cc.set_core_handler(handler)
     await cc.start()
     gw = Gateway("GW-BUSY", reconnect=False)
     url = cc.url
     await gw.start(url)
     busy = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=5))
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(handler.started.wait(), WAIT)
     stopping = asyncio.ensure_future(cc.stop(grace=3))
-    await asyncio.sleep(0.05)
+    # stop() closes the listening socket in its first step, before its first await:
+    # one turn of the loop runs it.
+    await asyncio.sleep(0)
     late = Gateway("GW-LATE")
     with pytest.raises((OSError, NotConnectedError)):
         await late.start(url)  # the listening socket is closed
@@ -305,9 +311,6 @@ async def test_a_peer_that_never_reads_cannot_fill_the_server_memory(
             biggest = max(biggest, server_transport.get_write_buffer_size())
     assert blocked
     assert biggest < 1024 * 1024  # bounded near the high-water mark, not growing
-    t1 = time.monotonic()
-    while cc.gateways() and time.monotonic() - t1 < 3:
-        await asyncio.sleep(0.05)
-    assert cc.gateways() == []  # dropped after STALLED_WRITE_TIMEOUT
+    await eventually(lambda: cc.gateways() == [])  # dropped after STALLED_WRITE_TIMEOUT
     writer.transport.abort()
     await cc.stop(grace=0.2)
