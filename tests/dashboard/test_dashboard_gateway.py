@@ -205,3 +205,27 @@ def test_gateway_errors_and_missing_gateways_are_shown(
     page.goto(f"{service.api_url}#/gateways/no-such-gateway")
     expect(page.get_by_role("alert")).to_contain_text("There is no gateway no-such-gateway.")
     expect(page.locator(".grid")).to_be_hidden()
+
+
+def test_refusal_statuses_look_like_refusals(page: Any, service: ServiceProcess) -> None:
+    open_gateway(page, service, "demo-2")
+    form = choose_action(page, "ChangeConfiguration")
+    form.get_by_label("key", exact=True).fill("NoSuchKey")
+    form.get_by_label("value", exact=True).fill("1")
+    form.get_by_role("button", name="Send ChangeConfiguration").click()
+    alert = page.locator(".result .alert")
+    expect(alert).to_contain_text("ChangeConfiguration refused: not supported by the gateway")
+    expect(alert).not_to_contain_text("confirmed")
+    expect(alert).to_have_class(re.compile(r"\btone-bad\b"))
+    expect(alert.locator(".badge")).to_have_text("NotSupported")
+    latest = page.locator(".history tbody tr").first
+    expect(latest.locator(".badge")).to_have_text("refused")
+    expect(latest.locator(".badge")).to_have_class(re.compile(r"\btone-bad\b"))
+
+    # Accepted stays a success, in the success colour.
+    form.get_by_label("key", exact=True).fill("HeartbeatInterval")
+    form.get_by_label("value", exact=True).fill("300")
+    form.get_by_role("button", name="Send ChangeConfiguration").click()
+    expect(alert).to_contain_text("ChangeConfiguration confirmed")
+    expect(alert).to_have_class(re.compile(r"\btone-ok\b"))
+    expect(latest.locator(".badge")).to_have_text("ok")

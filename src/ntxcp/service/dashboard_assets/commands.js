@@ -2,7 +2,7 @@
 // request schema in /openapi.json, sent with POST /api/gateways/{id}/calls/{Action}.
 
 import { gatewayPath, get, query, request } from "./api.js";
-import { badge, definitions, fill, h, prettyJson, table, timeNode, tone, uid } from "./dom.js";
+import { badge, definitions, fill, h, prettyJson, table, timeNode, uid, verdict } from "./dom.js";
 import { SchemaForm } from "./forms.js";
 
 const CALL_PATH = /^\/api\/gateways\/\{id\}\/calls\/([A-Za-z]+)$/;
@@ -25,6 +25,14 @@ export function callableActions(doc) {
 }
 
 const OUTCOME_TONES = { ok: "ok", pending: "busy", callerror: "bad", timeout: "warn", disconnected: "warn", "not-connected": "off", "queue-full": "warn" };
+
+// A command the gateway confirmed with a refusal status is "ok" on the wire but not done:
+// the badge says so (refused, reboot required) in the refusal colours.
+function outcomeBadge(row) {
+  const meaning = row.outcome === "ok" ? verdict(row.response?.status) : null;
+  if (meaning && meaning.tone !== "ok") return badge(meaning.outcome, meaning.tone, { title: `status ${row.response.status}` });
+  return badge(row.outcome, OUTCOME_TONES[row.outcome] || "off");
+}
 
 function jsonDetails(summary, value) {
   return h("details", { class: "raw" }, h("summary", {}, summary), h("pre", { class: "json" }, JSON.stringify(value, null, 2)));
@@ -161,12 +169,14 @@ export function commandsCard(ctx, gatewayId) {
   function renderResult(action, built, answer) {
     const data = answer.data || {};
     if (answer.status === 200) {
-      fill(result, 
+      const meaning = verdict(data.status);
+      const refused = meaning !== null && meaning.tone !== "ok";
+      fill(result,
         h(
           "div",
-          { class: "alert tone-ok", "data-outcome": "ok" },
-          h("strong", {}, `${action} confirmed`),
-          data.status ? [" — status ", badge(data.status, tone(data.status))] : null,
+          { class: `alert tone-${meaning ? meaning.tone : "ok"}`, "data-outcome": refused ? meaning.outcome : "ok" },
+          h("strong", {}, refused ? `${action} ${meaning.words}` : `${action} confirmed`),
+          data.status ? [" — status ", badge(data.status, meaning.tone)] : null,
         ),
         ...confirmationBody(action, data),
         jsonDetails("Confirmation JSON", data),
@@ -215,7 +225,7 @@ export function commandsCard(ctx, gatewayId) {
         [
           ["Sent", (row) => timeNode(row.sentAt)],
           ["Action", (row) => row.action],
-          ["Outcome", (row) => badge(row.outcome, OUTCOME_TONES[row.outcome] || "off")],
+          ["Outcome", (row) => outcomeBadge(row)],
           ["Took", (row) => (row.durationMs === null ? "—" : `${Math.round(row.durationMs)} ms`)],
           [
             "Details",

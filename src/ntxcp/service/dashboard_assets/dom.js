@@ -139,6 +139,26 @@ export function tone(status) {
   return TONES[status] || "off";
 }
 
+// Confirmation statuses (spec §4.1–§4.3) and what each means for the operator: only
+// Accepted means "done as asked"; RebootRequired is accepted but not yet in effect; the
+// others are refusals, shown in the refusal colour with words, never as success.
+const VERDICTS = {
+  Accepted: { tone: "ok", outcome: "accepted", words: "accepted" },
+  RebootRequired: { tone: "warn", outcome: "reboot required", words: "accepted, takes effect after a reboot" },
+  Rejected: { tone: "bad", outcome: "refused", words: "refused by the gateway" },
+  NotSupported: { tone: "bad", outcome: "refused", words: "refused: not supported by the gateway" },
+  NotImplemented: { tone: "bad", outcome: "refused", words: "refused: not implemented by the gateway" },
+  UnknownService: { tone: "bad", outcome: "refused", words: "refused: the gateway has no such service" },
+  UnknownMessageId: { tone: "bad", outcome: "refused", words: "refused: the gateway does not know this message id" },
+  UnknownVendorId: { tone: "bad", outcome: "refused", words: "refused: the gateway does not know this vendor id" },
+};
+
+/** What a confirmation's status means: {tone, outcome, words}; null when it has none. */
+export function verdict(status) {
+  if (status === undefined || status === null) return null;
+  return VERDICTS[status] || { tone: "warn", outcome: String(status), words: `answered ${status}` };
+}
+
 /** A coloured badge for a status word. */
 export function badge(text, toneName = tone(text), extra = {}) {
   return h("span", { class: `badge tone-${toneName}`, ...extra }, text);
