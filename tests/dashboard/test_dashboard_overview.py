@@ -3,6 +3,7 @@ registration and removal."""
 
 from __future__ import annotations
 
+import json
 import re
 import urllib.request
 from typing import Any
@@ -96,3 +97,61 @@ def test_register_and_remove_a_gateway(page: Any, service: ServiceProcess) -> No
         assert exc.code == 404
     else:
         raise AssertionError("the gateway is still there")
+
+
+def register(service: ServiceProcess, gateway_id: str) -> None:
+    body = json.dumps({"id": gateway_id}).encode()
+    request = urllib.request.Request(
+        f"{service.api_url}api/gateways",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 201
+
+
+def test_statuses_of_a_disconnected_gateway_are_last_known(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    gateway = gateways.connect(service.ws_url, "stale-gw", "DX-STALE")
+    gateways.status(gateway, "1", "Faulted", "GroundFailure")
+    page.goto(service.api_url)
+    stale = row(page, "stale-gw")
+    chip = stale.locator('.chip[data-service="1"]')
+    expect(chip).to_have_class(re.compile(r"\btone-bad\b"))
+    summary = page.locator(".summary")
+    expect(summary).to_contain_text("1 service needs attention")
+
+    gateways.stop(gateway)
+    expect(stale.locator('[data-connection="disconnected"]')).to_be_visible()
+    expect(chip).to_have_attribute("data-stale", "")
+    expect(chip).to_have_class(re.compile(r"\btone-off\b"))
+    expect(chip).not_to_have_class(re.compile(r"\btone-bad\b"))
+    expect(chip).to_have_attribute("title", re.compile("last known"))
+    expect(stale.locator(".stale-note")).to_contain_text("last known")
+    expect(stale.locator(".stale-note time")).to_have_count(1)
+    expect(stale).not_to_have_class(re.compile(r"\battention\b"))
+    expect(summary).to_contain_text("0 services need attention")
+
+    # The gateway page says the same.
+    stale.get_by_role("link", name="stale-gw").click()
+    service_line = page.locator('.services .service[data-service="1"]')
+    expect(service_line).to_contain_text("last known, reported")
+    expect(service_line.locator(".chip")).to_have_attribute("data-stale", "")
+
+
+def test_rows_are_in_natural_order(page: Any, service: ServiceProcess) -> None:
+    for gateway_id in ("LOAD-10", "LOAD-2", "LOAD-1", "LOAD-100", "LOAD-9"):
+        register(service, gateway_id)
+    page.goto(service.api_url)
+    load_rows = page.locator('tr[data-gateway^="LOAD-"]')
+    expect(load_rows).to_have_count(5)
+    order = ["LOAD-1", "LOAD-2", "LOAD-9", "LOAD-10", "LOAD-100"]
+    assert [r.get_attribute("data-gateway") for r in load_rows.all()] == order
+
+    # One arriving later goes to its place too.
+    register(service, "LOAD-11")
+    expect(load_rows).to_have_count(6)
+    order.insert(4, "LOAD-11")
+    assert [r.get_attribute("data-gateway") for r in load_rows.all()] == order

@@ -6,7 +6,7 @@ import { commandsCard } from "./commands.js";
 import { agoNode, badge, definitions, fill, flash, formatTime, h, refreshAgo, table, timeNode, tone } from "./dom.js";
 import { meterCard } from "./meters.js";
 import { messageLog } from "./messages.js";
-import { connectionBadge, newer, registrationBadge, serviceChip } from "./overview.js";
+import { connectionBadge, naturalCompare, newer, registrationBadge, serviceChip } from "./overview.js";
 
 const BOOT_FIELDS = [
   ["Model", "dingxGatewayModel"],
@@ -120,21 +120,23 @@ export function gatewayPage(ctx, gatewayId) {
   }
 
   function renderServices() {
-    const entries = [...current.values()].sort((a, b) => a.serviceId.localeCompare(b.serviceId, undefined, { numeric: true }));
+    const entries = [...current.values()].sort((a, b) => naturalCompare(a.serviceId, b.serviceId));
+    // A disconnected gateway's statuses are only the last ones it reported.
+    const stale = Boolean(gateway) && !gateway.connected;
     fill(servicesNow, 
       ...(entries.length
         ? entries.map((entry) =>
             h(
               "li",
-              { class: "service", "data-service": entry.serviceId },
+              { class: stale ? "service stale" : "service", "data-service": entry.serviceId },
               h("span", { class: "service-name" }, serviceName(entry.serviceId)),
-              serviceChip(entry),
+              serviceChip(entry, stale),
               h(
                 "span",
                 { class: "service-meta" },
                 entry.info ? h("span", {}, entry.info) : null,
                 entry.vendorErrorCode ? h("span", {}, `vendor error ${entry.vendorErrorCode}`) : null,
-                h("span", { class: "muted" }, "since ", timeNode(entry.timestamp || entry.receivedAt)),
+                h("span", { class: "muted" }, stale ? "last known, reported " : "since ", timeNode(entry.timestamp || entry.receivedAt, { alwaysDate: stale })),
               ),
             ),
           )
@@ -254,6 +256,7 @@ export function gatewayPage(ctx, gatewayId) {
         gateway.connectedSince = null;
       }
       renderHeader();
+      renderServices();
       flash(headBadges);
     } else if (kind === "boot") {
       gateway.bootInfo = data.bootInfo;

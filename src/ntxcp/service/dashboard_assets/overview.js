@@ -1,36 +1,61 @@
 // The gateways overview (route "#/"): every gateway, live, and gateway registration.
 
 import { ApiError, gatewayPath, get, request } from "./api.js";
-import { agoNode, badge, fill, flash, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
+import { agoNode, badge, fill, flash, formatTime, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
 
 const KINDS = "gateway,connection,boot,status,seen";
 const COLUMNS = ["Gateway", "Connection", "Registration", "Model", "Firmware", "Last seen", "Services", "Actions"];
 
-/** A chip for the current status of one service, coloured by status and error code. */
-export function serviceChip(entry) {
+/** Natural order of ids: "LOAD-2" before "LOAD-10" (as people count). */
+export const naturalCompare = new Intl.Collator("en", { numeric: true }).compare;
+
+/** Does a current status need the operator (a fault or an error code)? */
+export function needsAttention(entry) {
+  return entry.status === "Faulted" || Boolean(entry.errorCode && entry.errorCode !== "NoError");
+}
+
+/**
+ * A chip for the current status of one service, coloured by status and error code.
+ * With ``stale`` (the gateway is not connected) the status is only the last one known:
+ * the chip is greyed and its title says when it was reported.
+ */
+export function serviceChip(entry, stale = false) {
   const label = entry.serviceId === "0" ? "Gateway" : `Service ${entry.serviceId}`;
   const error = entry.errorCode && entry.errorCode !== "NoError";
+  const when = entry.timestamp || entry.receivedAt;
   const title = [
     `${label}: ${entry.status}`,
+    stale ? "last known (the gateway is not connected)" : null,
     error ? `error ${entry.errorCode}` : null,
     entry.info ? `info: ${entry.info}` : null,
     entry.vendorErrorCode ? `vendor error ${entry.vendorErrorCode}` : null,
-    entry.timestamp ? `since ${entry.timestamp}` : null,
+    when ? `since ${when}` : null,
   ]
     .filter(Boolean)
     .join(" · ");
   return h(
     "span",
     {
-      class: `chip tone-${tone(entry.status)}${error ? " has-error" : ""}`,
+      class: stale ? "chip tone-off stale" : `chip tone-${tone(entry.status)}${error ? " has-error" : ""}`,
       title,
       "data-service": entry.serviceId,
       "data-status": entry.status,
+      "data-stale": stale ? "" : null,
     },
     h("span", { class: "chip-id" }, entry.serviceId === "0" ? "GW" : entry.serviceId),
     h("span", { class: "chip-status" }, entry.status),
     error ? h("span", { class: "chip-error" }, entry.errorCode) : null,
   );
+}
+
+/** The newest report time of some statuses (RFC 3339 text), or null. */
+export function lastReported(entries) {
+  let best = null;
+  for (const entry of entries) {
+    const when = entry.timestamp || entry.receivedAt;
+    if (when && (best === null || Date.parse(when) > Date.parse(best))) best = when;
+  }
+  return best;
 }
 
 /** Keep the newest status of a service (a late, re-sent one never replaces it). */
@@ -194,10 +219,10 @@ export function overview(ctx) {
   // --- rows -----------------------------------------------------------------------
   function renderRow(gateway) {
     const boot = gateway.bootInfo || {};
-    const services = [...(statuses.get(gateway.id)?.values() || [])].sort((a, b) =>
-      a.serviceId.localeCompare(b.serviceId, undefined, { numeric: true }),
-    );
-    const attention = services.some((entry) => entry.status === "Faulted" || (entry.errorCode && entry.errorCode !== "NoError"));
+    const services = [...(statuses.get(gateway.id)?.values() || [])].sort((a, b) => naturalCompare(a.serviceId, b.serviceId));
+    const stale = !gateway.connected;
+    const attention = !stale && services.some(needsAttention);
+    const asOf = stale ? lastReported(services) : null;
     return h(
       "tr",
       { "data-gateway": gateway.id, class: attention ? "attention" : null },
@@ -226,7 +251,14 @@ export function overview(ctx) {
       h(
         "td",
         { "data-col": "services" },
-        services.length ? h("div", { class: "chips" }, services.map(serviceChip)) : h("span", { class: "muted" }, "no status yet"),
+        services.length
+          ? [
+              h("div", { class: "chips" }, services.map((entry) => serviceChip(entry, stale))),
+              stale
+                ? h("div", { class: "sub stale-note" }, "last known", asOf ? [" · ", h("time", { datetime: asOf, title: asOf }, formatTime(asOf))] : null)
+                : null,
+            ]
+          : h("span", { class: "muted" }, "no status yet"),
       ),
       h(
         "td",
@@ -248,8 +280,11 @@ export function overview(ctx) {
       return;
     }
     emptyRow.remove();
-    const after = [...rows.keys()].filter((other) => other !== id && other > id).sort()[0];
-    const next = after === undefined ? null : rows.get(after);
+    let after = null;
+    for (const other of rows.keys()) {
+      if (other !== id && naturalCompare(other, id) > 0 && (after === null || naturalCompare(other, after) < 0)) after = other;
+    }
+    const next = after === null ? null : rows.get(after);
     if (next && next.parentNode === tbody) tbody.insertBefore(row, next);
     else tbody.append(row);
   }
@@ -295,11 +330,11 @@ export function overview(ctx) {
   function updateSummary() {
     const all = [...gateways.values()];
     const connected = all.filter((gateway) => gateway.connected).length;
+    // Only connected gateways' statuses are current; a disconnected one's are last-known.
     let attention = 0;
-    for (const services of statuses.values()) {
-      for (const entry of services.values()) {
-        if (entry.status === "Faulted" || (entry.errorCode && entry.errorCode !== "NoError")) attention += 1;
-      }
+    for (const [id, services] of statuses) {
+      if (!gateways.get(id)?.connected) continue;
+      for (const entry of services.values()) if (needsAttention(entry)) attention += 1;
     }
     fill(summary, 
       h("span", { class: "stat" }, h("strong", {}, String(all.length)), all.length === 1 ? " gateway" : " gateways"),
@@ -346,8 +381,15 @@ export function overview(ctx) {
     for (const row of rows.values()) row.remove();
     rows.clear();
     for (const gateway of list.items) gateways.set(gateway.id, gateway);
-    if (!list.items.length) fill(tbody, emptyRow);
-    for (const gateway of list.items) update(gateway.id, false);
+    if (list.items.length) emptyRow.remove();
+    else fill(tbody, emptyRow);
+    // In natural order, each row goes at the end (no search for its place).
+    for (const gateway of [...list.items].sort((a, b) => naturalCompare(a.id, b.id))) {
+      const row = renderRow(gateway);
+      rows.set(gateway.id, row);
+      tbody.append(row);
+      matches(row, gateway);
+    }
     updateSummary();
   }
 
