@@ -229,3 +229,19 @@ def test_refusal_statuses_look_like_refusals(page: Any, service: ServiceProcess)
     expect(alert).to_contain_text("ChangeConfiguration confirmed")
     expect(alert).to_have_class(re.compile(r"\btone-ok\b"))
     expect(latest.locator(".badge")).to_have_text("ok")
+
+
+def test_unknown_gateway_page_recovers_when_it_appears(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    page.goto(f"{service.api_url}#/gateways/LATE-1")
+    expect(page.locator("#live")).to_have_text("Live")
+    expect(page.get_by_role("alert")).to_contain_text("There is no gateway LATE-1.")
+    expect(page.get_by_role("button", name="Remove gateway")).to_be_hidden()
+
+    gateways.connect(service.ws_url, "LATE-1", "DX-LATE")
+    expect(page.locator(".grid")).to_be_visible()
+    expect(page.locator('.title-line [data-connection="connected"]')).to_be_visible()
+    expect(page.locator(".defs")).to_contain_text("DX-LATE")
+    expect(page.get_by_role("button", name="Remove gateway")).to_be_visible()
+    expect(page.locator(".banner")).to_be_hidden()

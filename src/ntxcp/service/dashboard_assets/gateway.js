@@ -189,10 +189,28 @@ export function gatewayPage(ctx, gatewayId) {
     renderProgress();
   }
 
+  // No such gateway (yet, or any more): say so, offer no action on it, and wait for it
+  // to appear (the view's stream carries this id's events, so one arriving reloads).
+  let missing = false;
   function showGone(message) {
-    fill(banner, message, " ", h("a", { href: "#/" }, "Back to all gateways"));
+    gateway = null;
+    missing = true;
+    fill(banner, message, " This page updates when it appears. ", h("a", { href: "#/" }, "Back to all gateways"));
     banner.hidden = false;
     grid.hidden = true;
+    removeButton.hidden = true;
+    fill(headBadges);
+    fill(meta);
+  }
+
+  let reloading = null;
+  function reloadWhenItAppears() {
+    if (reloading) return;
+    reloading = load()
+      .catch(() => {})
+      .finally(() => {
+        reloading = null;
+      });
   }
 
   async function remove() {
@@ -226,6 +244,8 @@ export function gatewayPage(ctx, gatewayId) {
     }
     banner.hidden = true;
     grid.hidden = false;
+    removeButton.hidden = false;
+    missing = false;
     const [info, status, firmwareStatus, diagnosticsStatus, dataTransfers] = data;
     gateway = info;
     current = new Map(status.current.map((entry) => [entry.serviceId, entry]));
@@ -243,6 +263,10 @@ export function gatewayPage(ctx, gatewayId) {
       return;
     }
     if (data.gatewayId !== gatewayId) return;
+    if (missing) {
+      if (kind !== "gateway" || data.change !== "removed") reloadWhenItAppears();
+      return;
+    }
     for (const part of parts) part.onEvent(kind, data);
     if (!gateway) return;
     if (kind === "connection") {
