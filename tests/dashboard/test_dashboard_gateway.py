@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,18 @@ from playwright.sync_api import expect
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
+
+
+def register(service: ServiceProcess, gateway_id: str) -> None:
+    body = json.dumps({"id": gateway_id}).encode()
+    request = urllib.request.Request(
+        f"{service.api_url}api/gateways",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        assert answer.status == 201
 
 
 def open_gateway(page: Any, service: ServiceProcess, gateway_id: str) -> None:
@@ -117,9 +130,16 @@ def test_forms_follow_the_schemas(page: Any, service: ServiceProcess) -> None:
     # An enum: a select; integers: number inputs; date-times: sent as RFC 3339 UTC.
     form = choose_action(page, "UpdateFirmware")
     assert form.get_by_label("retries", exact=True).get_attribute("type") == "number"
-    form.get_by_label("retrieveDate", exact=True).fill("2026-11-23T18:36:34")
+    retrieve = form.get_by_label("retrieveDate", exact=True)
+    retrieve.fill("2026-11-23 18:36:34")  # 24-hour local time, whatever the browser's locale
     preview = json.loads(form.locator("pre.preview").text_content() or "")
     assert preview == {"retrieveDate": "2026-11-23T18:36:34.000Z"}  # the page's zone is UTC
+    assert retrieve.get_attribute("type") == "text"
+    assert retrieve.get_attribute("placeholder") == "YYYY-MM-DD HH:MM:SS"
+    form.get_by_role("button", name="Set retrieveDate to now").click()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d [0-2]\d:[0-5]\d:[0-5]\d", retrieve.input_value())
+    retrieve.fill("2026-11-23 7pm")
+    expect(form.locator("output.utc")).to_contain_text("not a date and time")
 
     form = choose_action(page, "TriggerMessage")
     trigger = form.get_by_label("requestedMessage", exact=True)
@@ -240,8 +260,66 @@ def test_unknown_gateway_page_recovers_when_it_appears(
     expect(page.get_by_role("button", name="Remove gateway")).to_be_hidden()
 
     gateways.connect(service.ws_url, "LATE-1", "DX-LATE")
-    expect(page.locator(".grid")).to_be_visible()
+    expect(page.locator("div.grid")).to_be_visible()
     expect(page.locator('.title-line [data-connection="connected"]')).to_be_visible()
     expect(page.locator(".defs")).to_contain_text("DX-LATE")
     expect(page.get_by_role("button", name="Remove gateway")).to_be_visible()
     expect(page.locator(".banner")).to_be_hidden()
+
+
+def test_message_log_says_why_it_is_empty_and_holds_an_opened_frame_still(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    register(service, "quiet-gw")
+    open_gateway(page, service, "quiet-gw")
+    log = page.locator("table.log")
+    expect(log.locator("tr.empty")).to_have_text("No frames logged yet.")
+
+    gateway = gateways.connect(service.ws_url, "log-gw", "DX-LOG")
+    open_gateway(page, service, "log-gw")
+    expect(log.locator('tr[data-action="BootNotification"]')).to_have_count(2)
+    page.get_by_label("Action filter").select_option("DataTransfer")
+    expect(log.locator("tr.empty")).to_have_text("No frames match the filter.")
+    page.get_by_label("Action filter").select_option("")
+    expect(log.locator("tr.frame")).to_have_count(2)
+
+    # An opened raw frame stays where it is while frames arrive; they are held and counted.
+    opened = log.locator("tr.frame").first
+    toggle = opened.get_by_role("button", name=re.compile("Raw JSON"))
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    before = opened.bounding_box()
+    gateways.status(gateway, "1", "Available")
+    held = page.locator(".held")
+    expect(held).to_contain_text("2 new frames held")
+    assert opened.bounding_box() == before
+    expect(log.locator("tr.frame")).to_have_count(2)
+    toggle.click()
+    expect(log.locator("tr.frame")).to_have_count(4)
+    expect(held).to_be_hidden()
+
+
+def test_commands_wait_for_a_gateway_that_never_connected(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    register(service, "never-gw")
+    open_gateway(page, service, "never-gw")
+    form = choose_action(page, "ClearCache")
+    expect(form.locator(".never-connected")).to_contain_text("has never connected")
+    expect(form.get_by_role("button", name="Send ClearCache")).to_be_disabled()
+
+    gateways.connect(service.ws_url, "never-gw", "DX-NEVER")
+    expect(form.get_by_role("button", name="Send ClearCache")).to_be_enabled()
+    expect(form.locator(".never-connected")).to_be_hidden()
+
+
+def test_what_is_scrolled_to_stays_below_the_top_bar(page: Any, service: ServiceProcess) -> None:
+    page.set_viewport_size({"width": 1360, "height": 500})
+    open_gateway(page, service, "demo-2")
+    heading = page.get_by_role("heading", name="Message log")
+    heading.evaluate("node => node.scrollIntoView({block: 'start'})")
+    page.wait_for_function("window.scrollY > 0")
+    bar = page.locator(".topbar").bounding_box()
+    box = heading.bounding_box()
+    assert bar is not None and box is not None
+    assert box["y"] >= bar["y"] + bar["height"], (box, bar)

@@ -55,10 +55,18 @@ def test_overview_shows_gateways_and_follows_them_live(
     expect(live.locator('[data-connection="disconnected"]')).to_be_visible()
     assert page.evaluate("window.notReloaded") is True
 
-    # The filter narrows the table.
+    # The filter narrows the table; a filter nothing matches says so.
+    no_match = page.locator("tr.no-match")
+    expect(no_match).to_be_hidden()
     page.get_by_label("Filter gateways").fill("dx-live")
     expect(live).to_be_visible()
     expect(row(page, "demo-1")).to_be_hidden()
+    expect(no_match).to_be_hidden()
+    page.get_by_label("Filter gateways").fill("no-such-model")
+    expect(no_match).to_contain_text("No gateway matches “no-such-model”")
+    no_match.get_by_role("button", name="Clear the filter").click()
+    expect(row(page, "demo-1")).to_be_visible()
+    expect(no_match).to_be_hidden()
 
 
 def test_register_and_remove_a_gateway(page: Any, service: ServiceProcess) -> None:

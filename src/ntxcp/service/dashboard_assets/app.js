@@ -18,6 +18,13 @@ const liveNode = document.getElementById("live");
 const signOut = document.getElementById("sign-out");
 const confirmDialog = document.getElementById("confirm");
 const toasts = document.getElementById("toasts");
+const topbar = document.querySelector(".topbar");
+
+// The sticky top bar's height (it wraps on narrow screens) keeps what is scrolled to, a
+// link's target or a focused field, below it (scroll-padding-top in app.css).
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty("--topbar-height", `${topbar.offsetHeight}px`);
+}).observe(topbar);
 
 const ctx = {
   openapi: null,

@@ -100,13 +100,19 @@ export function commandsCard(ctx, gatewayId) {
   const preview = h("pre", { class: "json preview" });
   const submit = h("button", { class: "button", type: "submit" }, "Send");
   const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
-  const form = h(
-    "form",
-    { class: "command-form", novalidate: true, onsubmit: (event) => send(event) },
+  const neverNote = h(
+    "p",
+    { class: "alert tone-off never-connected", hidden: true },
+    "This gateway has never connected: commands can be sent once it has.",
+  );
+  const fields = h(
+    "fieldset",
+    { class: "plain" },
     formSlot,
     h("details", { class: "raw" }, h("summary", {}, "Request payload"), preview),
     h("div", { class: "form-actions" }, submit),
   );
+  const form = h("form", { class: "command-form", novalidate: true, onsubmit: (event) => send(event) }, neverNote, fields);
   const historyBody = h("div", { class: "history" });
   const node = h(
     "section",
@@ -145,8 +151,16 @@ export function commandsCard(ctx, gatewayId) {
     updatePreview();
   }
 
+  // A gateway that never connected cannot be reached (and may never be): no sending.
+  function setGateway(gateway) {
+    const never = Boolean(gateway) && !gateway.connected && !gateway.firstSeen;
+    fields.disabled = never;
+    neverNote.hidden = !never;
+  }
+
   async function send(event) {
     event.preventDefault();
+    if (fields.disabled) return;
     const action = currentAction;
     const built = formFor(action);
     built.clearErrors();
@@ -249,6 +263,7 @@ export function commandsCard(ctx, gatewayId) {
   return {
     node,
     load: loadHistory,
+    setGateway,
     onEvent() {},
     dispose() {},
   };

@@ -1,7 +1,7 @@
 // Forms built at run time from JSON Schemas (the message schemas of /openapi.json).
 //
 // enum → select, string → text input (textarea without maxLength), integer/number →
-// number input, boolean → select, date-time → datetime-local input sent as RFC 3339 UTC,
+// number input, boolean → select, date-time → 24-hour local text input sent as RFC 3339 UTC,
 // array → repeatable inputs, object → a group of fields. Constraints are shown as hints
 // but never block a submission: the service validates (spec §4) and its 422 answer names
 // the field by its JSON path, which showError() puts next to that field.
@@ -48,6 +48,25 @@ function unwrap(doc, schema) {
   return { node, nullable };
 }
 
+const LOCAL_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?$/;
+
+/** A 24-hour local date and time ("2026-11-23 18:36:34", "T" also allowed), or null. */
+export function parseLocalDateTime(text) {
+  const match = LOCAL_DATE_TIME.exec(text);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1).map((part) => Number(part || 0));
+  const date = new Date(year, month - 1, day, hour, minute, second);
+  const same =
+    date.getFullYear() === year && date.getMonth() === month - 1 && date.getDate() === day && date.getHours() === hour && date.getMinutes() === minute;
+  return same ? date : null; // rejects 2026-02-30 and 24:00 instead of rolling them over
+}
+
+/** A date as 24-hour local text, to the second: "2026-11-23 18:36:34". */
+export function formatLocalDateTime(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+}
+
 function kindOf(node) {
   if (Array.isArray(node.enum)) return "enum";
   if ("const" in node) return "enum";
@@ -62,7 +81,7 @@ function constraintHint(node, kind) {
     if (node.format === "uri") parts.push("an absolute URI, e.g. https://host/path");
     if (node.minLength) parts.push(`at least ${node.minLength} characters`);
   }
-  if (kind === "datetime") parts.push("local time, sent as UTC (RFC 3339)");
+  if (kind === "datetime") parts.push("local time, 24-hour (YYYY-MM-DD HH:MM:SS), sent as UTC (RFC 3339)");
   if (kind === "integer" || kind === "number") {
     if (kind === "integer") parts.push("whole number");
     if (node.minimum !== undefined) parts.push(`≥ ${node.minimum}`);
@@ -189,16 +208,30 @@ function scalarField(doc, node, kind, { name, label, required, onChange }) {
       return { present: true, value: Number.isNaN(value) ? text : value };
     };
   } else if (kind === "datetime") {
-    control = h("input", { ...common, type: "datetime-local", step: "1" });
+    // A text input in 24-hour local time ("2026-11-23 18:36:34"): a datetime-local input
+    // shows a 12-hour clock in some browser locales, while the page is 24-hour throughout.
+    control = h("input", {
+      ...common,
+      type: "text",
+      inputmode: "numeric",
+      placeholder: "YYYY-MM-DD HH:MM:SS",
+      autocomplete: "off",
+      spellcheck: "false",
+      "data-kind": "datetime",
+    });
     const utc = h("output", { class: "utc", for: id, "aria-live": "polite" });
     const toUtc = () => {
-      if (!control.value) return null;
-      const date = new Date(control.value); // datetime-local: the browser's local time
-      return Number.isNaN(date.getTime()) ? control.value : date.toISOString();
+      const text = control.value.trim();
+      if (!text) return null;
+      const date = parseLocalDateTime(text);
+      return date === null ? text : date.toISOString(); // not a date: the service says why
     };
     const show = () => {
+      const text = control.value.trim();
       const value = toUtc();
-      utc.textContent = value ? `sent as ${value}` : "";
+      if (!text) utc.textContent = "";
+      else if (value === text) utc.textContent = "not a date and time: write it as 2026-11-23 18:36:34";
+      else utc.textContent = `sent as ${value}`;
     };
     control.addEventListener("input", show);
     control.addEventListener("change", show);
@@ -209,10 +242,7 @@ function scalarField(doc, node, kind, { name, label, required, onChange }) {
         class: "button ghost small",
         "aria-label": `Set ${label} to now`,
         onclick: () => {
-          const date = new Date();
-          date.setMilliseconds(0);
-          const local = new Date(date.getTime() - date.getTimezoneOffset() * 60000);
-          control.value = local.toISOString().slice(0, 19);
+          control.value = formatLocalDateTime(new Date());
           show();
           onChange();
         },

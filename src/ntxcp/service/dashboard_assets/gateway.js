@@ -93,6 +93,7 @@ export function gatewayPage(ctx, gatewayId) {
   // --- rendering -----------------------------------------------------------------------
   function renderHeader() {
     if (!gateway) return;
+    commands.setGateway(gateway);
     fill(headBadges, connectionBadge(gateway), registrationBadge(gateway));
     fill(meta, 
       h("span", {}, "Last seen ", agoNode(gateway.lastSeen)),
@@ -274,6 +275,7 @@ export function gatewayPage(ctx, gatewayId) {
       gateway.lastSeen = data.at;
       if (data.connected) {
         gateway.connectedSince = data.at;
+        gateway.firstSeen = gateway.firstSeen || data.at;
         gateway.remoteAddress = data.remoteAddress;
         gateway.tls = data.tls;
       } else {

@@ -26,6 +26,11 @@ export function messageLog(ctx, gatewayId) {
     h("option", { value: "in" }, "In (from the gateway)"),
     h("option", { value: "out" }, "Out (to the gateway)"),
   );
+  // While the operator reads an opened raw frame, live frames are held back (so the rows
+  // do not move under the reader) and counted; closing it, or the button, shows them.
+  let held = [];
+  const heldNote = h("p", { class: "note held", hidden: true, role: "status" });
+  const showHeld = h("button", { type: "button", class: "button ghost small", onclick: () => releaseHeld() }, "Show them");
   const follow = h("input", { type: "checkbox", id: uid("follow"), checked: true });
   const tbody = h("tbody");
   const columns = ["Time", "Direction", "Type", "Action", "Unique id", "Raw"];
@@ -55,6 +60,7 @@ export function messageLog(ctx, gatewayId) {
         tbody,
       ),
     ),
+    heldNote, // below the log: showing it moves no row of the log
   );
 
   function frameRow(frame) {
@@ -80,6 +86,8 @@ export function messageLog(ctx, gatewayId) {
           rawRow.hidden = !rawRow.hidden;
           toggle.setAttribute("aria-expanded", String(!rawRow.hidden));
           toggle.textContent = rawRow.hidden ? "Raw JSON" : "Hide";
+          if (rawRow.hidden) releaseHeld();
+          else updateHeld();
         },
       },
       "Raw JSON",
@@ -98,13 +106,51 @@ export function messageLog(ctx, gatewayId) {
     return [row, rawRow];
   }
 
+  function emptyText() {
+    return actionSelect.value || directionSelect.value ? "No frames match the filter." : "No frames logged yet.";
+  }
+
   function render(frames) {
+    held = [];
+    updateHeld();
     fill(tbody);
     if (!frames.length) {
-      tbody.append(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, "No frames match.")));
+      tbody.append(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, emptyText())));
       return;
     }
     for (const frame of frames) tbody.append(...frameRow(frame));
+  }
+
+
+  function reading() {
+    return tbody.querySelector("tr.raw-row:not([hidden])") !== null;
+  }
+
+  function updateHeld() {
+    if (!held.length) {
+      heldNote.hidden = true;
+      return;
+    }
+    fill(heldNote, `${held.length} new frame${held.length === 1 ? "" : "s"} held while a raw frame is open. `, showHeld);
+    heldNote.hidden = false;
+  }
+
+  function releaseHeld() {
+    const frames = held;
+    held = [];
+    for (const frame of frames) prepend(frame);
+    updateHeld();
+  }
+
+  function prepend(frame) {
+    tbody.querySelector("tr.empty")?.remove();
+    const [row, rawRow] = frameRow(frame);
+    tbody.prepend(row, rawRow);
+    row.classList.add("flash");
+    while (tbody.querySelectorAll("tr.frame").length > LIMIT) {
+      tbody.lastElementChild?.remove(); // the raw row
+      tbody.lastElementChild?.remove(); // its frame row
+    }
   }
 
   async function load() {
@@ -118,14 +164,13 @@ export function messageLog(ctx, gatewayId) {
     if (kind !== "frame" || !follow.checked) return;
     if (actionSelect.value && frame.action !== actionSelect.value) return;
     if (directionSelect.value && frame.direction !== directionSelect.value) return;
-    tbody.querySelector("tr.empty")?.remove();
-    const [row, rawRow] = frameRow(frame);
-    tbody.prepend(row, rawRow);
-    row.classList.add("flash");
-    while (tbody.querySelectorAll("tr.frame").length > LIMIT) {
-      tbody.lastElementChild?.remove(); // the raw row
-      tbody.lastElementChild?.remove(); // its frame row
+    if (reading()) {
+      held.push(frame);
+      if (held.length > LIMIT) held.shift();
+      updateHeld();
+      return;
     }
+    prepend(frame);
   }
 
   return { node, load, onEvent, dispose() {} };

@@ -109,6 +109,9 @@ export function overview(ctx) {
     ),
   );
 
+  const noMatchText = h("span");
+  const noMatchRow = h("tr", { class: "empty no-match", hidden: true }, h("td", { colspan: COLUMNS.length }, noMatchText));
+
   // --- registration ---------------------------------------------------------------
   const idInput = h("input", { id: uid("gw-id"), name: "id", autocomplete: "off", spellcheck: "false", required: true });
   const passwordInput = h("input", { id: uid("gw-password"), name: "password", type: "password", autocomplete: "new-password" });
@@ -295,6 +298,7 @@ export function overview(ctx) {
     const row = renderRow(gateway);
     place(id, row);
     matches(row, gateway);
+    showNoMatch();
     if (live) flash(row);
     updateSummary();
   }
@@ -310,6 +314,7 @@ export function overview(ctx) {
     rows.get(id)?.remove();
     rows.delete(id);
     if (!rows.size) tbody.append(emptyRow);
+    showNoMatch();
     updateSummary();
   }
 
@@ -325,6 +330,33 @@ export function overview(ctx) {
 
   function applyFilter() {
     for (const [id, row] of rows) matches(row, gateways.get(id));
+    showNoMatch();
+  }
+
+  // A filter that hides every row says so (instead of an empty table).
+  function showNoMatch() {
+    const text = filter.value.trim();
+    let visible = false;
+    if (text) {
+      for (const row of rows.values()) {
+        if (!row.hidden) {
+          visible = true;
+          break;
+        }
+      }
+    }
+    noMatchRow.hidden = !text || visible || rows.size === 0;
+    if (!noMatchRow.hidden) {
+      noMatchText.textContent = `No gateway matches “${text}” (id, model, vendor or firmware). `;
+      noMatchText.append(h("button", { type: "button", class: "button ghost small", onclick: () => clearFilter() }, "Clear the filter"));
+    }
+    if (noMatchRow.parentNode !== tbody || noMatchRow !== tbody.lastElementChild) tbody.append(noMatchRow);
+  }
+
+  function clearFilter() {
+    filter.value = "";
+    applyFilter();
+    filter.focus();
   }
 
   function updateSummary() {
@@ -390,6 +422,7 @@ export function overview(ctx) {
       tbody.append(row);
       matches(row, gateway);
     }
+    showNoMatch();
     updateSummary();
   }
 
