@@ -17,6 +17,7 @@ EXPECTED_EXPORTS = {
     "DisconnectedError",
     "EndpointError",
     "ErrorCode",
+    "ErrorKind",
     "Gateway",
     "GatewayConnection",
     "HandshakeInfo",

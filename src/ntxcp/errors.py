@@ -31,6 +31,7 @@ __all__ = [
     "DisconnectedError",
     "EndpointError",
     "ErrorCode",
+    "ErrorKind",
     "HandshakeRefusedError",
     "NotConnectedError",
     "NtxcpError",
@@ -184,21 +185,55 @@ class HandshakeRefusedError(NtxcpError, ConnectionError):
         return self.status in (0, 400, 401, 403, 404)
 
 
+class ErrorKind(StrEnum):
+    """What an :class:`EndpointError` on the error stream reports."""
+
+    BAD_MESSAGE = "bad-message"
+    """A received message broke a rule of spec §2.2."""
+    BAD_MESSAGE_LIMIT = "bad-message-limit"
+    """Too many bad messages per minute: the connection closes (spec §2.2 rule 7)."""
+    UNMATCHED_RESPONSE = "unmatched-response"
+    """A response matched no outstanding CALL (late, or unknown id; rule 5)."""
+    HANDLER_ERROR = "handler-error"
+    """An application handler raised something other than a CallError."""
+    INVALID_CONFIRMATION = "invalid-confirmation"
+    """A handler returned a confirmation that is not valid; InternalError was sent."""
+    INBOUND_LIMIT = "inbound-limit"
+    """A CALL was refused: too many CALLs wait for their answers already."""
+    HANDSHAKE_REFUSED = "handshake-refused"
+    """An upgrade was refused (server side), or refused for good (gateway side)."""
+    CONNECTION_ERROR = "connection-error"
+    """A connection attempt failed (the gateway retries)."""
+    RECONNECT_ABANDONED = "reconnect-abandoned"
+    """The gateway gave up reconnecting (``backoff.max_attempts``)."""
+    BOOT_FAILED = "boot-failed"
+    """The lifecycle's BootNotification failed; it is sent again."""
+    HEARTBEAT_FAILED = "heartbeat-failed"
+    """A lifecycle Heartbeat failed."""
+    LIFECYCLE_ERROR = "lifecycle-error"
+    """The lifecycle task met an unexpected error."""
+    DELIVERY_RETRY = "delivery-retry"
+    """A stored message was not answered in time; it is sent again (spec §6.2)."""
+    DEAD_LETTER = "dead-letter"
+    """A stored message can never be delivered: moved to the dead letters."""
+    FORWARDER_ERROR = "forwarder-error"
+    """The outbox could not be read or written; delivery resumes after a pause."""
+
+
 class EndpointError(NtxcpError):
     """A problem reported on an endpoint's error stream (Go API ``Errors()``).
 
     Attributes:
         gateway_id: the gateway concerned, when known.
-        kind: what happened: ``"bad-message"``, ``"unmatched-response"``,
-            ``"handler-error"``, ``"invalid-confirmation"``, ``"handshake-refused"``,
-            ``"bad-message-limit"``, ``"connection-error"`` ...
+        kind: what happened, an :class:`ErrorKind` (a string enum, so
+            ``kind == "dead-letter"`` holds too).
         code: the CALLERROR code involved, if any.
         data: the offending message (truncated), if any.
     """
 
     def __init__(
         self,
-        kind: str,
+        kind: ErrorKind,
         message: str,
         *,
         gateway_id: str | None = None,

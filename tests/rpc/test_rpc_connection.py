@@ -82,7 +82,6 @@ def test_defaults_follow_the_spec() -> None:
     assert not conn.closed
     assert conn.in_flight is None
     assert conn.queued == 0
-    assert conn.next_deadline() is None
     assert conn.data_to_send() == []
 
 
@@ -441,7 +440,6 @@ def test_deadline_of_the_call_in_flight() -> None:
     call = conn.send_call(change(), 5.0)
     assert call.deadline == 15.0
     assert call.timeout == 10.0
-    assert conn.next_deadline() == 15.0
     assert conn.expire(14.999) == []
     assert conn.in_flight is call
     [event] = conn.expire(15.0)
@@ -452,7 +450,6 @@ def test_deadline_of_the_call_in_flight() -> None:
     assert isinstance(error, TimeoutError)
     assert (error.action, error.unique_id, error.timeout) == ("ChangeConfiguration", "c1", 10.0)
     assert conn.in_flight is None
-    assert conn.next_deadline() is None
     assert conn.expire(100.0) == []
 
 
@@ -476,7 +473,8 @@ def test_next_call_is_sent_after_a_timeout() -> None:
     assert [frame[1] for frame in sent(conn)] == ["c2"]
     assert conn.in_flight is second
     # Its deadline counts from when it was requested (time spent queued included).
-    assert conn.next_deadline() == 11.0
+    assert second.deadline == 11.0
+    assert conn.expire(10.999) == []
     [event] = conn.expire(11.0)
     assert event.call is second
 
@@ -487,7 +485,7 @@ def test_queued_call_times_out_without_being_sent() -> None:
     short = conn.send_call(change("b"), 0.0, timeout=5.0)
     third = conn.send_call(change("c"), 0.0)
     sent(conn)
-    assert conn.next_deadline() == 5.0
+    assert short.deadline == 5.0
     [event] = conn.expire(5.0)
     assert isinstance(event, CallFailed)
     assert event.call is short
@@ -512,14 +510,6 @@ def test_expire_fails_in_flight_and_queued_calls_together() -> None:
     assert {id(event.call) for event in events} == {id(first), id(second)}
     assert conn.in_flight is later
     assert [frame[1] for frame in sent(conn)] == ["c3"]
-
-
-def test_next_deadline_is_the_earliest() -> None:
-    conn = control_center()
-    conn.send_call(change(), 0.0, timeout=20.0)
-    conn.send_call(change(), 0.0, timeout=5.0)
-    conn.send_call(change(), 0.0, timeout=50.0)
-    assert conn.next_deadline() == 5.0
 
 
 def test_late_answer_after_timeout_is_unmatched() -> None:
@@ -565,7 +555,6 @@ def test_close_fails_everything_in_order() -> None:
     assert conn.closed
     assert conn.in_flight is None
     assert conn.queued == 0
-    assert conn.next_deadline() is None
     assert conn.data_to_send() == []  # unsent frames are discarded with the connection
     assert conn.close() == []
     assert conn.expire(1e9) == []

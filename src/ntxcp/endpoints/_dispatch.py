@@ -28,7 +28,6 @@ class Dispatcher:
     def __init__(self, role: Role) -> None:
         self.role = role
         self.profiles: set[Profile] = set()
-        self._handlers: dict[Profile, object] = {}
         self._methods: dict[str, tuple[Callable[..., Any], bool]] = {}
 
     def set_handler(self, profile: Profile, handler: object | None) -> None:
@@ -41,7 +40,6 @@ class Dispatcher:
         for spec in specs:
             self._methods.pop(spec.action, None)
         if handler is None:
-            self._handlers.pop(profile, None)
             self.profiles.discard(profile)
             return
         missing = [
@@ -57,12 +55,7 @@ class Dispatcher:
         for spec in specs:
             method = getattr(handler, spec.handler_method)
             self._methods[spec.action] = (method, inspect.iscoroutinefunction(method))
-        self._handlers[profile] = handler
         self.profiles.add(profile)
-
-    def handler(self, profile: Profile) -> object | None:
-        """The handler object registered for ``profile``, if any."""
-        return self._handlers.get(profile)
 
     def lookup(self, spec: ActionSpec) -> tuple[Callable[..., Any], bool] | None:
         """The bound method for an action and whether it is ``async def``."""

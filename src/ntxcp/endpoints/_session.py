@@ -16,9 +16,9 @@ import inspect
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never, cast
 
-from ntxcp.errors import CallError, EndpointError, ErrorCode, NotConnectedError
+from ntxcp.errors import CallError, EndpointError, ErrorCode, ErrorKind, NotConnectedError
 from ntxcp.rpc import (
     BadMessage,
     BadMessageLimitExceeded,
@@ -249,44 +249,45 @@ class Session:
     # --- events ----------------------------------------------------------------------
 
     def _handle(self, event: Event) -> None:
-        kind = type(event)
-        if kind is CallReceived:
-            self._received(cast(CallReceived, event))
-        elif kind is CallAnswered:
-            answered = cast(CallAnswered, event)
-            future = self._settle(answered.call)
-            if future is not None:
-                future.set_result(answered.confirmation)
-        elif kind is CallFailed:
-            failed = cast(CallFailed, event)
-            future = self._settle(failed.call)
-            if future is not None:
-                future.set_exception(failed.error)
-        elif kind is BadMessage:
-            bad = cast(BadMessage, event)
-            self._report(
-                EndpointError(
-                    "bad-message",
-                    str(bad.error),
-                    gateway_id=self.gateway_id,
-                    code=bad.code,
-                    data=bad.data,
+        match event:
+            case CallReceived():
+                self._received(event)
+            case CallAnswered(call=call, confirmation=confirmation):
+                future = self._settle(call)
+                if future is not None:
+                    future.set_result(confirmation)
+            case CallFailed(call=call, error=error):
+                future = self._settle(call)
+                if future is not None:
+                    future.set_exception(error)
+            case BadMessage():
+                self._report(
+                    EndpointError(
+                        ErrorKind.BAD_MESSAGE,
+                        str(event.error),
+                        gateway_id=self.gateway_id,
+                        code=event.code,
+                        data=event.data,
+                    )
                 )
-            )
-        elif kind is UnmatchedResponse:
-            unmatched = cast(UnmatchedResponse, event)
-            self._report(
-                EndpointError(
-                    "unmatched-response",
-                    f"no outstanding CALL with id {unmatched.unique_id!r}; dropped",
-                    gateway_id=self.gateway_id,
-                    data=unmatched.data,
+            case UnmatchedResponse(unique_id=unique_id, data=data):
+                self._report(
+                    EndpointError(
+                        ErrorKind.UNMATCHED_RESPONSE,
+                        f"no outstanding CALL with id {unique_id!r}; dropped",
+                        gateway_id=self.gateway_id,
+                        data=data,
+                    )
                 )
-            )
-        else:
-            limit = cast(BadMessageLimitExceeded, event)
-            self._report(EndpointError("bad-message-limit", str(limit), gateway_id=self.gateway_id))
-            self.close(1008, "too many bad messages")  # spec §2.2 rule 7
+            case BadMessageLimitExceeded():
+                self._report(
+                    EndpointError(
+                        ErrorKind.BAD_MESSAGE_LIMIT, str(event), gateway_id=self.gateway_id
+                    )
+                )
+                self.close(1008, "too many bad messages")  # spec §2.2 rule 7
+            case _:
+                assert_never(event)
 
     @staticmethod
     def _settle(call: OutgoingCall) -> asyncio.Future[Confirmation] | None:
@@ -311,7 +312,7 @@ class Session:
             )
             self._report(
                 EndpointError(
-                    "inbound-limit",
+                    ErrorKind.INBOUND_LIMIT,
                     f"{event.spec.action} refused: {len(self._work)} CALLs already waiting",
                     gateway_id=self.gateway_id,
                 )
@@ -383,7 +384,7 @@ class Session:
         if error is not None:
             self._report(
                 EndpointError(
-                    "invalid-confirmation",
+                    ErrorKind.INVALID_CONFIRMATION,
                     f"{event.spec.action}: {error.description}",
                     gateway_id=self.gateway_id,
                     code=error.code,
@@ -404,7 +405,7 @@ class Session:
             self.rpc.send_error(event.unique_id, CallError(ErrorCode.INTERNAL_ERROR, description))
             self._report(
                 EndpointError(
-                    "handler-error",
+                    ErrorKind.HANDLER_ERROR,
                     f"{event.spec.action}: {description}",
                     gateway_id=self.gateway_id,
                     code=ErrorCode.INTERNAL_ERROR,

@@ -15,7 +15,7 @@ from ntxcp.endpoints._errors import ErrorStream
 from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.typed_requests import ControlCenterRequests
-from ntxcp.errors import EndpointError, NotConnectedError
+from ntxcp.errors import EndpointError, ErrorKind, NotConnectedError
 from ntxcp.rpc import (
     DEFAULT_BAD_MESSAGE_LIMIT,
     DEFAULT_CALL_TIMEOUT,
@@ -393,7 +393,7 @@ class ControlCenter(ControlCenterRequests):
     def _refused(self, info: HandshakeInfo | None, refusal: Refusal) -> None:
         self._errors.report(
             EndpointError(
-                "handshake-refused",
+                ErrorKind.HANDSHAKE_REFUSED,
                 f"HTTP {refusal.status} {refusal.reason}",
                 gateway_id=info.gateway_id if info else None,
             )

@@ -30,6 +30,7 @@ from ntxcp.errors import (
     CallTimeoutError,
     EndpointError,
     ErrorCode,
+    ErrorKind,
     HandshakeRefusedError,
     NotConnectedError,
     QueueFullError,
@@ -553,7 +554,7 @@ class Gateway(GatewayRequests):
             if self.backoff.exhausted(failures):
                 self._errors.report(
                     EndpointError(
-                        "connection-error",
+                        ErrorKind.CONNECTION_ERROR,
                         f"{failure}; giving up after {failures} attempts",
                         gateway_id=self.gateway_id,
                     )
@@ -569,13 +570,13 @@ class Gateway(GatewayRequests):
                 )
                 self._log.error("[%s] %s", self.gateway_id, message)
                 self._errors.report(
-                    EndpointError("handshake-refused", message, gateway_id=self.gateway_id)
+                    EndpointError(ErrorKind.HANDSHAKE_REFUSED, message, gateway_id=self.gateway_id)
                 )
             else:
                 delay = self.backoff.delay(self._retry_index)
                 self._errors.report(
                     EndpointError(
-                        "connection-error",
+                        ErrorKind.CONNECTION_ERROR,
                         f"{type(failure).__name__}: {failure}; retrying in {delay:.2f} s",
                         gateway_id=self.gateway_id,
                     )
@@ -603,7 +604,7 @@ class Gateway(GatewayRequests):
                 self._log.error("[%s] giving up reconnecting: %s", self.gateway_id, exc)
                 self._errors.report(
                     EndpointError(
-                        "reconnect-abandoned",
+                        ErrorKind.RECONNECT_ABANDONED,
                         f"giving up after backoff.max_attempts={self.backoff.max_attempts}: {exc}",
                         gateway_id=self.gateway_id,
                     )
@@ -635,7 +636,7 @@ class Gateway(GatewayRequests):
             return
         except Exception as exc:  # never let the task die silently
             self._errors.report(
-                EndpointError("lifecycle-error", repr(exc), gateway_id=self.gateway_id)
+                EndpointError(ErrorKind.LIFECYCLE_ERROR, repr(exc), gateway_id=self.gateway_id)
             )
 
     async def _boot(self, session: Session) -> bool:
@@ -647,7 +648,7 @@ class Gateway(GatewayRequests):
                 conf = await session.send_call(self.boot, None)
             except (CallError, CallTimeoutError, QueueFullError) as exc:
                 self._errors.report(
-                    EndpointError("boot-failed", str(exc), gateway_id=self.gateway_id)
+                    EndpointError(ErrorKind.BOOT_FAILED, str(exc), gateway_id=self.gateway_id)
                 )
                 await asyncio.sleep(self.backoff.delay(failures))
                 failures += 1
@@ -677,7 +678,7 @@ class Gateway(GatewayRequests):
                 await session.send_call(core.HeartbeatRequest(), None)
             except (CallError, CallTimeoutError, QueueFullError) as exc:
                 self._errors.report(
-                    EndpointError("heartbeat-failed", str(exc), gateway_id=self.gateway_id)
+                    EndpointError(ErrorKind.HEARTBEAT_FAILED, str(exc), gateway_id=self.gateway_id)
                 )
 
     def _after_answer(self, call: CallReceived, confirmation: Confirmation) -> None:
@@ -725,7 +726,7 @@ class Gateway(GatewayRequests):
                 raise
             except Exception as exc:  # a broken store must not end delivery for good
                 self._errors.report(
-                    EndpointError("forwarder-error", repr(exc), gateway_id=self.gateway_id)
+                    EndpointError(ErrorKind.FORWARDER_ERROR, repr(exc), gateway_id=self.gateway_id)
                 )
                 await asyncio.sleep(max(self.backoff.initial, 0.1))
 
@@ -750,7 +751,7 @@ class Gateway(GatewayRequests):
             return
         except CallTimeoutError as exc:
             self._errors.report(
-                EndpointError("delivery-retry", str(exc), gateway_id=self.gateway_id)
+                EndpointError(ErrorKind.DELIVERY_RETRY, str(exc), gateway_id=self.gateway_id)
             )
             await self._pause(self.backoff.delay(0))
             return
@@ -791,7 +792,7 @@ class Gateway(GatewayRequests):
                 self._give_up(message, exc.code.value, exc.description, exc)
         elif isinstance(exc, CallTimeoutError):
             self._errors.report(
-                EndpointError("delivery-retry", str(exc), gateway_id=self.gateway_id)
+                EndpointError(ErrorKind.DELIVERY_RETRY, str(exc), gateway_id=self.gateway_id)
             )
             # Let the control center breathe before the forwarder sends it again.
             asyncio.get_running_loop().call_later(self.backoff.delay(0), self._wake.set)
@@ -804,7 +805,7 @@ class Gateway(GatewayRequests):
         self._store.dead_letter(message.seq, code, description)
         self._errors.report(
             EndpointError(
-                "dead-letter",
+                ErrorKind.DEAD_LETTER,
                 f"{message.action} {message.unique_id}: {exc}",
                 gateway_id=self.gateway_id,
                 code=exc.code if isinstance(exc, CallError) else None,
@@ -865,7 +866,7 @@ class Gateway(GatewayRequests):
             error = StoreFullError(None, None, "message dropped to make room (drop-oldest)")
             self._errors.report(
                 EndpointError(
-                    "dead-letter",
+                    ErrorKind.DEAD_LETTER,
                     f"{dropped.action} {dropped.unique_id}: dropped, store full",
                     gateway_id=self.gateway_id,
                 )

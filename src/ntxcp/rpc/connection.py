@@ -214,13 +214,6 @@ class RpcConnection:
         """Bad messages counted in the current one-minute window (spec §2.2 rule 7)."""
         return len(self._bad_times)
 
-    def next_deadline(self) -> float | None:
-        """The earliest deadline among the CALLs in flight and queued, if any."""
-        deadlines = [call.deadline for call in self._queue]
-        if self._in_flight is not None:
-            deadlines.append(self._in_flight.deadline)
-        return min(deadlines, default=None)
-
     def data_to_send(self) -> list[bytes]:
         """Return (and forget) the frames to write, in order."""
         out, self._outgoing = self._outgoing, []

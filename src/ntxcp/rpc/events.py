@@ -7,6 +7,7 @@ return lists of these events; the frames to write are collected separately
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ntxcp.errors import CallError, ErrorCode, NtxcpError
@@ -58,50 +59,60 @@ class OutgoingCall:
         return f"OutgoingCall({self.action!r}, id={self.unique_id!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class CallReceived:
     """The peer sent a valid CALL for an action this endpoint handles (spec §5).
 
     Answer it with :meth:`~ntxcp.rpc.RpcConnection.send_result` or
     :meth:`~ntxcp.rpc.RpcConnection.send_error`, in arrival order (spec §2.3.4).
+
+    Attributes:
+        unique_id: the CALL's id.
+        spec: the action.
+        request: the validated request.
     """
 
-    __slots__ = ("request", "spec", "unique_id")
-
-    def __init__(self, unique_id: str, spec: ActionSpec, request: AnyRequest) -> None:
-        self.unique_id = unique_id
-        self.spec = spec
-        self.request = request
+    unique_id: str
+    spec: ActionSpec
+    request: AnyRequest
 
     def __repr__(self) -> str:
         return f"CallReceived({self.spec.action!r}, id={self.unique_id!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class CallAnswered:
-    """An outgoing CALL got a valid CALLRESULT."""
+    """An outgoing CALL got a valid CALLRESULT.
 
-    __slots__ = ("call", "confirmation")
+    Attributes:
+        call: the CALL.
+        confirmation: its validated confirmation.
+    """
 
-    def __init__(self, call: OutgoingCall, confirmation: Confirmation) -> None:
-        self.call = call
-        self.confirmation = confirmation
+    call: OutgoingCall
+    confirmation: Confirmation
 
     def __repr__(self) -> str:
         return f"CallAnswered({self.call!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class CallFailed:
-    """An outgoing CALL failed: CALLERROR, invalid CALLRESULT, timeout or disconnect."""
+    """An outgoing CALL failed: CALLERROR, invalid CALLRESULT, timeout or disconnect.
 
-    __slots__ = ("call", "error")
+    Attributes:
+        call: the CALL.
+        error: why it failed.
+    """
 
-    def __init__(self, call: OutgoingCall, error: NtxcpError) -> None:
-        self.call = call
-        self.error = error
+    call: OutgoingCall
+    error: NtxcpError
 
     def __repr__(self) -> str:
         return f"CallFailed({self.call!r}, {self.error!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class BadMessage:
     """A received message broke a rule of spec §2.2; reported on the error stream.
 
@@ -113,13 +124,10 @@ class BadMessage:
         data: the message as received (truncated to 1 KiB).
     """
 
-    __slots__ = ("answered", "data", "error", "unique_id")
-
-    def __init__(self, error: CallError, unique_id: str, answered: bool, data: str) -> None:
-        self.error = error
-        self.unique_id = unique_id
-        self.answered = answered
-        self.data = data
+    error: CallError
+    unique_id: str
+    answered: bool
+    data: str
 
     @property
     def code(self) -> ErrorCode:
@@ -130,27 +138,33 @@ class BadMessage:
         return f"BadMessage({self.error!r}, id={self.unique_id!r}, answered={self.answered})"
 
 
+@dataclass(frozen=True, slots=True)
 class UnmatchedResponse:
-    """A CALLRESULT/CALLERROR matched no outstanding CALL and was dropped (rule 5)."""
+    """A CALLRESULT/CALLERROR matched no outstanding CALL and was dropped (rule 5).
 
-    __slots__ = ("data", "unique_id")
+    Attributes:
+        unique_id: the response's id.
+        data: the response as received (truncated to 1 KiB).
+    """
 
-    def __init__(self, unique_id: str, data: str) -> None:
-        self.unique_id = unique_id
-        self.data = data
+    unique_id: str
+    data: str
 
     def __repr__(self) -> str:
         return f"UnmatchedResponse(id={self.unique_id!r})"
 
 
+@dataclass(frozen=True, slots=True)
 class BadMessageLimitExceeded:
-    """More bad messages than allowed per minute: close with 1008 (spec §2.2 rule 7)."""
+    """More bad messages than allowed per minute: close with 1008 (spec §2.2 rule 7).
 
-    __slots__ = ("count", "limit")
+    Attributes:
+        count: bad messages in the last minute.
+        limit: the limit per minute.
+    """
 
-    def __init__(self, count: int, limit: int) -> None:
-        self.count = count
-        self.limit = limit
+    count: int
+    limit: int
 
     def __repr__(self) -> str:
         return f"BadMessageLimitExceeded({self.count} > {self.limit}/min)"

@@ -26,7 +26,6 @@ __all__ = [
     "gateways",
     "progress_status",
     "status",
-    "totals",
 ]
 
 _GATEWAY_COLUMNS = (
@@ -289,12 +288,3 @@ def commands(
         }
         for row in rows
     ]
-
-
-def totals(conn: sqlite3.Connection) -> dict[str, int]:
-    """Row counts of the main tables (for the health check)."""
-    result: dict[str, int] = {}
-    for key, table in (("gateways", "gateways"), ("commands", "commands")):
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-        result[key] = int(row[0])
-    return result
