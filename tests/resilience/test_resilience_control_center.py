@@ -230,7 +230,10 @@ async def test_handshake_timeout_closes_a_trickling_upgrade(control: ControlCent
 
     sender = asyncio.ensure_future(trickle())
     t0 = time.monotonic()
-    data = await asyncio.wait_for(reader.read(), 5)
+    try:
+        data = await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:  # closed while a trickled byte was unread: a reset
+        data = b""
     elapsed = time.monotonic() - t0
     sender.cancel()
     writer.transport.abort()
