@@ -110,6 +110,11 @@ def _add_gateway_parser(subparsers: Subparsers) -> None:
         metavar="FILE",
         help="SQLite store-and-forward file (with --count: FILE gets the id inserted)",
     )
+    parser.add_argument(
+        "--loopback-only",
+        action="store_true",
+        help="refuse firmware/diagnostics locations that are not on a loopback address",
+    )
     parser.add_argument("--model", default="DX-SIM", help="dingxGatewayModel (default DX-SIM)")
     parser.add_argument(
         "--firmware-version", default="1.0.0", help="firmware version at start (default 1.0.0)"
@@ -230,6 +235,7 @@ def build_gateways(args: argparse.Namespace) -> list[SimulatedGateway]:
                 store=queue_file(args.queue, gateway_id, len(ids) > 1),
                 model=args.model,
                 firmware_version=args.firmware_version,
+                loopback_only=args.loopback_only,
             )
             for gateway_id in ids
         ]

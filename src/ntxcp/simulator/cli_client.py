@@ -425,7 +425,17 @@ Command = Callable[[argparse.Namespace, ApiClient], tuple[Any, str | None]]
 
 
 def _list(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
-    return _listing(api.request("GET", "/api/gateways"), _GATEWAY_COLUMNS, "(no gateways)")
+    # The list is paged: follow `next` until the last page.
+    items: list[Any] = []
+    after: str | None = None
+    while True:
+        page = api.request("GET", "/api/gateways", query={"after": after, "limit": 1000})
+        items.extend(page["items"])
+        after = page.get("next")
+        if not after:
+            break
+    answer = {"count": len(items), "items": items}
+    return _listing(answer, _GATEWAY_COLUMNS, "(no gateways)")
 
 
 def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:

@@ -91,6 +91,8 @@ class SimulatedGateway:
         install_delay: seconds a firmware installation takes.
         call_timeout: seconds before a G→C call fails (spec §2.3.2).
         backoff: reconnect delays (spec §6.2 defaults).
+        loopback_only: refuse firmware and diagnostics locations that are not on a
+            loopback address (for runs driven by a fuzzer).
     """
 
     def __init__(
@@ -112,6 +114,7 @@ class SimulatedGateway:
         install_delay: float = 1.0,
         call_timeout: float = 30.0,
         backoff: Backoff | None = None,
+        loopback_only: bool = False,
     ) -> None:
         if meter_interval < 0 or (heartbeat_interval is not None and heartbeat_interval < 0):
             raise ValueError("intervals must not be negative")
@@ -119,6 +122,7 @@ class SimulatedGateway:
         self.url = url
         self.password = password
         self.ssl = ssl
+        self.loopback_only = loopback_only
         self.store = store
         self.model = model
         self.vendor = vendor
@@ -649,6 +653,7 @@ class SimulatedGateway:
                 retries=request.retries or 0,
                 retry_interval=_retry_interval(request.retry_interval),
                 ssl_context=self.ssl,
+                loopback_only=self.loopback_only,
             )
         except TransferError as exc:
             self._note(str(exc))
@@ -741,6 +746,7 @@ class SimulatedGateway:
                 retries=request.retries or 0,
                 retry_interval=_retry_interval(request.retry_interval),
                 ssl_context=self.ssl,
+                loopback_only=self.loopback_only,
             )
         except TransferError as exc:
             self._note(str(exc))

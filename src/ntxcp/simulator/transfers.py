@@ -12,7 +12,10 @@ both over HTTP(S) with :mod:`aiohttp`:
 Both make ``1 + retries`` attempts, ``retry_interval`` seconds apart (spec §4.2
 ``retries``/``retryInterval``), and raise :class:`TransferError` when every attempt
 failed. Only ``http`` and ``https`` locations are supported; any other scheme fails at
-once (retrying cannot help).
+once (retrying cannot help). With ``loopback_only``, a location whose host is not a
+loopback address (``127.0.0.0/8``, ``::1``, ``localhost``) fails at once too, before
+any name is resolved: a simulator driven by a fuzzer reaches nothing beyond the
+machine.
 
 The module also keeps the gateway's :class:`Journal`, the recent log lines that a
 diagnostics file contains.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import re
 import ssl
 from collections import deque
@@ -39,6 +43,7 @@ __all__ = [
     "TransferError",
     "download",
     "firmware_version_from",
+    "is_loopback_host",
     "upload",
 ]
 
@@ -89,10 +94,28 @@ def firmware_version_from(file_name: str, sha256: str) -> str:
     return f"build-{sha256[:10]}"
 
 
-def _check_scheme(location: str) -> None:
-    scheme = urlsplit(location).scheme.lower()
+def _check_location(location: str, loopback_only: bool) -> None:
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise TransferError(f"unsupported location scheme {scheme or '(none)'!r}")
+    if loopback_only and not is_loopback_host(parts.hostname):
+        raise TransferError(f"refused: {parts.hostname!r} is not a loopback address")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether a URL's host names this machine: ``localhost`` or a loopback IP address.
+
+    No name is resolved: ``example.com`` is not loopback even if it resolves there.
+    """
+    if host is None:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _timeout(total: float) -> aiohttp.ClientTimeout:
@@ -107,6 +130,7 @@ async def download(
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 300.0,
     max_size: int = DEFAULT_MAX_FIRMWARE_SIZE,
+    loopback_only: bool = False,
 ) -> Download:
     """Fetch a firmware image with HTTP GET (spec §4.2 UpdateFirmware).
 
@@ -117,14 +141,15 @@ async def download(
         ssl_context: TLS settings for ``https`` (default: system trust).
         timeout: seconds for one attempt.
         max_size: larger images fail the attempt.
+        loopback_only: refuse a location whose host is not a loopback address.
 
     Returns:
         What was downloaded.
 
     Raises:
-        TransferError: the scheme is not supported, or every attempt failed.
+        TransferError: the scheme (or host) is refused, or every attempt failed.
     """
-    _check_scheme(location)
+    _check_location(location, loopback_only)
     file_name = unquote(urlsplit(location).path.rsplit("/", 1)[-1]) or "firmware.bin"
     last_error = "no attempt made"
     attempts = retries + 1
@@ -158,6 +183,7 @@ async def upload(
     retry_interval: float = 0.0,
     ssl_context: ssl.SSLContext | None = None,
     timeout: float = 120.0,
+    loopback_only: bool = False,
 ) -> int:
     """Upload a diagnostics file (spec §4.2 GetDiagnostics).
 
@@ -172,14 +198,15 @@ async def upload(
         retry_interval: seconds between attempts.
         ssl_context: TLS settings for ``https`` (default: system trust).
         timeout: seconds for one attempt.
+        loopback_only: refuse a location whose host is not a loopback address.
 
     Returns:
         The number of attempts used.
 
     Raises:
-        TransferError: the scheme is not supported, or every attempt failed.
+        TransferError: the scheme (or host) is refused, or every attempt failed.
     """
-    _check_scheme(location)
+    _check_location(location, loopback_only)
     url = location + file_name if location.endswith("/") else location
     last_error = "no attempt made"
     attempts = retries + 1
