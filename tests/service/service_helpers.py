@@ -57,15 +57,23 @@ class Api:
         data: bytes | str | None = None,
         params: dict[str, str] | None = None,
         token: str | bool | None = True,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """Send a request; returns (status, decoded JSON body or text or None)."""
+        """Send a request; returns (status, decoded JSON body or text or None).
+
+        A ``data`` body is sent as ``content_type`` (JSON unless told otherwise).
+        """
+        sent = {**self._headers(token), **(headers or {})}
+        if data is not None:
+            sent["Content-Type"] = content_type
         async with self.session.request(
             method,
             self.base + path,
             json=json,
             data=data,
             params=params,
-            headers=self._headers(token),
+            headers=sent,
             timeout=aiohttp.ClientTimeout(total=15),
         ) as response:
             text = await response.text()

@@ -288,8 +288,9 @@ async def test_openapi_document(api: Api) -> None:
     for path, item in paths.items():
         for method, operation in item.items():
             assert operation["responses"], (path, method)
-            secured = "security" in operation
+            secured = bool(operation["security"])  # this service has a token
             assert secured == path.startswith("/api/"), path
+            assert ("401" in operation["responses"]) == secured, path
 
 
 async def test_a_gateway_that_disconnects_before_answering_gives_502(

@@ -9,10 +9,13 @@ Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
 * ``/api/commands``: the requests sent and their outcomes;
 * ``/healthz``, ``/metrics`` (Prometheus), ``/openapi.json``, ``/docs``, ``/``.
 
-With a token configured, every ``/api/*`` route requires ``Authorization: Bearer
-<token>``. Every client mistake is answered with a 4xx status and a JSON body
-``{"error": "..."}``; an unexpected failure is logged and answered 500, and never
-ends the process.
+The request side of the contract (query parameters and their bounds, the bodies the
+API defines itself) is declared once in :mod:`.api_contract`, which both the handlers
+and the document read. With a token configured, every ``/api/*`` route requires
+``Authorization: Bearer <token>`` (the scheme name in any case, RFC 7235). Every client
+mistake is answered with a 4xx status and a JSON body ``{"error": "..."}``, from the
+one exception → status table of :mod:`.http_errors`; an unexpected failure is logged
+and answered 500, and never ends the process.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -30,25 +32,22 @@ import msgspec
 from aiohttp import web
 
 from ntxcp.service import dashboard, queries
+from ntxcp.service.api_contract import MAX_LIMIT, NewGateway, ParameterError, parse_query
 from ntxcp.service.docs_page import DOCS_HTML
+from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ntxcp.service.openapi import build_openapi
 from ntxcp.service.passwords import hash_password
 from ntxcp.transport import valid_gateway_id
-from ntxcp.v10 import ACTIONS
-from ntxcp.v10.codec import DECODE_ERRORS
-from ntxcp.v10.types import Measurand, encode_datetime
+from ntxcp.v10.codec import DECODE_ERRORS, error_from_validation
 
 if TYPE_CHECKING:
     from ntxcp.service.service import Service
 
-__all__ = ["MAX_LIMIT", "ApiError", "create_app", "json_response"]
+__all__ = ["MAX_LIMIT", "ApiError", "create_app", "json_body", "json_response", "query"]
 
 _log = logging.getLogger("ntxcp.service.api")
 
-MAX_LIMIT = 10_000
-"""Largest ``limit`` any list query accepts."""
-_MEASURANDS = {m.value for m in Measurand}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,58 +73,31 @@ def json_response(
     )
 
 
-# --- query parameters ---------------------------------------------------------------
+# --- request parts -------------------------------------------------------------------
 
 
-def _int_param(
-    request: web.Request, name: str, default: int | None, low: int, high: int
-) -> int | None:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise ApiError(400, f"query parameter {name!r} must be an integer, not {text!r}") from None
-    if not low <= value <= high:
-        raise ApiError(400, f"query parameter {name!r} must be {low}..{high}, not {value}")
-    return value
+def query(request: web.Request, operation: str) -> dict[str, Any]:
+    """The request's query parameters, checked against the operation's declaration.
+
+    Raises:
+        ParameterError: unknown, repeated, empty or invalid parameter (answered 400).
+    """
+    return parse_query(request.query, operation)
 
 
-def _limit(request: web.Request, default: int) -> int:
-    value = _int_param(request, "limit", default, 1, MAX_LIMIT)
-    assert value is not None
-    return value
+async def json_body(request: web.Request) -> bytes:
+    """The request's body, if it is JSON by its declared media type (or declares none).
 
-
-def _time_param(request: web.Request, name: str) -> str | None:
-    """An RFC 3339 date-time parameter, as stored text (spec §3: UTC, ms, ``Z``)."""
-    text = request.query.get(name)
-    if text is None or text == "":
-        return None
-    # An unencoded "+" of an offset arrives as a space in a query string.
-    candidate = text.strip().replace(" ", "+") if "T" in text or "t" in text else text.strip()
-    try:
-        value = datetime.fromisoformat(candidate.replace("z", "Z"))
-    except ValueError:
-        raise ApiError(
-            400,
-            f"query parameter {name!r} must be an RFC 3339 date-time "
-            f"(e.g. 2026-11-23T18:36:34Z), not {text!r}",
-        ) from None
-    if value.tzinfo is None:
-        raise ApiError(400, f"query parameter {name!r} needs a UTC offset (e.g. 'Z'): {text!r}")
-    return encode_datetime(value)
-
-
-def _choice(request: web.Request, name: str, choices: set[str] | dict[str, Any]) -> str | None:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return None
-    if text not in choices:
-        listed = ", ".join(sorted(choices))
-        raise ApiError(400, f"query parameter {name!r} must be one of {listed}; not {text!r}")
-    return text
+    Raises:
+        UnsupportedMediaTypeError: the body declares another media type (415).
+    """
+    body = await request.read()
+    declared = request.headers.get("Content-Type")
+    if body and declared is not None and request.content_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"the body must be application/json, not {request.content_type!r}"
+        )
+    return body
 
 
 # --- middlewares ---------------------------------------------------------------------
@@ -138,6 +110,12 @@ def _error_middleware(service: Service) -> Any:
             response = await handler(request)
         except ApiError as exc:
             response = json_response(exc.body, exc.status)
+        except ParameterError as exc:
+            response = json_response(
+                {"error": exc.message, "parameter": exc.parameter}, status_for(exc)
+            )
+        except (BodyError, UnsupportedMediaTypeError) as exc:
+            response = json_response({"error": str(exc)}, status_for(exc))
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -146,9 +124,9 @@ def _error_middleware(service: Service) -> Any:
                 exc.status,
                 {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)},
             )
-        except Exception:  # a bad request never ends the process
+        except Exception as exc:  # a bad request never ends the process
             _log.exception("%s %s failed", request.method, request.path)
-            response = json_response({"error": "internal error"}, 500)
+            response = json_response({"error": "internal error"}, status_for(exc))
         service.metrics.api_requests.inc((request.method, str(response.status)))
         return response
 
@@ -163,13 +141,15 @@ def _http_text(exc: web.HTTPException) -> str:
 
 
 def _auth_middleware(token: str) -> Any:
-    expected = f"Bearer {token}".encode()
+    expected = token.encode()
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/api" or request.path.startswith("/api/"):
-            given = request.headers.get("Authorization", "").strip().encode("utf-8", "replace")
-            if not hmac.compare_digest(given, expected):
+            # RFC 7235 §2.1: the scheme name is case-insensitive.
+            scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
+            given = credentials.strip().encode("utf-8", "replace")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
                 return json_response(
                     {"error": "missing or invalid bearer token (Authorization: Bearer <token>)"},
                     401,
@@ -207,6 +187,7 @@ class _Routes:
         return gateway
 
     async def healthz(self, request: web.Request) -> web.Response:
+        query(request, "health")
         storage = self.storage
         return json_response(
             {
@@ -222,23 +203,32 @@ class _Routes:
         )
 
     async def metrics(self, request: web.Request) -> web.Response:
+        query(request, "metrics")
         response = web.Response(text=self.service.metrics.render())
         response.headers["Content-Type"] = METRICS_CONTENT_TYPE
         return response
 
     async def openapi(self, request: web.Request) -> web.Response:
+        query(request, "openapi")
         if self._openapi is None:  # generated once, on first use
-            self._openapi = msgspec.json.encode(build_openapi(self.service.version))
+            document = build_openapi(
+                self.service.version, secured=self.service.config.api_token is not None
+            )
+            self._openapi = msgspec.json.encode(document)
         return web.Response(body=self._openapi, content_type="application/json")
 
     async def docs(self, request: web.Request) -> web.Response:
+        query(request, "docs")
         return web.Response(text=DOCS_HTML, content_type="text/html")
 
     async def list_gateways(self, request: web.Request) -> web.Response:
-        items = await self.storage.read(queries.gateways)
-        return json_response({"items": [self._live(g) for g in items], "count": len(items)})
+        params = query(request, "listGateways")
+        limit = params["limit"]
+        items = await self.storage.read(queries.gateways, params["after"], limit + 1)
+        return json_response(_page([self._live(g) for g in items], limit, "id"))
 
     async def get_gateway(self, request: web.Request) -> web.Response:
+        query(request, "getGateway")
         gateway_id = self._known(request)
         item = await self.storage.read(queries.gateway, gateway_id)
         if item is None:
@@ -246,34 +236,31 @@ class _Routes:
         return json_response(self._live(item))
 
     async def register_gateway(self, request: web.Request) -> web.Response:
-        raw = await request.read()
+        query(request, "registerGateway")
+        raw = await json_body(request)
         try:
-            body = msgspec.json.decode(raw or b"null")
+            msgspec.json.decode(raw or b"null")
         except DECODE_ERRORS as exc:
-            raise ApiError(400, f"body is not valid JSON: {exc}") from None
-        if not isinstance(body, dict):
-            raise ApiError(422, 'body must be a JSON object {"id": ..., "password": ...}')
-        unknown = sorted(set(body) - {"id", "password"})
-        if unknown:
-            raise ApiError(422, f"unknown field(s): {', '.join(unknown)}", path=unknown[0])
-        gateway_id = body.get("id")
-        if not isinstance(gateway_id, str) or not valid_gateway_id(gateway_id):
+            raise BodyError(f"body is not valid JSON: {exc}") from None
+        try:
+            body = msgspec.json.decode(raw or b"null", type=NewGateway)
+        except msgspec.ValidationError as exc:
+            error = error_from_validation(exc)
+            raise ApiError(422, error.description, code=error.code.value, path=error.path) from None
+        gateway_id = body.id
+        if not valid_gateway_id(gateway_id):  # what the pattern's "$" lets through ("a\n")
             raise ApiError(
                 422,
                 "id must be 1..48 printable ASCII characters without '/' (spec §1)",
+                code="PropertyConstraintViolation",
                 path="id",
             )
-        password = body.get("password")
-        if password is not None and (not isinstance(password, str) or not password):
-            raise ApiError(422, "password must be a non-empty string", path="password")
-        if len((password or "").encode()) > 1024:
-            raise ApiError(422, "password must be at most 1024 bytes", path="password")
         record = self.storage.gateways.get(gateway_id)
         if record is not None and record.registered:
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
         # The KDF takes tens of milliseconds: keep it off the event loop.
         password_hash = (
-            None if password is None else await asyncio.to_thread(hash_password, password)
+            None if body.password is None else await asyncio.to_thread(hash_password, body.password)
         )
         if not await self.storage.register_gateway(gateway_id, password_hash):
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
@@ -287,87 +274,91 @@ class _Routes:
         return json_response(item, 201, {"Location": location})
 
     async def delete_gateway(self, request: web.Request) -> web.Response:
+        query(request, "deleteGateway")
         gateway_id = self._known(request)
         await self.storage.delete_gateway(gateway_id)
         self.service.events.publish("gateway", gateway_id, {"change": "removed"})
         return web.Response(status=204)
 
     async def status(self, request: web.Request) -> web.Response:
+        params = query(request, "getStatus")
         gateway_id = self._known(request)
-        history = _int_param(request, "history", 100, 0, MAX_LIMIT)
-        result = await self.storage.read(queries.status, gateway_id, history)
+        result = await self.storage.read(queries.status, gateway_id, params["history"])
         return json_response(result)
 
     async def meter_values(self, request: web.Request) -> web.Response:
+        params = query(request, "getMeterValues")
         gateway_id = self._known(request)
-        since = _time_param(request, "since")
-        until = _time_param(request, "until")
-        if since is not None and until is not None and since > until:
-            raise ApiError(400, "'since' is after 'until'")
-        query = queries.MeterFilter(
-            service=_int_param(request, "service", None, 0, 2**31 - 1),
-            measurand=_choice(request, "measurand", _MEASURANDS),
-            since=since,
-            until=until,
-            limit=_limit(request, 1000),
-            ascending=_choice(request, "order", {"asc", "desc"}) == "asc",
+        meter_filter = queries.MeterFilter(  # since > until: an empty range, no error
+            service=params["service"],
+            measurand=params["measurand"],
+            since=params["since"],
+            until=params["until"],
+            limit=params["limit"],
+            ascending=params["order"] == "asc",
         )
-        items = await self.storage.read(queries.meter_values, gateway_id, query)
+        items = await self.storage.read(queries.meter_values, gateway_id, meter_filter)
         return json_response({"gatewayId": gateway_id, "count": len(items), "items": items})
 
     async def messages(self, request: web.Request) -> web.Response:
+        params = query(request, "getMessages")
         gateway_id = self._known(request)
-        query = queries.FrameFilter(
-            action=_choice(request, "action", dict(ACTIONS)),
-            direction=_choice(request, "direction", {"in", "out"}),
-            since=_time_param(request, "since"),
-            limit=_limit(request, 100),
+        frame_filter = queries.FrameFilter(
+            action=params["action"],
+            direction=params["direction"],
+            since=params["since"],
+            limit=params["limit"],
         )
-        items = await self.storage.read(queries.frames, gateway_id, query)
+        items = await self.storage.read(queries.frames, gateway_id, frame_filter)
         return json_response({"gatewayId": gateway_id, "count": len(items), "items": items})
 
     async def firmware_status(self, request: web.Request) -> web.Response:
+        params = query(request, "getFirmwareStatus")
         gateway_id = self._known(request)
         result = await self.storage.read(
-            queries.progress_status, "firmware_status", gateway_id, _limit(request, 100)
+            queries.progress_status, "firmware_status", gateway_id, params["limit"]
         )
         return json_response(result)
 
     async def diagnostics_status(self, request: web.Request) -> web.Response:
+        params = query(request, "getDiagnosticsStatus")
         gateway_id = self._known(request)
         result = await self.storage.read(
-            queries.progress_status, "diagnostics_status", gateway_id, _limit(request, 100)
+            queries.progress_status, "diagnostics_status", gateway_id, params["limit"]
         )
         return json_response(result)
 
     async def data_transfers(self, request: web.Request) -> web.Response:
+        params = query(request, "getDataTransfers")
         gateway_id = self._known(request)
-        items = await self.storage.read(queries.data_transfers, gateway_id, _limit(request, 100))
+        items = await self.storage.read(queries.data_transfers, gateway_id, params["limit"])
         return json_response({"gatewayId": gateway_id, "count": len(items), "items": items})
 
     async def commands(self, request: web.Request) -> web.Response:
-        gateway_id = request.query.get("gateway") or None
-        action = _choice(request, "action", dict(ACTIONS))
-        items = await self.storage.read(queries.commands, gateway_id, action, _limit(request, 100))
+        params = query(request, "listCommands")
+        items = await self.storage.read(
+            queries.commands, params["gateway"], params["action"], params["limit"]
+        )
         return json_response({"count": len(items), "items": items})
 
     async def call(self, request: web.Request) -> web.Response:
+        params = query(request, "call")
         gateway_id = request.match_info["id"]
         action = request.match_info["action"]
-        timeout = request.query.get("timeout")
-        seconds: float | None = None
-        if timeout:
-            try:
-                seconds = float(timeout)
-            except ValueError:
-                raise ApiError(
-                    400, f"query parameter 'timeout' must be a number: {timeout!r}"
-                ) from None
-            if not 0 < seconds <= 600:
-                raise ApiError(400, "query parameter 'timeout' must be > 0 and <= 600 seconds")
-        body = await request.read()
-        result = await self.service.commands.call(gateway_id, action, body, seconds)
+        body = await json_body(request)
+        result = await self.service.commands.call(gateway_id, action, body, params["timeout"])
         return json_response(result.body, result.status, result.headers)
+
+
+def _page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
+    """One page of a list read with ``limit + 1`` rows: ``next`` is the cursor or null."""
+    more = len(items) > limit
+    items = items[:limit]
+    return {
+        "count": len(items),
+        "items": items,
+        "next": items[-1][key] if more else None,
+    }
 
 
 def create_app(service: Service) -> web.Application:

@@ -5,7 +5,8 @@
 action's request class (the same validation as on the wire, spec §2.2 rule 4), sends
 it with :meth:`ntxcp.ControlCenter.send_request`, and stores the command and its
 outcome. It returns an HTTP status and a JSON body instead of raising, so every
-outcome, including the gateway's CALLERROR (spec §2.1), maps to one documented answer:
+outcome, including the gateway's CALLERROR (spec §2.1), maps to one documented answer
+(statuses from the API's one table, :mod:`.http_errors`):
 
 ======  ===============================================================
 status  when
@@ -27,17 +28,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import msgspec.inspect as mi
 
 from ntxcp.errors import (
     CallError,
     CallTimeoutError,
     DisconnectedError,
+    ErrorCode,
     NotConnectedError,
     PayloadValidationError,
     QueueFullError,
 )
-from ntxcp.v10 import ACTIONS, Direction
-from ntxcp.v10.codec import decode_payload, encode_payload, to_builtins
+from ntxcp.service.api_contract import gateway_actions, wire_datetime
+from ntxcp.service.http_errors import status_for
+from ntxcp.v10 import ACTIONS, Direction, Request
+from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload, to_builtins
 
 if TYPE_CHECKING:
     from ntxcp.endpoints import ControlCenter
@@ -47,15 +52,6 @@ if TYPE_CHECKING:
 __all__ = ["CommandResult", "CommandRunner", "gateway_actions"]
 
 _log = logging.getLogger("ntxcp.service.commands")
-
-
-def gateway_actions() -> list[str]:
-    """The actions a control center can send to a gateway (C→G or both, spec §5)."""
-    return [
-        name
-        for name, spec in ACTIONS.items()
-        if spec.direction is not Direction.GATEWAY_TO_CONTROL_CENTER
-    ]
 
 
 @dataclass(slots=True)
@@ -123,12 +119,12 @@ class CommandRunner:
             if gateway_id not in self.storage.gateways:
                 return CommandResult(404, {"error": f"unknown gateway {gateway_id!r}"})
             return CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
-        payload = body.strip() or b"{}"
         try:
-            request = decode_payload(spec.request, payload)
+            request = decode_payload(spec.request, _api_body(body, spec.request))
         except PayloadValidationError as exc:
             return CommandResult(
-                422, {"error": exc.description, "code": exc.code.value, "path": exc.path}
+                status_for(exc),
+                {"error": exc.description, "code": exc.code.value, "path": exc.path},
             )
         request_json = encode_payload(request, validate=False).decode("utf-8")
         command_id = await self.storage.command_started(gateway_id, action, request_json)
@@ -139,25 +135,29 @@ class CommandRunner:
                 gateway_id, request, timeout=timeout
             )
         except CallTimeoutError as exc:
-            result = CommandResult(504, {"error": str(exc)})
+            result = CommandResult(status_for(exc), {"error": str(exc)})
             await self._finish(command_id, "timeout", started, action, error=("", str(exc), {}))
         except DisconnectedError as exc:
-            result = CommandResult(502, {"error": f"gateway disconnected before answering: {exc}"})
+            result = CommandResult(
+                status_for(exc), {"error": f"gateway disconnected before answering: {exc}"}
+            )
             await self._finish(
                 command_id, "disconnected", started, action, error=("", str(exc), {})
             )
         except NotConnectedError as exc:
-            result = CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+            result = CommandResult(
+                status_for(exc), {"error": f"gateway {gateway_id!r} is not connected"}
+            )
             await self._finish(
                 command_id, "not-connected", started, action, error=("", str(exc), {})
             )
         except QueueFullError as exc:
-            result = CommandResult(503, {"error": str(exc)})
+            result = CommandResult(status_for(exc), {"error": str(exc)})
             await self._finish(command_id, "queue-full", started, action, error=("", str(exc), {}))
         except CallError as exc:
             # spec §2.1: the gateway's CALLERROR, or an invalid confirmation (§2.2 rule 6).
             result = CommandResult(
-                502,
+                status_for(exc),
                 {
                     "error": f"gateway answered {action} with CALLERROR {exc.code.value}",
                     "code": exc.code.value,
@@ -206,3 +206,55 @@ class CommandRunner:
             )
         except Exception:  # the gateway's answer still reaches the caller
             _log.exception("could not record the outcome of command %d", command_id)
+
+
+def _api_body(body: bytes, cls: type[Request]) -> bytes:
+    """The body of a call as the wire payload, read the way the API's document says.
+
+    The document describes bodies in JSON Schema: ``1.0`` is an integer there (written
+    ``1`` on the wire, where spec §3 refuses ``1.0``), and a ``date-time`` is RFC 3339
+    with a ``T``. Date-times are written in the wire form (UTC, milliseconds, ``Z``);
+    one out of years 1..9999 in UTC becomes the nearest representable instant. An
+    empty body is ``{}``; a body that is not JSON is returned as it is, for the
+    payload decoder to report (``FormationViolation``).
+
+    Raises:
+        PayloadValidationError: a date-time that is not RFC 3339 (with its path).
+    """
+    body = body.strip()
+    if not body:
+        return b"{}"
+    try:
+        value = msgspec.json.decode(body)
+    except DECODE_ERRORS:
+        return body
+    return msgspec.json.encode(_as_wire(value, mi.type_info(cls), ""))
+
+
+def _as_wire(value: Any, info: mi.Type, path: str) -> Any:
+    """``value`` with its integral numbers and date-times in wire form, following ``info``."""
+    while isinstance(info, mi.Metadata):
+        info = info.type
+    if isinstance(info, mi.UnionType):  # Optional[X]: only X holds anything to rewrite
+        members = [t for t in info.types if not isinstance(t, mi.NoneType)]
+        return value if len(members) != 1 else _as_wire(value, members[0], path)
+    if isinstance(info, mi.IntType) and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(info, mi.DateTimeType) and isinstance(value, str):
+        try:
+            return wire_datetime(value)
+        except ValueError as exc:
+            raise PayloadValidationError(
+                ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, path, f"date-time {exc}"
+            ) from None
+    if isinstance(info, mi.ListType) and isinstance(value, list):
+        return [_as_wire(item, info.item_type, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(info, mi.StructType) and isinstance(value, dict):
+        fields = {f.encode_name: f.type for f in info.fields}
+        return {
+            key: _as_wire(item, fields[key], f"{path}.{key}" if path else key)
+            if key in fields
+            else item
+            for key, item in value.items()
+        }
+    return value

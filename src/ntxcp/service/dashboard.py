@@ -6,13 +6,15 @@
 * ``GET /dashboard/<file>``: its scripts and styles, plain files of the package
   directory ``ntxcp/service/dashboard_assets`` (JavaScript modules, no build step);
 * ``GET /api/events``: live events as server-sent events (``text/event-stream``),
-  see :mod:`.events` for the kinds. Query parameters: ``gateway`` (only events
-  about this gateway) and ``kinds`` (comma-separated). Like every ``/api/*`` route it
+  see :mod:`.events` for the kinds. Query parameters (declared in
+  :mod:`.api_contract`): ``gateway`` (only events about this gateway) and ``kinds``
+  (comma-separated). Like every ``/api/*`` route it
   needs the bearer token when one is configured; the dashboard reads the stream with
   ``fetch`` so it can send the ``Authorization`` header (an ``EventSource`` cannot),
   and the token never appears in a URL;
-* ``GET /api/status``: the current status of every service of every gateway (what
-  ``/api/gateways/{id}/status`` returns as ``current``, for all gateways at once).
+* ``GET /api/status``: the current status of every service of a page of gateways
+  (what ``/api/gateways/{id}/status`` returns as ``current``, for many gateways at
+  once), paged like ``/api/gateways`` with ``after`` and ``limit``.
 
 Everything else the page shows comes from the documented HTTP API, and the command
 forms are built in the browser from the message schemas in ``/openapi.json``.
@@ -24,7 +26,6 @@ import asyncio
 import hashlib
 import html
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -33,13 +34,14 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from aiohttp import web
 
-from ntxcp.service.events import KINDS
+from ntxcp.service import queries
+from ntxcp.service.api_contract import parse_query
 from ntxcp.v10.types import encode_datetime
 
 if TYPE_CHECKING:
     from ntxcp.service.service import Service
 
-__all__ = ["ASSET_TYPES", "KEEPALIVE_SECONDS", "Asset", "current_statuses", "load_assets", "setup"]
+__all__ = ["ASSET_TYPES", "KEEPALIVE_SECONDS", "Asset", "load_assets", "setup"]
 
 _log = logging.getLogger("ntxcp.service.dashboard")
 
@@ -103,37 +105,6 @@ def load_assets() -> dict[str, Asset]:
     return assets
 
 
-def current_statuses(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """The current status of every service of every gateway (spec §4.1).
-
-    Args:
-        conn: a read connection of the service's database.
-
-    Returns:
-        One item per (gateway, service), ordered by gateway and service id, with the
-        keys of ``/api/gateways/{id}/status`` items and ``gatewayId``.
-    """
-    rows = conn.execute(
-        "SELECT gateway_id, service_id, status, error_code, info, vendor_id, "
-        "vendor_error_code, timestamp, received_at FROM status_current "
-        "ORDER BY gateway_id, service_id"
-    ).fetchall()
-    return [
-        {
-            "gatewayId": row[0],
-            "serviceId": row[1],
-            "status": row[2],
-            "errorCode": row[3],
-            "info": row[4],
-            "vendorId": row[5],
-            "vendorErrorCode": row[6],
-            "timestamp": row[7],
-            "receivedAt": row[8],
-        }
-        for row in rows
-    ]
-
-
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(
         body=msgspec.json.encode(data), status=status, content_type="application/json"
@@ -172,22 +143,24 @@ class _Dashboard:
         )
 
     async def statuses(self, request: web.Request) -> web.Response:
-        items = await self.service.storage.read(current_statuses)
-        return _json({"count": len(items), "items": items})
+        params = parse_query(request.query, "listStatuses")
+        limit = params["limit"]
+        items = await self.service.storage.read(
+            queries.current_statuses, params["after"], limit + 1
+        )
+        # Paged by gateway: a page holds every service of at most `limit` gateways.
+        gateways = list(dict.fromkeys(item["gatewayId"] for item in items))
+        more = len(gateways) > limit
+        if more:
+            items = [item for item in items if item["gatewayId"] != gateways[limit]]
+        return _json(
+            {"count": len(items), "items": items, "next": gateways[limit - 1] if more else None}
+        )
 
     async def events(self, request: web.Request) -> web.StreamResponse:
-        gateway_id = request.query.get("gateway") or None
-        kinds_text = request.query.get("kinds")
-        kinds: list[str] | None = None
-        if kinds_text:
-            kinds = [kind.strip() for kind in kinds_text.split(",") if kind.strip()]
-            unknown = sorted(set(kinds) - KINDS)
-            if unknown:
-                listed = ", ".join(sorted(KINDS))
-                return _json(
-                    {"error": f"unknown event kind(s) {', '.join(unknown)}; known: {listed}"},
-                    400,
-                )
+        params = parse_query(request.query, "streamEvents")
+        gateway_id: str | None = params["gateway"]
+        kinds: list[str] | None = params["kinds"]
         hub = self.service.events
         response = web.StreamResponse(
             headers={

@@ -3,18 +3,28 @@
 The request and response bodies of ``POST /api/gateways/{id}/calls/{Action}`` are the
 message schemas of :mod:`ntxcp.v10.schema` (spec §4), not a second copy written here:
 each generated schema's ``$defs`` are lifted into ``components.schemas`` and its
-``#/$defs/...`` references rewritten to point there. Only the API's own resources
-(gateways, stored data, errors) are described by hand below.
+``#/$defs/...`` references rewritten to point there. The query parameters of every
+route and the body of ``POST /api/gateways`` come from :mod:`.api_contract`, the same
+definitions the handlers validate with. Only the API's responses (gateways, stored
+data, errors, events) are described by hand below.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ntxcp.service.commands import gateway_actions
+import msgspec
+import msgspec.inspect as mi
+
+from ntxcp.service.api_contract import (
+    GATEWAY_ID_PATTERN,
+    OPERATIONS,
+    NewGateway,
+    gateway_actions,
+)
+from ntxcp.service.events import KINDS
 from ntxcp.v10 import ACTIONS
 from ntxcp.v10.schema import confirmation_schema, request_schema
-from ntxcp.v10.types import Measurand
 
 __all__ = ["build_openapi"]
 
@@ -24,7 +34,10 @@ _TIME = {"type": "string", "format": "date-time"}
 _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
-_JSON = {"application/json"}
+_NEXT = {
+    "type": ["string", "null"],
+    "description": "the cursor of the next page (pass it as `after`); null on the last page",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -58,6 +71,10 @@ def _api_schemas() -> dict[str, Any]:
     progress = _object({"status": _STR, "receivedAt": _TIME})
     return {
         "Error": _object({"error": _STR}, ("error",)),
+        "ParameterError": _object(
+            {"error": _STR, "parameter": {**_STR, "description": "the query parameter at fault"}},
+            ("error", "parameter"),
+        ),
         "ValidationError": _object(
             {
                 "error": _STR,
@@ -74,18 +91,6 @@ def _api_schemas() -> dict[str, Any]:
                 "details": {"type": "object"},
             },
             ("code", "description", "details"),
-        ),
-        "NewGateway": _object(
-            {
-                "id": {
-                    **_STR,
-                    "minLength": 1,
-                    "maxLength": 48,
-                    "pattern": "^[\\x20-\\x2e\\x30-\\x7e]+$",
-                },
-                "password": {**_NSTR, "minLength": 1, "description": "Basic-auth secret"},
-            },
-            ("id",),
         ),
         "Gateway": _object(
             {
@@ -109,7 +114,7 @@ def _api_schemas() -> dict[str, Any]:
                 "tls": _BOOL,
             }
         ),
-        "GatewayList": _list_of("Gateway"),
+        "GatewayList": _list_of("Gateway", next=_NEXT),
         "StatusEntry": status_entry,
         "StatusReport": _object(
             {
@@ -191,6 +196,8 @@ def _api_schemas() -> dict[str, Any]:
             }
         ),
         "CommandList": _list_of("Command"),
+        "CurrentStatus": _object({"gatewayId": _STR, **status_entry["properties"]}),
+        "CurrentStatusList": _list_of("CurrentStatus", next=_NEXT),
         "Health": _object(
             {
                 "status": {
@@ -254,72 +261,126 @@ def _error(description: str, name: str = "Error") -> dict[str, Any]:
     return _json_body(_ref(name), description)
 
 
-def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": where,
-        "required": where == "path",
-        "schema": schema,
-        "description": description,
-    }
-
-
-_ID = _param("id", "path", _STR, "the gateway id (spec §1)")
-_LIMIT = _param("limit", "query", {**_INT, "minimum": 1, "maximum": 10000}, "most items returned")
-_SINCE = _param("since", "query", _TIME, "RFC 3339 date-time: not before")
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {**_STR, "minLength": 1, "maxLength": 48, "pattern": GATEWAY_ID_PATTERN},
+    "description": "the gateway id (spec §1)",
+}
+_BAD_PARAMETER = {
+    "400": _error("a query parameter is unknown, repeated, empty or invalid", "ParameterError")
+}
+_NOT_FOUND = {"404": _error("unknown gateway")}
+_INTERNAL = {"500": _error("an unexpected failure (logged; the service goes on)")}
 
 
 def _operation(
+    op_id: str,
     summary: str,
     tag: str,
     ok: dict[str, Any],
     *,
-    params: tuple[dict[str, Any], ...] = (),
+    secured: bool,
+    params_of: str | None = None,
+    gateway: bool = False,
     errors: dict[str, dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
-    secured: bool = True,
-    op_id: str,
 ) -> dict[str, Any]:
+    """One operation; its query parameters are those of ``OPERATIONS[params_of or op_id]``."""
+    responses = {**ok, **_BAD_PARAMETER, **(_NOT_FOUND if gateway else {}), **(errors or {})}
+    if secured:
+        responses["401"] = _error("missing or wrong bearer token")
+    responses.update(_INTERNAL)
     operation: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
         "tags": [tag],
-        "responses": {**ok, **(errors or {})},
+        "responses": dict(sorted(responses.items())),
     }
-    if params:
-        operation["parameters"] = list(params)
+    query = [param.openapi() for param in OPERATIONS[params_of or op_id]]
+    parameters = ([_ID] if gateway else []) + query
+    if parameters:
+        operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
-    if secured:
-        operation["security"] = [{"bearerAuth": []}]
-        operation["responses"]["401"] = _error("missing or wrong bearer token")
+        operation["responses"]["415"] = _error("the body is not application/json")
+    operation["security"] = [{"bearerAuth": []}] if secured else []
     return operation
 
 
-def build_openapi(version: str) -> dict[str, Any]:
+def _event_schemas() -> dict[str, Any]:
+    """The ``data`` object of each event kind of ``/api/events`` (see :mod:`.events`)."""
+    about = {"gatewayId": _STR}
+    received = {"receivedAt": _TIME}
+    wire = "the wire payload's fields (spec §4.1), "
+    events: dict[str, Any] = {
+        "hello": _object({"time": _TIME, "version": _STR}),
+        "gateway": _object(
+            {**about, "change": {"enum": ["registered", "removed"]}, "gateway": _ref("Gateway")}
+        ),
+        "connection": _object(
+            {**about, "connected": _BOOL, "at": _TIME, "remoteAddress": _NSTR, "tls": _BOOL}
+        ),
+        "boot": _object(
+            {
+                **about,
+                "registrationStatus": _NSTR,
+                "bootInfo": _ref("BootNotificationRequest"),
+                "lastBootAt": _NTIME,
+            }
+        ),
+        "status": {**_object({**about, **received}), "description": wire + "StatusNotification"},
+        "meter": {**_object({**about, **received}), "description": wire + "MeterValues"},
+        "firmware": _object({**about, "status": _STR, **received}),
+        "diagnostics": _object({**about, "status": _STR, **received}),
+        "data-transfer": {**_object({**about, **received}), "description": wire + "DataTransfer"},
+        "frame": _object(
+            {
+                **about,
+                "direction": {"enum": ["in", "out"]},
+                "time": _TIME,
+                "messageType": {"enum": ["CALL", "CALLRESULT", "CALLERROR", None]},
+                "action": _NSTR,
+                "uniqueId": _NSTR,
+                "raw": {**_NSTR, "description": "the frame's text; null past 16 KiB"},
+            }
+        ),
+        "seen": _object({**about, "time": _TIME}),
+        "resync": {**_object({}), "description": "events were dropped: reload"},
+    }
+    assert set(events) == KINDS, "every event kind is documented"
+    return events
+
+
+def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
     """Generate the OpenAPI 3.1 document of the whole HTTP API.
 
     Args:
         version: the service's version, shown as the API version.
+        secured: a bearer token is configured: the ``/api`` routes require it.
 
     Returns:
         The document as a JSON-ready dict.
     """
     schemas = _api_schemas()
-    not_found = {"404": _error("unknown gateway")}
-    bad_filter = {"400": _error("a query parameter is invalid"), **not_found}
+    _lift(msgspec.json.schema(NewGateway), schemas)  # defines NewGateway
+    events = _event_schemas()
+    for kind, schema in events.items():
+        schemas[_event_name(kind)] = schema
     paths: dict[str, Any] = {
         "/healthz": {
             "get": _operation(
+                "health",
                 "Health check",
                 "service",
                 {"200": _json_body(_ref("Health"), "healthy")},
                 secured=False,
-                op_id="health",
             )
         },
         "/metrics": {
             "get": _operation(
+                "metrics",
                 "Prometheus metrics",
                 "service",
                 {
@@ -329,40 +390,41 @@ def build_openapi(version: str) -> dict[str, Any]:
                     }
                 },
                 secured=False,
-                op_id="metrics",
             )
         },
         "/openapi.json": {
             "get": _operation(
+                "openapi",
                 "This document",
                 "service",
                 {"200": _json_body({"type": "object"}, "OpenAPI 3.1 document")},
                 secured=False,
-                op_id="openapi",
             )
         },
         "/docs": {
             "get": _operation(
+                "docs",
                 "Interactive API page",
                 "service",
                 {"200": {"description": "HTML page", "content": {"text/html": {"schema": _STR}}}},
                 secured=False,
-                op_id="docs",
             )
         },
         "/api/gateways": {
             "get": _operation(
-                "List gateways (registered or seen)",
+                "listGateways",
+                "List gateways (registered or seen), by id, one page at a time",
                 "gateways",
-                {"200": _json_body(_ref("GatewayList"), "the gateways")},
-                op_id="listGateways",
+                {"200": _json_body(_ref("GatewayList"), "a page of gateways")},
+                secured=secured,
             ),
             "post": _operation(
+                "registerGateway",
                 "Register a gateway",
                 "gateways",
                 {"201": _json_body(_ref("Gateway"), "registered")},
                 errors={
-                    "400": _error("body is not JSON"),
+                    "400": _error("a query parameter is invalid, or the body is not JSON"),
                     "409": _error("already registered"),
                     "422": _error("invalid id or password", "ValidationError"),
                 },
@@ -370,147 +432,129 @@ def build_openapi(version: str) -> dict[str, Any]:
                     "required": True,
                     "content": {"application/json": {"schema": _ref("NewGateway")}},
                 },
-                op_id="registerGateway",
+                secured=secured,
             ),
         },
         "/api/gateways/{id}": {
             "get": _operation(
+                "getGateway",
                 "Read a gateway",
                 "gateways",
                 {"200": _json_body(_ref("Gateway"), "the gateway")},
-                params=(_ID,),
-                errors=not_found,
-                op_id="getGateway",
+                gateway=True,
+                secured=secured,
             ),
             "delete": _operation(
+                "deleteGateway",
                 "Delete a gateway and its data",
                 "gateways",
                 {"204": {"description": "deleted"}},
-                params=(_ID,),
-                errors=not_found,
-                op_id="deleteGateway",
+                gateway=True,
+                secured=secured,
             ),
         },
         "/api/gateways/{id}/status": {
             "get": _operation(
+                "getStatus",
                 "Current status per service and recent history",
                 "data",
                 {"200": _json_body(_ref("StatusReport"), "statuses")},
-                params=(_ID, _param("history", "query", {**_INT, "minimum": 0}, "history items")),
-                errors=bad_filter,
-                op_id="getStatus",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/gateways/{id}/meter-values": {
             "get": _operation(
+                "getMeterValues",
                 "Stored sampled values",
                 "data",
                 {"200": _json_body(_ref("MeterSampleList"), "samples")},
-                params=(
-                    _ID,
-                    _param("service", "query", {**_INT, "minimum": 0}, "service id"),
-                    _param(
-                        "measurand", "query", {"enum": [m.value for m in Measurand]}, "measurand"
-                    ),
-                    _SINCE,
-                    _param("until", "query", _TIME, "RFC 3339 date-time: not after"),
-                    _param(
-                        "order",
-                        "query",
-                        {"enum": ["desc", "asc"]},
-                        "newest (default) or oldest first",
-                    ),
-                    _LIMIT,
-                ),
-                errors=bad_filter,
-                op_id="getMeterValues",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/gateways/{id}/messages": {
             "get": _operation(
+                "getMessages",
                 "Frame log (every frame in and out)",
                 "data",
                 {"200": _json_body(_ref("FrameList"), "frames, newest first")},
-                params=(
-                    _ID,
-                    _param("action", "query", {"enum": list(ACTIONS)}, "only this action"),
-                    _param("direction", "query", {"enum": ["in", "out"]}, "only this direction"),
-                    _SINCE,
-                    _LIMIT,
-                ),
-                errors=bad_filter,
-                op_id="getMessages",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/gateways/{id}/firmware-status": {
             "get": _operation(
+                "getFirmwareStatus",
                 "Firmware update status and history",
                 "data",
                 {"200": _json_body(_ref("ProgressReport"), "statuses")},
-                params=(_ID, _LIMIT),
-                errors=bad_filter,
-                op_id="getFirmwareStatus",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/gateways/{id}/diagnostics-status": {
             "get": _operation(
+                "getDiagnosticsStatus",
                 "Diagnostics upload status and history",
                 "data",
                 {"200": _json_body(_ref("ProgressReport"), "statuses")},
-                params=(_ID, _LIMIT),
-                errors=bad_filter,
-                op_id="getDiagnosticsStatus",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/gateways/{id}/data-transfers": {
             "get": _operation(
+                "getDataTransfers",
                 "DataTransfer requests received",
                 "data",
                 {"200": _json_body(_ref("DataTransferList"), "data transfers")},
-                params=(_ID, _LIMIT),
-                errors=bad_filter,
-                op_id="getDataTransfers",
+                gateway=True,
+                secured=secured,
             )
         },
         "/api/commands": {
             "get": _operation(
+                "listCommands",
                 "Requests sent through the API and their outcomes",
                 "commands",
                 {"200": _json_body(_ref("CommandList"), "commands, newest first")},
-                params=(
-                    _param("gateway", "query", _STR, "only this gateway"),
-                    _param("action", "query", {"enum": gateway_actions()}, "only this action"),
-                    _LIMIT,
-                ),
-                errors={"400": _error("a query parameter is invalid")},
-                op_id="listCommands",
+                secured=secured,
             )
         },
         "/api/status": {
             "get": _operation(
-                "Current status of every service of every gateway (one request for the overview)",
+                "listStatuses",
+                "Current status of every service of a page of gateways (for the overview)",
                 "gateways",
-                {
-                    "200": _json_body(
-                        {"type": "object", "properties": {"items": {"type": "array"}}},
-                        "current statuses",
-                    )
-                },
-                op_id="listStatuses",
+                {"200": _json_body(_ref("CurrentStatusList"), "current statuses")},
+                secured=secured,
             )
         },
         "/api/events": {
             "get": _operation(
-                "Live events as server-sent events (gateway, connection, boot, status, meter, "
-                "frame, seen); see docs/dashboard.md",
+                "streamEvents",
+                "Live events as server-sent events; the stream stays open",
                 "gateways",
                 {
                     "200": {
-                        "description": "an event stream that stays open",
-                        "content": {"text/event-stream": {"schema": _STR}},
+                        "description": (
+                            "A `text/event-stream` that stays open: a `retry:` line, then "
+                            "one message per event, `id:`, `event:` (the kind) and `data:` "
+                            "(a JSON object, schema `Event<Kind>` by kind, listed in "
+                            "`x-event-schemas`), and a comment line every 15 s when idle."
+                        ),
+                        "content": {
+                            "text/event-stream": {
+                                "schema": _STR,
+                                "x-event-schemas": {
+                                    kind: _ref(_event_name(kind)) for kind in sorted(events)
+                                },
+                            }
+                        },
                     }
                 },
-                op_id="streamEvents",
+                secured=secured,
             )
         },
     }
@@ -519,35 +563,42 @@ def build_openapi(version: str) -> dict[str, Any]:
         confirmation = _lift(confirmation_schema(action), schemas)
         paths[f"/api/gateways/{{id}}/calls/{action}"] = {
             "post": _operation(
+                f"call{action}",
                 f"Send {action} to a gateway (spec §4)",
                 "calls",
                 {"200": _json_body(confirmation, f"the {action} confirmation (wire JSON)")},
-                params=(
-                    _ID,
-                    _param(
-                        "timeout",
-                        "query",
-                        {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
-                        "seconds to wait",
-                    ),
-                ),
+                params_of="call",
+                gateway=True,
                 body={
-                    "required": True,
-                    "description": f"the {action} request payload (wire JSON, camelCase)",
+                    # An empty body is the payload {}: a body is needed only when the
+                    # request has a required field.
+                    "required": _has_required_field(ACTIONS[action].request),
+                    "description": (
+                        f"the {action} request payload (wire JSON, camelCase); "
+                        "an empty body is `{}`"
+                    ),
                     "content": {"application/json": {"schema": request}},
                 },
                 errors={
                     "404": _error("unknown gateway, or gateway not connected"),
                     "422": _error("the payload breaks spec §4", "ValidationError"),
-                    "502": _error("the gateway answered a CALLERROR", "CallErrorAnswer"),
+                    "502": _error(
+                        "the gateway answered a CALLERROR, or left before answering",
+                        "CallErrorAnswer",
+                    ),
                     "503": _error("too many requests wait for this gateway"),
                     "504": _error("no answer within the call timeout"),
                 },
-                op_id=f"call{action}",
+                secured=secured,
             )
         }
     # Boot info of a gateway is a BootNotification request payload.
     _lift(request_schema("BootNotification"), schemas)
+    auth = (
+        "Every `/api/*` route needs `Authorization: Bearer <token>`."
+        if secured
+        else "This service runs without an API token: no route needs one."
+    )
     return {
         "openapi": "3.1.0",
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
@@ -556,8 +607,8 @@ def build_openapi(version: str) -> dict[str, Any]:
             "version": version,
             "description": (
                 "Manage Ding.X Gateways connected over ntxcp 1.0: registration, stored "
-                "data, and C→G requests. With `--api-token`, every `/api/*` route needs "
-                "`Authorization: Bearer <token>`."
+                f"data, and C→G requests. {auth} Unknown, repeated or empty query "
+                "parameters are refused with 400."
             ),
         },
         "paths": paths,
@@ -566,3 +617,13 @@ def build_openapi(version: str) -> dict[str, Any]:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
         },
     }
+
+
+def _has_required_field(cls: type[msgspec.Struct]) -> bool:
+    info = mi.type_info(cls)
+    assert isinstance(info, mi.StructType)
+    return any(f.required for f in info.fields)
+
+
+def _event_name(kind: str) -> str:
+    return "Event" + "".join(part.capitalize() for part in kind.split("-"))

@@ -20,6 +20,7 @@ __all__ = [
     "FrameFilter",
     "MeterFilter",
     "commands",
+    "current_statuses",
     "data_transfers",
     "frames",
     "gateway",
@@ -66,10 +67,44 @@ def _gateway(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def gateways(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every gateway registered or seen, ordered by id."""
-    rows = conn.execute(f"SELECT {_GATEWAY_COLUMNS} FROM gateways ORDER BY id").fetchall()
+def gateways(
+    conn: sqlite3.Connection, after: str | None = None, limit: int = -1
+) -> list[dict[str, Any]]:
+    """The gateways registered or seen, ordered by id: one page of them.
+
+    Args:
+        conn: a read connection.
+        after: only gateways whose id sorts after this one (the paging cursor).
+        limit: at most this many (``-1``: all).
+    """
+    rows = conn.execute(
+        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE id > ? ORDER BY id LIMIT ?",
+        ("" if after is None else after, limit),
+    ).fetchall()
     return [_gateway(row) for row in rows]
+
+
+def current_statuses(
+    conn: sqlite3.Connection, after: str | None = None, limit: int = -1
+) -> list[dict[str, Any]]:
+    """The current status of every service of a page of gateways (spec §4.1).
+
+    Args:
+        conn: a read connection.
+        after: only gateways whose id sorts after this one (the paging cursor).
+        limit: the statuses of at most this many gateways (``-1``: all).
+
+    Returns:
+        One item per (gateway, service), ordered by gateway and service id, with the
+        keys of :func:`status`'s items and ``gatewayId``.
+    """
+    rows = conn.execute(
+        f"SELECT gateway_id, {_STATUS_COLUMNS} FROM status_current WHERE gateway_id IN ("
+        "SELECT DISTINCT gateway_id FROM status_current WHERE gateway_id > ? "
+        "ORDER BY gateway_id LIMIT ?) ORDER BY gateway_id, service_id",
+        ("" if after is None else after, limit),
+    ).fetchall()
+    return [{"gatewayId": row[0], **_status(row[1:])} for row in rows]
 
 
 def gateway(conn: sqlite3.Connection, gateway_id: str) -> dict[str, Any] | None:

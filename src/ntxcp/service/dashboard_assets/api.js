@@ -82,6 +82,18 @@ export async function get(path, options) {
   return result.data;
 }
 
+/** Items of a paged list (`/api/gateways`, `/api/status`), every page: follows `next` as `after`. */
+export async function getAll(path, { limit = 500, ...params } = {}, options) {
+  const items = [];
+  let after;
+  do {
+    const page = await get(`${path}${query({ ...params, limit, after })}`, options);
+    items.push(...page.items);
+    after = page.next;
+  } while (after);
+  return items;
+}
+
 /** Path of a gateway resource: gatewayPath("GW 1", "status") → /api/gateways/GW%201/status. */
 export function gatewayPath(id, ...rest) {
   return ["/api/gateways", encodeURIComponent(id), ...rest].join("/");

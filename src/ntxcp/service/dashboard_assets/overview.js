@@ -1,6 +1,6 @@
 // The gateways overview (route "#/"): every gateway, live, and gateway registration.
 
-import { ApiError, gatewayPath, get, request } from "./api.js";
+import { ApiError, gatewayPath, get, getAll, request } from "./api.js";
 import { agoNode, badge, fill, flash, formatTime, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
 
 const KINDS = "gateway,connection,boot,status,seen";
@@ -403,20 +403,21 @@ export function overview(ctx) {
   }
 
   async function load() {
-    const [list, current] = await Promise.all([get("/api/gateways"), get("/api/status")]);
+    // Both lists are paged: read every page (a page holds at most 500 gateways).
+    const [list, current] = await Promise.all([getAll("/api/gateways"), getAll("/api/status")]);
     gateways.clear();
     statuses.clear();
-    for (const entry of current.items) {
+    for (const entry of current) {
       if (!statuses.has(entry.gatewayId)) statuses.set(entry.gatewayId, new Map());
       statuses.get(entry.gatewayId).set(entry.serviceId, entry);
     }
     for (const row of rows.values()) row.remove();
     rows.clear();
-    for (const gateway of list.items) gateways.set(gateway.id, gateway);
-    if (list.items.length) emptyRow.remove();
+    for (const gateway of list) gateways.set(gateway.id, gateway);
+    if (list.length) emptyRow.remove();
     else fill(tbody, emptyRow);
     // In natural order, each row goes at the end (no search for its place).
-    for (const gateway of [...list.items].sort((a, b) => naturalCompare(a.id, b.id))) {
+    for (const gateway of [...list].sort((a, b) => naturalCompare(a.id, b.id))) {
       const row = renderRow(gateway);
       rows.set(gateway.id, row);
       tbody.append(row);

@@ -1,0 +1,365 @@
+"""The request side of the HTTP API's contract: one definition, read by code and document.
+
+Every query parameter of every route is declared once here, as a :class:`QueryParam`
+that holds both its JSON Schema (what ``/openapi.json`` states, see :mod:`.openapi`)
+and the parser the handler runs (what the code enforces). The two are built from the
+same bounds, so they cannot drift. The request bodies the API defines itself are
+:class:`msgspec.Struct` types (:class:`NewGateway`) whose JSON Schema is generated
+from the same type that decodes them, as the message schemas of :mod:`ntxcp.v10` are.
+
+Rules that hold for every route (:func:`parse_query`):
+
+* a parameter the route does not declare is refused (400, naming it);
+* a parameter given twice is refused;
+* an empty value is refused: leave a parameter out to get its default;
+* a value outside its bounds is refused with a message naming the parameter and the
+  bounds; the body is :data:`PARAMETER_ERROR` (``{"error", "parameter"}``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Any, Final
+
+import msgspec
+from multidict import MultiMapping
+
+from ntxcp.service.events import KINDS
+from ntxcp.v10 import ACTIONS, Direction
+from ntxcp.v10.types import MAX_INTEGER, Measurand, encode_datetime
+
+__all__ = [
+    "GATEWAY_ID_PATTERN",
+    "MAX_LIMIT",
+    "MAX_TIMEOUT",
+    "MIN_TIMEOUT",
+    "OPERATIONS",
+    "NewGateway",
+    "ParameterError",
+    "QueryParam",
+    "gateway_actions",
+    "parse_query",
+    "wire_datetime",
+]
+
+MAX_LIMIT: Final = 10_000
+"""Largest ``limit`` any list accepts."""
+MIN_TIMEOUT: Final = 1.0
+"""Shortest ``timeout`` of a call, in seconds: shorter ones cannot see an answer."""
+MAX_TIMEOUT: Final = 600.0
+"""Longest ``timeout`` of a call, in seconds."""
+
+GATEWAY_ID_PATTERN: Final = "^[\\x20-\\x2e\\x30-\\x7e]{1,48}$"
+"""A gateway id (spec §1): 1..48 printable ASCII characters without ``/``."""
+_GATEWAY_ID = re.compile(GATEWAY_ID_PATTERN.strip("^$"))  # for fullmatch: no "$" before "\n"
+
+# RFC 3339 date-time (JSON Schema's "date-time"): "T" between date and time, "Z" or a
+# numeric offset, fractional digits (only milliseconds are kept, spec §3).
+_DATE_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,32}))?"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))\Z"
+)
+_EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+
+
+def gateway_actions() -> list[str]:
+    """The actions a control center can send to a gateway (C→G or both, spec §5)."""
+    return [
+        name
+        for name, spec in ACTIONS.items()
+        if spec.direction is not Direction.GATEWAY_TO_CONTROL_CENTER
+    ]
+
+
+class ParameterError(Exception):
+    """A query parameter breaks its rules; answered 400 ``{"error", "parameter"}``.
+
+    Args:
+        parameter: the parameter's name.
+        message: what is wrong, naming the parameter.
+    """
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class QueryParam:
+    """One query parameter: its documented schema and the parser that enforces it.
+
+    Attributes:
+        name: the parameter's name.
+        schema: its JSON Schema, as ``/openapi.json`` states it.
+        description: what it does, for the document.
+        parse: turns the (non-empty) text into the value, or raises ``ValueError``
+            with the rule broken.
+        default: the value when the parameter is absent.
+    """
+
+    name: str
+    schema: dict[str, Any]
+    description: str
+    parse: Callable[[str], Any] = field(repr=False)
+    default: Any = None
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI parameter object."""
+        return {
+            "name": self.name,
+            "in": "query",
+            "required": False,
+            "schema": self.schema,
+            "description": self.description,
+        }
+
+
+def integer(name: str, low: int, high: int, default: int | None, description: str) -> QueryParam:
+    """An integer parameter ``low..high``."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"-?\d{1,20}", text):
+            raise ValueError(f"must be an integer {low}..{high}")
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be {low}..{high}, not {value}")
+        return value
+
+    schema: dict[str, Any] = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
+    return QueryParam(name, schema, description, parse, default)
+
+
+def number(name: str, low: float, high: float, description: str) -> QueryParam:
+    """A decimal number parameter ``low..high`` (no exponent, no ``inf``/``nan``)."""
+
+    def parse(text: str) -> float:
+        if len(text) > 40 or not re.fullmatch(r"-?\d+(\.\d+)?", text):
+            raise ValueError(f"must be a decimal number {low:g}..{high:g}")
+        value = float(text)
+        if not low <= value <= high:
+            raise ValueError(f"must be {low:g}..{high:g}, not {text}")
+        return value
+
+    return QueryParam(name, {"type": "number", "minimum": low, "maximum": high}, description, parse)
+
+
+def choice(name: str, values: Iterable[str], description: str) -> QueryParam:
+    """One of a fixed set of strings."""
+    allowed = list(values)
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(sorted(allowed))}")
+        return text
+
+    return QueryParam(name, {"type": "string", "enum": allowed}, description, parse)
+
+
+def gateway_id(name: str, description: str) -> QueryParam:
+    """A gateway id (spec §1)."""
+
+    def parse(text: str) -> str:
+        if not _GATEWAY_ID.fullmatch(text):
+            raise ValueError("must be a gateway id: 1..48 printable ASCII characters, no '/'")
+        return text
+
+    return QueryParam(
+        name,
+        {"type": "string", "minLength": 1, "maxLength": 48, "pattern": GATEWAY_ID_PATTERN},
+        description,
+        parse,
+    )
+
+
+def wire_datetime(text: str) -> str:
+    """An RFC 3339 date-time as the wire writes it (spec §3: UTC, milliseconds, ``Z``).
+
+    The API takes JSON Schema's ``date-time``: ``T`` (or ``t``) between date and time,
+    ``Z`` or a ``±hh:mm`` offset, any number of fractional digits. An instant before
+    year 1 or after year 9999 in UTC (e.g. ``0001-01-01T00:00:00+01:00``) is a valid
+    date-time that no ``datetime`` holds: it becomes the first or last millisecond of
+    that range.
+
+    Args:
+        text: the date-time.
+
+    Returns:
+        The wire text, e.g. ``2026-11-23T18:36:34.123Z``.
+
+    Raises:
+        ValueError: not an RFC 3339 date-time, or not a date of the calendar.
+    """
+    match = _DATE_TIME.match(text)
+    if match is None:
+        hint = " (write '+' as %2B in a query string)" if " " in text else ""
+        raise ValueError(f"must be an RFC 3339 date-time such as 2026-11-23T18:36:34Z{hint}")
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    fraction = (match[7] or "").ljust(6, "0")[:6]
+    offset = timedelta(0)
+    if match[9] is not None:
+        if int(match[10]) > 23 or int(match[11]) > 59:
+            raise ValueError("has an offset beyond ±23:59")
+        offset = timedelta(hours=int(match[10]), minutes=int(match[11]))
+        offset = -offset if match[9] == "-" else offset
+    try:
+        local = datetime(
+            year, month, day, hour, minute, second, int(fraction), tzinfo=timezone(offset)
+        )
+    except ValueError:
+        raise ValueError("is not a date and time of the calendar") from None
+    try:
+        value = local.astimezone(UTC)
+    except OverflowError:  # before year 1 or after year 9999 in UTC
+        value = _EARLIEST if local.year == 1 else _LATEST
+    return encode_datetime(value)
+
+
+def date_time(name: str, description: str) -> QueryParam:
+    """An RFC 3339 date-time, turned into the stored text (see :func:`wire_datetime`)."""
+    return QueryParam(name, {"type": "string", "format": "date-time"}, description, wire_datetime)
+
+
+def kinds_list(name: str, description: str) -> QueryParam:
+    """A comma-separated list of event kinds (``status,meter``)."""
+    alternatives = "|".join(re.escape(kind) for kind in sorted(KINDS))
+    pattern = f"^({alternatives})(,({alternatives}))*$"
+
+    def parse(text: str) -> list[str]:
+        kinds = text.split(",")  # the pattern: no spaces, no empty kinds
+        unknown = sorted(set(kinds) - KINDS)
+        if unknown or "" in kinds:
+            raise ValueError(
+                f"has unknown event kind(s) {', '.join(unknown) or repr('')}; "
+                f"known: {', '.join(sorted(KINDS))}"
+            )
+        return kinds
+
+    return QueryParam(name, {"type": "string", "pattern": pattern}, description, parse)
+
+
+def _limit(default: int) -> QueryParam:
+    return integer("limit", 1, MAX_LIMIT, default, "most items returned")
+
+
+def _after(what: str) -> QueryParam:
+    return gateway_id("after", f"paging cursor: only {what} after this gateway id (see `next`)")
+
+
+_SINCE = date_time("since", "RFC 3339 date-time: not before (clamped to years 1..9999 in UTC)")
+_UNTIL = date_time("until", "RFC 3339 date-time: not after (clamped to years 1..9999 in UTC)")
+
+OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
+    "health": (),
+    "metrics": (),
+    "openapi": (),
+    "docs": (),
+    "listGateways": (_after("gateways"), _limit(500)),
+    "registerGateway": (),
+    "getGateway": (),
+    "deleteGateway": (),
+    "getStatus": (integer("history", 0, MAX_LIMIT, 100, "history items"),),
+    "getMeterValues": (
+        integer("service", 0, MAX_INTEGER, None, "service id (spec §4.1 MeterValues)"),
+        choice("measurand", [m.value for m in Measurand], "measurand"),
+        _SINCE,
+        _UNTIL,
+        choice("order", ["desc", "asc"], "newest (default) or oldest first"),
+        _limit(1000),
+    ),
+    "getMessages": (
+        choice("action", list(ACTIONS), "only this action"),
+        choice("direction", ["in", "out"], "only this direction"),
+        _SINCE,
+        _limit(100),
+    ),
+    "getFirmwareStatus": (_limit(100),),
+    "getDiagnosticsStatus": (_limit(100),),
+    "getDataTransfers": (_limit(100),),
+    "listCommands": (
+        gateway_id("gateway", "only this gateway"),
+        choice("action", gateway_actions(), "only this action"),
+        _limit(100),
+    ),
+    "listStatuses": (_after("gateways' statuses"), _limit(500)),
+    "streamEvents": (
+        gateway_id("gateway", "only events about this gateway (and `hello`/`resync`)"),
+        kinds_list("kinds", "only these event kinds, comma-separated (default: all)"),
+    ),
+    "call": (
+        number(
+            "timeout",
+            MIN_TIMEOUT,
+            MAX_TIMEOUT,
+            f"seconds to wait for the answer, {MIN_TIMEOUT:g}..{MAX_TIMEOUT:g} "
+            "(default: the service's --call-timeout)",
+        ),
+    ),
+}
+"""The query parameters of every operation, by ``operationId`` (all calls share ``call``)."""
+
+
+def parse_query(query: MultiMapping[str], operation: str) -> dict[str, Any]:
+    """Check a request's query string against an operation's parameters.
+
+    Args:
+        query: the request's query parameters.
+        operation: the ``operationId`` (a key of :data:`OPERATIONS`).
+
+    Returns:
+        Every declared parameter's value by name (its default when absent).
+
+    Raises:
+        ParameterError: a parameter is unknown, repeated, empty or invalid.
+    """
+    params = {param.name: param for param in OPERATIONS[operation]}
+    values = {name: param.default for name, param in params.items()}
+    for name in query:
+        param = params.get(name)
+        if param is None:
+            takes = ", ".join(params) or "none"
+            raise ParameterError(
+                name, f"unknown query parameter {name!r} (this route takes: {takes})"
+            )
+        given = query.getall(name)
+        if len(given) > 1:
+            raise ParameterError(name, f"query parameter {name!r} is given more than once")
+        if given[0] == "":
+            raise ParameterError(
+                name, f"query parameter {name!r} is empty: leave it out for the default"
+            )
+        try:
+            values[name] = param.parse(given[0])
+        except ValueError as exc:
+            raise ParameterError(name, f"query parameter {name!r} {exc}") from None
+    return values
+
+
+# --- request bodies ------------------------------------------------------------------
+
+
+class NewGateway(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/gateways``: a gateway id and its Basic-auth secret.
+
+    Attributes:
+        id: the gateway id (spec §1).
+        password: the secret for ``--auth basic`` (stored hashed); ``null``/absent:
+            none.
+    """
+
+    id: Annotated[str, msgspec.Meta(pattern=GATEWAY_ID_PATTERN, min_length=1, max_length=48)]
+    # 256 characters are at most 1024 UTF-8 bytes, the password hash's limit: a bound
+    # JSON Schema can state (it counts characters, not bytes).
+    password: (
+        Annotated[
+            str,
+            msgspec.Meta(min_length=1, max_length=256, description="Basic-auth secret"),
+        ]
+        | None
+    ) = None
