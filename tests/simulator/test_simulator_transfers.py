@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +14,14 @@ from simulator_helpers import Recorder
 
 from ntxcp import ControlCenter
 from ntxcp.simulator import SimulatedGateway
-from ntxcp.simulator.transfers import Journal, firmware_version_from
+from ntxcp.simulator.transfers import (
+    Journal,
+    TransferError,
+    download,
+    firmware_version_from,
+    is_loopback_host,
+    upload,
+)
 
 GW = "GW-1"
 IMAGE = b"\x7fELF simulated firmware image " * 100
@@ -232,3 +239,56 @@ def test_journal_time_window() -> None:
 )
 def test_firmware_version_from_file_name(name: str, version: str) -> None:
     assert firmware_version_from(name, "0123456789abcdef") == version
+
+
+# --- loopback-only transfers (for runs driven by a fuzzer) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("::1", True),
+        ("localhost", True),
+        ("LocalHost", True),
+        ("10.0.0.1", False),
+        ("0.0.0.0", False),
+        ("example.com", False),
+        ("127.0.0.1.example.com", False),
+        ("::ffff:8.8.8.8", False),
+        (None, False),
+    ],
+)
+def test_loopback_hosts(host: str | None, loopback: bool) -> None:
+    assert is_loopback_host(host) is loopback
+
+
+async def test_loopback_only_transfers_refuse_other_hosts_at_once(files: FileServer) -> None:
+    for location in ("http://192.0.2.1/fw.bin", "https://example.com/fw.bin", "http://[::2]/x"):
+        with pytest.raises(TransferError, match="not a loopback address"):
+            await download(location, loopback_only=True, retries=3, retry_interval=60)
+        with pytest.raises(TransferError, match="not a loopback address"):
+            await upload(location, "d.txt", b"x", loopback_only=True, retries=3, retry_interval=60)
+    image = await download(f"{files.base}/fw/dx-2.0.bin", loopback_only=True)
+    assert image.size == len(IMAGE)
+    assert await upload(f"{files.base}/diag/", "d.txt", b"x", loopback_only=True) == 1
+    assert files.uploads["/diag/d.txt"] == b"x"
+
+
+async def test_loopback_only_gateway_reports_a_refused_location(
+    cc: ControlCenter,
+    make_sim: Callable[..., SimulatedGateway],
+    recorder: Recorder,
+    files: FileServer,
+) -> None:
+    sim = make_sim(loopback_only=True)
+    await sim.start()
+    await recorder.wait_for("StatusNotification", 3)
+    await cc.update_firmware(GW, "http://192.0.2.1/fw/dx-2.0.bin", datetime.now(UTC))
+    await recorder.wait_for("FirmwareStatusNotification", 2)
+    assert _statuses(recorder, "FirmwareStatusNotification") == ["Downloading", "DownloadFailed"]
+    await cc.update_firmware(GW, f"{files.base}/fw/dx-2.0.bin", datetime.now(UTC))
+    await recorder.wait_for("FirmwareStatusNotification", 4)
+    assert _statuses(recorder, "FirmwareStatusNotification")[2:4] == ["Downloading", "Downloaded"]
+    assert files.hits == [("GET", "/fw/dx-2.0.bin")]

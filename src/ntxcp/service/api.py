@@ -51,6 +51,12 @@ _log = logging.getLogger("ntxcp.service.api")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# The rule of each field of NewGateway, said plainly (msgspec's message names a regex).
+_FIELD_RULES = {
+    "id": "id must be a string of 1..48 printable ASCII characters without '/' (spec §1)",
+    "password": "password must be a string of 1..256 characters, or null for none",
+}
+
 
 class ApiError(Exception):
     """A client mistake, answered with ``status`` and ``{"error": message}``."""
@@ -246,15 +252,13 @@ class _Routes:
             body = msgspec.json.decode(raw or b"null", type=NewGateway)
         except msgspec.ValidationError as exc:
             error = error_from_validation(exc)
-            raise ApiError(422, error.description, code=error.code.value, path=error.path) from None
+            # A known field that is missing or wrong: its rule; anything else (an unknown
+            # field, not an object): msgspec's own message.
+            message = _FIELD_RULES.get(error.path, error.description)
+            raise ApiError(422, message, code=error.code.value, path=error.path) from None
         gateway_id = body.id
         if not valid_gateway_id(gateway_id):  # what the pattern's "$" lets through ("a\n")
-            raise ApiError(
-                422,
-                "id must be 1..48 printable ASCII characters without '/' (spec §1)",
-                code="PropertyConstraintViolation",
-                path="id",
-            )
+            raise ApiError(422, _FIELD_RULES["id"], code="PropertyConstraintViolation", path="id")
         record = self.storage.gateways.get(gateway_id)
         if record is not None and record.registered:
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")

@@ -198,7 +198,11 @@ def wire_datetime(text: str) -> str:
     """
     match = _DATE_TIME.match(text)
     if match is None:
-        hint = " (write '+' as %2B in a query string)" if " " in text else ""
+        hint = ""
+        if " " in text:
+            hint = " (write '+' as %2B in a query string)"
+        elif _DATE_TIME.match(text + "Z"):
+            hint = " (it needs a UTC offset, e.g. 'Z')"
         raise ValueError(f"must be an RFC 3339 date-time such as 2026-11-23T18:36:34Z{hint}")
     year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
     fraction = (match[7] or "").ljust(6, "0")[:6]

@@ -208,7 +208,7 @@ class CommandRunner:
             _log.exception("could not record the outcome of command %d", command_id)
 
 
-def _api_body(body: bytes, cls: type[Request]) -> bytes:
+def _api_body(body: bytes, cls: type[Request[Any]]) -> bytes:
     """The body of a call as the wire payload, read the way the API's document says.
 
     The document describes bodies in JSON Schema: ``1.0`` is an integer there (written
