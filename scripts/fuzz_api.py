@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.seed is not None:
                 command += ["--seed", str(args.seed)]
             print("$", " ".join(command).replace(TOKEN, "[token]"), flush=True)
-            result = subprocess.run(command, env=env, check=False)
+            # Run where schemathesis may leave its caches: the temporary directory.
+            result = subprocess.run(command, env=env, cwd=directory, check=False)
             if service.poll() is not None:
                 print("the control center died during the run", file=sys.stderr)
                 return 1
