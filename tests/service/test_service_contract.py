@@ -8,8 +8,10 @@ out of bounds get a 400 naming the parameter. Bodies follow JSON Schema's readin
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from service_helpers import TOKEN, Api, ServiceProcess, gateway
 
@@ -248,3 +250,21 @@ async def test_events_are_documented_as_a_stream(api: Api) -> None:
     assert set(schemas) == KINDS
     for ref in schemas.values():
         assert ref["$ref"].split("/")[-1] in doc["components"]["schemas"]
+
+
+async def test_without_a_token_nothing_is_marked_secured(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    process = ServiceProcess(tmp_path).start()
+    try:
+        status, doc = await Api(http, process.api_url, None).request("GET", "/openapi.json")
+        assert status == 200
+        for path, item in doc["paths"].items():
+            for operation in item.values():
+                assert operation["security"] == [], path
+                assert "401" not in operation["responses"], path
+        assert "without an API token" in doc["info"]["description"]
+        status, _ = await Api(http, process.api_url, None).get("/api/gateways")
+        assert status == 200
+    finally:
+        assert process.stop() == 0, process.stderr()
