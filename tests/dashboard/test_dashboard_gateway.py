@@ -176,6 +176,11 @@ def test_meter_chart_draws_the_samples_and_grows_live(
     expect(chart.locator("path")).to_have_count(2)
     expect(chart.locator("text.axis-label")).to_have_text("kWh")
     expect(page.locator(".legend")).to_contain_text("Service 1 (5)")
+    # The default range fits the data: five minutes of samples span the plot's width.
+    expect(page.get_by_label("Time range")).to_have_value("0")
+    plot = chart.bounding_box()
+    xs = [float(c.get_attribute("cx") or 0) for c in chart.locator("circle").all()]
+    assert plot is not None and min(xs) < plot["width"] * 0.2 and max(xs) > plot["width"] * 0.8
 
     # A new sample arrives live.
     gateways.meter_values(gateway, 1, [(datetime.now(UTC), ENERGY, "1300", "Wh")])
@@ -323,3 +328,30 @@ def test_what_is_scrolled_to_stays_below_the_top_bar(page: Any, service: Service
     box = heading.bounding_box()
     assert bar is not None and box is not None
     assert box["y"] >= bar["y"] + bar["height"], (box, bar)
+
+
+def test_meter_chart_thins_dense_series_keeping_peaks(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    gateway = gateways.connect(service.ws_url, "dense-gw", "DX-DENSE")
+    start = datetime.now(UTC) - timedelta(seconds=3000)
+    values = [
+        (start + timedelta(seconds=i), POWER, "9000" if i == 1234 else f"{1000 + i % 7}", "W")
+        for i in range(3000)
+    ]
+    for first in range(0, 3000, 1000):  # at most 1000 sampled values per message
+        gateways.meter_values(gateway, 1, values[first : first + 1000])
+
+    open_gateway(page, service, "dense-gw")
+    page.get_by_role("button", name="Power", exact=True).click()
+    chart = page.locator("svg.chart-svg")
+    expect(chart).to_have_attribute("data-points", "3000")
+    drawn = int(chart.get_attribute("data-drawn") or 0)
+    assert 0 < drawn < 3000
+    expect(chart.locator("circle")).to_have_count(0)
+    # The one peak (9 kW among ~1 kW) survives the thinning: the line reaches near the
+    # top of the plot (y grows downwards; the baseline sits near the bottom).
+    path = chart.locator('[data-series="1|"] path').get_attribute("d") or ""
+    ys = [float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", path)]
+    assert len(ys) == drawn
+    assert min(ys) < max(ys) / 4, (min(ys), max(ys))

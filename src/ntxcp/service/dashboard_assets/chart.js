@@ -6,6 +6,7 @@ import { fill, formatTime, h, s } from "./dom.js";
 const HEIGHT = 260;
 const MARGIN = { top: 14, right: 18, bottom: 30, left: 70 };
 const MAX_DOTS = 400; // per series; denser series are drawn as lines only
+const BUCKET_PX = 2; // thinning: one min/max bucket per 2 pixels of width
 const TIME_STEPS = [
   1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800,
 ].map((seconds) => seconds * 1000);
@@ -75,12 +76,59 @@ function timeLabel(t, step, span) {
   return step < 60000 ? `${hh}:${mm}:${ss}` : `${hh}:${mm}`;
 }
 
-// Break a line where samples are far apart (the gateway was offline): > 3 × median gap.
-function linePath(points, x, y) {
+// Where samples are far apart (the gateway was offline) the line breaks: a gap of more
+// than 3 × the median gap of the samples (measured before thinning).
+function gapLimit(points) {
   const gaps = [];
   for (let i = 1; i < points.length; i += 1) gaps.push(points[i].t - points[i - 1].t);
   gaps.sort((a, b) => a - b);
-  const limit = gaps.length ? Math.max(gaps[Math.floor(gaps.length / 2)] * 3, 1000) : Infinity;
+  return gaps.length ? Math.max(gaps[Math.floor(gaps.length / 2)] * 3, 1000) : Infinity;
+}
+
+/**
+ * Thin time-ordered points for drawing: the range [from, to] is cut into buckets (one
+ * per BUCKET_PX pixels) and each bucket keeps its first, lowest, highest and last point,
+ * in time order. Peaks and dips survive however many samples fall on one pixel, and a
+ * week of 1-second samples becomes a few thousand vertices. Series with few points per
+ * bucket are returned as they are.
+ */
+export function thin(points, from, to, buckets) {
+  if (points.length <= buckets * 4) return points;
+  const span = to - from || 1;
+  const out = [];
+  let bucket = null;
+  let kept = [];
+  const flush = () => {
+    const unique = [...new Set(kept)].sort((a, b) => a.t - b.t);
+    out.push(...unique);
+  };
+  let first = null;
+  let low = null;
+  let high = null;
+  let last = null;
+  for (const point of points) {
+    const index = Math.floor(((point.t - from) / span) * buckets);
+    if (index !== bucket) {
+      if (first) {
+        kept = [first, low, high, last];
+        flush();
+      }
+      bucket = index;
+      first = low = high = last = point;
+      continue;
+    }
+    if (point.v < low.v) low = point;
+    if (point.v > high.v) high = point;
+    last = point;
+  }
+  if (first) {
+    kept = [first, low, high, last];
+    flush();
+  }
+  return out;
+}
+
+function linePath(points, x, y, limit) {
   let d = "";
   points.forEach((point, i) => {
     const move = i === 0 || point.t - points[i - 1].t > limit;
@@ -183,10 +231,14 @@ export class TimeChart {
     svg.append(grid);
 
     const lines = s("g", { class: "series" });
+    const buckets = Math.max(1, Math.floor(innerW / BUCKET_PX));
+    let drawn = 0;
     series.forEach((one, index) => {
       const colour = `c${index % 8}`;
-      const group = s("g", { class: `line ${colour}`, "data-series": one.key });
-      if (one.points.length > 1) group.append(s("path", { d: linePath(one.points, x, y) }));
+      const shown = thin(one.points, from, to, buckets);
+      drawn += shown.length;
+      const group = s("g", { class: `line ${colour}`, "data-series": one.key, "data-drawn": shown.length });
+      if (shown.length > 1) group.append(s("path", { d: linePath(shown, x, y, gapLimit(one.points)) }));
       if (one.points.length <= MAX_DOTS) {
         for (const point of one.points) {
           group.append(s("circle", { class: "point", cx: x(point.t).toFixed(1), cy: y(point.v).toFixed(1), r: 2.6 }));
@@ -195,6 +247,7 @@ export class TimeChart {
       lines.append(group);
     });
     svg.append(lines);
+    svg.setAttribute("data-drawn", drawn);
 
     if (!total) {
       svg.append(

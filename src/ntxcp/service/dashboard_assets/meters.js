@@ -8,7 +8,10 @@ import { fill, h, table, timeNode, uid } from "./dom.js";
 const DEFAULT_MEASURAND = "Energy.Active.Import.Register"; // spec §4.1 SampledValue default
 const DEFAULT_UNIT = "Wh";
 const LIMIT = 5000;
+const AUTO = 0; // "Fit the data": the range of the samples of the last 7 days
+const LOADED_SECONDS = 7 * 86400; // how far back the automatic range looks
 const RANGES = [
+  ["auto", "Fit the data", AUTO],
   ["15m", "Last 15 minutes", 15 * 60],
   ["1h", "Last hour", 3600],
   ["6h", "Last 6 hours", 6 * 3600],
@@ -35,7 +38,7 @@ function seriesLabel(serviceId, phase) {
 export function meterCard(ctx, gatewayId) {
   const measurands = measurandsOf(ctx.openapi);
   let measurand = measurands.includes(DEFAULT_MEASURAND) ? DEFAULT_MEASURAND : measurands[0];
-  let rangeSeconds = 3600;
+  let rangeSeconds = AUTO;
   let samples = [];
   let keys = new Set();
   let truncated = false;
@@ -107,11 +110,26 @@ export function meterCard(ctx, gatewayId) {
     return { serviceId, phase: sampled.phase || null, t: Date.parse(timestamp), v: value, unit, timestamp, text: sampled.value, rawUnit: sampled.unit || DEFAULT_UNIT };
   }
 
+  // The time range drawn: the chosen one up to now, or (automatic) the samples' own span.
+  function timeRange() {
+    const now = Date.now();
+    if (rangeSeconds !== AUTO) return [now - rangeSeconds * 1000, now];
+    if (!samples.length) return [now - 3600 * 1000, now];
+    let first = Infinity;
+    let last = -Infinity;
+    for (const sample of samples) {
+      if (sample.t < first) first = sample.t;
+      if (sample.t > last) last = sample.t;
+    }
+    const pad = Math.max((last - first) * 0.03, 30000);
+    return [first - pad, last + pad];
+  }
+
   function draw() {
     timer = null;
-    const to = Date.now();
-    const from = to - rangeSeconds * 1000;
-    samples = samples.filter((sample) => sample.t >= from - 60000);
+    const [from, to] = timeRange();
+    const oldest = Date.now() - (rangeSeconds === AUTO ? LOADED_SECONDS : rangeSeconds) * 1000;
+    samples = samples.filter((sample) => sample.t >= oldest - 60000);
     // One unit per chart: the most common one (a gateway should not mix them).
     const units = new Map();
     for (const sample of samples) units.set(sample.unit, (units.get(sample.unit) || 0) + 1);
@@ -151,7 +169,7 @@ export function meterCard(ctx, gatewayId) {
 
   async function load() {
     const mine = ++generation;
-    const since = new Date(Date.now() - rangeSeconds * 1000).toISOString();
+    const since = new Date(Date.now() - (rangeSeconds === AUTO ? LOADED_SECONDS : rangeSeconds) * 1000).toISOString();
     const data = await get(`${gatewayPath(gatewayId, "meter-values")}${query({ measurand, since, limit: LIMIT })}`);
     if (mine !== generation) return; // a newer choice was made meanwhile
     samples = [];
