@@ -250,8 +250,21 @@ export class TimeChart {
     svg.setAttribute("data-drawn", drawn);
 
     if (!total) {
+      // Wrapped to the plot's width (a phone's plot is narrow), one tspan per line.
+      const perLine = Math.max(12, Math.floor(innerW / 7.5));
+      const wrapped = [];
+      for (const word of empty.split(" ")) {
+        if (wrapped.length && `${wrapped.at(-1)} ${word}`.length <= perLine) wrapped[wrapped.length - 1] += ` ${word}`;
+        else wrapped.push(word);
+      }
+      const cx = MARGIN.left + innerW / 2;
+      const top = MARGIN.top + innerH / 2 - ((wrapped.length - 1) * 16) / 2;
       svg.append(
-        s("text", { x: MARGIN.left + innerW / 2, y: MARGIN.top + innerH / 2, class: "empty-text" }, empty),
+        s(
+          "text",
+          { x: cx, y: top, class: "empty-text" },
+          wrapped.map((line, index) => s("tspan", { x: cx, dy: index ? 16 : 0 }, index < wrapped.length - 1 ? `${line} ` : line)),
+        ),
       );
     }
 

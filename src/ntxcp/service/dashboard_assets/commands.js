@@ -113,7 +113,7 @@ export function commandsCard(ctx, gatewayId) {
     h("div", { class: "form-actions" }, submit),
   );
   const form = h("form", { class: "command-form", novalidate: true, onsubmit: (event) => send(event) }, neverNote, fields);
-  const historyBody = h("div", { class: "history" });
+  const historyBody = h("div", { class: "history table-scroll" });
   const node = h(
     "section",
     { class: "card span-7", "aria-labelledby": "commands-title" },

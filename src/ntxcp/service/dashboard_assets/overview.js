@@ -241,19 +241,19 @@ export function overview(ctx) {
           gateway.tls ? " · TLS" : "",
         ),
       ),
-      h("td", { "data-col": "connection" }, connectionBadge(gateway)),
-      h("td", { "data-col": "registration" }, registrationBadge(gateway)),
+      h("td", { "data-col": "connection", "data-label": "Connection" }, connectionBadge(gateway)),
+      h("td", { "data-col": "registration", "data-label": "Registration" }, registrationBadge(gateway)),
       h(
         "td",
-        { "data-col": "model" },
+        { "data-col": "model", "data-label": "Model" },
         boot.dingxGatewayModel || h("span", { class: "muted" }, "—"),
         boot.dingxGatewayVendor ? h("div", { class: "sub" }, boot.dingxGatewayVendor) : null,
       ),
-      h("td", { "data-col": "firmware" }, boot.firmwareVersion || h("span", { class: "muted" }, "—")),
-      h("td", { "data-col": "last-seen" }, agoNode(gateway.lastSeen)),
+      h("td", { "data-col": "firmware", "data-label": "Firmware" }, boot.firmwareVersion || h("span", { class: "muted" }, "—")),
+      h("td", { "data-col": "last-seen", "data-label": "Last seen" }, agoNode(gateway.lastSeen)),
       h(
         "td",
-        { "data-col": "services" },
+        { "data-col": "services", "data-label": "Services" },
         services.length
           ? [
               h("div", { class: "chips" }, services.map((entry) => serviceChip(entry, stale))),
@@ -265,7 +265,7 @@ export function overview(ctx) {
       ),
       h(
         "td",
-        { "data-col": "actions" },
+        { "data-col": "actions", "data-label": "Actions" },
         h(
           "button",
           { class: "button ghost small danger-text", type: "button", "aria-label": `Remove ${gateway.id}`, onclick: () => remove(gateway.id) },
