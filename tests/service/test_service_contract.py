@@ -151,7 +151,7 @@ async def test_call_bodies_are_read_as_json_schema_says(service: ServiceProcess,
 async def test_bodies_that_are_not_json_or_too_deep(service: ServiceProcess, api: Api) -> None:
     deep = "[" * 100_000 + "]" * 100_000
     status, body = await api.request("POST", "/api/gateways", data=deep)
-    assert status in (400, 422) and body["error"], body
+    assert status == 400 and "JSON" in body["error"], body
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):
         status, body = await api.request(
             "POST", "/api/gateways", data='{"id": "x"}', content_type=content_type
