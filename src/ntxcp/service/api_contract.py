@@ -22,14 +22,16 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
-from multidict import MultiMapping
 
 from ntxcp.service.events import KINDS
 from ntxcp.v10 import ACTIONS, Direction
 from ntxcp.v10.types import MAX_INTEGER, Measurand, encode_datetime
+
+if TYPE_CHECKING:
+    from multidict import MultiMapping  # the type of aiohttp's request.query
 
 __all__ = [
     "GATEWAY_ID_PATTERN",
