@@ -32,7 +32,13 @@ import msgspec
 from aiohttp import web
 
 from ntxcp.service import dashboard, queries
-from ntxcp.service.api_contract import MAX_LIMIT, NewGateway, ParameterError, parse_query
+from ntxcp.service.api_contract import (
+    MAX_BODY,
+    MAX_LIMIT,
+    NewGateway,
+    ParameterError,
+    parse_query,
+)
 from ntxcp.service.docs_page import DOCS_HTML
 from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -378,7 +384,7 @@ def create_app(service: Service) -> web.Application:
     middlewares: list[Any] = [_error_middleware(service)]
     if service.config.api_token is not None:
         middlewares.append(_auth_middleware(service.config.api_token))
-    app = web.Application(middlewares=middlewares, client_max_size=1024 * 1024)
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     routes = _Routes(service)
     gateway = "/api/gateways/{id}"
     app.add_routes(

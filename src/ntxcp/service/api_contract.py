@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GATEWAY_ID_PATTERN",
+    "MAX_BODY",
     "MAX_LIMIT",
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
@@ -47,6 +48,8 @@ __all__ = [
     "wire_datetime",
 ]
 
+MAX_BODY: Final = 1024 * 1024
+"""Largest request body, in bytes (413 beyond)."""
 MAX_LIMIT: Final = 10_000
 """Largest ``limit`` any list accepts."""
 MIN_TIMEOUT: Final = 1.0

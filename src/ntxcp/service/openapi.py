@@ -18,6 +18,7 @@ import msgspec.inspect as mi
 
 from ntxcp.service.api_contract import (
     GATEWAY_ID_PATTERN,
+    MAX_BODY,
     OPERATIONS,
     NewGateway,
     gateway_actions,
@@ -304,6 +305,7 @@ def _operation(
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
+        operation["responses"]["413"] = _error(f"the body is larger than {MAX_BODY} bytes")
         operation["responses"]["415"] = _error("the body is not application/json")
     operation["security"] = [{"bearerAuth": []}] if secured else []
     return operation
