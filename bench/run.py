@@ -47,10 +47,20 @@ DOC = ROOT / "docs" / "performance.md"
 PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-SERVER_ORDER = ("ntxcp", "ocpp-rpc-strict", "ocpp-rpc", "ocpp", "null")
+SERVER_ORDER = (
+    "ntxcp",
+    "service",
+    "service-process",
+    "ocpp-rpc-strict",
+    "ocpp-rpc",
+    "ocpp",
+    "null",
+)
 WORKLOAD_ORDER = ("w1", "w2", "w3", "w3-10k", "w4", "w5")
 LABELS = {
     "ntxcp": "ntxcp ControlCenter (strict)",
+    "service": "ntxcp control-center service (SQLite, stored, durability disk)",
+    "service-process": "ntxcp control-center service (SQLite, stored, durability process)",
     "ocpp-rpc-strict": "ocpp-rpc, strict mode",
     "ocpp-rpc": "ocpp-rpc, strict off",
     "ocpp": "ocpp (Python) on websockets",
@@ -97,6 +107,7 @@ class Server:
     path: str
     check: Callable[[], tuple[bool, str]]
     cwd: Path = ROOT
+    workloads: tuple[str, ...] | None = None  # None: every workload
 
 
 SERVERS = {
@@ -106,6 +117,25 @@ SERVERS = {
         "ntxcp",
         "/ntxcp",
         lambda: _ok_import(PY, "from ntxcp import ControlCenter; import uvloop"),
+    ),
+    # The whole service: every MeterValues is committed to SQLite (with the frame log)
+    # before it is answered. Measured on W1/W2 only (it has no W4 mode; W3 is the
+    # library's connection handling, the same code).
+    "service": Server(
+        "service",
+        [PY, str(BENCH / "servers" / "service_server.py"), "--durability", "disk"],
+        "ntxcp",
+        "/ntxcp",
+        lambda: _ok_import(PY, "from ntxcp.service import Service; import uvloop"),
+        workloads=("w1", "w2"),
+    ),
+    "service-process": Server(
+        "service-process",
+        [PY, str(BENCH / "servers" / "service_server.py"), "--durability", "process"],
+        "ntxcp",
+        "/ntxcp",
+        lambda: _ok_import(PY, "from ntxcp.service import Service; import uvloop"),
+        workloads=("w1", "w2"),
     ),
     "ocpp-rpc-strict": Server(
         "ocpp-rpc-strict",
@@ -725,6 +755,12 @@ def targets(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     w3k_rss = get("w3-10k", "ntxcp", "rss_per_conn_kb")
     w4 = ratio(get("w4", "ntxcp", "calls_per_s"), get("w4", "ocpp-rpc-strict", "calls_per_s"))
     w5 = get("w5", "ntxcp-async", "calls_per_s")
+    sv1 = get("w1", "service", "calls_per_s")
+    sv1_p99 = get("w1", "service", "p99_ms")
+    sv_ratio = ratio(sv1, get("w1", "ntxcp", "calls_per_s"))
+    sv2 = get("w2", "service", "calls_per_s")
+    sv2_p50 = get("w2", "service", "p50_ms")
+    sv2_process_p50 = get("w2", "service-process", "p50_ms")
 
     def at_least(goal: float) -> Callable[[float], bool]:
         return lambda v: v >= goal
@@ -786,6 +822,45 @@ def targets(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             verdict(check(w5, at_least(10_000)), ("w5", "ntxcp-async")),
         ),
     ]
+    sw1, sw2, sw2p = ("w1", "service"), ("w2", "service"), ("w2", "service-process")
+    rows += [
+        (
+            "service W1 stored MeterValues/s (durability disk)",
+            ">= 15,000",
+            fmt(sv1),
+            verdict(check(sv1, at_least(15_000)), sw1),
+        ),
+        (
+            "service W1 p99 (durability disk)",
+            "<= 25 ms",
+            f"{fmt(sv1_p99, 3)} ms",
+            verdict(check(sv1_p99, at_most(25)), sw1),
+        ),
+        (
+            "service ÷ library on W1",
+            ">= 0.3x",
+            fmt_ratio(sv_ratio),
+            verdict(check(sv_ratio, at_least(0.3)), sw1, w1n),
+        ),
+        (
+            "service W2 stored MeterValues/s (durability disk)",
+            ">= 5,000",
+            fmt(sv2),
+            verdict(check(sv2, at_least(5_000)), sw2),
+        ),
+        (
+            "service W2 p50 (durability disk)",
+            "<= 0.5 ms",
+            f"{fmt(sv2_p50, 3)} ms",
+            verdict(check(sv2_p50, at_most(0.5)), sw2),
+        ),
+        (
+            "service W2 p50 (durability process)",
+            "<= 0.2 ms",
+            f"{fmt(sv2_process_p50, 3)} ms",
+            verdict(check(sv2_process_p50, at_most(0.2)), sw2p),
+        ),
+    ]
     lines = ["| target | goal | ntxcp | verdict |", "|---|---|---:|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return lines
@@ -800,6 +875,13 @@ def ratios_text(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             r = ratio(nt, pv)
             if r is not None:
                 out.append(f"{wl.upper()} ntxcp / {peer}: {r:.2f}x")
+    for service in ("service", "service-process"):
+        r = ratio(
+            summary.get(("w1", service), {}).get("calls_per_s"),
+            summary.get(("w1", "ntxcp"), {}).get("calls_per_s"),
+        )
+        if r is not None:
+            out.append(f"W1 {service} / ntxcp library: {r:.2f}x")
     return out
 
 
@@ -1059,7 +1141,12 @@ def main(argv: list[str] | None = None) -> int:
             continue
         # The smoke run keeps the peers to W1 and W4 (the ratio workloads) to stay short.
         peers_here = not smoke or wl in ("w1", "w4")
-        plan += [(wl, s) for s in servers if peers_here or s.name in ("ntxcp", "null")]
+        plan += [
+            (wl, s)
+            for s in servers
+            if (s.workloads is None or wl in s.workloads)
+            and (peers_here or s.name in ("ntxcp", "null"))
+        ]
     try:
         with out_path.open("w") as fh:
             fh.write(json.dumps(meta) + "\n")

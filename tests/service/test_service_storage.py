@@ -7,6 +7,7 @@ import logging
 import re
 import socket
 import sqlite3
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from ntxcp.service import (
     queries,
 )
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets
+from ntxcp.service.migrations import MIGRATIONS
 from ntxcp.service.storage import Storage
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
@@ -54,7 +56,7 @@ async def test_durability_sets_synchronous(
     )
     storage.open()
     try:
-        assert await storage.read(_synchronous) == expected
+        assert await storage.write(_synchronous) == expected
     finally:
         await storage.close()
 
@@ -332,3 +334,129 @@ async def test_wal_stays_bounded_under_load(tmp_path: Path) -> None:
     finally:
         await storage.close()
     assert largest <= limit + 2 * 256 * 1024 + 64 * 1024, largest
+
+
+# --- the storage layout: one row per MeterValues message -----------------------------
+
+
+def _create_version_2(path: Path) -> None:
+    """A database as the previous layout (schema 2) left it: one row per sample."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+    for version, steps in MIGRATIONS[:2]:
+        for step in steps:
+            assert isinstance(step, str)
+            conn.execute(step)
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+    rows = [
+        (
+            "old-1",
+            1,
+            "2026-11-23T18:00:00.000Z",
+            "Energy.Active.Import.Register",
+            None,
+            "Wh",
+            "1000",
+            "Sample.Periodic",
+            "Outlet",
+            "Raw",
+            "2026-11-23T18:00:01.000Z",
+        ),
+        (
+            "old-1",
+            1,
+            "2026-11-23T18:01:00.000Z",
+            "Voltage",
+            "L1",
+            "V",
+            "230.5",
+            "Sample.Clock",
+            "Outlet",
+            "Raw",
+            "2026-11-23T18:01:01.500Z",
+        ),
+    ]
+    conn.executemany(
+        "INSERT INTO meter_values (gateway_id, service_id, timestamp, measurand, phase, unit, "
+        "value, context, location, format, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    conn.execute(
+        "INSERT INTO received_calls VALUES ('old-1', 'MeterValues', 'sent-before', "
+        "'2026-11-23T18:01:01.500Z')"
+    )
+    conn.close()
+
+
+async def test_migration_to_one_row_per_message_keeps_every_sample(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    _create_version_2(path)
+    storage = Storage(path)
+    storage.open()
+    try:
+        items = await storage.read(queries.meter_values, "old-1", queries.MeterFilter())
+        assert [
+            (i["timestamp"], i["measurand"], i["phase"], i["unit"], i["value"]) for i in items
+        ] == [
+            ("2026-11-23T18:01:00.000Z", "Voltage", "L1", "V", "230.5"),
+            ("2026-11-23T18:00:00.000Z", "Energy.Active.Import.Register", None, "Wh", "1000"),
+        ]
+        assert items[0]["context"] == "Sample.Clock"
+        assert items[0]["receivedAt"] == "2026-11-23T18:01:01.500Z"
+        request = core.MeterValuesRequest(
+            service_id=1, meter_value=[t.MeterValue(timestamp=at(5), sampled_value=[sample("7")])]
+        )
+        # A message claimed before the upgrade is still recognised when re-sent.
+        assert await storage.record_meter_values("old-1", "sent-before", request) is None
+        assert await storage.record_meter_values("old-1", "sent-after", request) == 1
+        assert await storage.record_meter_values("old-1", "sent-after", request) is None
+
+        def tables(conn: sqlite3.Connection) -> set[str]:
+            return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+
+        assert "meter_values" not in await storage.read(tables)
+    finally:
+        await storage.close()
+
+
+async def test_meter_queries_order_filter_and_limit_across_messages(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "q.sqlite")
+    storage.open()
+    voltage, power = t.Measurand.VOLTAGE, t.Measurand.POWER_ACTIVE_IMPORT
+    try:
+        # A store-and-forward message arriving late holds older samples than the one
+        # stored before it; a message may hold several meter values.
+        late = [
+            t.MeterValue(timestamp=at(m), sampled_value=[sample(f"v{m}", voltage)]) for m in (1, 4)
+        ]
+        await storage.record_meter_values(
+            "q", "a", _meter(at(3), [sample("e3"), sample("p3", power)])
+        )
+        await storage.record_meter_values(
+            "q", "b", core.MeterValuesRequest(service_id=2, meter_value=late)
+        )
+        await storage.record_meter_values("q", "c", _meter(at(2), [sample("v2", voltage)]))
+
+        async def values(**filters: Any) -> list[str]:
+            found = await storage.read(queries.meter_values, "q", queries.MeterFilter(**filters))
+            return [item["value"] for item in found]
+
+        assert await values() == ["v4", "p3", "e3", "v2", "v1"]
+        assert await values(ascending=True) == ["v1", "v2", "e3", "p3", "v4"]
+        assert await values(limit=2) == ["v4", "p3"]
+        assert await values(limit=2, ascending=True) == ["v1", "v2"]
+        assert await values(measurand="Voltage") == ["v4", "v2", "v1"]
+        assert await values(measurand="Energy.Active.Import.Register") == ["e3"]
+        assert await values(measurand="Current.Import") == []
+        assert await values(service=2) == ["v4", "v1"]
+        since, until = t.encode_datetime(at(2)), t.encode_datetime(at(3))
+        assert await values(since=since, until=until) == ["p3", "e3", "v2"]
+        assert await values(since=t.encode_datetime(at(4))) == ["v4"]
+    finally:
+        await storage.close()
+
+
+def _meter(when: datetime, values: list[t.SampledValue]) -> core.MeterValuesRequest:
+    return core.MeterValuesRequest(
+        service_id=1, meter_value=[t.MeterValue(timestamp=when, sampled_value=values)]
+    )

@@ -136,11 +136,11 @@ async def test_storage_claims_unique_ids(tmp_path: Path) -> None:
 
         def count(conn: sqlite3.Connection) -> tuple[int, int]:
             return (
-                conn.execute("SELECT count(*) FROM meter_values").fetchone()[0],
+                conn.execute("SELECT count(*) FROM meter_messages").fetchone()[0],
                 conn.execute("SELECT count(*) FROM frames").fetchone()[0],
             )
 
-        assert await storage.read(count) == (106, 1)
+        assert await storage.read(count) == (53, 1)  # one row per message
     finally:
         await storage.close()
     assert not storage.is_open
@@ -190,7 +190,7 @@ async def test_service_in_process_with_pending_policy(tmp_path: Path) -> None:
             await gw.meter_values(4, [t.MeterValue(timestamp=at(0), sampled_value=[sample("9")])])
             with sqlite3.connect(config.db) as reader:
                 count = reader.execute(
-                    "SELECT count(*) FROM meter_values WHERE gateway_id = 'pending-1'"
+                    "SELECT count(*) FROM meter_messages WHERE gateway_id = 'pending-1'"
                 ).fetchone()
             assert count == (1,)
     # Stopped: the database is closed and can be opened again.

@@ -1,15 +1,17 @@
 """The SQLite schema of the control center service and its migrations.
 
 The schema's version is kept in the ``schema_version`` table. Each migration is a list
-of statements that takes the database from the previous version to its own; they run
-in order, each in one transaction, when the service opens the database. A database
+of statements (or functions of the connection) that takes the database from the
+previous version to its own; they run in order, each in one transaction, when the
+service opens the database. A database
 written by a newer version of the service (a version above :data:`LATEST`) is refused
 rather than guessed at.
 
 Conventions of the schema:
 
 * date-times are TEXT in the wire form of spec §3 (``YYYY-MM-DDTHH:MM:SS.mmmZ``,
-  UTC), so that they sort and compare as text;
+  UTC), so that they sort and compare as text; the high-volume meter messages keep
+  them as integers (milliseconds since the Unix epoch), formatted only when read;
 * payloads kept whole (boot info, commands) are TEXT holding the wire JSON
   (camelCase names, spec §4);
 * data tables name their gateway by id; deleting a gateway deletes its rows
@@ -18,10 +20,15 @@ Conventions of the schema:
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = ["LATEST", "MIGRATIONS", "MigrationError", "current_version", "migrate"]
+
+
+Step = str | Callable[[sqlite3.Connection], None]
+"""A statement, or a function of the connection for what SQL alone cannot do."""
 
 
 class MigrationError(Exception):
@@ -187,7 +194,74 @@ _V2: tuple[str, ...] = (
     "ALTER TABLE frames ADD COLUMN size INTEGER",
 )
 
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((1, _V1), (2, _V2))
+_V3_STATEMENTS: tuple[str, ...] = (
+    # MeterValues (spec §4.1): one row per message, its sampled values packed (see
+    # ntxcp.service.packing); times as milliseconds since the Unix epoch (UTC).
+    # measurands: bit set of the measurands present, so a query decodes only rows
+    # that can match. A re-sent message (same unique id, spec §6.2) is dropped by
+    # the unique index.
+    """
+    CREATE TABLE meter_messages (
+        id INTEGER PRIMARY KEY,
+        gateway_id TEXT NOT NULL,
+        service_id INTEGER NOT NULL,
+        first_ms INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        measurands INTEGER NOT NULL,
+        received_ms INTEGER NOT NULL,
+        unique_id TEXT,
+        samples BLOB NOT NULL
+    )
+    """,
+    "CREATE INDEX meter_messages_time ON meter_messages (gateway_id, last_ms)",
+    "CREATE UNIQUE INDEX meter_messages_unique ON meter_messages (gateway_id, unique_id) "
+    "WHERE unique_id IS NOT NULL",
+)
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """One row per MeterValues message: move the one-row-per-sample table over.
+
+    A sample stored by an older version becomes a message of its own (the old table
+    kept no message boundaries); the claims of its unique ids stay in
+    ``received_calls`` until retention removes them, so a re-sent message is still
+    recognised.
+    """
+    from ntxcp.service.packing import CODES, DEFAULTS, measurand_bit
+
+    for statement in _V3_STATEMENTS:
+        conn.execute(statement)
+    index = [{value: code for code, value in enumerate(codes)} for codes in CODES]
+    rows = conn.execute(
+        "SELECT gateway_id, service_id, "
+        "CAST(round((julianday(timestamp) - 2440587.5) * 86400000) AS INTEGER), "
+        "value, measurand, phase, unit, context, location, format, "
+        "CAST(round((julianday(received_at) - 2440587.5) * 86400000) AS INTEGER) "
+        "FROM meter_values ORDER BY id"
+    )
+    insert = (
+        "INSERT INTO meter_messages (gateway_id, service_id, first_ms, last_ms, measurands, "
+        "received_ms, unique_id, samples) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)"
+    )
+    while batch := rows.fetchmany(5000):
+        out = []
+        for gateway_id, service_id, stamp, value, *fields, received in batch:
+            packed: list[object] = [value]
+            for position, field in enumerate(fields, start=1):
+                if field == DEFAULTS[position]:
+                    packed.append(None)
+                else:
+                    packed.append(index[position].get(field, field))
+            while packed[-1] is None:
+                packed.pop()
+            samples = json.dumps([[stamp, [packed]]], separators=(",", ":"))
+            bit = measurand_bit(fields[0])
+            out.append((gateway_id, service_id, stamp, stamp, bit, received, samples.encode()))
+        conn.executemany(insert, out)
+    conn.execute("DROP TABLE meter_values")
+
+
+MIGRATIONS: tuple[tuple[int, Sequence[Step]], ...] = ((1, _V1), (2, _V2), (3, (_v3,)))
 """Every migration as (version it produces, statements), oldest first."""
 
 LATEST = MIGRATIONS[-1][0]
@@ -234,9 +308,12 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements:
-                conn.execute(statement)
+                if isinstance(statement, str):
+                    conn.execute(statement)
+                else:
+                    statement(conn)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, ValueError) as exc:
             conn.execute("ROLLBACK")
             raise MigrationError(f"migration to schema version {target} failed: {exc}") from exc
         conn.execute("COMMIT")

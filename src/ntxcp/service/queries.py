@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
+from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, unpack
 from ntxcp.v10.codec import DECODE_ERRORS
+from ntxcp.v10.types import encode_datetime
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "FrameFilter",
@@ -181,36 +186,82 @@ def _where(*conditions: tuple[str, Any]) -> tuple[str, list[Any]]:
 def meter_values(
     conn: sqlite3.Connection, gateway_id: str, query: MeterFilter
 ) -> list[dict[str, Any]]:
-    """Sampled values of one gateway, one item per stored SampledValue (spec §4.1)."""
+    """Sampled values of one gateway, one item per stored SampledValue (spec §4.1).
+
+    Messages are read in time order through the index (newest first unless
+    ``ascending``); only those whose time span and measurands can match are
+    unpacked, and reading stops once the first ``limit`` samples are certain.
+    """
+    since = None if query.since is None else _ms(query.since)
+    until = None if query.until is None else _ms(query.until)
+    measurand = query.measurand
+    # A message spans [first_ms, last_ms]: it can hold a sample in [since, until] only
+    # if last_ms >= since and first_ms <= until.
     clause, args = _where(
         ("gateway_id = ?", gateway_id),
         ("service_id = ?", query.service),
-        ("measurand = ?", query.measurand),
-        ("timestamp >= ?", query.since),
-        ("timestamp <= ?", query.until),
+        ("measurands & ? != 0", None if measurand is None else measurand_bit(measurand)),
+        ("last_ms >= ?", since),
+        ("first_ms <= ?", until),
     )
-    order = "ASC" if query.ascending else "DESC"
+    ascending = query.ascending
+    order = "ASC" if ascending else "DESC"
     rows = conn.execute(
-        "SELECT service_id, timestamp, measurand, phase, unit, value, context, location, "
-        f"format, received_at FROM meter_values {clause}"
-        f"ORDER BY timestamp {order}, id {order} LIMIT ?",
-        [*args, query.limit],
-    ).fetchall()
+        "SELECT service_id, first_ms, last_ms, received_ms, samples FROM meter_messages "
+        f"{clause}ORDER BY {'first_ms' if ascending else 'last_ms'} {order}, id {order}",
+        args,
+    )
+    # (sort key, service id, received, sample); the key orders by time, then arrival.
+    found: list[tuple[tuple[int, int, int], int, int, Sample]] = []
+    limit = query.limit
+    sign = 1 if ascending else -1
+    for number, (service_id, first_ms, last_ms, received_ms, samples) in enumerate(rows):
+        if len(found) >= limit:
+            # The limit-th sample is final once no further message can hold one that
+            # sorts before it (ascending: none starts earlier; descending: none ends later).
+            found.sort(key=_first)
+            del found[limit:]
+            edge = sign * found[-1][0][0]
+            if (first_ms > edge) if ascending else (last_ms < edge):
+                break
+        for position, sample in enumerate(unpack(samples)):
+            stamp = sample[0]
+            if (since is not None and stamp < since) or (until is not None and stamp > until):
+                continue
+            if measurand is not None and sample[2] != measurand:
+                continue
+            key = (sign * stamp, number, sign * position)
+            found.append((key, service_id, received_ms, sample))
+    found.sort(key=_first)
     return [
         {
-            "serviceId": row[0],
-            "timestamp": row[1],
-            "measurand": row[2],
-            "phase": row[3],
-            "unit": row[4],
-            "value": row[5],
-            "context": row[6],
-            "location": row[7],
-            "format": row[8],
-            "receivedAt": row[9],
+            "serviceId": service_id,
+            "timestamp": _text(sample[0]),
+            "measurand": sample[2],
+            "phase": sample[3],
+            "unit": sample[4],
+            "value": sample[1],
+            "context": sample[5],
+            "location": sample[6],
+            "format": sample[7],
+            "receivedAt": _text(received_ms),
         }
-        for row in rows
+        for _, service_id, received_ms, sample in found[:limit]
     ]
+
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
+
+
+def _ms(text: str) -> int:
+    """Milliseconds since the Unix epoch of a spec §3 date-time text (as the API checked it)."""
+    return epoch_ms(datetime.fromisoformat(text))
+
+
+def _text(ms: int) -> str:
+    """Spec §3 text of a time stored as milliseconds since the Unix epoch."""
+    return encode_datetime(_EPOCH + timedelta(milliseconds=ms))
 
 
 @dataclass(frozen=True, slots=True)

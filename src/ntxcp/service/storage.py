@@ -36,6 +36,7 @@ import asyncio
 import logging
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ from typing import Any, TypeVar
 
 from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError, migrate
+from ntxcp.service.packing import pack
 from ntxcp.service.writer import BatchWriter, Checkpointer
 from ntxcp.v10 import core, firmware
 from ntxcp.v10.codec import encode_payload
@@ -65,13 +67,6 @@ FrameHandle = tuple[list[tuple[Any, ...]], int]
 
 _log = logging.getLogger("ntxcp.service.storage")
 
-# Spec §4.1 SampledValue defaults, stored explicitly so queries need not know them.
-_DEFAULT_CONTEXT = "Sample.Periodic"
-_DEFAULT_FORMAT = "Raw"
-_DEFAULT_MEASURAND = "Energy.Active.Import.Register"
-_DEFAULT_LOCATION = "Outlet"
-_DEFAULT_UNIT = "Wh"
-
 _INSERT_FRAME = (
     "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw, "
     "size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -80,9 +75,11 @@ _CLAIM = (
     "INSERT OR IGNORE INTO received_calls (gateway_id, action, unique_id, received_at) "
     "VALUES (?, ?, ?, ?)"
 )
-_INSERT_SAMPLE = (
-    "INSERT INTO meter_values (gateway_id, service_id, timestamp, measurand, phase, unit, "
-    "value, context, location, format, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# One row per MeterValues message; the unique index (gateway_id, unique_id) drops a
+# re-sent one (spec §6.2), so no separate claim is needed.
+_INSERT_METER_MESSAGE = (
+    "INSERT OR IGNORE INTO meter_messages (gateway_id, service_id, first_ms, last_ms, "
+    "measurands, received_ms, unique_id, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _STATUS_COLUMNS = (
     "gateway_id, service_id, status, error_code, info, vendor_id, vendor_error_code, "
@@ -109,7 +106,7 @@ _DATA_TABLES = (
     "received_calls",
     "status_current",
     "status_history",
-    "meter_values",
+    "meter_messages",
     "firmware_status",
     "diagnostics_status",
     "data_transfers",
@@ -194,6 +191,8 @@ class Storage:
         self._writer: BatchWriter | None = None
         self._checkpointer: Checkpointer | None = None
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._legacy_claims = False
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, str] = {}
         self.samples_stored = 0
@@ -211,7 +210,7 @@ class Storage:
                 schema this service cannot use.
         """
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open database {self.path}: {exc}") from None
         try:
@@ -229,14 +228,25 @@ class Storage:
             rows = conn.execute(
                 "SELECT id, registered, password_hash, registration_status FROM gateways"
             ).fetchall()
+            legacy = conn.execute(
+                "SELECT 1 FROM received_calls WHERE action = 'MeterValues' LIMIT 1"
+            ).fetchone()
+            reader = _open_reader(self.path)
         except (sqlite3.Error, MigrationError) as exc:
             conn.close()
             raise StorageError(f"cannot use database {self.path}: {exc}") from None
         self.gateways = {
             row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
         }
+        self._legacy_claims = legacy is not None
         self._conn = conn
-        self._writer = BatchWriter(conn, wal=_wal_path(self.path), wal_limit=self.wal_limit)
+        self._reader = reader
+        self._writer = BatchWriter(
+            conn,
+            wal=_wal_path(self.path),
+            wal_limit=self.wal_limit,
+            commit_off_loop=self.durability is Durability.DISK,
+        )
         self._checkpointer = Checkpointer(self.path, SYNCHRONOUS[self.durability])
         self._checkpointer.start()
 
@@ -246,7 +256,10 @@ class Storage:
         if writer is None:
             return
         self._hand_over(writer)
-        writer.close()
+        await writer.aclose()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
@@ -348,6 +361,9 @@ class Storage:
     async def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run ``query(connection, *args)`` after every write queued before it.
 
+        The query runs on the read connection (WAL: it sees every committed write and
+        never blocks the writer), on the event loop's thread.
+
         Args:
             query: a function of the connection that only reads (see :mod:`.queries`).
             *args: its further arguments.
@@ -355,11 +371,22 @@ class Storage:
         Returns:
             What the function returned.
         """
-        writer = self._live_writer()
-        self._hand_over(writer)
-        writer.commit()
-        assert self._conn is not None
-        return query(self._conn, *args)
+        await self.sync()
+        reader = self._reader
+        if reader is None:
+            raise StorageError("database is not open")
+        return query(reader, *args)
+
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``job(connection)`` in the next write transaction; its result once committed.
+
+        Args:
+            job: a function of the write connection.
+
+        Returns:
+            What the function returned.
+        """
+        return await self._submit(job)
 
     # --- gateways ----------------------------------------------------------------------
 
@@ -505,41 +532,33 @@ class Storage:
     async def record_meter_values(
         self, gateway_id: str, unique_id: str | None, request: core.MeterValuesRequest
     ) -> int | None:
-        """Store every sampled value of a MeterValues (spec §4.1), one row each.
+        """Store a MeterValues (spec §4.1): one row, its sampled values packed.
 
         Returns:
-            The number of rows stored, or ``None`` for a duplicate.
+            The number of sampled values stored, or ``None`` for a duplicate.
         """
-        now = now_text()
-        service_id = request.service_id
-        rows: list[tuple[Any, ...]] = []
-        append = rows.append
-        for meter_value in request.meter_value:
-            timestamp = encode_datetime(meter_value.timestamp)
-            for sample in meter_value.sampled_value:
-                append(
-                    (
-                        gateway_id,
-                        service_id,
-                        timestamp,
-                        sample.measurand or _DEFAULT_MEASURAND,
-                        sample.phase,
-                        sample.unit or _DEFAULT_UNIT,
-                        sample.value,
-                        sample.context or _DEFAULT_CONTEXT,
-                        sample.location or _DEFAULT_LOCATION,
-                        sample.format or _DEFAULT_FORMAT,
-                        now,
-                    )
-                )
+        packed = pack(request.meter_value)
+        row = (
+            gateway_id,
+            request.service_id,
+            packed.first_ms,
+            packed.last_ms,
+            packed.measurands,
+            int(time.time() * 1000),
+            unique_id,
+            packed.samples,
+        )
+        legacy = self._legacy_claims
 
         def write(conn: sqlite3.Connection) -> int | None:
-            if not _claimed(conn, gateway_id, "MeterValues", unique_id, now):
+            if legacy and not _claimed(conn, gateway_id, "MeterValues", unique_id, now_text()):
+                self.duplicates += 1  # stored before the upgrade to one row per message
+                return None
+            if conn.execute(_INSERT_METER_MESSAGE, row).rowcount != 1:
                 self.duplicates += 1
                 return None
-            conn.executemany(_INSERT_SAMPLE, rows)
-            self.samples_stored += len(rows)
-            return len(rows)
+            self.samples_stored += packed.count
+            return packed.count
 
         return await self._submit(write)
 
@@ -730,6 +749,20 @@ class Storage:
             if count < _PRUNE_CHUNK:
                 break
         return total
+
+
+def _open_reader(path: Path) -> sqlite3.Connection:
+    """The connection the API's queries use (read-only, on the event loop's thread)."""
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        reader.execute("PRAGMA query_only=1")
+        reader.execute("PRAGMA busy_timeout=5000")
+        reader.execute("PRAGMA temp_store=MEMORY")
+        reader.execute("PRAGMA cache_size=-65536")
+    except sqlite3.Error:
+        reader.close()
+        raise
+    return reader
 
 
 def _wal_path(path: Path) -> Path:

@@ -10,11 +10,13 @@ then gives each caller its job's result. A handler that awaits its job therefore
 answers the gateway after its data is committed, and under load one commit covers
 the messages of many gateways.
 
-Why on the event loop's thread and not a writer thread: Python's ``sqlite3`` releases
-the GIL around every statement step; a writer thread must then win the GIL back from
-a busy event loop for each statement, which takes up to the interpreter's switch
-interval (5 ms) every time. Measured here, that made a batch of 20 messages take
-7.6 ms on a thread against under 2 ms on the loop.
+Why the statements run on the event loop's thread and not a writer thread: Python's
+``sqlite3`` releases the GIL around every statement step; a writer thread must then
+win the GIL back from a busy event loop for each statement, which takes up to the
+interpreter's switch interval (5 ms) every time. Measured here, that made a batch of
+20 messages take 7.6 ms on a thread against under 2 ms on the loop. Only a commit
+that waits for the disk (an fsync: 0.2 ms on a quiet SSD, tens of ms on a busy one)
+goes to a thread, as one statement, so the loop is not blocked by the disk.
 
 A job that fails makes the batch roll back; the jobs of that batch are then run again
 one transaction each, so one bad job fails alone.
@@ -28,6 +30,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +55,24 @@ class BatchWriter:
 
     Every method must be called on the event loop's thread.
 
+    With ``commit_off_loop`` (the service's ``disk`` durability, whose commit waits
+    for an fsync) the jobs still run on the loop, but the ``COMMIT`` runs on a
+    thread of its own: the loop goes on reading frames and queuing the next batch
+    while the disk syncs, and the batch's callers hear back once the commit
+    returned. At most one commit is in flight; the next batch starts when it ends.
+
     A commit after which the write-ahead log is larger than ``wal_limit`` runs a
-    ``TRUNCATE`` checkpoint before the batch's callers hear back: under a write rate
-    the background :class:`Checkpointer` cannot keep up with, the WAL stays bounded
-    (at the cost of that one batch waiting for the checkpoint).
+    ``TRUNCATE`` checkpoint before its callers hear back: under a write rate the
+    background :class:`Checkpointer` cannot keep up with, the WAL stays bounded (at
+    the cost of that one batch waiting for the checkpoint).
 
     Args:
-        conn: the connection to write with (autocommit mode, ``isolation_level=None``).
-        max_batch: most jobs per transaction (more wait for the next iteration).
+        conn: the connection to write with (autocommit mode, ``isolation_level=None``;
+            opened with ``check_same_thread=False`` when ``commit_off_loop``).
+        max_batch: most jobs per transaction (more wait for the next batch).
         wal: the WAL file (``None``: not watched).
         wal_limit: WAL bytes that trigger the checkpoint.
+        commit_off_loop: run each ``COMMIT`` on the commit thread.
     """
 
     def __init__(
@@ -71,20 +82,25 @@ class BatchWriter:
         max_batch: int = 2000,
         wal: Path | None = None,
         wal_limit: int = 64 * 2**20,
+        commit_off_loop: bool = False,
     ) -> None:
         self._conn = conn
         self._max_batch = max_batch
         self._wal = None if wal is None else str(wal)
         self._wal_limit = wal_limit
-        self.wal_truncations = 0
-        """Checkpoints forced by the WAL size."""
         self._pending: list[_Pending] = []
         self._scheduled: asyncio.Handle | None = None
         self._closed = False
+        self._committer = (
+            ThreadPoolExecutor(1, thread_name_prefix="ntxcp-db-commit") if commit_off_loop else None
+        )
+        self._in_flight: asyncio.Future[None] | None = None
         self.batches = 0
         """Transactions committed so far."""
         self.jobs = 0
         """Jobs run so far."""
+        self.wal_truncations = 0
+        """Checkpoints forced by the WAL size."""
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         """Queue a job; the returned future gets its result once it is committed.
@@ -109,27 +125,102 @@ class BatchWriter:
         if self._closed:
             raise RuntimeError("database writer is closed")
         self._pending.append(pending)
-        if self._scheduled is None and loop is not None:
+        if self._scheduled is None and self._in_flight is None and loop is not None:
             self._scheduled = loop.call_soon(self._run)
+
+    def _take(self) -> list[_Pending]:
+        batch = self._pending[: self._max_batch]
+        del self._pending[: self._max_batch]
+        return batch
 
     def _run(self) -> None:
         self._scheduled = None
-        self.commit()
+        if self._in_flight is not None or not self._pending:
+            return
+        if self._committer is None:
+            self.commit()
+            return
+        batch = self._take()
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            results = [(pending, True, pending.job(conn)) for pending in batch]
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._deliver([self._alone(pending) for pending in batch])
+            self._reschedule()
+            return
+        loop = asyncio.get_running_loop()
+        in_flight = self._in_flight = loop.run_in_executor(self._committer, self._commit_sql)
+        in_flight.add_done_callback(lambda done: self._committed(done, batch, results))
+
+    def _commit_sql(self) -> None:
+        """On the commit thread: the commit (and its fsync), then the WAL bound."""
+        self._conn.execute("COMMIT")
+        if self._wal is not None:
+            self._bound_wal(self._wal)
+
+    def _committed(
+        self,
+        done: asyncio.Future[None],
+        batch: list[_Pending],
+        results: list[tuple[_Pending, bool, Any]],
+    ) -> None:
+        self._in_flight = None
+        if done.cancelled() or done.exception() is not None:
+            conn = self._conn
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            results = [self._alone(pending) for pending in batch]
+        self.batches += 1
+        self.jobs += len(batch)
+        self._deliver(results)
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        if self._pending and self._scheduled is None and not self._closed:
+            self._scheduled = asyncio.get_running_loop().call_soon(self._run)
 
     def commit(self) -> None:
-        """Run every queued job now (in batches of at most ``max_batch``)."""
+        """Run every queued job now, on this thread (in batches of at most ``max_batch``).
+
+        Raises:
+            RuntimeError: a commit is in flight on the commit thread (await
+                :meth:`drain` first).
+        """
+        if self._in_flight is not None:
+            raise RuntimeError("a commit is in flight; await drain() first")
         while self._pending:
-            batch = self._pending[: self._max_batch]
-            del self._pending[: self._max_batch]
-            self._execute(batch)
+            self._execute(self._take())
+
+    async def drain(self) -> None:
+        """Wait until nothing is queued or being committed."""
+        while self._in_flight is not None or self._pending:
+            if self._in_flight is not None:
+                await asyncio.wait([self._in_flight])
+            else:
+                self.commit()
+
+    async def aclose(self) -> None:
+        """Run what is queued, wait for the commits, and refuse further jobs."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
+        await self.drain()
+        self._closed = True
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
 
     def close(self) -> None:
-        """Run what is queued and refuse further jobs."""
+        """Run what is queued and refuse further jobs (no commit may be in flight)."""
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
         self.commit()
         self._closed = True
+        if self._committer is not None:
+            self._committer.shutdown(wait=True)
 
     def _execute(self, batch: list[_Pending]) -> None:
         conn = self._conn
@@ -146,6 +237,10 @@ class BatchWriter:
             self._bound_wal(self._wal)
         self.batches += 1
         self.jobs += len(batch)
+        self._deliver(results)
+
+    @staticmethod
+    def _deliver(results: list[tuple[_Pending, bool, Any]]) -> None:
         for pending, ok, value in results:
             future = pending.future
             if future is None or future.done():
