@@ -326,9 +326,9 @@ async def test_wal_stays_bounded_under_load(tmp_path: Path) -> None:
     wal = tmp_path / "w.sqlite-wal"
     largest = 0
     try:
-        frame = "f" * (256 * 1024)
+        frame = b"f" * (256 * 1024)
         for index in range(48):  # 12 MiB, faster than the background checkpoints
-            storage.log_frame("gw", "in", "2026-01-01T00:00:00.000Z", 2, "X", str(index), frame)
+            storage.log_frame("gw", "in", 1_767_225_600_000, 2, "X", str(index), frame)
             await storage.sync()
             largest = max(largest, wal.stat().st_size)
     finally:
@@ -385,6 +385,14 @@ def _create_version_2(path: Path) -> None:
         "INSERT INTO received_calls VALUES ('old-1', 'MeterValues', 'sent-before', "
         "'2026-11-23T18:01:01.500Z')"
     )
+    conn.executemany(
+        "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw) "
+        "VALUES ('old-1', ?, ?, 2, 'Heartbeat', ?, ?)",
+        [
+            ("in", "2026-11-23T18:00:00.250Z", "h1", '[2,"h1","Heartbeat",{}]'),
+            ("in", "2026-11-23T18:05:00.000Z", "h2", '[2,"h2","Heartbeat",{}]'),
+        ],
+    )
     conn.close()
 
 
@@ -415,6 +423,13 @@ async def test_migration_to_one_row_per_message_keeps_every_sample(tmp_path: Pat
             return {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
 
         assert "meter_values" not in await storage.read(tables)
+        logged = await storage.read(queries.frames, "old-1", queries.FrameFilter())
+        assert [(f["time"], f["raw"]) for f in logged] == [
+            ("2026-11-23T18:05:00.000Z", '[2,"h2","Heartbeat",{}]'),
+            ("2026-11-23T18:00:00.250Z", '[2,"h1","Heartbeat",{}]'),
+        ]
+        later = queries.FrameFilter(since="2026-11-23T18:00:00.251Z")
+        assert [f["uniqueId"] for f in await storage.read(queries.frames, "old-1", later)] == ["h2"]
     finally:
         await storage.close()
 

@@ -129,7 +129,7 @@ async def test_storage_claims_unique_ids(tmp_path: Path) -> None:
             *(storage.record_meter_values("gw", f"many-{i}", request) for i in range(50))
         )
         assert results == [2] * 50
-        storage.log_frame("gw", "in", "2026-01-01T00:00:00.000Z", 2, "Heartbeat", "h", "[]")
+        storage.log_frame("gw", "in", 1_767_225_600_000, 2, "Heartbeat", "h", b"[]")
         assert storage.pending_frames == 1
         await storage.sync()
         assert storage.pending_frames == 0
@@ -150,15 +150,15 @@ async def test_frame_log_retention(tmp_path: Path) -> None:
     storage = Storage(tmp_path / "r.sqlite")
     storage.open()
     try:
-        old, new = "2020-01-01T00:00:00.000Z", "2999-01-01T00:00:00.000Z"
+        old, new = 1_577_836_800_000, 32_472_144_000_000  # 2020-01-01, 2999-01-01
         for index in range(30):
-            storage.log_frame("gw", "in", old if index < 12 else new, 2, "Heartbeat", "x", "[]")
+            storage.log_frame("gw", "in", old if index < 12 else new, 2, "Heartbeat", "x", b"[]")
         assert await storage.prune(0) == 0  # 0 keeps everything
         assert await storage.prune(30) == 12
         assert await storage.prune(30) == 0
 
-        def times(conn: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in conn.execute("SELECT time FROM frames")]
+        def times(conn: sqlite3.Connection) -> list[int]:
+            return [row[0] for row in conn.execute("SELECT time_ms FROM frames")]
 
         assert await storage.read(times) == [new] * 18
     finally:

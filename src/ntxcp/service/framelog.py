@@ -7,8 +7,8 @@ must not decide how much disk the log takes:
 * a frame the service refuses or cannot read (not a JSON-RPC message, invalid UTF-8,
   anything from a gateway that is not accepted, spec §4.1) is logged as an
   **excerpt** of its first :data:`EXCERPT_BYTES` bytes with its full size;
-  bytes that are not UTF-8 are kept as they are (a BLOB), never expanded into
-  replacement characters;
+  frames are stored as the bytes that arrived (a BLOB): bytes that are not UTF-8
+  are never expanded into replacement characters;
 * every gateway has a **byte budget** per hour, and so has the whole log: a frame
   that does not fit is not logged, and counted as dropped in the metrics;
 * the **mode** (:class:`~ntxcp.service.config.FrameLogMode`) logs every frame,
@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-__all__ = ["EXCERPT_BYTES", "ByteBudget", "FrameBudgets", "as_logged", "excerpt"]
+__all__ = ["EXCERPT_BYTES", "ByteBudget", "FrameBudgets", "excerpt"]
 
 EXCERPT_BYTES = 1024
 """Bytes kept of a refused or malformed frame."""
@@ -28,33 +28,20 @@ EXCERPT_BYTES = 1024
 _HOUR = 3600.0
 
 
-def excerpt(frame: bytes, limit: int = EXCERPT_BYTES) -> str | bytes:
-    """The first ``limit`` bytes of a frame: text when they are UTF-8, else the bytes.
+def excerpt(frame: bytes, limit: int = EXCERPT_BYTES) -> bytes:
+    """The first ``limit`` bytes of a frame, kept as bytes (stored as a BLOB).
 
-    A multi-byte character cut at the limit is dropped rather than kept broken.
+    Bytes that are not UTF-8 stay as they are: they are never expanded into
+    replacement characters.
 
     Args:
         frame: the frame as received.
         limit: most bytes kept.
 
     Returns:
-        Text, or the raw bytes when they are not UTF-8 (stored as a BLOB).
+        The excerpt.
     """
-    head = frame[:limit]
-    try:
-        return head.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 3 and exc.reason == "unexpected end of data":
-            return head[: exc.start].decode("utf-8")
-        return head
-
-
-def as_logged(frame: bytes) -> str | bytes:
-    """A whole frame as the log keeps it: text when UTF-8, else the bytes."""
-    try:
-        return frame.decode("utf-8")
-    except UnicodeDecodeError:
-        return frame
+    return frame[:limit]
 
 
 class ByteBudget:

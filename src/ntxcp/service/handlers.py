@@ -24,8 +24,8 @@ from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
-from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, as_logged, excerpt
-from ntxcp.service.storage import FrameHandle, Storage, now_text
+from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, excerpt
+from ntxcp.service.storage import FrameHandle, Storage, ms_text, now_ms, now_text
 from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import to_builtins
 
@@ -244,10 +244,6 @@ _OTHER = {"in": "out", "out": "in"}
 _MAX_OPEN_CALLS = 50_000
 
 
-def _excerpt_of(raw: str | bytes) -> str | bytes:
-    return excerpt(raw.encode("utf-8") if isinstance(raw, str) else raw)
-
-
 class FrameRecorder:
     """The frame logger: every frame in and out goes to the frame log and the metrics.
 
@@ -294,7 +290,7 @@ class FrameRecorder:
 
     def __call__(self, gateway_id: str, direction: str, frame: bytes) -> None:
         """Log and count one frame (``direction`` is ``"in"`` or ``"out"``)."""
-        time = now_text()
+        time = now_ms()
         message_type: int | None = None
         unique_id: str | None = None
         action: str | None = None
@@ -320,13 +316,15 @@ class FrameRecorder:
         if direction == "in":
             self.storage.touch(gateway_id, time)
         if self.events.active:
-            self._publish(gateway_id, direction, time, message_type, action, unique_id, frame)
+            self._publish(
+                gateway_id, direction, ms_text(time), message_type, action, unique_id, frame
+            )
 
     def _log(
         self,
         gateway_id: str,
         direction: str,
-        time: str,
+        time: int,
         message_type: int | None,
         action: str | None,
         unique_id: str | None,
@@ -339,12 +337,12 @@ class FrameRecorder:
         if self.mode is FrameLogMode.ERRORS and not refused and message_type != 4:
             return
         size = len(frame)
-        raw: str | bytes
+        raw: bytes
         if refused and size > EXCERPT_BYTES:
             raw, cut = excerpt(frame), size
             self.metrics.frame_log_truncated.inc()
         else:
-            raw, cut = as_logged(frame), None
+            raw, cut = frame, None
         logged = size if cut is None else len(raw)
         reason = "storage-alarm" if self.storage.frame_log_paused else None
         if reason is None and self.budgets is not None:
@@ -369,7 +367,7 @@ class FrameRecorder:
                 # Refused after all (spec §2.2: answered with a CALLERROR): keep an excerpt.
                 handle, full = pending
                 frames, index = handle
-                if self.storage.shorten_frame(handle, _excerpt_of(frames[index][6]), full):
+                if self.storage.shorten_frame(handle, excerpt(frames[index][6]), full):
                     self.metrics.frame_log_truncated.inc()
 
     def _publish(

@@ -24,7 +24,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 
-__all__ = ["LATEST", "MIGRATIONS", "MigrationError", "current_version", "migrate"]
+__all__ = ["LATEST", "MIGRATIONS", "RARE_ACTIONS", "MigrationError", "current_version", "migrate"]
 
 
 Step = str | Callable[[sqlite3.Connection], None]
@@ -194,6 +194,9 @@ _V2: tuple[str, ...] = (
     "ALTER TABLE frames ADD COLUMN size INTEGER",
 )
 
+RARE_ACTIONS = "action NOT IN ('MeterValues', 'Heartbeat')"
+"""The condition of the partial index ``frames_action`` (queries repeat it to use it)."""
+
 _V3_STATEMENTS: tuple[str, ...] = (
     # MeterValues (spec §4.1): one row per message, its sampled values packed (see
     # ntxcp.service.packing); times as milliseconds since the Unix epoch (UTC).
@@ -213,9 +216,44 @@ _V3_STATEMENTS: tuple[str, ...] = (
         samples BLOB NOT NULL
     )
     """,
-    "CREATE INDEX meter_messages_time ON meter_messages (gateway_id, last_ms)",
+    # Every filter of the API reads from this index (service, measurands, span) without
+    # touching the table; only rows that can match are fetched and unpacked.
+    "CREATE INDEX meter_messages_time ON meter_messages "
+    "(gateway_id, last_ms, first_ms, service_id, measurands)",
+    # The longest time span of one message (last_ms - first_ms): bounds how far a
+    # query in time order must read past its limit.
+    "CREATE TABLE meter_span (max_ms INTEGER NOT NULL)",
+    "INSERT INTO meter_span (max_ms) VALUES (0)",
     "CREATE UNIQUE INDEX meter_messages_unique ON meter_messages (gateway_id, unique_id) "
     "WHERE unique_id IS NOT NULL",
+    # The frame log: times as milliseconds since the Unix epoch, raw frames as bytes
+    # (a BLOB; older rows may hold TEXT). One index, by gateway: ids grow with time,
+    # so a gateway's frames come newest first by id, and a time bound becomes an id
+    # bound (binary search by id, see storage._first_frame_at).
+    """
+    CREATE TABLE frame_log (
+        id INTEGER PRIMARY KEY,
+        gateway_id TEXT NOT NULL,
+        direction TEXT NOT NULL,
+        time_ms INTEGER NOT NULL,
+        message_type INTEGER,
+        action TEXT,
+        unique_id TEXT,
+        raw BLOB NOT NULL,
+        size INTEGER
+    )
+    """,
+    "INSERT INTO frame_log (id, gateway_id, direction, time_ms, message_type, action, "
+    "unique_id, raw, size) SELECT id, gateway_id, direction, "
+    "CAST(round((julianday(time) - 2440587.5) * 86400000) AS INTEGER), message_type, action, "
+    "unique_id, raw, size FROM frames ORDER BY id",
+    "DROP TABLE frames",
+    "ALTER TABLE frame_log RENAME TO frames",
+    "CREATE INDEX frames_gateway ON frames (gateway_id)",
+    # Frames of the actions sent rarely, by action: a query for one of them does not
+    # read through every MeterValues and Heartbeat of the gateway. (The frequent
+    # ones are dense: reading newest first finds them at once.)
+    f"CREATE INDEX frames_action ON frames (gateway_id, action) WHERE {RARE_ACTIONS}",
 )
 
 

@@ -74,6 +74,13 @@ MEASURAND_BITS = {value: 1 << code for value, code in _MEASURAND_CODE.items()}
 """The bit of each measurand in a row's ``measurands`` column."""
 _OTHER_MEASURAND_BIT = 1 << 62  # a measurand outside the spec's list (lenient decoding)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_DEFAULT_TEXTS: tuple[str, str, str, str, str] = (
+    t.Measurand.ENERGY_ACTIVE_IMPORT_REGISTER.value,
+    t.UnitOfMeasure.WH.value,
+    t.ReadingContext.SAMPLE_PERIODIC.value,
+    t.Location.OUTLET.value,
+    t.ValueFormat.RAW.value,
+)
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -155,28 +162,63 @@ Sample = tuple[int, str, str, str | None, str, str, str, str]
 location, format), with the spec's defaults filled in."""
 
 
-def unpack(samples: bytes | str) -> Iterator[Sample]:
+def _field(codes: tuple[str, ...], default: str | None, field: Any) -> Any:
+    if field is None:
+        return default
+    if field.__class__ is int:
+        return codes[field] if 0 <= field < len(codes) else str(field)
+    return field
+
+
+def unpack(samples: bytes | str, measurand: str | None = None) -> Iterator[Sample]:
     """The sampled values of a stored message, in the order they arrived.
 
     Args:
         samples: the ``samples`` column.
+        measurand: only the sampled values of this measurand.
 
     Yields:
         One :data:`Sample` per sampled value.
     """
+    m_codes, p_codes, u_codes, c_codes, l_codes, f_codes = CODES[1:]
+    m_default, u_default, c_default, l_default, f_default = _DEFAULT_TEXTS
+    wanted: Any = None
+    if measurand is not None:
+        code = _MEASURAND_CODE.get(measurand)
+        wanted = measurand if code is None else code
     for stamp, values in _decode(samples):
         for fields in values:
-            full: list[Any] = [None] * 7
-            for position, field in enumerate(fields):
-                if isinstance(field, int) and position:
-                    codes = CODES[position]
-                    full[position] = codes[field] if 0 <= field < len(codes) else str(field)
-                else:
-                    full[position] = field
-            for position in (1, 3, 4, 5, 6):
-                if full[position] is None:
-                    full[position] = DEFAULTS[position]
-            yield (stamp, full[0], full[1], full[2], full[3], full[4], full[5], full[6])
+            size = len(fields)
+            code = fields[1] if size > 1 else None
+            if (
+                wanted is not None
+                and code != wanted
+                and not (code is None and wanted == _DEFAULT_MEASURAND_CODE)
+            ):
+                continue
+            if size == 1:
+                yield (
+                    stamp,
+                    fields[0],
+                    m_default,
+                    None,
+                    u_default,
+                    c_default,
+                    l_default,
+                    f_default,
+                )
+                continue
+            fields = fields + [None] * (7 - size)
+            yield (
+                stamp,
+                fields[0],
+                _field(m_codes, m_default, fields[1]),
+                _field(p_codes, None, fields[2]),
+                _field(u_codes, u_default, fields[3]),
+                _field(c_codes, c_default, fields[4]),
+                _field(l_codes, l_default, fields[5]),
+                _field(f_codes, f_default, fields[6]),
+            )
 
 
 def measurand_bit(measurand: str) -> int:

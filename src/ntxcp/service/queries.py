@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ntxcp.service.migrations import RARE_ACTIONS
 from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, unpack
 from ntxcp.v10.codec import DECODE_ERRORS
 from ntxcp.v10.types import encode_datetime
@@ -27,6 +28,7 @@ __all__ = [
     "commands",
     "current_statuses",
     "data_transfers",
+    "first_frame_at",
     "frames",
     "gateway",
     "gateways",
@@ -188,55 +190,61 @@ def meter_values(
 ) -> list[dict[str, Any]]:
     """Sampled values of one gateway, one item per stored SampledValue (spec §4.1).
 
-    Messages are read in time order through the index (newest first unless
-    ``ascending``); only those whose time span and measurands can match are
-    unpacked, and reading stops once the first ``limit`` samples are certain.
+    Messages are read through the index in the order of their last timestamp
+    (newest first unless ``ascending``); the index alone decides which can match
+    (time span, service, measurands), and only those are unpacked. Reading stops
+    once the first ``limit`` samples are certain: no further message can hold an
+    earlier one (descending: it ends before the limit-th sample; ascending: it ends
+    more than the longest message span after it).
     """
     since = None if query.since is None else _ms(query.since)
     until = None if query.until is None else _ms(query.until)
     measurand = query.measurand
-    # A message spans [first_ms, last_ms]: it can hold a sample in [since, until] only
-    # if last_ms >= since and first_ms <= until.
+    span = int(conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0] or 0)
+    # A message spans [first_ms, last_ms] with last_ms - first_ms <= span: it can hold a
+    # sample in [since, until] only if last_ms >= since and first_ms <= until.
     clause, args = _where(
         ("gateway_id = ?", gateway_id),
+        ("last_ms >= ?", since),
+        ("last_ms <= ?", None if until is None else until + span),
+        ("first_ms <= ?", until),
         ("service_id = ?", query.service),
         ("measurands & ? != 0", None if measurand is None else measurand_bit(measurand)),
-        ("last_ms >= ?", since),
-        ("first_ms <= ?", until),
     )
     ascending = query.ascending
     order = "ASC" if ascending else "DESC"
     rows = conn.execute(
-        "SELECT service_id, first_ms, last_ms, received_ms, samples FROM meter_messages "
-        f"{clause}ORDER BY {'first_ms' if ascending else 'last_ms'} {order}, id {order}",
+        "SELECT service_id, last_ms, received_ms, samples FROM meter_messages "
+        f"INDEXED BY meter_messages_time {clause}ORDER BY last_ms {order}, id {order}",
         args,
     )
     # (sort key, service id, received, sample); the key orders by time, then arrival.
     found: list[tuple[tuple[int, int, int], int, int, Sample]] = []
     limit = query.limit
     sign = 1 if ascending else -1
-    for number, (service_id, first_ms, last_ms, received_ms, samples) in enumerate(rows):
+    added = False
+    edge = 0
+    for number, (service_id, last_ms, received_ms, samples) in enumerate(rows):
         if len(found) >= limit:
-            # The limit-th sample is final once no further message can hold one that
-            # sorts before it (ascending: none starts earlier; descending: none ends later).
-            found.sort(key=_first)
-            del found[limit:]
-            edge = sign * found[-1][0][0]
-            if (first_ms > edge) if ascending else (last_ms < edge):
+            if added:
+                found.sort(key=_first)
+                del found[limit:]
+                edge = found[-1][0][0] * sign
+                added = False
+            if (last_ms - span > edge) if ascending else (last_ms < edge):
                 break
-        for position, sample in enumerate(unpack(samples)):
+        for position, sample in enumerate(unpack(samples, measurand)):
             stamp = sample[0]
             if (since is not None and stamp < since) or (until is not None and stamp > until):
                 continue
-            if measurand is not None and sample[2] != measurand:
-                continue
-            key = (sign * stamp, number, sign * position)
-            found.append((key, service_id, received_ms, sample))
+            found.append(((sign * stamp, number, sign * position), service_id, received_ms, sample))
+            added = True
     found.sort(key=_first)
+    text = _TimeText()
     return [
         {
             "serviceId": service_id,
-            "timestamp": _text(sample[0]),
+            "timestamp": text(sample[0]),
             "measurand": sample[2],
             "phase": sample[3],
             "unit": sample[4],
@@ -244,10 +252,23 @@ def meter_values(
             "context": sample[5],
             "location": sample[6],
             "format": sample[7],
-            "receivedAt": _text(received_ms),
+            "receivedAt": text(received_ms),
         }
         for _, service_id, received_ms, sample in found[:limit]
     ]
+
+
+class _TimeText:
+    """Spec §3 text of epoch milliseconds, each distinct value formatted once."""
+
+    def __init__(self) -> None:
+        self._seen: dict[int, str] = {}
+
+    def __call__(self, ms: int) -> str:
+        text = self._seen.get(ms)
+        if text is None:
+            text = self._seen[ms] = _text(ms)
+        return text
 
 
 def _first(item: tuple[Any, ...]) -> Any:
@@ -282,24 +303,34 @@ class FrameFilter:
 
 
 def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> list[dict[str, Any]]:
-    """Frames in and out of one gateway, newest first (spec §2 frames, raw text)."""
+    """Frames in and out of one gateway, newest first (spec §2 frames, raw text).
+
+    Frames are logged in time order, so the ``since`` bound becomes an id bound and
+    the gateway's index serves every filter.
+    """
+    first_id = None if query.since is None else first_frame_at(conn, _ms(query.since))
+    action = query.action
+    rare = action is not None and action not in ("MeterValues", "Heartbeat")
     clause, args = _where(
         ("gateway_id = ?", gateway_id),
-        ("action = ?", query.action),
+        ("id >= ?", first_id),
+        ("action = ?", action),
         ("direction = ?", query.direction),
-        ("time >= ?", query.since),
     )
+    if rare:  # the partial index's own condition, so that SQLite may use it
+        clause += f"AND {RARE_ACTIONS} "
+    index = "frames_action" if rare else "frames_gateway"
     args.append(query.limit)
     rows = conn.execute(
-        "SELECT id, direction, time, message_type, action, unique_id, raw, size FROM frames "
-        f"{clause}ORDER BY time DESC, id DESC LIMIT ?",
+        "SELECT id, direction, time_ms, message_type, action, unique_id, raw, size FROM frames "
+        f"INDEXED BY {index} {clause}ORDER BY id DESC LIMIT ?",
         args,
     ).fetchall()
     return [
         {
             "id": row[0],
             "direction": row[1],
-            "time": row[2],
+            "time": _text(row[2]),
             "messageType": _MESSAGE_TYPES.get(row[3]),
             "action": row[4],
             "uniqueId": row[5],
@@ -309,6 +340,29 @@ def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> lis
         }
         for row in rows
     ]
+
+
+def first_frame_at(conn: sqlite3.Connection, time_ms: int) -> int:
+    """The id of the first frame logged at or after ``time_ms`` (binary search by id).
+
+    Frames are logged in time order, so ids and times grow together; this finds a
+    time bound without an index on time. Returns one past the last id when every
+    frame is older.
+    """
+    # Two statements: SQLite answers min() or max() alone from the primary key, but
+    # scans the table for both at once.
+    low = int(conn.execute("SELECT coalesce(min(id), 0) FROM frames").fetchone()[0])
+    high = int(conn.execute("SELECT coalesce(max(id), 0) FROM frames").fetchone()[0]) + 1
+    while low < high:
+        middle = (low + high) // 2
+        row = conn.execute(
+            "SELECT id, time_ms FROM frames WHERE id >= ? ORDER BY id LIMIT 1", (middle,)
+        ).fetchone()
+        if row is None or row[1] >= time_ms:
+            high = middle
+        else:
+            low = row[0] + 1
+    return int(low)
 
 
 def progress_status(

@@ -47,6 +47,7 @@ from typing import Any, TypeVar
 from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError, migrate
 from ntxcp.service.packing import pack
+from ntxcp.service.queries import first_frame_at
 from ntxcp.service.writer import BatchWriter, Checkpointer
 from ntxcp.v10 import core, firmware
 from ntxcp.v10.codec import encode_payload
@@ -58,6 +59,8 @@ __all__ = [
     "GatewayRecord",
     "Storage",
     "StorageError",
+    "ms_text",
+    "now_ms",
     "now_text",
 ]
 
@@ -66,9 +69,10 @@ FrameHandle = tuple[list[tuple[Any, ...]], int]
 """Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
 
 _log = logging.getLogger("ntxcp.service.storage")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _INSERT_FRAME = (
-    "INSERT INTO frames (gateway_id, direction, time, message_type, action, unique_id, raw, "
+    "INSERT INTO frames (gateway_id, direction, time_ms, message_type, action, unique_id, raw, "
     "size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _CLAIM = (
@@ -132,6 +136,16 @@ def now_text() -> str:
     return encode_datetime(datetime.now(UTC))
 
 
+def now_ms() -> int:
+    """The current time in milliseconds since the Unix epoch."""
+    return int(time.time() * 1000)
+
+
+def ms_text(ms: int) -> str:
+    """Spec §3 text of a time in milliseconds since the Unix epoch."""
+    return encode_datetime(_EPOCH + timedelta(milliseconds=ms))
+
+
 @dataclass(slots=True)
 class GatewayRecord:
     """What the hot paths need to know of a gateway, mirrored in memory.
@@ -193,8 +207,9 @@ class Storage:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._legacy_claims = False
+        self._max_span = 0
         self._frames: list[tuple[Any, ...]] = []
-        self._seen: dict[str, str] = {}
+        self._seen: dict[str, int] = {}
         self.samples_stored = 0
         """Sampled values stored since the start."""
         self.duplicates = 0
@@ -231,6 +246,7 @@ class Storage:
             legacy = conn.execute(
                 "SELECT 1 FROM received_calls WHERE action = 'MeterValues' LIMIT 1"
             ).fetchone()
+            max_span = conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0]
             reader = _open_reader(self.path)
         except (sqlite3.Error, MigrationError) as exc:
             conn.close()
@@ -239,6 +255,7 @@ class Storage:
             row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
         }
         self._legacy_claims = legacy is not None
+        self._max_span = int(max_span or 0)
         self._conn = conn
         self._reader = reader
         self._writer = BatchWriter(
@@ -246,6 +263,7 @@ class Storage:
             wal=_wal_path(self.path),
             wal_limit=self.wal_limit,
             commit_off_loop=self.durability is Durability.DISK,
+            before_batch=self._write_buffers,
         )
         self._checkpointer = Checkpointer(self.path, SYNCHRONOUS[self.durability])
         self._checkpointer.start()
@@ -255,7 +273,7 @@ class Storage:
         writer, self._writer = self._writer, None
         if writer is None:
             return
-        self._hand_over(writer)
+        writer.post(_nothing)
         await writer.aclose()
         if self._reader is not None:
             self._reader.close()
@@ -282,36 +300,38 @@ class Storage:
         return writer
 
     def _submit(self, job: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
-        """Queue a write (after the buffered frames); the future resolves once committed."""
-        writer = self._live_writer()
-        self._hand_over(writer)
-        return writer.submit(job)
+        """Queue a write; the future resolves once committed (with the buffered frames)."""
+        return self._live_writer().submit(job)
 
     def _post(self, job: Callable[[sqlite3.Connection], Any]) -> None:
-        writer = self._live_writer()
-        self._hand_over(writer)
-        writer.post(job)
+        self._live_writer().post(job)
 
-    def _hand_over(self, writer: BatchWriter) -> None:
-        """Give the buffered frames and "last seen" times to the writer."""
+    def _write_buffers(self, conn: sqlite3.Connection) -> None:
+        """At the start of each batch: write the buffered frames and "last seen" times.
+
+        Logged frames thus share the transaction of the data that arrived with them,
+        and cost no commit of their own. A failure here loses only these frames.
+        """
         frames, seen = self._frames, self._seen
         if not frames and not seen:
             return
         self._frames, self._seen = [], {}
-        updates = [(time, gateway_id) for gateway_id, time in seen.items()]
-
-        def write(conn: sqlite3.Connection) -> None:
+        try:
             if frames:
                 conn.executemany(_INSERT_FRAME, frames)
-            if updates:
-                conn.executemany("UPDATE gateways SET last_seen = ? WHERE id = ?", updates)
-
-        writer.post(write)
+            if seen:
+                conn.executemany(
+                    "UPDATE gateways SET last_seen = ? WHERE id = ?",
+                    [(ms_text(ms), gateway_id) for gateway_id, ms in seen.items()],
+                )
+        except sqlite3.Error as exc:
+            _log.error("writing %d frames of the frame log failed: %s", len(frames), exc)
 
     def flush(self) -> None:
-        """Hand the buffered frames and times to the writer now (no waiting)."""
-        if self._writer is not None:
-            self._hand_over(self._writer)
+        """Have the buffered frames and times written with the next batch (no waiting)."""
+        writer = self._writer
+        if writer is not None and (self._frames or self._seen):
+            writer.post(_nothing)
 
     async def sync(self) -> None:
         """Wait until every write queued so far (and the frame log) is committed."""
@@ -479,10 +499,10 @@ class Storage:
                 )
             )
 
-    def touch(self, gateway_id: str, time: str) -> None:
-        """Note that a gateway was heard from (written with the next write)."""
+    def touch(self, gateway_id: str, time_ms: int) -> None:
+        """Note that a gateway was heard from (ms since the epoch; written with the next write)."""
         if gateway_id in self.gateways:
-            self._seen[gateway_id] = time
+            self._seen[gateway_id] = time_ms
 
     # --- data from gateways (committed before the CALLRESULT is sent) -----------------
 
@@ -544,11 +564,12 @@ class Storage:
             packed.first_ms,
             packed.last_ms,
             packed.measurands,
-            int(time.time() * 1000),
+            now_ms(),
             unique_id,
             packed.samples,
         )
         legacy = self._legacy_claims
+        span = packed.last_ms - packed.first_ms
 
         def write(conn: sqlite3.Connection) -> int | None:
             if legacy and not _claimed(conn, gateway_id, "MeterValues", unique_id, now_text()):
@@ -557,6 +578,9 @@ class Storage:
             if conn.execute(_INSERT_METER_MESSAGE, row).rowcount != 1:
                 self.duplicates += 1
                 return None
+            if span > self._max_span:
+                conn.execute("UPDATE meter_span SET max_ms = ?", (span,))
+                self._max_span = span
             self.samples_stored += packed.count
             return packed.count
 
@@ -626,11 +650,11 @@ class Storage:
         self,
         gateway_id: str,
         direction: str,
-        time: str,
+        time_ms: int,
         message_type: int | None,
         action: str | None,
         unique_id: str | None,
-        raw: str | bytes,
+        raw: bytes,
         size: int | None = None,
     ) -> FrameHandle:
         """Buffer one frame of the frame log (written with the next write).
@@ -638,21 +662,21 @@ class Storage:
         Args:
             gateway_id: the gateway.
             direction: ``"in"`` or ``"out"``.
-            time: when (spec §3 text).
+            time_ms: when, in milliseconds since the Unix epoch.
             message_type: 2, 3, 4 or ``None`` (not a JSON-RPC message).
             action: the action, when known.
             unique_id: the message's unique id, when readable.
-            raw: the frame (text, or bytes that are not UTF-8), or an excerpt of it.
+            raw: the frame's bytes, or an excerpt of them.
             size: the frame's full size in bytes when ``raw`` is an excerpt.
 
         Returns:
             A handle for :meth:`shorten_frame`.
         """
         frames = self._frames
-        frames.append((gateway_id, direction, time, message_type, action, unique_id, raw, size))
+        frames.append((gateway_id, direction, time_ms, message_type, action, unique_id, raw, size))
         return frames, len(frames) - 1
 
-    def shorten_frame(self, handle: FrameHandle, raw: str | bytes, size: int) -> bool:
+    def shorten_frame(self, handle: FrameHandle, raw: bytes, size: int) -> bool:
         """Replace a buffered frame by an excerpt, if it is still buffered.
 
         Returns:
@@ -722,9 +746,9 @@ class Storage:
         if frame_days <= 0:
             return 0
         now = datetime.now(UTC)
-        frames_before = encode_datetime(now - timedelta(days=frame_days))
+        frames_before = int((now - timedelta(days=frame_days)).timestamp() * 1000)
         ids_before = encode_datetime(now - timedelta(days=max(frame_days, 7.0)))
-        cutoff = await self.read(_first_frame_at, frames_before)
+        cutoff = await self.read(first_frame_at, frames_before)
         deleted = await self._prune_chunks(
             "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE id < ? LIMIT ?)",
             cutoff,
@@ -751,6 +775,10 @@ class Storage:
         return total
 
 
+def _nothing(conn: sqlite3.Connection) -> None:
+    """A job that only makes a batch happen (for the buffered frames)."""
+
+
 def _open_reader(path: Path) -> sqlite3.Connection:
     """The connection the API's queries use (read-only, on the event loop's thread)."""
     reader = sqlite3.connect(path, isolation_level=None)
@@ -767,26 +795,3 @@ def _open_reader(path: Path) -> sqlite3.Connection:
 
 def _wal_path(path: Path) -> Path:
     return path.with_name(path.name + "-wal")
-
-
-def _first_frame_at(conn: sqlite3.Connection, time: str) -> int:
-    """The id of the first frame logged at or after ``time`` (binary search by id).
-
-    Frames are logged in time order, so ids and times grow together; this finds the
-    retention cut-off without an index on time. Returns one past the last id when
-    every frame is older.
-    """
-    low, high = conn.execute(
-        "SELECT coalesce(min(id), 0), coalesce(max(id), 0) FROM frames"
-    ).fetchone()
-    high += 1
-    while low < high:
-        middle = (low + high) // 2
-        row = conn.execute(
-            "SELECT id, time FROM frames WHERE id >= ? ORDER BY id LIMIT 1", (middle,)
-        ).fetchone()
-        if row is None or row[1] >= time:
-            high = middle
-        else:
-            low = row[0] + 1
-    return int(low)

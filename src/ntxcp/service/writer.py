@@ -73,6 +73,7 @@ class BatchWriter:
         wal: the WAL file (``None``: not watched).
         wal_limit: WAL bytes that trigger the checkpoint.
         commit_off_loop: run each ``COMMIT`` on the commit thread.
+        before_batch: run first in every batch's transaction (it must not raise).
     """
 
     def __init__(
@@ -83,8 +84,10 @@ class BatchWriter:
         wal: Path | None = None,
         wal_limit: int = 64 * 2**20,
         commit_off_loop: bool = False,
+        before_batch: Job | None = None,
     ) -> None:
         self._conn = conn
+        self._before_batch = before_batch
         self._max_batch = max_batch
         self._wal = None if wal is None else str(wal)
         self._wal_limit = wal_limit
@@ -144,6 +147,8 @@ class BatchWriter:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if self._before_batch is not None:
+                self._before_batch(conn)
             results = [(pending, True, pending.job(conn)) for pending in batch]
         except Exception:
             if conn.in_transaction:
@@ -227,6 +232,8 @@ class BatchWriter:
         results: list[tuple[_Pending, bool, Any]]
         try:
             conn.execute("BEGIN IMMEDIATE")
+            if self._before_batch is not None:
+                self._before_batch(conn)
             results = [(pending, True, pending.job(conn)) for pending in batch]
             conn.execute("COMMIT")
         except Exception:
