@@ -32,7 +32,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ NODE_DIR = BENCH / "node"
 PEERS_PY = BENCH / ".venv-peers" / "bin" / "python"
 RESULTS = BENCH / "results"
 DOC = ROOT / "docs" / "performance.md"
+DOC_RESULTS = ROOT / "docs" / "performance.jsonl"
 PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -946,7 +947,131 @@ def disturbance_note(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+EXTRA_KINDS = ("storage", "api")
+
+
+def run_service_extras(
+    args: argparse.Namespace, smoke: bool, servers: list[Server], fh_path: Path
+) -> list[dict[str, Any]]:
+    """The service's storage and API benchmarks, recorded in the same results file."""
+    if "service" not in [s.name for s in servers]:
+        return []
+    samples = args.storage_samples
+    if samples is None:
+        samples = 20_000 if smoke else 10_000_000
+    commands: list[list[str]] = []
+    if samples > 0:
+        repeat = "3" if smoke else "20"
+        commands.append(
+            [PY, str(BENCH / "service_storage.py"), "--samples", str(samples), "--repeat", repeat]
+        )
+    if not args.no_api:
+        duration = "1" if smoke else str(min(args.duration, 10.0))
+        commands.append([PY, str(BENCH / "service_api.py"), "--duration", duration])
+    extras: list[dict[str, Any]] = []
+    for argv in commands:
+        name = Path(argv[1]).stem
+        print(f"running {name} ...", flush=True)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=3600, cwd=ROOT, check=False
+            )
+        except subprocess.TimeoutExpired:
+            extras.append({"kind": "api" if "api" in name else "storage", "error": "timeout"})
+            continue
+        lines = [json.loads(x) for x in done.stdout.splitlines() if x.startswith("{")]
+        if done.returncode or not lines:
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            lines.append({"kind": "api" if "api" in name else "storage", "error": tail})
+        extras += lines
+    with fh_path.open("a") as fh:
+        for extra in extras:
+            fh.write(json.dumps(extra) + "\n")
+    return extras
+
+
+def extras_text(extras: list[dict[str, Any]]) -> list[str]:
+    """Markdown sections for the service's storage and API benchmarks."""
+    out: list[str] = []
+    errors = [e["error"] for e in extras if e.get("error")]
+    fill = next((e for e in extras if e.get("item") == "fill"), None)
+    size = next((e for e in extras if e.get("item") == "size"), None)
+    queries = [e for e in extras if e.get("item") == "query"]
+    api = next((e for e in extras if e.get("kind") == "api" and not e.get("error")), None)
+    if fill is not None and size is not None:
+        out += [
+            f"### The service's database with {fill['samples']:,} sampled values",
+            "",
+            f"{fill['messages']:,} MeterValues messages of {size['gateways']} gateways (4 "
+            f"sampled values each, one per gateway per minute) and {fill['frames']:,} frames "
+            "in the frame log (each CALL and its answer, a Heartbeat every 5 minutes, a "
+            "StatusNotification every hour), written with the service's own layout "
+            "(`bench/service_storage.py`).",
+            "",
+            "| | bytes |",
+            "|---|---:|",
+            f"| database on disk per sampled value | {size['bytes_per_sample']:.1f} |",
+            f"| of which the meter data | {size['data_bytes_per_sample']:.1f} |",
+            f"| of which the frame log | {size['frame_log_bytes_per_sample']:.1f} |",
+            "| growth per gateway per day at 1 MeterValues/min, data only | "
+            f"{size['growth_per_gateway_day_data']:,.0f} |",
+            f"| the same with the frame log | {size['growth_per_gateway_day_total']:,.0f} |",
+            "",
+        ]
+    if queries:
+        out += [
+            "Every query of the HTTP API and the dashboard, run through the service's read "
+            "path against random gateways (target: 20 ms each):",
+            "",
+            "| query | p50 ms | max ms | rows | runs |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for q in queries:
+            out.append(
+                f"| {q['query']} | {q['p50_ms']:.2f} | {q['max_ms']:.2f} | {q['rows']} "
+                f"| {q['runs']} |"
+            )
+        out.append("")
+    if api is not None:
+        out += [
+            "### The service's HTTP API: command round trip",
+            "",
+            "`POST /api/gateways/{id}/calls/GetConfiguration` one after the other "
+            "(`bench/service_api.py`; durability disk: the command log is committed "
+            "before and after the call).",
+            "",
+            "| | round trips | p50 ms | p99 ms | ingest MeterValues/s |",
+            "|---|---:|---:|---:|---:|",
+            f"| idle | {api['idle']['calls']} | {fmt(api['idle']['p50_ms'], 2)} "
+            f"| {fmt(api['idle']['p99_ms'], 2)} | - |",
+            f"| during W1 ingest ({api['ingest_conns']} gateways) | {api['loaded']['calls']} "
+            f"| {fmt(api['loaded']['p50_ms'], 2)} | {fmt(api['loaded']['p99_ms'], 2)} "
+            f"| {fmt(api['ingest_calls_per_s'])} |",
+            "",
+        ]
+    if errors:
+        out += ["Service benchmarks that failed: " + "; ".join(errors) + ".", ""]
+    return out
+
+
+def write_doc(
+    records: list[dict[str, Any]],
+    meta: dict[str, Any],
+    extras: list[dict[str, Any]],
+    results: Path,
+) -> None:
+    """Write docs/performance.md and, beside it, the raw results it was made from."""
+    DOC.write_text(render_doc(records, meta, extras))
+    if results.resolve() != DOC_RESULTS.resolve():
+        shutil.copyfile(results, DOC_RESULTS)
+    print("wrote", DOC.relative_to(ROOT), "and", DOC_RESULTS.relative_to(ROOT))
+
+
+def render_doc(
+    records: list[dict[str, Any]],
+    meta: dict[str, Any],
+    extras: Sequence[dict[str, Any]] = (),
+) -> str:
     summary = summarize(records)
     m = meta["machine"]
     v = m["versions"]
@@ -958,8 +1083,10 @@ def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "",
         "How fast ntxcp is next to the libraries one would otherwise pick for OCPP-style",
         "JSON-RPC over WebSocket: `ocpp` (Python) and `ocpp-rpc` (Node). This file is",
-        "written by `bench/run.py`; see `bench/README.md`",
-        "to reproduce it.",
+        "written by `bench/run.py` from one recorded run, whose raw results are kept",
+        "beside it in `performance.jsonl` (`python bench/run.py --report",
+        "docs/performance.jsonl` writes this page again); do not edit it by hand. See",
+        "`bench/README.md` to reproduce it.",
         "",
         "## Machine and versions",
         "",
@@ -1010,6 +1137,7 @@ def render_doc(records: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ratios = ratios_text(summary)
     if ratios:
         out += ["Ratios of medians: " + "; ".join(ratios) + ".", ""]
+    out += extras_text(list(extras))
     if skipped:
         out += ["Skipped: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".", ""]
     failures = [
@@ -1053,6 +1181,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--report", type=Path, default=None, help="render docs from a jsonl file")
     ap.add_argument("--no-pin", action="store_true", help="do not pin processes to cores")
     ap.add_argument(
+        "--storage-samples",
+        type=int,
+        default=None,
+        help="sampled values in the service's database benchmark (default 10,000,000; "
+        "smoke 20,000; 0: skip it)",
+    )
+    ap.add_argument(
+        "--no-api", action="store_true", help="skip the service's API round-trip benchmark"
+    )
+    ap.add_argument(
         "--quiet-wait",
         type=float,
         default=None,
@@ -1062,18 +1200,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     if args.report is not None:
-        records, meta = [], None
+        records, meta, extras = [], None, []
         for line in args.report.read_text().splitlines():
             obj = json.loads(line)
             if obj.get("kind") == "meta":
                 meta = obj
+            elif obj.get("kind") in EXTRA_KINDS:
+                extras.append(obj)
             else:
                 records.append(obj)
         if meta is None:
             print("no meta line in", args.report, file=sys.stderr)
             return 2
-        DOC.write_text(render_doc(records, meta))
-        print("wrote", DOC)
+        write_doc(records, meta, extras, args.report)
         return 0
 
     PIN = not args.no_pin and (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
@@ -1147,6 +1286,7 @@ def main(argv: list[str] | None = None) -> int:
             if (s.workloads is None or wl in s.workloads)
             and (peers_here or s.name in ("ntxcp", "null"))
         ]
+    extras: list[dict[str, Any]] = []
     try:
         with out_path.open("w") as fh:
             fh.write(json.dumps(meta) + "\n")
@@ -1159,6 +1299,7 @@ def main(argv: list[str] | None = None) -> int:
                     fh.write(json.dumps(rec) + "\n")
                     fh.flush()
                     print(one_line(rec), flush=True)
+        extras = run_service_extras(args, smoke, servers, fh_path=out_path)
     finally:
         kill_all_children()
 
@@ -1170,9 +1311,10 @@ def main(argv: list[str] | None = None) -> int:
     if skipped:
         print("peers skipped: " + ", ".join(f"{k} ({v})" for k, v in skipped.items()))
     print(f"results: {out_path.relative_to(ROOT)}  ({time.monotonic() - started:.1f} s)")
+    for line in extras_text(extras):
+        print(line)
     if not smoke and not args.no_docs:
-        DOC.write_text(render_doc(records, meta))
-        print("wrote", DOC.relative_to(ROOT))
+        write_doc(records, meta, extras, out_path)
     bad = [r for r in records if not r.get("ok")]
     if smoke and (bad or not records):
         print(f"smoke: {len(bad)} failed run(s) of {len(records)}", file=sys.stderr)

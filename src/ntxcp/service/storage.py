@@ -208,8 +208,10 @@ class Storage:
         self._reader: sqlite3.Connection | None = None
         self._legacy_claims = False
         self._max_span = 0
+        self._next_command = 0
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, int] = {}
+        self._seen_due = False
         self.samples_stored = 0
         """Sampled values stored since the start."""
         self.duplicates = 0
@@ -247,6 +249,7 @@ class Storage:
                 "SELECT 1 FROM received_calls WHERE action = 'MeterValues' LIMIT 1"
             ).fetchone()
             max_span = conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0]
+            last_command = conn.execute("SELECT max(id) FROM commands").fetchone()[0]
             reader = _open_reader(self.path)
         except (sqlite3.Error, MigrationError) as exc:
             conn.close()
@@ -256,6 +259,7 @@ class Storage:
         }
         self._legacy_claims = legacy is not None
         self._max_span = int(max_span or 0)
+        self._next_command = int(last_command or 0)
         self._conn = conn
         self._reader = reader
         self._writer = BatchWriter(
@@ -273,6 +277,7 @@ class Storage:
         writer, self._writer = self._writer, None
         if writer is None:
             return
+        self._seen_due = True
         writer.post(_nothing)
         await writer.aclose()
         if self._reader is not None:
@@ -312,10 +317,13 @@ class Storage:
         Logged frames thus share the transaction of the data that arrived with them,
         and cost no commit of their own. A failure here loses only these frames.
         """
-        frames, seen = self._frames, self._seen
+        frames = self._frames
+        seen: dict[str, int] = {}
+        if self._seen_due:  # "last seen" times: once per flush interval, not per batch
+            seen, self._seen, self._seen_due = self._seen, {}, False
         if not frames and not seen:
             return
-        self._frames, self._seen = [], {}
+        self._frames = []
         try:
             if frames:
                 conn.executemany(_INSERT_FRAME, frames)
@@ -331,6 +339,7 @@ class Storage:
         """Have the buffered frames and times written with the next batch (no waiting)."""
         writer = self._writer
         if writer is not None and (self._frames or self._seen):
+            self._seen_due = True
             writer.post(_nothing)
 
     async def sync(self) -> None:
@@ -391,7 +400,10 @@ class Storage:
         Returns:
             What the function returned.
         """
-        await self.sync()
+        writer = self._live_writer()
+        if writer.busy or self._frames or self._seen:
+            self._seen_due = True
+            await self.sync()  # nothing queued: no commit (and fsync) just for a read
         reader = self._reader
         if reader is None:
             raise StorageError("database is not open")
@@ -689,18 +701,22 @@ class Storage:
         return True
 
     async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
-        """Record a C→G request sent through the API; returns its command id."""
-        row = (gateway_id, action, request_json, now_text())
+        """Record a C→G request sent through the API; returns its command id.
 
-        def write(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "INSERT INTO commands (gateway_id, action, request, sent_at, outcome) "
-                "VALUES (?, ?, ?, ?, 'pending')",
+        The row is written with the next batch, not waited for: the request goes to
+        the gateway at once. :meth:`command_finished` (queued after it, so committed
+        with or after it) is awaited.
+        """
+        command_id = self._next_command = self._next_command + 1
+        row = (command_id, gateway_id, action, request_json, now_text())
+        self._post(
+            lambda conn: conn.execute(
+                "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome) "
+                "VALUES (?, ?, ?, ?, ?, 'pending')",
                 row,
             )
-            return int(cursor.lastrowid or 0)
-
-        return await self._submit(write)
+        )
+        return command_id
 
     async def command_finished(
         self,

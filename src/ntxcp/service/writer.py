@@ -131,6 +131,11 @@ class BatchWriter:
         if self._scheduled is None and self._in_flight is None and loop is not None:
             self._scheduled = loop.call_soon(self._run)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a job is queued or a commit in flight."""
+        return bool(self._pending) or self._in_flight is not None
+
     def _take(self) -> list[_Pending]:
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
