@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import socket
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -475,3 +477,37 @@ def _meter(when: datetime, values: list[t.SampledValue]) -> core.MeterValuesRequ
     return core.MeterValuesRequest(
         service_id=1, meter_value=[t.MeterValue(timestamp=when, sampled_value=values)]
     )
+
+
+@pytest.mark.parametrize("durability", [Durability.DISK, Durability.PROCESS])
+async def test_group_commit_fails_a_bad_job_alone(tmp_path: Path, durability: Durability) -> None:
+    # disk: each COMMIT runs on the commit thread; process: on the loop.
+    storage = Storage(tmp_path / "g.sqlite", durability)
+    storage.open()
+    try:
+
+        def insert(index: int) -> Callable[[sqlite3.Connection], int]:
+            def job(conn: sqlite3.Connection) -> int:
+                conn.execute(
+                    "INSERT INTO commands (gateway_id, action, request, sent_at, outcome) "
+                    "VALUES ('g', 'Reset', '{}', 'now', 'ok')"
+                )
+                return index
+
+            return job
+
+        def broken(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+        jobs = [storage.write(insert(index)) for index in range(40)]
+        jobs.insert(20, storage.write(broken))
+        results = await asyncio.gather(*jobs, return_exceptions=True)
+        assert isinstance(results.pop(20), sqlite3.OperationalError)
+        assert results == list(range(40))
+
+        def count(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("SELECT count(*) FROM commands").fetchone()[0])
+
+        assert await storage.read(count) == 40  # every good job committed, visible to reads
+    finally:
+        await storage.close()
