@@ -241,7 +241,7 @@ async def test_current_call_inside_handlers(make_cc, make_gw):
     cc = await make_cc()
     cc.set_core_handler(CenterSide())
     frames: list[bytes] = []
-    cc.set_frame_logger(lambda gid, direction, frame: frames.append(frame))
+    cc.set_frame_logger(lambda gid, direction, frame, info: frames.append(frame))
     gw = await make_gw(None, start=False)
     gw.set_core_handler(GatewaySide())
     await gw.start(cc.url)

@@ -58,7 +58,7 @@ def frames_in(cc: Any) -> list[bytes]:
     """Record the frames a control center receives (on connections opened afterwards)."""
     frames: list[bytes] = []
     cc.set_frame_logger(
-        lambda gid, direction, frame: frames.append(frame) if direction == "in" else None
+        lambda gid, direction, frame, info: frames.append(frame) if direction == "in" else None
     )
     return frames
 

@@ -105,7 +105,7 @@ async def control() -> AsyncIterator[ControlCenter]:
 async def test_reconnect_takes_over_a_half_open_connection(control: ControlCenter) -> None:
     # The old connection: upgraded, then silent (the peer's power went; no FIN ever came).
     sent: list[tuple[str, str]] = []  # (direction, frame) as the control center sees them
-    control.set_frame_logger(lambda gid, way, frame: sent.append((way, str(frame))))
+    control.set_frame_logger(lambda gid, way, frame, info: sent.append((way, str(frame))))
     old_reader, old_writer = await raw_upgrade(control.port, "GW-TAKE")
     await eventually(lambda: control.connection("GW-TAKE") is not None)
     old_address = control.connection("GW-TAKE").remote_address  # type: ignore[union-attr]

@@ -26,6 +26,7 @@ from ntxcp.rpc import (
     CallFailed,
     CallReceived,
     Event,
+    FrameInfo,
     OutgoingCall,
     RpcConnection,
     UnmatchedResponse,
@@ -38,8 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "FrameTap", "Session", "current_call"]
 
-FrameTap = Callable[[str, str, bytes], object]
-"""``tap(gateway_id, direction, frame)`` with direction ``"in"`` or ``"out"``."""
+FrameTap = Callable[[str, str, bytes, FrameInfo], object]
+"""``tap(gateway_id, direction, frame, info)``: direction ``"in"`` or ``"out"``, the raw
+frame, and what the RPC layer read of it (message type, uniqueId, action, error code;
+for an answer, the action of the CALL it answers)."""
+_UNREAD = FrameInfo(None, None, None)
 
 
 class CallContext:
@@ -126,6 +130,7 @@ class Session:
         self._worker: asyncio.Task[None] | None = None
         self._closed_event: asyncio.Event | None = None
         self.tap = tap
+        rpc.record_frame_info = tap is not None
         self._after_answer = after_answer
         self._draining = False
 
@@ -141,9 +146,9 @@ class Session:
         """Feed one message to the state machine and act on what it says."""
         if self._log.isEnabledFor(logging.DEBUG):
             self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
-        if self.tap is not None:
-            self._tap("in", data)
         events = self.rpc.receive(data, self._loop.time())
+        if self.tap is not None:  # after receive: the RPC layer has read the frame
+            self._tap("in", data, self.rpc.received_info or _UNREAD)
         for event in events:
             self._handle(event)
         self._flush()
@@ -228,6 +233,9 @@ class Session:
         self._flush()
 
     def _flush(self) -> None:
+        if self.tap is not None:
+            self._flush_tapped()
+            return
         frames = self.rpc.data_to_send()
         link = self.link
         if frames and link is not None:
@@ -235,14 +243,23 @@ class Session:
             for frame in frames:
                 if debug:
                     self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
-                if self.tap is not None:
-                    self._tap("out", frame)
                 link.send(frame)
 
-    def _tap(self, direction: str, data: bytes) -> None:
+    def _flush_tapped(self) -> None:
+        frames = self.rpc.data_to_send_with_info()
+        link = self.link
+        if frames and link is not None:
+            debug = self._log.isEnabledFor(logging.DEBUG)
+            for frame, info in frames:
+                if debug:
+                    self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
+                self._tap("out", frame, info or _UNREAD)
+                link.send(frame)
+
+    def _tap(self, direction: str, data: bytes, info: FrameInfo) -> None:
         assert self.tap is not None
         try:
-            self.tap(self.gateway_id, direction, data)
+            self.tap(self.gateway_id, direction, data, info)
         except Exception:
             self._log.exception("[%s] frame tap raised", self.gateway_id)
 

@@ -200,10 +200,13 @@ class ControlCenter(ControlCenterRequests):
         self._on_disconnected = handler
 
     def set_frame_logger(self, tap: FrameTap | None) -> None:
-        """Set ``tap(gateway_id, direction, frame)``, called for every frame in and out.
+        """Set ``tap(gateway_id, direction, frame, info)``, called for every frame in and out.
 
-        ``direction`` is ``"in"`` or ``"out"``; ``frame`` the raw UTF-8 text. Applies
-        to connections opened afterwards. It runs on the hot path: keep it cheap.
+        ``direction`` is ``"in"`` or ``"out"``; ``frame`` the raw bytes; ``info`` a
+        :class:`~ntxcp.rpc.FrameInfo`: what the RPC layer read of the frame (message
+        type, uniqueId, action, error code; an answer carries the action of the CALL
+        it answers), so a tap needs no parsing of its own. Applies to connections
+        opened afterwards. It runs on the hot path: keep it cheap.
         """
         self._tap = tap
 

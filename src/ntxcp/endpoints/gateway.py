@@ -285,7 +285,11 @@ class Gateway(GatewayRequests):
         self._on_disconnected = handler
 
     def set_frame_logger(self, tap: FrameTap | None) -> None:
-        """Set ``tap(gateway_id, direction, frame)``, called for every frame in and out."""
+        """Set ``tap(gateway_id, direction, frame, info)``, called for every frame in and out.
+
+        ``info`` is a :class:`~ntxcp.rpc.FrameInfo` (message type, uniqueId, action,
+        error code), as for :meth:`ControlCenter.set_frame_logger`.
+        """
         self._tap = tap
 
     # --- lifecycle -------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ntxcp.rpc.events import (
     CallFailed,
     CallReceived,
     Event,
+    FrameInfo,
     OutgoingCall,
     UnmatchedResponse,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "CallFailed",
     "CallReceived",
     "Event",
+    "FrameInfo",
     "MessageType",
     "OutgoingCall",
     "Role",

@@ -53,6 +53,7 @@ from ntxcp.rpc.events import (
     CallFailed,
     CallReceived,
     Event,
+    FrameInfo,
     OutgoingCall,
     UnmatchedResponse,
 )
@@ -62,6 +63,7 @@ from ntxcp.rpc.frames import (
     CallErrorFrame,
     CallFrame,
     CallResultFrame,
+    MessageType,
     decode_frame,
     encode_call,
     encode_error,
@@ -154,6 +156,11 @@ class RpcConnection:
             :class:`~ntxcp.rpc.events.BadMessageLimitExceeded` (spec §2.2 rule 7);
             ``None`` disables the limit.
         id_factory: makes a fresh ``uniqueId`` (default: UUID4 text).
+
+    Attributes:
+        record_frame_info: record a :class:`~ntxcp.rpc.events.FrameInfo` for every
+            frame in (:attr:`received_info`) and out (:meth:`data_to_send_with_info`),
+            for a frame tap; off by default (it costs an object per frame).
     """
 
     def __init__(
@@ -191,6 +198,10 @@ class RpcConnection:
         self._bad_times: list[float] = []  # a list: far smaller than a deque per connection
         self._limit_reported = False
         self._closed = False
+        self.record_frame_info = False
+        self._sent_info: list[FrameInfo | None] = []
+        self.received_info: FrameInfo | None = None
+        """What the last message given to :meth:`receive` was (when recording)."""
 
     # --- state -----------------------------------------------------------------------
 
@@ -217,7 +228,30 @@ class RpcConnection:
     def data_to_send(self) -> list[bytes]:
         """Return (and forget) the frames to write, in order."""
         out, self._outgoing = self._outgoing, []
+        self._sent_info = []
         return out
+
+    def data_to_send_with_info(self) -> list[tuple[bytes, FrameInfo | None]]:
+        """Like :meth:`data_to_send`, each frame with its :class:`FrameInfo`.
+
+        The info is ``None`` for frames queued while :attr:`record_frame_info` was off.
+        """
+        out, self._outgoing = self._outgoing, []
+        info, self._sent_info = self._sent_info, []
+        info.extend([None] * (len(out) - len(info)))
+        return list(zip(out, info, strict=True))
+
+    def _out(self, frame: bytes, info: FrameInfo | None) -> None:
+        self._outgoing.append(frame)
+        if self.record_frame_info:
+            self._sent_info.extend([None] * (len(self._outgoing) - 1 - len(self._sent_info)))
+            self._sent_info.append(info)
+
+    def _call_out(self, call: OutgoingCall) -> None:
+        info = None
+        if self.record_frame_info:
+            info = FrameInfo(MessageType.CALL, call.unique_id, call.action)
+        self._out(call.frame, info)
 
     # --- sending (spec §2.3) -----------------------------------------------------------
 
@@ -273,7 +307,7 @@ class RpcConnection:
         )
         if self._in_flight is None:
             self._in_flight = call
-            self._outgoing.append(call.frame)
+            self._call_out(call)
         else:
             self._queue.append(call)
         return call
@@ -302,16 +336,22 @@ class RpcConnection:
                     ErrorCode.INTERNAL_ERROR, f"handler returned an invalid confirmation: {exc}"
                 )
             else:
-                self._answer(call.unique_id, encode_result(call.unique_id, payload))
+                self._answer(
+                    call.unique_id, encode_result(call.unique_id, payload), MessageType.CALLRESULT
+                )
                 return None
         self.send_error(call.unique_id, error)
         return error
 
     def send_error(self, unique_id: str, error: CallError) -> None:
         """Answer a received CALL with a CALLERROR (spec §2.1)."""
-        self._answer(unique_id, _error_frame(unique_id, error))
+        self._answer(
+            unique_id, _error_frame(unique_id, error), MessageType.CALLERROR, error.code.value
+        )
 
-    def _answer(self, unique_id: str, frame: bytes) -> None:
+    def _answer(
+        self, unique_id: str, frame: bytes, kind: MessageType, code: str | None = None
+    ) -> None:
         """Fill the answer slot of a received CALL, then release answers in order."""
         if self._closed:
             return
@@ -319,19 +359,24 @@ class RpcConnection:
         for slot in answers:
             if slot[1] is None and slot[0] == unique_id:
                 slot[1] = frame
+                if self.record_frame_info:  # slot[2]: the CALL's action, now the info
+                    slot[2] = FrameInfo(kind, unique_id, slot[2], code)
                 break
         else:  # not a CALL we reported (e.g. an application answering twice)
-            self._emit(frame)
+            info = FrameInfo(kind, unique_id, None, code) if self.record_frame_info else None
+            self._emit(frame, info)
             return
         while answers and answers[0][1] is not None:
-            self._outgoing.append(answers.pop(0)[1])
+            slot = answers.pop(0)
+            info = slot[2]
+            self._out(slot[1], info if isinstance(info, FrameInfo) else None)
 
-    def _emit(self, frame: bytes) -> None:
+    def _emit(self, frame: bytes, info: FrameInfo | None) -> None:
         """Queue an answer behind every earlier received CALL still unanswered."""
         if self._answers:
-            self._answers.append([None, frame])
+            self._answers.append([None, frame, info])
         else:
-            self._outgoing.append(frame)
+            self._out(frame, info)
 
     def expire(self, now: float) -> list[Event]:
         """Fail every CALL whose deadline has passed (spec §2.3.2); send the next one."""
@@ -362,6 +407,7 @@ class RpcConnection:
         self._in_flight = None
         self._queue.clear()
         self._outgoing.clear()
+        self._sent_info.clear()
         self._answers.clear()
         return [
             CallFailed(
@@ -379,7 +425,7 @@ class RpcConnection:
     def _send_next(self) -> None:
         self._in_flight = self._queue.pop(0) if self._queue else None
         if self._in_flight is not None:
-            self._outgoing.append(self._in_flight.frame)
+            self._call_out(self._in_flight)
 
     # --- receiving (spec §2.2) ---------------------------------------------------------
 
@@ -406,6 +452,8 @@ class RpcConnection:
 
     def _receive_call(self, frame: CallFrame, data: bytes | str, now: float) -> list[Event]:
         unique_id = frame.unique_id
+        if self.record_frame_info:
+            self.received_info = FrameInfo(MessageType.CALL, unique_id, frame.action)
         if len(unique_id) > MAX_UNIQUE_ID_LENGTH:
             return self._reject(
                 data, now, unique_id, ErrorCode.FORMATION_VIOLATION,
@@ -435,11 +483,15 @@ class RpcConnection:
             request = decode_payload(spec.request, frame.payload, strict=self.strict)
         except PayloadValidationError as exc:  # rule 4
             return self._reject(data, now, unique_id, exc.code, exc.description)
-        self._answers.append([unique_id, None])
+        self._answers.append([unique_id, None, spec.action])
         return [CallReceived(unique_id, spec, request)]
 
     def _receive_result(self, frame: CallResultFrame, data: bytes | str, now: float) -> list[Event]:
         call = self._match(frame.unique_id)
+        if self.record_frame_info:
+            self.received_info = FrameInfo(
+                MessageType.CALLRESULT, frame.unique_id, None if call is None else call.action
+            )
         if call is None:  # rule 5
             return self._unmatched(frame.unique_id, data, now)
         self._send_next()
@@ -461,6 +513,13 @@ class RpcConnection:
 
     def _receive_error(self, frame: CallErrorFrame, data: bytes | str, now: float) -> list[Event]:
         call = self._match(frame.unique_id)
+        if self.record_frame_info:
+            self.received_info = FrameInfo(
+                MessageType.CALLERROR,
+                frame.unique_id,
+                None if call is None else call.action,
+                frame.error_code,
+            )
         if call is None:  # rule 5
             return self._unmatched(frame.unique_id, data, now)
         self._send_next()
@@ -501,6 +560,8 @@ class RpcConnection:
         if isinstance(value, list) and len(value) > 1 and isinstance(value[1], str):
             unique_id = value[1]
         kind = value[0] if isinstance(value, list) and value else None
+        if self.record_frame_info:
+            self.received_info = _bad_frame_info(value, kind, unique_id, self._match(unique_id))
         if type(kind) is int and kind in (3, 4):
             # A broken response: never answered (rule 6); it fails the call it names.
             error = CallError(ErrorCode.FORMATION_VIOLATION, "malformed CALLRESULT/CALLERROR")
@@ -527,7 +588,12 @@ class RpcConnection:
         """Answer a received message with a CALLERROR and report it."""
         error = CallError(code, description)
         if not self._closed:
-            self._emit(_error_frame(unique_id, error))
+            info = None
+            if self.record_frame_info:
+                received = self.received_info
+                action = None if received is None else received.action
+                info = FrameInfo(MessageType.CALLERROR, unique_id, action, code.value)
+            self._emit(_error_frame(unique_id, error), info)
         return self._count_bad(error, unique_id, True, data, now)
 
     def _count_bad(
@@ -553,3 +619,18 @@ class RpcConnection:
             self._limit_reported = True
             return [BadMessageLimitExceeded(len(times), limit)]
         return []
+
+
+def _bad_frame_info(
+    value: Any, kind: Any, unique_id: str, matched: OutgoingCall | None
+) -> FrameInfo:
+    """What can be read of a message that is not a well-formed frame (spec §2.2)."""
+    message_type = kind if type(kind) is int and kind in (2, 3, 4) else None
+    known_id = None if unique_id == UNKNOWN_ID else unique_id
+    action: str | None = None
+    if message_type == MessageType.CALL:
+        if len(value) > 2 and isinstance(value[2], str):
+            action = value[2]
+    elif message_type is not None and matched is not None:
+        action = matched.action
+    return FrameInfo(message_type, known_id, action)

@@ -21,9 +21,31 @@ __all__ = [
     "CallFailed",
     "CallReceived",
     "Event",
+    "FrameInfo",
     "OutgoingCall",
     "UnmatchedResponse",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class FrameInfo:
+    """What the RPC layer knows of one frame in or out, for frame taps (spec §2).
+
+    Recorded only when :attr:`~ntxcp.rpc.RpcConnection.record_frame_info` is on.
+
+    Attributes:
+        message_type: 2 (CALL), 3 (CALLRESULT) or 4 (CALLERROR); ``None`` for a
+            message whose type cannot be read.
+        unique_id: the frame's ``uniqueId``, when it can be read.
+        action: the CALL's action; for a CALLRESULT or CALLERROR, the action of the
+            CALL it answers (``None`` when it answers none this side knows of).
+        error_code: a CALLERROR's error code, as written in the frame.
+    """
+
+    message_type: int | None
+    unique_id: str | None
+    action: str | None
+    error_code: str | None = None
 
 
 class OutgoingCall:

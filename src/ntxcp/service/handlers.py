@@ -15,13 +15,13 @@ the frame log and counts it in the metrics.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
+from ntxcp.rpc import FrameInfo
 from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, excerpt
@@ -235,21 +235,16 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self.events.publish("connection", connection.id, {"connected": False, "at": now_text()})
 
 
-# [type, "uniqueId", third] where third is the action (CALL) or error code (CALLERROR).
-_FRAME_HEAD = re.compile(
-    rb'\s*\[\s*([234])\s*,\s*"((?:[^"\\]|\\.){0,64})"\s*(?:,\s*"((?:[^"\\]|\\.){0,64})")?'
-)
 _TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}
-_OTHER = {"in": "out", "out": "in"}
-_MAX_OPEN_CALLS = 50_000
 
 
 class FrameRecorder:
     """The frame logger: every frame in and out goes to the frame log and the metrics.
 
-    A CALLRESULT or CALLERROR names no action; the recorder remembers the action of
-    each CALL it saw until the answer with the same ``uniqueId`` passes the other way
-    (spec §2), so every logged frame carries its action.
+    The endpoint hands over each frame with what its RPC layer read of it
+    (:class:`~ntxcp.rpc.FrameInfo`: message type, uniqueId, action, error code; an
+    answer carries the action of the CALL it answers, spec §2), so every logged frame
+    carries its action and nothing here parses frames.
 
     What a peer sends does not decide how much is logged (see :mod:`.framelog`): a
     frame that is not a JSON-RPC message, or comes from a gateway that is not
@@ -284,30 +279,18 @@ class FrameRecorder:
         self.mode = mode
         self.budgets = budgets
         self.accepted = accepted
-        self._open: dict[tuple[str, str, str], str] = {}
-        # Large CALLs from gateways still in the buffer, to shorten if refused.
-        self._large: dict[tuple[str, str], tuple[FrameHandle, int]] = {}
+        # The last large CALL received, still in the buffer: shortened if it is refused
+        # (its CALLERROR leaves right after it, spec §2.2).
+        self._large: tuple[str, str, FrameHandle, int] | None = None
 
-    def __call__(self, gateway_id: str, direction: str, frame: bytes) -> None:
+    def __call__(self, gateway_id: str, direction: str, frame: bytes, info: FrameInfo) -> None:
         """Log and count one frame (``direction`` is ``"in"`` or ``"out"``)."""
         time = now_ms()
-        message_type: int | None = None
-        unique_id: str | None = None
-        action: str | None = None
-        match = _FRAME_HEAD.match(frame)
-        if match is not None:
-            message_type = int(match[1])
-            unique_id = match[2].decode("utf-8", "replace")
-            third = match[3]
-            if message_type == 2:
-                if third is not None:
-                    action = third.decode("utf-8", "replace")
-                    self._remember((gateway_id, unique_id, direction), action)
-            else:
-                action = self._open.pop((gateway_id, unique_id, _OTHER[direction]), None)
-                if message_type == 4:
-                    code = "?" if third is None else third.decode("utf-8", "replace")
-                    self.metrics.call_errors.inc((code, direction))
+        message_type = info.message_type
+        unique_id = info.unique_id
+        action = info.action
+        if message_type == 4:
+            self.metrics.call_errors.inc((info.error_code or "?", direction))
         self.metrics.messages.inc(
             (action or "", direction, _TYPE_NAMES.get(message_type or 0, "invalid"))
         )
@@ -357,17 +340,14 @@ class FrameRecorder:
         if unique_id is None:
             return
         if message_type == 2 and direction == "in" and cut is None and size > EXCERPT_BYTES:
-            large = self._large
-            if len(large) >= _MAX_OPEN_CALLS:
-                del large[next(iter(large))]
-            large[(gateway_id, unique_id)] = (handle, size)
-        elif message_type in (3, 4) and direction == "out":
-            pending = self._large.pop((gateway_id, unique_id), None)
-            if pending is not None and message_type == 4:
+            self._large = (gateway_id, unique_id, handle, size)
+        elif message_type == 4 and direction == "out" and self._large is not None:
+            large_gateway, large_id, large_handle, full = self._large
+            if large_gateway == gateway_id and large_id == unique_id:
                 # Refused after all (spec §2.2: answered with a CALLERROR): keep an excerpt.
-                handle, full = pending
-                frames, index = handle
-                if self.storage.shorten_frame(handle, excerpt(frames[index][6]), full):
+                self._large = None
+                frames, index = large_handle
+                if self.storage.shorten_frame(large_handle, excerpt(frames[index][6]), full):
                     self.metrics.frame_log_truncated.inc()
 
     def _publish(
@@ -399,9 +379,3 @@ class FrameRecorder:
                 "raw": raw,
             },
         )
-
-    def _remember(self, key: tuple[str, str, str], action: str) -> None:
-        opened = self._open
-        if len(opened) >= _MAX_OPEN_CALLS:  # unanswered CALLs must not pile up forever
-            del opened[next(iter(opened))]
-        opened[key] = action

@@ -41,6 +41,7 @@ from typing import Any
 
 from ntxcp.endpoints import Backoff, Gateway
 from ntxcp.errors import HandshakeRefusedError, NotConnectedError, NtxcpError
+from ntxcp.rpc import FrameInfo, MessageType
 from ntxcp.simulator import config as cfg
 from ntxcp.simulator.config import ConfigStore, format_seconds
 from ntxcp.simulator.handlers import SimulatorHandler
@@ -60,7 +61,6 @@ __all__ = ["SimulatedGateway"]
 
 _log = logging.getLogger("ntxcp.simulator")
 
-_CALL_FRAME = re.compile(rb'^\s*\[\s*2\s*,\s*"[^"]*"\s*,\s*"([A-Za-z]+)"')
 _DEFAULT_RETRY_INTERVAL = 30  # s, when UpdateFirmware/GetDiagnostics give none (spec §4.2)
 _ENDPOINT_STOP_TIMEOUT = 6.0  # s; the endpoint waits up to 5 s for the closing handshake
 
@@ -472,11 +472,9 @@ class SimulatedGateway:
             raise ValueError(f"invalid BootNotification: {exc}") from None
         return request
 
-    def _count_frame(self, gateway_id: str, direction: str, frame: bytes) -> None:
-        match = _CALL_FRAME.match(frame)
-        if match is not None:
-            action = match.group(1).decode("ascii")
-            (self.sent if direction == "out" else self.received)[action] += 1
+    def _count_frame(self, gateway_id: str, direction: str, frame: bytes, info: FrameInfo) -> None:
+        if info.message_type == MessageType.CALL and info.action is not None:
+            (self.sent if direction == "out" else self.received)[info.action] += 1
 
     def _queue(self, request: AnyRequest) -> None:
         """Hand a data message to the outbox (spec §6.2); never blocks."""

@@ -342,7 +342,7 @@ class Gateway(BlockingGatewayRequests):
         self._gateway.set_disconnected_handler(self._on_handler_thread(handler))
 
     def set_frame_logger(self, tap: FrameTap | None) -> None:
-        """Set ``tap(gateway_id, direction, frame)`` (runs on the event loop thread).
+        """Set ``tap(gateway_id, direction, frame, info)`` (runs on the event loop thread).
 
         Applies to connections opened afterwards; keep it cheap and non-blocking.
         """
