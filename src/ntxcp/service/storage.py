@@ -207,7 +207,6 @@ class Storage:
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
         self._legacy_claims = False
-        self._max_span = 0
         self._next_command = 0
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, int] = {}
@@ -248,7 +247,6 @@ class Storage:
             legacy = conn.execute(
                 "SELECT 1 FROM received_calls WHERE action = 'MeterValues' LIMIT 1"
             ).fetchone()
-            max_span = conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0]
             last_command = conn.execute("SELECT max(id) FROM commands").fetchone()[0]
             reader = _open_reader(self.path)
         except (sqlite3.Error, MigrationError) as exc:
@@ -258,7 +256,6 @@ class Storage:
             row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows
         }
         self._legacy_claims = legacy is not None
-        self._max_span = int(max_span or 0)
         self._next_command = int(last_command or 0)
         self._conn = conn
         self._reader = reader
@@ -590,9 +587,8 @@ class Storage:
             if conn.execute(_INSERT_METER_MESSAGE, row).rowcount != 1:
                 self.duplicates += 1
                 return None
-            if span > self._max_span:
-                conn.execute("UPDATE meter_span SET max_ms = ?", (span,))
-                self._max_span = span
+            if span > 0:  # several meter values: widen the bound the queries rely on
+                conn.execute("UPDATE meter_span SET max_ms = max(max_ms, ?)", (span,))
             self.samples_stored += packed.count
             return packed.count
 
