@@ -87,7 +87,7 @@ def test_invalid_field_value_shows_the_api_error_at_the_field(
     form.get_by_role("button", name="Send ChangeConfiguration").click()
     expect(key).to_have_attribute("aria-invalid", "true")
     error = key.locator("xpath=ancestor::div[contains(@class,'field')][1]").locator(".field-error")
-    expect(error).to_contain_text("length <= 50")
+    expect(error).to_have_text("must be at most 50 characters; it has 51")
     expect(page.locator(".result")).to_contain_text("PropertyConstraintViolation")
 
     # Fixed, it goes through and the error is gone.
@@ -355,3 +355,23 @@ def test_meter_chart_thins_dense_series_keeping_peaks(
     ys = [float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", path)]
     assert len(ys) == drawn
     assert min(ys) < max(ys) / 4, (min(ys), max(ys))
+
+
+def test_every_invalid_field_is_shown_at_once_in_words(page: Any, service: ServiceProcess) -> None:
+    open_gateway(page, service, "demo-2")
+    form = choose_action(page, "UpdateFirmware")
+    location = form.get_by_label("location", exact=True)
+    retries = form.get_by_label("retries", exact=True)
+    location.fill("not a url")
+    form.get_by_label("retrieveDate", exact=True).fill("2026-11-23 18:36:34")
+    retries.fill("-1")
+    form.get_by_role("button", name="Send UpdateFirmware").click()
+    expect(page.locator(".result")).to_contain_text("Not sent: 2 fields are invalid")
+    for field, words in [
+        (location, "must be an absolute URL such as ftp://host/file"),
+        (retries, "must be a whole number from 0 to 2147483647, not -1"),
+    ]:
+        expect(field).to_have_attribute("aria-invalid", "true")
+        error = field.locator("xpath=ancestor::div[contains(@class,'field')][1]")
+        expect(error.locator(".field-error")).to_contain_text(words)
+    expect(location).to_be_focused()

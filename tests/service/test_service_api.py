@@ -154,6 +154,53 @@ async def test_call_errors(service: ServiceProcess, api: Api) -> None:
     assert 'ntxcp_api_call_duration_seconds_count{action="Reset"}' in metrics
 
 
+async def test_invalid_payload_reports_every_field_in_words(
+    service: ServiceProcess, api: Api
+) -> None:
+    async with gateway(service.ws_url, "words-1") as gw:
+        await gw.boot_notification("DX-100")
+        payload = {"location": "not a url", "retrieveDate": "tomorrow", "retries": -1, "x": 1}
+        status, body = await api.call("words-1", "UpdateFirmware", payload)
+        assert status == 422
+        problems = {p["path"]: (p["code"], p["message"]) for p in body["errors"]}
+        assert problems == {
+            "location": (
+                "PropertyConstraintViolation",
+                "must be an absolute URL such as ftp://host/file, not 'not a url'",
+            ),
+            "retrieveDate": (
+                "PropertyConstraintViolation",
+                "must be a date and time with its time zone (RFC 3339), "
+                "such as 2026-11-23T17:36:34Z, not 'tomorrow'",
+            ),
+            "retries": (
+                "PropertyConstraintViolation",
+                "must be a whole number from 0 to 2147483647, not -1",
+            ),
+            "x": (
+                "FormationViolation",
+                "is not a field of UpdateFirmware "
+                "(its fields: location, retrieveDate, retries, retryInterval)",
+            ),
+        }
+        assert body["error"].startswith("4 fields are invalid: location: must be")
+        assert (body["path"], body["code"]) == (
+            body["errors"][0]["path"],
+            body["errors"][0]["code"],
+        )
+
+        # An enum lists its values; a missing field says what it needs; no regex text.
+        status, body = await api.call("words-1", "Reset", {"type": "Sotf"})
+        assert status == 422 and body["error"] == "type: must be one of Hard, Soft, not 'Sotf'"
+        status, body = await api.call("words-1", "CaptureProcess", {"datapointIds": ["a", "a"]})
+        assert [(p["path"], p["code"]) for p in body["errors"]] == [
+            ("serviceId", "OccurrenceConstraintViolation"),
+            ("datapointIds", "PropertyConstraintViolation"),
+        ]
+        assert "'a' appears more than once" in body["error"]
+        assert "regex" not in body["error"] and "Expected" not in body["error"]
+
+
 async def test_registration_and_deletion(service: ServiceProcess, api: Api) -> None:
     status, body = await api.post("/api/gateways", {"id": "reg-1", "password": "s3cret"})
     assert status == 201

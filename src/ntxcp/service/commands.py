@@ -13,7 +13,9 @@ status  when
 ======  ===============================================================
 200     the confirmation, as wire JSON
 404     unknown action, a G→C-only action, unknown or unconnected gateway
-422     the payload breaks a rule of spec §4 (``code`` and ``path`` name it)
+422     the payload breaks rules of spec §4 (``errors`` lists every invalid
+        field with its ``path``, ``code`` and a message in words; ``code`` and
+        ``path`` are those of the first)
 502     the gateway answered a CALLERROR, or disconnected first
 503     too many requests already wait for this gateway (spec §2.3.1)
 504     no answer within the call timeout (spec §2.3.2)
@@ -41,6 +43,7 @@ from ntxcp.errors import (
 )
 from ntxcp.service.api_contract import gateway_actions, wire_datetime
 from ntxcp.service.http_errors import status_for
+from ntxcp.service.payload_problems import invalid_payload_body
 from ntxcp.v10 import ACTIONS, Direction, Request
 from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload, to_builtins
 
@@ -122,9 +125,9 @@ class CommandRunner:
         try:
             request = decode_payload(spec.request, _api_body(body, spec.request))
         except PayloadValidationError as exc:
+            # Every invalid field, in words (the decoder stops at the first).
             return CommandResult(
-                status_for(exc),
-                {"error": exc.description, "code": exc.code.value, "path": exc.path},
+                status_for(exc), invalid_payload_body(action, body.strip() or b"{}", exc)
             )
         request_json = encode_payload(request, validate=False).decode("utf-8")
         command_id = await self.storage.command_started(gateway_id, action, request_json)

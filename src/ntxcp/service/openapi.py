@@ -81,6 +81,19 @@ def _api_schemas() -> dict[str, Any]:
                 "error": _STR,
                 "code": {**_STR, "description": "spec §2.1 error code"},
                 "path": {**_STR, "description": "JSON path of the field, e.g. `key`"},
+                "errors": {
+                    "type": "array",
+                    "description": "call payloads: every invalid field, the first as "
+                    "`code` and `path`",
+                    "items": _object(
+                        {
+                            "path": _STR,
+                            "code": {**_STR, "description": "spec §2.1 error code"},
+                            "message": {**_STR, "description": "what is expected, in words"},
+                        },
+                        ("path", "code", "message"),
+                    ),
+                },
             },
             ("error",),
         ),

@@ -170,8 +170,8 @@ def _api_error(status: int, raw: bytes, reason: object) -> ApiError:
         description = body.get("description")
         if description and description != message:
             message = f"{message}: {description}"
-        if body.get("path"):
-            message = f"{message} (at {body['path']})"
+        if body.get("path") and not isinstance(body.get("errors"), list):
+            message = f"{message} (at {body['path']})"  # an "errors" list names its paths
     elif isinstance(body, str) and body.strip():
         message = body.strip()
     return ApiError(status, message, None if code is None else str(code), body)

@@ -198,13 +198,29 @@ export function commandsCard(ctx, gatewayId) {
       return;
     }
     if (answer.status === 422) {
-      const placed = built.showError(data.path || "", data.error || "invalid");
-      fill(result, 
+      // Every invalid field is reported at once; each message goes next to its field.
+      const problems = Array.isArray(data.errors) && data.errors.length ? data.errors : [{ path: data.path || "", code: data.code, message: data.error || "invalid" }];
+      let focused = false;
+      const unplaced = problems.filter((problem) => {
+        const placed = built.showError(problem.path || "", problem.message, { focus: !focused });
+        focused ||= placed;
+        return !placed;
+      });
+      const count = problems.length;
+      fill(result,
         h(
           "div",
           { class: "alert tone-bad", "data-outcome": "invalid" },
-          h("strong", {}, `Not sent: ${data.code || "invalid request"}`),
-          placed ? ` — see the field ${data.path}.` : ` — ${data.error}`,
+          h("strong", {}, count === 1 ? `Not sent: ${problems[0].code || "invalid request"}` : `Not sent: ${count} fields are invalid`),
+          unplaced.length === 0
+            ? count === 1
+              ? ` — see the field ${problems[0].path}.`
+              : " — see the fields marked below."
+            : h(
+                "ul",
+                { class: "problems" },
+                unplaced.map((problem) => h("li", {}, problem.path ? [h("code", {}, problem.path), ": "] : null, problem.message)),
+              ),
         ),
       );
       return;

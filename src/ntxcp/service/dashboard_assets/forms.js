@@ -443,7 +443,8 @@ function buildField(doc, schema, options) {
  * A form for one JSON Schema (an object schema, e.g. a request payload).
  *
  * form.node is the fields' container; form.value() the payload to send;
- * form.showError(path, message) marks the field a JSON path names (false when none does).
+ * form.showError(path, message, {focus}) marks the field a JSON path names (false when
+ * none does) and focuses it unless focus is false.
  */
 export class SchemaForm {
   constructor(doc, schema, { onChange = () => {} } = {}) {
@@ -461,11 +462,11 @@ export class SchemaForm {
     this.root.clearError();
   }
 
-  showError(path, message) {
+  showError(path, message, { focus = true } = {}) {
     const field = path ? this.root.find(path) : null;
     if (!field || field === this.root) return false;
     field.setError(message);
-    field.focus();
+    if (focus) field.focus();
     return true;
   }
 }
