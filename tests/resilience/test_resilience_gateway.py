@@ -26,6 +26,7 @@ from ntxcp import (
     NotConnectedError,
     current_call,
 )
+from ntxcp.endpoints.state import GatewayState, StateMachine
 from ntxcp.endpoints.store import MemoryStore, StoreFullError
 from ntxcp.transport import ServerOptions, listen
 from ntxcp.v10 import core
@@ -411,6 +412,57 @@ async def test_heartbeat_at_the_accepted_interval(cc: tuple[ControlCenter, Cente
     # and never more than fit into the time measured here (the first after one interval)
     assert len(beats()) <= elapsed // 1, (beats(), elapsed)
     await gw.stop()
+
+
+async def test_heartbeat_interval_changed_at_run_time(cc: tuple[ControlCenter, Center]) -> None:
+    control, center = cc
+    center.boot_answers = [(core.RegistrationStatus.ACCEPTED, 300)]
+    gw = Gateway("GW-HBSET", boot=boot_request())
+    await gw.start(control.url)
+    await gw.wait_ready(WAIT)
+    assert gw.heartbeat_interval == 300
+
+    def beats() -> int:
+        return center.actions().count("Heartbeat")
+
+    gw.set_heartbeat_interval(0.1)  # the next one 0.1 s from now, not after 300 s
+    assert gw.heartbeat_interval == 0.1
+    await eventually(lambda: beats() >= 2)
+    gw.set_heartbeat_interval(None)  # paused
+    paused_at = beats()
+    await gw.data_transfer("ding", timeout=WAIT)  # a round trip: no Heartbeat meanwhile
+    assert beats() <= paused_at + 1  # at most one that was already on its way
+    with pytest.raises(ValueError):
+        gw.set_heartbeat_interval(-1)
+    await gw.stop()
+
+
+async def test_the_state_follows_the_connection(cc: tuple[ControlCenter, Center]) -> None:
+    control, center = cc
+    center.boot_answers = [(core.RegistrationStatus.PENDING, 30)]
+    gw = Gateway("GW-STATE", boot=boot_request(), reconnect=False)
+    assert gw.state is GatewayState.IDLE
+    await gw.start(control.url)
+    await eventually(lambda: gw.registration_status is core.RegistrationStatus.PENDING)
+    assert gw.state is GatewayState.CONNECTED  # held back until Accepted (spec §4.1)
+    center.boot_answers = [(core.RegistrationStatus.ACCEPTED, 300)]
+    await gw.boot_notification("DX-APP", timeout=WAIT)
+    assert gw.state is GatewayState.READY
+    await control.stop(grace=1.0)
+    await eventually(lambda: gw.state is GatewayState.DISCONNECTED)  # reconnect off
+    await gw.stop()
+    assert gw.state is GatewayState.STOPPED
+
+
+def test_the_state_machine_refuses_a_transition_it_does_not_know() -> None:
+    machine = StateMachine()
+    with pytest.raises(RuntimeError, match="idle to ready"):
+        machine.enter(GatewayState.READY)
+    machine.enter(GatewayState.CONNECTING)
+    machine.enter(GatewayState.READY)
+    assert machine.ready.is_set() and machine.connected.is_set()
+    machine.enter(GatewayState.STOPPING)
+    assert not machine.ready.is_set() and machine.stopping.is_set() and machine.is_stopping
 
 
 async def test_reboot_after_accepted_reset(cc: tuple[ControlCenter, Center]) -> None:

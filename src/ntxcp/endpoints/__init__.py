@@ -5,6 +5,7 @@ from ntxcp.endpoints._session import CallContext, FrameTap, current_call
 from ntxcp.endpoints.backoff import Backoff
 from ntxcp.endpoints.control_center import ControlCenter, GatewayConnection
 from ntxcp.endpoints.gateway import Gateway
+from ntxcp.endpoints.state import GatewayState
 
 __all__ = [
     "Backoff",
@@ -14,5 +15,6 @@ __all__ = [
     "FrameTap",
     "Gateway",
     "GatewayConnection",
+    "GatewayState",
     "current_call",
 ]

@@ -1,10 +1,19 @@
-"""The Ding.X Gateway endpoint (spec §6.2; Go API ``DingXGateway``), asyncio flavour."""
+"""The Ding.X Gateway endpoint (spec §6.2; Go API ``DingXGateway``), asyncio flavour.
+
+:class:`Gateway` is a façade over parts with one job each:
+
+* :class:`~ntxcp.endpoints.state.StateMachine`: the connection state
+  (:class:`~ntxcp.endpoints.state.GatewayState`) and its transitions;
+* the connecting and reconnecting, here (:meth:`Gateway._supervise`);
+* :class:`~ntxcp.endpoints.lifecycle.Lifecycle`: boot, heartbeat, reboot (spec §4.1);
+* :class:`~ntxcp.endpoints.outbox.Outbox`: store and forward (spec §6.2);
+* :class:`~ntxcp.endpoints.typed_requests.GatewayRequests`: the typed request methods.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import ssl
@@ -17,23 +26,17 @@ from ntxcp.endpoints._errors import ErrorStream
 from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
-from ntxcp.endpoints.store import (
-    STORED_ACTIONS,
-    MessageStore,
-    StoredMessage,
-    StoreFullError,
-    open_store,
-)
+from ntxcp.endpoints.lifecycle import Lifecycle
+from ntxcp.endpoints.outbox import Outbox
+from ntxcp.endpoints.state import GatewayState, StateMachine
+from ntxcp.endpoints.store import STORED_ACTIONS, MessageStore
 from ntxcp.endpoints.typed_requests import GatewayRequests
 from ntxcp.errors import (
-    CallError,
     CallTimeoutError,
     EndpointError,
-    ErrorCode,
     ErrorKind,
     HandshakeRefusedError,
     NotConnectedError,
-    QueueFullError,
 )
 from ntxcp.rpc import (
     DEFAULT_BAD_MESSAGE_LIMIT,
@@ -43,12 +46,10 @@ from ntxcp.rpc import (
     Role,
     RpcConnection,
 )
-from ntxcp.rpc.frames import new_unique_id
 from ntxcp.transport import ClientOptions, connect, valid_gateway_id
 from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
 from ntxcp.v10 import AnyRequest, Confirmation, Profile, Request, core, firmware, remotetrigger
-from ntxcp.v10.codec import decode_payload, encode_payload
-from ntxcp.v10.registry import ACTIONS
+from ntxcp.v10.codec import encode_payload
 
 __all__ = ["Gateway"]
 
@@ -57,9 +58,6 @@ C = TypeVar("C", bound=Confirmation)
 _log = logging.getLogger("ntxcp.gateway")
 
 StateHandler = Callable[[], object]
-
-_DEFAULT_RETRY_INTERVAL = 60
-"""Spec §4.1: a Pending/Rejected boot with ``interval`` 0 is retried after 60 s."""
 
 _STOP_CLOSE_WAIT = 5.0
 """Seconds :meth:`Gateway.stop` waits for the closing handshake before dropping."""
@@ -227,26 +225,27 @@ class Gateway(GatewayRequests):
         self._url: str | None = None
         self._session: Session | None = None
         self._supervisor: asyncio.Task[None] | None = None
-        self._stopping = False
-        self._stop_event = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._ready = asyncio.Event()  # connected and (no lifecycle or boot Accepted)
-        self._store_option = store
-        self._owns_store = store is None or isinstance(store, str | os.PathLike)
-        self._store = open_store(store)
-        self._waiters: dict[int, list[asyncio.Future[Any]]] = {}
-        self._wake = asyncio.Event()
-        self._delivering = False  # a stored message is on the wire (one at a time)
-        self._forwarder: asyncio.Task[None] | None = None
-        self._lifecycle: asyncio.Task[None] | None = None
-        self._restart = False
+        self._states = StateMachine()
+        self._restart = False  # an accepted Reset: reconnect at once (spec §4.1)
         self._retry_index = 0  # index of the next backoff delay
         self._connected_at = 0.0
-        self.boot = boot
-        self.heartbeat_enabled = heartbeat
-        self.reboot_on_reset = reboot_on_reset
-        self.registration_status: core.RegistrationStatus | None = None
-        self.heartbeat_interval: int | None = None
+        self._lifecycle = Lifecycle(
+            gateway_id,
+            boot,
+            report=self._report,
+            retry_delay=lambda failures: self.backoff.delay(failures),
+            on_accepted=self._boot_accepted,
+            heartbeat=heartbeat,
+            reboot_on_reset=reboot_on_reset,
+        )
+        self._outbox = Outbox(
+            store,
+            gateway_id=gateway_id,
+            report=self._report,
+            retry_delay=lambda: self.backoff.delay(0),
+            ready=self._states.ready,
+            session=lambda: self._session,
+        )
         self.last_error: BaseException | None = None
         self.last_close: tuple[int, str] | None = None
         self._on_connected: StateHandler | None = None
@@ -254,6 +253,62 @@ class Gateway(GatewayRequests):
         self._on_disconnected: StateHandler | None = None
         self._tap: FrameTap | None = None
         self.connect_count = 0
+
+    def _report(self, error: EndpointError) -> None:
+        self._errors.report(error)
+
+    # --- the lifecycle's settings and state (spec §4.1) ---------------------------------
+
+    @property
+    def boot(self) -> core.BootNotificationRequest | None:
+        """The BootNotification sent after every connection (``None``: no lifecycle)."""
+        return self._lifecycle.boot
+
+    @boot.setter
+    def boot(self, request: core.BootNotificationRequest | None) -> None:
+        self._lifecycle.boot = request
+
+    @property
+    def heartbeat_enabled(self) -> bool:
+        """Whether the lifecycle sends Heartbeat at :attr:`heartbeat_interval`."""
+        return self._lifecycle.heartbeat_enabled
+
+    @heartbeat_enabled.setter
+    def heartbeat_enabled(self, value: bool) -> None:
+        self._lifecycle.heartbeat_enabled = value
+
+    @property
+    def reboot_on_reset(self) -> bool:
+        """Whether an accepted Reset makes the gateway reconnect and boot again."""
+        return self._lifecycle.reboot_on_reset
+
+    @reboot_on_reset.setter
+    def reboot_on_reset(self, value: bool) -> None:
+        self._lifecycle.reboot_on_reset = value
+
+    @property
+    def registration_status(self) -> core.RegistrationStatus | None:
+        """The status of the last BootNotification answer."""
+        return self._lifecycle.registration_status
+
+    @property
+    def heartbeat_interval(self) -> float | None:
+        """Seconds between heartbeats (from the accepted BootNotification, or set)."""
+        return self._lifecycle.heartbeat_interval
+
+    def set_heartbeat_interval(self, seconds: float | None) -> None:
+        """Change the heartbeat interval at run time (lifecycle only; spec §4.1).
+
+        The next Heartbeat goes ``seconds`` from now; the next accepted
+        BootNotification sets the interval again.
+
+        Args:
+            seconds: the new interval; ``None`` or 0 pauses the heartbeats.
+
+        Raises:
+            ValueError: a negative interval.
+        """
+        self._lifecycle.set_heartbeat_interval(seconds)
 
     # --- handlers (Go: Set*Handler) --------------------------------------------------
 
@@ -292,7 +347,12 @@ class Gateway(GatewayRequests):
         """
         self._tap = tap
 
-    # --- lifecycle -------------------------------------------------------------------
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> GatewayState:
+        """Where the gateway stands: idle, connecting, connected, ready, ... stopped."""
+        return self._states.state
 
     @property
     def is_connected(self) -> bool:
@@ -302,18 +362,30 @@ class Gateway(GatewayRequests):
     @property
     def is_ready(self) -> bool:
         """Whether connected and, with the lifecycle on, boot Accepted on this connection."""
-        return self._ready.is_set() and self.is_connected
+        return self._states.ready.is_set() and self.is_connected
 
     @property
     def url(self) -> str | None:
         """The full URL (``<control center URL>/<gatewayId>``) after :meth:`start`."""
         return self._url
 
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the gateway is connected (e.g. after a reconnect)."""
+        if self.is_connected:
+            return
+        await asyncio.wait_for(self._states.connected.wait(), timeout)
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until connected and, with the lifecycle on, accepted by the control center."""
+        await asyncio.wait_for(self._states.ready.wait(), timeout)
+
+    # --- start and stop ------------------------------------------------------------------
+
     async def start(self, url: str, *, retry: bool = False) -> None:
         """Connect to ``<url>/<gatewayId>`` (spec §6.2).
 
         Once connected, the gateway reconnects by itself until :meth:`stop`. A
-        failed ``start`` leaves the gateway stopped; it may be called again.
+        failed ``start`` leaves the gateway idle; it may be called again.
 
         Args:
             url: the control center's base URL, e.g. ``ws://host:8887/ntxcp``.
@@ -329,28 +401,29 @@ class Gateway(GatewayRequests):
         if self._supervisor is not None:
             raise RuntimeError("gateway already started")
         self._url = url.rstrip("/") + "/" + quote(self.gateway_id, safe="")
-        self._stopping = False
-        self._stop_event.clear()
         self._reopen()
+        self._states.enter(GatewayState.CONNECTING)
         self._retry_index = 0
-        if retry:
-            await self._connect_with_backoff(wait_first=False)
-        else:
-            try:
-                await self._connect_once()
-            except Exception as exc:
-                self.last_error = exc
-                raise
-        loop = asyncio.get_running_loop()
-        self._supervisor = loop.create_task(self._supervise())
-        if self._forwarder is None or self._forwarder.done():
-            self._forwarder = loop.create_task(self._forward())
+        try:
+            if retry:
+                await self._connect_with_backoff(wait_first=False)
+            else:
+                try:
+                    await self._connect_once()
+                except Exception as exc:
+                    self.last_error = exc
+                    raise
+        except BaseException:
+            if self._states.state is GatewayState.CONNECTING:
+                self._states.enter(GatewayState.IDLE)
+            raise
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        self._outbox.start()
 
     def _reopen(self) -> None:
         """After a :meth:`stop`, open again the store and error stream it closed."""
-        if self._owns_store and getattr(self._store, "closed", False):
-            self._store = open_store(self._store_option)
-        if self._errors_closed and not self._stopping:
+        self._outbox.reopen()
+        if self._errors_closed:
             self._errors = ErrorStream(_log, self._error_capacity)
             self._errors_closed = False
 
@@ -361,8 +434,7 @@ class Gateway(GatewayRequests):
         next process); whoever waits for one gets a
         :class:`~ntxcp.errors.NotConnectedError`.
         """
-        self._stopping = True
-        self._stop_event.set()
+        self._states.enter(GatewayState.STOPPING)
         session = self._session
         if session is not None and not session.rpc.closed:
             session.close(1000, "gateway stopping")  # spec §6.2
@@ -378,20 +450,14 @@ class Gateway(GatewayRequests):
         if session is not None and not session.rpc.closed:
             session.close(1000, "gateway stopping")
             await self._wait_closed(session)
-        tasks = [t for t in (supervisor, self._forwarder, self._lifecycle) if t is not None]
-        self._forwarder = self._lifecycle = None
+        tasks = [t for t in (supervisor, self._lifecycle.stop()) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for waiters in self._waiters.values():
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(NotConnectedError("gateway stopped; message stays queued"))
-        self._waiters.clear()
-        if self._owns_store:
-            self._store.close()
+        await self._outbox.close()
         self._errors.close()
         self._errors_closed = True
+        self._states.enter(GatewayState.STOPPED)
 
     @staticmethod
     async def _wait_closed(session: Session) -> None:
@@ -405,25 +471,23 @@ class Gateway(GatewayRequests):
                 async with asyncio.timeout(1.0):
                     await session.wait_closed()
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Wait until the gateway is connected (e.g. after a reconnect)."""
-        if self.is_connected:
-            return
-        await asyncio.wait_for(self._connected.wait(), timeout)
+    async def __aenter__(self) -> Gateway:
+        return self
 
-    async def wait_ready(self, timeout: float | None = None) -> None:
-        """Wait until connected and, with the lifecycle on, accepted by the control center."""
-        await asyncio.wait_for(self._ready.wait(), timeout)
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # --- the outbox (spec §6.2) ------------------------------------------------------------
 
     @property
     def queued(self) -> int:
         """Messages waiting in the store-and-forward outbox."""
-        return len(self._store)
+        return len(self._outbox)
 
     @property
     def store(self) -> MessageStore:
         """The store-and-forward outbox (dead letters included)."""
-        return self._store
+        return self._outbox.store
 
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the outbox is empty (every stored message delivered or dead-lettered).
@@ -432,31 +496,30 @@ class Gateway(GatewayRequests):
             TimeoutError: messages are still queued after ``timeout`` seconds.
             NotConnectedError: the gateway stopped meanwhile.
         """
+        await asyncio.wait_for(self._outbox.flush(lambda: self._states.is_stopping), timeout)
 
-        async def drained() -> None:
-            loop = asyncio.get_running_loop()
-            while True:
-                if self._stopping:
-                    raise NotConnectedError("gateway stopped; messages stay queued")
-                message = self._store.peek()
-                if message is None:
-                    return
-                future: asyncio.Future[Confirmation] = loop.create_future()
-                self._waiters.setdefault(message.seq, []).append(future)
-                try:
-                    await asyncio.wait([future])
-                finally:
-                    self._forget_waiter(message.seq, future)
-                if not future.cancelled():
-                    future.exception()  # dead-lettered or dropped: go on with the next
+    def queue_request(self, request: AnyRequest) -> str:
+        """Store a store-and-forward message durably and return its ``uniqueId``.
 
-        await asyncio.wait_for(drained(), timeout)
+        Returns as soon as the message is in the outbox (committed to the file with
+        a file store); it is delivered in order when connected (spec §6.2).
 
-    async def __aenter__(self) -> Gateway:
-        return self
+        Raises:
+            ValueError: the action is not a store-and-forward action.
+            PayloadValidationError: the request is invalid (nothing stored).
+            QueueFullError: the outbox is full under the ``"reject"`` policy
+                (a :class:`~ntxcp.endpoints.store.StoreFullError`).
+        """
+        unique_id = self._append(request)[1]
+        self._outbox.wake()
+        return unique_id
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+    def _append(self, request: AnyRequest) -> tuple[int, str, bytes]:
+        if self._states.is_stopping:
+            self._outbox.reopen()  # queued after stop(): kept for the next start (or process)
+        return self._outbox.append(request)
+
+    # --- errors ----------------------------------------------------------------------
 
     def errors(self) -> AsyncIterator[EndpointError]:
         """The error stream (Go ``Errors()``)."""
@@ -491,37 +554,36 @@ class Gateway(GatewayRequests):
             after_answer=self._after_answer,
         )
         await connect(self._url, self._options, session)
-        if self._stopping:  # stop() ran while we were connecting
+        if self._states.is_stopping:  # stop() ran while we were connecting
             session.close(1000, "gateway stopping")
             raise NotConnectedError("gateway stopped")
         if session.rpc.closed:  # closed during the handshake
             raise NotConnectedError("connection closed right after the handshake")
-        loop = asyncio.get_running_loop()
         self._session = session
-        self._connected_at = loop.time()
+        self._connected_at = asyncio.get_running_loop().time()
         self.connect_count += 1
         self.last_error = None
-        self._connected.set()
         self._log.info("[%s] connected to %s", self.gateway_id, self._url)
-        if self.boot is None:
-            self._ready.set()
+        if self._lifecycle.enabled:
+            self._states.enter(GatewayState.CONNECTED)
+            self._lifecycle.start(session)
         else:
-            self._lifecycle = loop.create_task(self._run_lifecycle(session))
+            self._states.enter(GatewayState.READY)
         self._call_hook(self._on_connected)
         if self.connect_count > 1:
             self._call_hook(self._on_reconnected)
 
     async def _pause(self, delay: float) -> bool:
         """Sleep ``delay`` seconds; ``False`` when :meth:`stop` cut it short."""
-        if self._stopping:
+        if self._states.is_stopping:
             return False
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the
             # cancellation of a task racing with its completion (stop() would hang).
             async with asyncio.timeout(delay):
-                await self._stop_event.wait()
+                await self._states.stopping.wait()
         except TimeoutError:
-            return not self._stopping
+            return not self._states.is_stopping
         return False
 
     async def _connect_with_backoff(self, *, wait_first: bool) -> None:
@@ -542,13 +604,13 @@ class Gateway(GatewayRequests):
                 self._retry_index += 1
                 if not await self._pause(delay):
                     raise NotConnectedError("gateway stopped")
-            if self._stopping:
+            if self._states.is_stopping:
                 raise NotConnectedError("gateway stopped")
             try:
                 await self._connect_once()
                 return
             except NotConnectedError:
-                if self._stopping:
+                if self._states.is_stopping:
                     raise
                 failure: Exception = NotConnectedError("connection closed right after upgrade")
             except Exception as exc:  # any failure is retried: only stop() ends this loop
@@ -556,7 +618,7 @@ class Gateway(GatewayRequests):
             failures += 1
             self.last_error = failure
             if self.backoff.exhausted(failures):
-                self._errors.report(
+                self._report(
                     EndpointError(
                         ErrorKind.CONNECTION_ERROR,
                         f"{failure}; giving up after {failures} attempts",
@@ -573,12 +635,12 @@ class Gateway(GatewayRequests):
                     "(longest backoff)"
                 )
                 self._log.error("[%s] %s", self.gateway_id, message)
-                self._errors.report(
+                self._report(
                     EndpointError(ErrorKind.HANDSHAKE_REFUSED, message, gateway_id=self.gateway_id)
                 )
             else:
                 delay = self.backoff.delay(self._retry_index)
-                self._errors.report(
+                self._report(
                     EndpointError(
                         ErrorKind.CONNECTION_ERROR,
                         f"{type(failure).__name__}: {failure}; retrying in {delay:.2f} s",
@@ -589,24 +651,26 @@ class Gateway(GatewayRequests):
     async def _supervise(self) -> None:
         """Reconnect after unexpected disconnects until :meth:`stop` (spec §6.2)."""
         loop = asyncio.get_running_loop()
-        while not self._stopping:
+        while not self._states.is_stopping:
             session = self._session
             if session is not None:
                 await session.wait_closed()
-            if self._stopping or not self.reconnect:
+            if self._states.is_stopping or not self.reconnect:
                 return
             if loop.time() - self._connected_at >= self.backoff.reset_after:
                 self._retry_index = 0  # the connection was stable: start again at initial
             restart, self._restart = self._restart, False
+            self._states.enter(GatewayState.CONNECTING)
             try:
                 if restart:  # after an accepted Reset: reconnect at once (spec §4.1)
                     self._retry_index = 0
                 await self._connect_with_backoff(wait_first=not restart)
             except Exception as exc:
-                if self._stopping:
+                if self._states.is_stopping:
                     return
+                self._states.enter(GatewayState.DISCONNECTED)
                 self._log.error("[%s] giving up reconnecting: %s", self.gateway_id, exc)
-                self._errors.report(
+                self._report(
                     EndpointError(
                         ErrorKind.RECONNECT_ABANDONED,
                         f"giving up after backoff.max_attempts={self.backoff.max_attempts}: {exc}",
@@ -617,295 +681,37 @@ class Gateway(GatewayRequests):
 
     def _closed(self, session: Session, code: int, reason: str) -> None:
         if self._session is session:
-            self._connected.clear()
-            self._ready.clear()
+            if self._states.state in (GatewayState.CONNECTED, GatewayState.READY):
+                self._states.enter(GatewayState.DISCONNECTED)
             self.last_close = (code, reason)
-            if self._lifecycle is not None:
-                self._lifecycle.cancel()
-                self._lifecycle = None
+            self._lifecycle.stop()
             self._log.info("[%s] disconnected (%d %s)", self.gateway_id, code, reason)
             self._call_hook(self._on_disconnected)
 
     def _call_hook(self, hook: StateHandler | None) -> None:
         call_hook(hook, log=_log, gateway_id=self.gateway_id)
 
-    # --- lifecycle helpers (spec §4.1) --------------------------------------------------
+    # --- the lifecycle's connection to the gateway (spec §4.1) ----------------------------
 
-    async def _run_lifecycle(self, session: Session) -> None:
-        """Boot until Accepted, then heartbeat, for one connection."""
-        try:
-            if await self._boot(session):
-                await self._heartbeats(session)
-        except NotConnectedError:
-            return
-        except Exception as exc:  # never let the task die silently
-            self._errors.report(
-                EndpointError(ErrorKind.LIFECYCLE_ERROR, repr(exc), gateway_id=self.gateway_id)
-            )
-
-    async def _boot(self, session: Session) -> bool:
-        """Send ``boot`` until Accepted (spec §4.1); ``False`` if the connection went."""
-        assert self.boot is not None
-        failures = 0
-        while session.is_open:
-            try:
-                conf = await session.send_call(self.boot, None)
-            except (CallError, CallTimeoutError, QueueFullError) as exc:
-                self._errors.report(
-                    EndpointError(ErrorKind.BOOT_FAILED, str(exc), gateway_id=self.gateway_id)
-                )
-                await asyncio.sleep(self.backoff.delay(failures))
-                failures += 1
-                continue
-            assert isinstance(conf, core.BootNotificationConfirmation)
-            self.registration_status = conf.status
-            if conf.status is core.RegistrationStatus.ACCEPTED:
-                self.heartbeat_interval = conf.interval
-                self._ready.set()
-                self._log.info("[%s] boot accepted, heartbeat %d s", self.gateway_id, conf.interval)
-                return True
-            # spec §4.1: hold back, retry after interval (default 60 s when 0)
+    def _boot_accepted(self) -> None:
+        """A BootNotification was accepted on the current connection: release messages."""
+        session = self._session
+        if session is not None and session.is_open and not self._states.is_stopping:
+            self._states.enter(GatewayState.READY)
             self._log.info(
-                "[%s] boot %s, retrying in %d s",
+                "[%s] boot accepted, heartbeat %s s",
                 self.gateway_id,
-                conf.status.value,
-                conf.interval or _DEFAULT_RETRY_INTERVAL,
+                self._lifecycle.heartbeat_interval,
             )
-            await asyncio.sleep(conf.interval or _DEFAULT_RETRY_INTERVAL)
-        return False
-
-    async def _heartbeats(self, session: Session) -> None:
-        """Send Heartbeat every :attr:`heartbeat_interval` seconds (spec §4.1)."""
-        while self.heartbeat_enabled and self.heartbeat_interval and session.is_open:
-            await asyncio.sleep(self.heartbeat_interval)
-            try:
-                await session.send_call(core.HeartbeatRequest(), None)
-            except (CallError, CallTimeoutError, QueueFullError) as exc:
-                self._errors.report(
-                    EndpointError(ErrorKind.HEARTBEAT_FAILED, str(exc), gateway_id=self.gateway_id)
-                )
 
     def _after_answer(self, call: CallReceived, confirmation: Confirmation) -> None:
-        if (
-            self.boot is not None
-            and self.reboot_on_reset
-            and isinstance(confirmation, core.ResetConfirmation)
-            and confirmation.status is core.ResetStatus.ACCEPTED
-        ):
+        if self._lifecycle.reboots_after(confirmation):
             session = self._session
             if session is not None:
                 self._restart = True
                 # The CALLRESULT is queued and goes out before this callback runs;
                 # then "reboot": close, reconnect at once, boot again (spec §4.1).
                 asyncio.get_running_loop().call_soon(session.close, 1000, "reset")
-
-    # --- store and forward (spec §6.2) ---------------------------------------------------
-
-    async def _forward(self) -> None:
-        """Deliver the outbox in order, one message at a time, while ready."""
-        while True:
-            try:
-                await self._ready.wait()
-                message = self._store.peek()
-                if message is None or self._delivering:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                session = self._session
-                if session is None or not session.is_open:
-                    # closing: on_close clears _ready soon
-                    if session is not None:
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(1.0):  # not wait_for: see _pause
-                                await session.wait_closed()
-                    else:
-                        await asyncio.sleep(0.05)
-                    continue
-                self._delivering = True
-                try:
-                    await self._deliver_one(session, message)
-                finally:
-                    self._delivering = False
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a broken store must not end delivery for good
-                self._errors.report(
-                    EndpointError(ErrorKind.FORWARDER_ERROR, repr(exc), gateway_id=self.gateway_id)
-                )
-                await asyncio.sleep(max(self.backoff.initial, 0.1))
-
-    async def _deliver_one(self, session: Session, message: StoredMessage) -> None:
-        try:
-            spec = ACTIONS.get(message.action)
-            if spec is None:
-                raise CallError(ErrorCode.NOT_IMPLEMENTED, f"unknown action {message.action!r}")
-            request = decode_payload(spec.request, message.payload)
-            future = session.send_call(request, None, message.unique_id)
-        except (NotConnectedError, QueueFullError):
-            await asyncio.sleep(0.05)  # the link is going, or the FIFO is busy: try again
-            return
-        except (CallError, ValueError) as exc:  # cannot be sent any more: never will be
-            self._give_up(message, "invalid", f"stored message cannot be sent: {exc}", exc)
-            return
-        try:
-            confirmation = await future
-        except NotConnectedError:
-            # Lost with the connection (maybe after the control center handled it):
-            # it stays first in the outbox and goes again, same uniqueId (spec §6.2).
-            return
-        except CallTimeoutError as exc:
-            self._errors.report(
-                EndpointError(ErrorKind.DELIVERY_RETRY, str(exc), gateway_id=self.gateway_id)
-            )
-            await self._pause(self.backoff.delay(0))
-            return
-        except CallError as exc:  # CALLERROR or invalid CALLRESULT (spec §2.2 rule 6)
-            self._give_up(message, exc.code.value, exc.description, exc)
-            return
-        self._store.remove(message.seq)
-        self._settle(message.seq, confirmation=confirmation)
-
-    def _send_directly(
-        self, session: Session, seq: int, unique_id: str, request: AnyRequest, payload: bytes
-    ) -> None:
-        """Put the only queued message on the wire from the caller (spec §6.2).
-
-        Its outcome is handled by a callback, like the forwarder would: removed on a
-        CALLRESULT, dead-lettered on a CALLERROR, else left first in the outbox for the
-        forwarder, which sends it again with the same ``uniqueId``.
-        """
-        try:
-            call = session.send_call(request, None, unique_id, payload)
-        except (NotConnectedError, QueueFullError):
-            self._wake.set()  # the forwarder will try
-            return
-        self._delivering = True
-        call.add_done_callback(functools.partial(self._direct_done, seq))
-
-    def _direct_done(self, seq: int, call: asyncio.Future[Confirmation]) -> None:
-        self._delivering = False
-        exc = None if call.cancelled() else call.exception()
-        if call.cancelled():
-            pass
-        elif exc is None:
-            self._store.remove(seq)
-            self._settle(seq, confirmation=call.result())
-        elif isinstance(exc, CallError):  # CALLERROR or invalid CALLRESULT
-            message = self._store.peek()
-            if message is not None and message.seq == seq:
-                self._give_up(message, exc.code.value, exc.description, exc)
-        elif isinstance(exc, CallTimeoutError):
-            self._errors.report(
-                EndpointError(ErrorKind.DELIVERY_RETRY, str(exc), gateway_id=self.gateway_id)
-            )
-            # Let the control center breathe before the forwarder sends it again.
-            asyncio.get_running_loop().call_later(self.backoff.delay(0), self._wake.set)
-            return
-        if len(self._store):
-            self._wake.set()  # the forwarder takes over whatever is left
-
-    def _give_up(self, message: StoredMessage, code: str, description: str, exc: Exception) -> None:
-        """Move a message to the dead letters, report it, fail its waiters."""
-        self._store.dead_letter(message.seq, code, description)
-        self._errors.report(
-            EndpointError(
-                ErrorKind.DEAD_LETTER,
-                f"{message.action} {message.unique_id}: {exc}",
-                gateway_id=self.gateway_id,
-                code=exc.code if isinstance(exc, CallError) else None,
-            )
-        )
-        self._settle(message.seq, error=exc)
-
-    def _settle(
-        self,
-        seq: int,
-        *,
-        confirmation: Confirmation | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        for waiter in self._waiters.pop(seq, ()):
-            if waiter.done():
-                continue
-            if error is not None:
-                waiter.set_exception(error)
-            else:
-                waiter.set_result(confirmation)
-
-    def _forget_waiter(self, seq: int, future: asyncio.Future[Any]) -> None:
-        """A caller stopped waiting: drop its future (the message stays queued)."""
-        waiters = self._waiters.get(seq)
-        if waiters is not None and future in waiters:
-            waiters.remove(future)
-            if not waiters:
-                del self._waiters[seq]
-        if not future.done():
-            future.cancel()
-
-    def queue_request(self, request: AnyRequest) -> str:
-        """Store a store-and-forward message durably and return its ``uniqueId``.
-
-        Returns as soon as the message is in the outbox (committed to the file with
-        a file store); it is delivered in order when connected (spec §6.2).
-
-        Raises:
-            ValueError: the action is not a store-and-forward action.
-            PayloadValidationError: the request is invalid (nothing stored).
-            QueueFullError: the outbox is full under the ``"reject"`` policy
-                (a :class:`~ntxcp.endpoints.store.StoreFullError`).
-        """
-        unique_id = self._enqueue(request)[1]
-        self._wake.set()
-        return unique_id
-
-    def _enqueue(self, request: AnyRequest) -> tuple[int, str, bytes]:
-        if request.ACTION not in STORED_ACTIONS:
-            raise ValueError(f"{request.ACTION} is not a store-and-forward message")
-        payload = encode_payload(request)
-        unique_id = new_unique_id()
-        if self._stopping:
-            self._reopen()  # queued after stop(): kept for the next start (or process)
-        seq = self._store.append(unique_id, request.ACTION, payload)
-        for dropped in self._store.take_dropped():
-            error = StoreFullError(None, None, "message dropped to make room (drop-oldest)")
-            self._errors.report(
-                EndpointError(
-                    ErrorKind.DEAD_LETTER,
-                    f"{dropped.action} {dropped.unique_id}: dropped, store full",
-                    gateway_id=self.gateway_id,
-                )
-            )
-            self._settle(dropped.seq, error=error)
-        return seq, unique_id, payload
-
-    async def _stored_call(self, request: Request[C], timeout: float | None) -> C:
-        seq, unique_id, payload = self._enqueue(request)
-        future: asyncio.Future[C] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(seq, []).append(future)
-        limit = self.call_timeout if timeout is None else timeout
-        session = self._session
-        if (
-            not self._delivering
-            and self._ready.is_set()
-            and session is not None
-            and session.is_open
-            and len(self._store) == 1
-        ):
-            # Nothing queued ahead and nothing on the wire: send it from here, sparing
-            # the hand-over to the forwarder task.
-            self._send_directly(session, seq, unique_id, request, payload)
-        else:
-            self._wake.set()
-        # The future is this caller's alone: a timer fails it at the deadline while the
-        # message itself stays queued (cheaper than wait_for + shield per message).
-        timer = asyncio.get_running_loop().call_later(
-            limit, _fail_waiter, future, request.ACTION, unique_id, limit
-        )
-        try:
-            return await future
-        finally:
-            timer.cancel()
-            self._forget_waiter(seq, future)
 
     # --- requests --------------------------------------------------------------------
 
@@ -919,15 +725,15 @@ class Gateway(GatewayRequests):
         """
         session = self._live_session()
         if (
-            self.boot is not None
-            and not self._ready.is_set()
+            self._lifecycle.enabled
+            and not self._states.ready.is_set()
             and request.ACTION != "BootNotification"
         ):
             limit = self.call_timeout if timeout is None else timeout
             loop = asyncio.get_running_loop()
             started = loop.time()
             try:
-                await asyncio.wait_for(self._ready.wait(), limit)
+                await asyncio.wait_for(self._states.ready.wait(), limit)
             except TimeoutError:
                 raise CallTimeoutError(request.ACTION, "-", limit) from None
             session = self._live_session()
@@ -963,16 +769,16 @@ class Gateway(GatewayRequests):
             PayloadValidationError: the request itself is invalid.
         """
         if request.ACTION in STORED_ACTIONS:
-            return await self._stored_call(request, timeout)
+            limit = self.call_timeout if timeout is None else timeout
+            return await self._outbox.deliver(request, limit)
         session, left = await self._ready_session(request, timeout)
         confirmation = await session.send_call(request, left)
-        if isinstance(confirmation, core.BootNotificationConfirmation):
-            # A boot the application sent itself counts like the lifecycle's own
-            # (spec §4.1): Accepted releases the messages held back.
-            self.registration_status = confirmation.status
-            if confirmation.status is core.RegistrationStatus.ACCEPTED and session.is_open:
-                self.heartbeat_interval = confirmation.interval
-                self._ready.set()
+        # A boot the application sent itself counts like the lifecycle's own (spec
+        # §4.1): Accepted releases the messages held back.
+        if isinstance(
+            confirmation, core.BootNotificationConfirmation
+        ) and self._lifecycle.record_boot(confirmation):
+            self._boot_accepted()
         return confirmation
 
     def send_request_async(
@@ -997,18 +803,11 @@ class Gateway(GatewayRequests):
         future: asyncio.Future[C]
         if request.ACTION in STORED_ACTIONS:
             # Stored first (spec §6.2); the callback runs on delivery or dead letter.
-            seq, _, _ = self._enqueue(request)
-            self._wake.set()
-            future = asyncio.get_running_loop().create_future()
-            self._waiters.setdefault(seq, []).append(future)
-        elif self.boot is not None and not self._ready.is_set():
+            seq, _, _ = self._append(request)
+            self._outbox.wake()
+            future = self._outbox.watch(seq)
+        elif self._lifecycle.enabled and not self._states.ready.is_set():
             future = asyncio.ensure_future(self.send_request(request, timeout=timeout))
         else:
             future = self._live_session().send_call(request, timeout)
         on_outcome(future, callback)
-
-
-def _fail_waiter(future: asyncio.Future[Any], action: str, unique_id: str, timeout: float) -> None:
-    """A caller's wait for a stored message ends; the message stays queued (spec §6.2)."""
-    if not future.done():
-        future.set_exception(CallTimeoutError(action, unique_id, timeout, queued=True))

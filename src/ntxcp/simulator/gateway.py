@@ -177,7 +177,6 @@ class SimulatedGateway:
         self._diagnostics_task: asyncio.Task[None] | None = None
         self._reboot_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Future[None]] = set()
-        self._heartbeat_changed = asyncio.Event()
         self._meter_changed = asyncio.Event()
 
     # --- state ---------------------------------------------------------------------
@@ -293,10 +292,10 @@ class SimulatedGateway:
             ping_interval=ping or None,
             backoff=self.backoff,
             store=self.store,
-            # spec §4.1: the endpoint boots after every connection and holds back every
-            # other G→C message until Accepted; heartbeats and resets are ours.
+            # spec §4.1: the endpoint boots after every connection, holds back every
+            # other G→C message until Accepted, then heartbeats at the interval we set;
+            # resets are ours.
             boot=self._boot_request(),
-            heartbeat=False,
             reboot_on_reset=False,
         )
         endpoint.set_core_handler(self._handler)
@@ -401,22 +400,24 @@ class SimulatedGateway:
             self._online = None
 
     async def _run_online(self, endpoint: Gateway) -> None:
-        """Wait for boot Accepted, report every status, then heartbeat (spec §4.1)."""
+        """Wait for boot Accepted, then report every status (spec §4.1)."""
         await endpoint.wait_ready()
         self.boots += 1
         self._boot_accepted(endpoint.heartbeat_interval)
         self.send_status(None)
-        while True:
-            interval = self.config.get_seconds(cfg.HEARTBEAT_INTERVAL)
-            self._heartbeat_changed.clear()
-            if not await self._sleep(interval, self._heartbeat_changed):
-                continue  # interval changed: restart the timer
-            await self.send_heartbeat()
 
-    def _boot_accepted(self, interval: int | None) -> None:
+    def _boot_accepted(self, interval: float | None) -> None:
+        """Apply an accepted boot: the heartbeat interval is the answer's or the override."""
         self._note(f"boot Accepted (interval {interval} s)")
         if self.heartbeat_override is None and interval:
             self.config.set(cfg.HEARTBEAT_INTERVAL, str(interval))
+        self._apply_heartbeat_interval()
+
+    def _apply_heartbeat_interval(self) -> None:
+        """Give the endpoint's heartbeat the configured interval (0: no heartbeats)."""
+        endpoint = self.endpoint
+        if endpoint is not None:
+            endpoint.set_heartbeat_interval(self.config.get_seconds(cfg.HEARTBEAT_INTERVAL))
 
     async def _sleep(self, seconds: float, changed: asyncio.Event) -> bool:
         """Sleep ``seconds`` (0: until ``changed``); ``False`` when ``changed`` woke us."""
@@ -432,7 +433,7 @@ class SimulatedGateway:
     def _config_changed(self, key: str, value: str) -> None:
         self._note(f"configuration {key} = {value!r}")
         if key == cfg.HEARTBEAT_INTERVAL:
-            self._heartbeat_changed.set()
+            self._apply_heartbeat_interval()
         elif key == cfg.METER_VALUE_SAMPLE_INTERVAL:
             self._meter_changed.set()
 
@@ -558,20 +559,16 @@ class SimulatedGateway:
         endpoint = self.endpoint
         if endpoint is None:
             return None
+        was_ready = endpoint.is_ready
         try:
+            # spec §4.1: an Accepted answer ends the Pending wait, whichever boot it
+            # answers; the endpoint notices it and releases the held messages.
             conf = await endpoint.send_request(self._boot_request())
         except NtxcpError as exc:
             self._note(f"BootNotification failed: {exc}")
             return None
-        assert isinstance(conf, core.BootNotificationConfirmation)
-        endpoint.registration_status = conf.status
         if conf.status is core.RegistrationStatus.ACCEPTED:
-            if not endpoint._ready.is_set():
-                # spec §4.1: an Accepted answer ends the Pending wait, whichever boot it
-                # answers. The endpoint only watches the boots it sends itself, so tell
-                # it (library gap, reported: it should notice on its own).
-                endpoint.heartbeat_interval = conf.interval
-                endpoint._ready.set()
+            if not was_ready:
                 return conf  # _run_online reports the acceptance
             self._boot_accepted(conf.interval)
         else:

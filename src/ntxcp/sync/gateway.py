@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from ntxcp.endpoints import Backoff, ErrorStream, FrameTap
 from ntxcp.endpoints.gateway import Gateway as AsyncGateway
+from ntxcp.endpoints.state import GatewayState
 from ntxcp.endpoints.store import MessageStore
 from ntxcp.endpoints.typed_requests import BlockingGatewayRequests
 from ntxcp.errors import EndpointError
@@ -292,9 +293,22 @@ class Gateway(BlockingGatewayRequests):
         return self._gateway.registration_status
 
     @property
-    def heartbeat_interval(self) -> int | None:
-        """Seconds between heartbeats, from the accepted BootNotification."""
+    def heartbeat_interval(self) -> float | None:
+        """Seconds between heartbeats (from the accepted BootNotification, or set)."""
         return self._gateway.heartbeat_interval
+
+    def set_heartbeat_interval(self, seconds: float | None) -> None:
+        """Change the heartbeat interval now; see :meth:`ntxcp.Gateway.set_heartbeat_interval`."""
+
+        async def change() -> None:
+            self._gateway.set_heartbeat_interval(seconds)
+
+        self._run(change())
+
+    @property
+    def state(self) -> GatewayState:
+        """Where the gateway stands; see :attr:`ntxcp.Gateway.state`."""
+        return self._gateway.state
 
     @property
     def connect_count(self) -> int:
