@@ -8,7 +8,13 @@ Layers (each imports only those above it)::
     ntxcp.transport   WebSocket server/client (the only code that knows the socket library)
     ntxcp.endpoints   asyncio ControlCenter and Gateway
     ntxcp.sync        a blocking Gateway for programs without asyncio
+
+Logging: the library logs under ``ntxcp.*`` and adds only a ``logging.NullHandler``
+to the ``ntxcp`` logger, so an application that configures no logging sees nothing.
+Records about one gateway carry its id as ``record.gateway_id`` (the ``extra`` field).
 """
+
+import logging
 
 from ntxcp.endpoints import (
     Backoff,
@@ -34,6 +40,8 @@ from ntxcp.errors import (
 from ntxcp.transport import HandshakeInfo, client_tls_context, server_tls_context
 
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "Backoff",

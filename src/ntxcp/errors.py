@@ -218,6 +218,8 @@ class ErrorKind(StrEnum):
     """A stored message can never be delivered: moved to the dead letters."""
     FORWARDER_ERROR = "forwarder-error"
     """The outbox could not be read or written; delivery resumes after a pause."""
+    TRIGGER_FAILED = "trigger-failed"
+    """The message a TriggerMessage asked for could not be sent (spec §4.3)."""
 
 
 class EndpointError(NtxcpError):

@@ -25,7 +25,7 @@ def call_hook(
             _background.add(task)
             task.add_done_callback(_finished(log, gateway_id))
     except Exception:  # an application hook never kills a connection
-        log.exception("[%s] hook %r raised", gateway_id, hook)
+        log.exception("[%s] hook %r raised", gateway_id, hook, extra={"gateway_id": gateway_id})
 
 
 def on_outcome(
@@ -51,6 +51,11 @@ def _finished(log: logging.Logger, gateway_id: str) -> Callable[[asyncio.Future[
     def done(task: asyncio.Future[Any]) -> None:
         _background.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("[%s] hook raised: %r", gateway_id, task.exception())
+            log.error(
+                "[%s] hook raised: %r",
+                gateway_id,
+                task.exception(),
+                extra={"gateway_id": gateway_id},
+            )
 
     return done

@@ -125,6 +125,7 @@ class Session:
         self._on_closed = on_closed
         self._on_opened = on_opened
         self._log = logger
+        self._extra = {"gateway_id": gateway_id}  # structured, for log handlers
         self._loop = asyncio.get_running_loop()
         self._work: list[_Work] = []  # a list: an empty deque costs ~600 B per connection
         self._worker: asyncio.Task[None] | None = None
@@ -145,7 +146,12 @@ class Session:
     def on_message(self, data: bytes) -> None:
         """Feed one message to the state machine and act on what it says."""
         if self._log.isEnabledFor(logging.DEBUG):
-            self._log.debug("[%s] <- %s", self.gateway_id, data[:2048].decode("utf-8", "replace"))
+            self._log.debug(
+                "[%s] <- %s",
+                self.gateway_id,
+                data[:2048].decode("utf-8", "replace"),
+                extra=self._extra,
+            )
         events = self.rpc.receive(data, self._loop.time())
         if self.tap is not None:  # after receive: the RPC layer has read the frame
             self._tap("in", data, self.rpc.received_info or _UNREAD)
@@ -242,7 +248,9 @@ class Session:
             debug = self._log.isEnabledFor(logging.DEBUG)
             for frame in frames:
                 if debug:
-                    self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
+                    self._log.debug(
+                        "[%s] -> %s", self.gateway_id, frame[:2048].decode(), extra=self._extra
+                    )
                 link.send(frame)
 
     def _flush_tapped(self) -> None:
@@ -252,7 +260,9 @@ class Session:
             debug = self._log.isEnabledFor(logging.DEBUG)
             for frame, info in frames:
                 if debug:
-                    self._log.debug("[%s] -> %s", self.gateway_id, frame[:2048].decode())
+                    self._log.debug(
+                        "[%s] -> %s", self.gateway_id, frame[:2048].decode(), extra=self._extra
+                    )
                 self._tap("out", frame, info or _UNREAD)
                 link.send(frame)
 
@@ -261,7 +271,7 @@ class Session:
         try:
             self.tap(self.gateway_id, direction, data, info)
         except Exception:
-            self._log.exception("[%s] frame tap raised", self.gateway_id)
+            self._log.exception("[%s] frame tap raised", self.gateway_id, extra=self._extra)
 
     # --- events ----------------------------------------------------------------------
 
@@ -418,6 +428,7 @@ class Session:
                 self.gateway_id,
                 event.spec.action,
                 "".join(traceback.format_exception(exc)),
+                extra=self._extra,
             )
             self.rpc.send_error(event.unique_id, CallError(ErrorCode.INTERNAL_ERROR, description))
             self._report(

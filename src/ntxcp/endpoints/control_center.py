@@ -358,7 +358,9 @@ class ControlCenter(ControlCenterRequests):
             try:
                 allowed = self._validate(gateway_id, info)
             except Exception as exc:
-                _log.exception("[%s] validation handler raised", gateway_id)
+                _log.exception(
+                    "[%s] validation handler raised", gateway_id, extra={"gateway_id": gateway_id}
+                )
                 raise Refusal(500, f"validation failed: {type(exc).__name__}") from None
             if not allowed:
                 raise Refusal(401, "gateway refused")
@@ -407,14 +409,18 @@ class ControlCenter(ControlCenterRequests):
         self._sessions[session.gateway_id] = session
         self._all_sessions.add(session)
         if old is not None:
-            _log.info("[%s] new connection replaces the old one", session.gateway_id)
+            _log.info(
+                "[%s] new connection replaces the old one",
+                session.gateway_id,
+                extra={"gateway_id": session.gateway_id},
+            )
             old.close(1008, "replaced")  # spec §1: keep the new, close the old
             # A half-open old connection may never finish closing (its peer is gone and
             # unsent data keeps the socket): drop it, so its pending requests fail now.
             asyncio.get_running_loop().call_later(_REPLACED_CLOSE_WAIT, _drop, old)
         if self._stopping:  # upgraded while stop() runs: it goes too
             session.close(1001, "control center stopping")
-        _log.info("[%s] connected", session.gateway_id)
+        _log.info("[%s] connected", session.gateway_id, extra={"gateway_id": session.gateway_id})
         self._call_hook(self._on_connected, session)
 
     def _closed(self, session: Session, code: int, reason: str) -> None:
@@ -422,7 +428,13 @@ class ControlCenter(ControlCenterRequests):
             del self._sessions[session.gateway_id]
         if session in self._all_sessions:
             self._all_sessions.discard(session)
-            _log.info("[%s] disconnected (%d %s)", session.gateway_id, code, reason)
+            _log.info(
+                "[%s] disconnected (%d %s)",
+                session.gateway_id,
+                code,
+                reason,
+                extra={"gateway_id": session.gateway_id},
+            )
             connection = self._connections.get(session)
             if connection is not None:
                 self._connections[session] = dataclasses.replace(

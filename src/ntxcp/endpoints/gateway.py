@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import os
 import ssl
@@ -58,6 +59,9 @@ C = TypeVar("C", bound=Confirmation)
 _log = logging.getLogger("ntxcp.gateway")
 
 StateHandler = Callable[[], object]
+
+TriggerHandler = Callable[[remotetrigger.TriggerMessageRequest], object]
+"""``handler(request)`` -> the request(s) to send after an accepted TriggerMessage."""
 
 _STOP_CLOSE_WAIT = 5.0
 """Seconds :meth:`Gateway.stop` waits for the closing handshake before dropping."""
@@ -252,6 +256,8 @@ class Gateway(GatewayRequests):
         self._on_reconnected: StateHandler | None = None
         self._on_disconnected: StateHandler | None = None
         self._tap: FrameTap | None = None
+        self._trigger_handler: TriggerHandler | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.connect_count = 0
 
     def _report(self, error: EndpointError) -> None:
@@ -450,7 +456,9 @@ class Gateway(GatewayRequests):
         if session is not None and not session.rpc.closed:
             session.close(1000, "gateway stopping")
             await self._wait_closed(session)
-        tasks = [t for t in (supervisor, self._lifecycle.stop()) if t is not None]
+        tasks = [
+            t for t in (supervisor, self._lifecycle.stop(), *self._background) if t is not None
+        ]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -705,6 +713,16 @@ class Gateway(GatewayRequests):
             )
 
     def _after_answer(self, call: CallReceived, confirmation: Confirmation) -> None:
+        if (
+            isinstance(confirmation, remotetrigger.TriggerMessageConfirmation)
+            and confirmation.status is remotetrigger.TriggerMessageStatus.ACCEPTED
+            and isinstance(call.request, remotetrigger.TriggerMessageRequest)
+        ):
+            # spec §4.3: the requested message follows the Accepted answer, which is
+            # queued already and goes out before this task runs.
+            task = asyncio.get_running_loop().create_task(self._send_triggered(call.request))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if self._lifecycle.reboots_after(confirmation):
             session = self._session
             if session is not None:
@@ -712,6 +730,57 @@ class Gateway(GatewayRequests):
                 # The CALLRESULT is queued and goes out before this callback runs;
                 # then "reboot": close, reconnect at once, boot again (spec §4.1).
                 asyncio.get_running_loop().call_soon(session.close, 1000, "reset")
+
+    def set_trigger_message_handler(self, handler: TriggerHandler | None) -> None:
+        """Set the after-answer hook of TriggerMessage (spec §4.3).
+
+        After the remote-trigger handler answered ``Accepted``, the gateway sends the
+        requested message. It builds ``Heartbeat`` itself, and ``BootNotification``
+        from ``boot`` when it has one; the other messages carry the application's
+        data, so ``handler(request)`` is called (after the answer went out) and
+        returns the request(s) to send: one, a list (``[]``: the application sent
+        them itself), or ``None`` for the gateway's own choice (nothing for a message
+        it cannot build). It may be ``async def``. Stored actions go through the
+        outbox; a failure is reported as ``trigger-failed`` on the error stream.
+        """
+        self._trigger_handler = handler
+
+    async def _send_triggered(self, request: remotetrigger.TriggerMessageRequest) -> None:
+        """Send the message a TriggerMessage asked for (spec §4.3)."""
+        try:
+            chosen: object = None
+            if self._trigger_handler is not None:
+                chosen = self._trigger_handler(request)
+                if inspect.isawaitable(chosen):
+                    chosen = await chosen
+            if chosen is None:
+                chosen = self._own_triggered(request.requested_message)
+            requests = list(chosen) if isinstance(chosen, list | tuple) else [chosen]
+            for triggered in requests:
+                if triggered is None:
+                    continue
+                if not isinstance(triggered, Request):
+                    raise TypeError(f"trigger handler returned {type(triggered).__name__}")
+                if triggered.ACTION in STORED_ACTIONS:
+                    self.queue_request(triggered)
+                else:
+                    await self.send_request(triggered)
+        except Exception as exc:  # reported, never raised into the event loop
+            self._report(
+                EndpointError(
+                    ErrorKind.TRIGGER_FAILED,
+                    f"{request.requested_message}: {type(exc).__name__}: {exc}",
+                    gateway_id=self.gateway_id,
+                )
+            )
+
+    def _own_triggered(self, requested: remotetrigger.MessageTrigger) -> AnyRequest | None:
+        """The triggered messages the gateway builds by itself."""
+        if requested is remotetrigger.MessageTrigger.HEARTBEAT:
+            return core.HeartbeatRequest()
+        if requested is remotetrigger.MessageTrigger.BOOT_NOTIFICATION:
+            return self._lifecycle.boot
+        return None
 
     # --- requests --------------------------------------------------------------------
 

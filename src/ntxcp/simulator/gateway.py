@@ -304,6 +304,7 @@ class SimulatedGateway:
         endpoint.set_connected_handler(self._on_connected)
         endpoint.set_disconnected_handler(self._on_disconnected)
         endpoint.set_frame_logger(self._count_frame)
+        endpoint.set_trigger_message_handler(self._handler.send_triggered)
         return endpoint
 
     async def _power_on(self) -> None:

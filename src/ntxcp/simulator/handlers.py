@@ -33,7 +33,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ntxcp.v10 import core, firmware, remotetrigger
+from ntxcp.v10 import AnyRequest, core, firmware, remotetrigger
 from ntxcp.v10.types import CapturedDatapoint, ReadingContext
 
 if TYPE_CHECKING:
@@ -164,27 +164,40 @@ class SimulatorHandler(core.GatewayHandler, firmware.GatewayHandler, remotetrigg
     def on_trigger_message(
         self, request: remotetrigger.TriggerMessageRequest
     ) -> remotetrigger.TriggerMessageConfirmation:
-        """Accept and send the requested message, or reject (see the module notes)."""
+        """Accept or reject (see the module notes); the message follows the answer."""
+        accepted, _ = self._trigger(request)
+        return remotetrigger.TriggerMessageConfirmation(
+            status=remotetrigger.TriggerMessageStatus.ACCEPTED
+            if accepted
+            else remotetrigger.TriggerMessageStatus.REJECTED
+        )
+
+    def _trigger(self, request: remotetrigger.TriggerMessageRequest) -> tuple[bool, int | None]:
+        """Whether to accept a trigger, and the service it is about (``None``: all)."""
         gateway = self.gateway
         kind = request.requested_message
-        rejected = remotetrigger.TriggerMessageConfirmation(
-            status=remotetrigger.TriggerMessageStatus.REJECTED
-        )
         if kind is not _Trigger.BOOT_NOTIFICATION and not gateway.registered:
-            return rejected  # spec §4.1: nothing but BootNotification before Accepted
-        service: int | None = None
-        if request.service_id is not None and kind in (
+            return False, None  # spec §4.1: nothing but BootNotification before Accepted
+        if request.service_id is None or kind not in (
             _Trigger.STATUS_NOTIFICATION,
             _Trigger.METER_VALUES,
         ):
-            text = request.service_id.strip()
-            if not (text == "0" or gateway.plant.service(text) is not None):
-                return rejected
-            service = int(text)
-        gateway.spawn(self._send_triggered(kind, service))
-        return remotetrigger.TriggerMessageConfirmation(
-            status=remotetrigger.TriggerMessageStatus.ACCEPTED
-        )
+            return True, None
+        text = request.service_id.strip()
+        if not (text == "0" or self.gateway.plant.service(text) is not None):
+            return False, None
+        return True, int(text)
+
+    def send_triggered(self, request: remotetrigger.TriggerMessageRequest) -> list[AnyRequest]:
+        """The gateway's after-answer hook: send the triggered message (spec §4.3).
+
+        The simulator sends it itself (it keeps its own state of each message), so
+        the gateway gets an empty list.
+        """
+        accepted, service = self._trigger(request)
+        if accepted:
+            self.gateway.spawn(self._send_triggered(request.requested_message, service))
+        return []
 
     async def _send_triggered(
         self, kind: remotetrigger.MessageTrigger, service: int | None

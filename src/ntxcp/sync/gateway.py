@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from ntxcp.endpoints import Backoff, ErrorStream, FrameTap
 from ntxcp.endpoints.gateway import Gateway as AsyncGateway
+from ntxcp.endpoints.gateway import TriggerHandler
 from ntxcp.endpoints.state import GatewayState
 from ntxcp.endpoints.store import MessageStore
 from ntxcp.endpoints.typed_requests import BlockingGatewayRequests
@@ -354,6 +355,22 @@ class Gateway(BlockingGatewayRequests):
     def set_disconnected_handler(self, handler: StateHandler | None) -> None:
         """Hook called (on the handler thread) after every lost connection."""
         self._gateway.set_disconnected_handler(self._on_handler_thread(handler))
+
+    def set_trigger_message_handler(self, handler: TriggerHandler | None) -> None:
+        """Set the after-answer hook of TriggerMessage (runs on the handler thread).
+
+        See :meth:`ntxcp.Gateway.set_trigger_message_handler`.
+        """
+        if handler is None or inspect.iscoroutinefunction(handler):
+            self._gateway.set_trigger_message_handler(handler)
+            return
+        executor = self._handlers
+        plain = handler
+
+        async def run(request: remotetrigger.TriggerMessageRequest) -> object:
+            return await asyncio.get_running_loop().run_in_executor(executor, plain, request)
+
+        self._gateway.set_trigger_message_handler(run)
 
     def set_frame_logger(self, tap: FrameTap | None) -> None:
         """Set ``tap(gateway_id, direction, frame, info)`` (runs on the event loop thread).
