@@ -80,6 +80,7 @@ class Side:
     gateway_id: bool
     blocking: bool
     peer: str
+    callback_forms: bool = False
 
 
 SIDES = (
@@ -90,6 +91,7 @@ SIDES = (
         gateway_id=True,
         blocking=False,
         peer="gateway",
+        callback_forms=True,  # the Go API's form: Reset(clientId, callback, ...)
     ),
     Side(
         "GatewayRequests",
@@ -196,8 +198,8 @@ def is_list(tp: object) -> bool:
     return any(typing.get_origin(arg) is list for arg in typing.get_args(tp))
 
 
-def method(spec: ActionSpec, side: Side, renderer: Renderer) -> str:
-    """The source of one typed method."""
+def method(spec: ActionSpec, side: Side, renderer: Renderer, *, callback: bool = False) -> str:
+    """The source of one typed method (``callback``: its ``<name>_async`` form)."""
     cls = spec.request
     hints = typing.get_type_hints(cls, include_extras=True)
     docs = attribute_docs(cls)
@@ -206,6 +208,15 @@ def method(spec: ActionSpec, side: Side, renderer: Renderer) -> str:
     if side.gateway_id:
         params.append("gateway_id: str")
         args_doc.append(("gateway_id", "the gateway to send to."))
+    confirmation = renderer.qualified(spec.confirmation)
+    if callback:
+        params.append(f"callback: Callable[[{confirmation} | None, BaseException | None], object]")
+        args_doc.append(
+            (
+                "callback",
+                "called once with the confirmation and ``None``, or ``None`` and the error.",
+            )
+        )
     keyword_only = False
     body: list[str] = []
     for field in msgspec.structs.fields(cls):
@@ -232,16 +243,20 @@ def method(spec: ActionSpec, side: Side, renderer: Renderer) -> str:
         params.append("*")
     params.append("timeout: float | None = None")
     args_doc.append(("timeout", "seconds to wait for the answer (default ``call_timeout``)."))
-    confirmation = renderer.qualified(spec.confirmation)
     request = renderer.qualified(cls)
-    name = snake(spec.action)
+    name = snake(spec.action) + ("_async" if callback else "")
     summary = SUMMARIES[spec.action].format(peer=side.peer)
-    await_ = "" if side.blocking else "await "
-    def_ = "def" if side.blocking else "async def"
+    await_ = "" if side.blocking or callback else "await "
+    def_ = "def" if side.blocking or callback else "async def"
     target = "gateway_id, " if side.gateway_id else ""
-    lines = [f"    {def_} {name}(", *(f"        {p}," for p in params), f"    ) -> {confirmation}:"]
+    returns = "None" if callback else confirmation
+    lines = [f"    {def_} {name}(", *(f"        {p}," for p in params), f"    ) -> {returns}:"]
     lines.append(f'        """{summary}')
     lines.append("")
+    if callback:
+        lines.append("        Returns at once; ``callback`` runs exactly once with the outcome")
+        lines.append("        (the Go API's form). Errors that prevent sending are raised here.")
+        lines.append("")
     lines.append("        Args:")
     for arg, text in args_doc:
         lines.append(
@@ -249,24 +264,41 @@ def method(spec: ActionSpec, side: Side, renderer: Renderer) -> str:
                 f"{arg}: {text}", width=92, initial_indent=" " * 12, subsequent_indent=" " * 16
             )
         )
-    lines.append("")
-    lines.append("        Returns:")
-    lines.append("            The confirmation.")
+    if not callback:
+        lines.append("")
+        lines.append("        Returns:")
+        lines.append("            The confirmation.")
     lines.append("")
     lines.append("        Raises:")
     lines.append("            PayloadValidationError: an argument breaks a rule of spec §4.")
-    lines.append("            NtxcpError: any error of :meth:`send_request`.")
+    sender = "send_request_async" if callback else "send_request"
+    lines.append(f"            NtxcpError: any error :meth:`{sender}` raises.")
     lines.append('        """')
     call = f"{request}({', '.join(body)})"
     lines.append(f"        request = {call}")
-    lines.append(f"        return {await_}self.send_request({target}request, timeout=timeout)")
+    if callback:
+        lines.append(f"        self.send_request_async({target}request, callback, timeout=timeout)")
+    else:
+        lines.append(f"        return {await_}self.send_request({target}request, timeout=timeout)")
     return "\n".join(lines)
 
 
 def send_request_stub(side: Side) -> str:
-    """The abstract ``send_request`` each endpoint class implements."""
+    """The abstract ``send_request`` (and ``send_request_async``) each endpoint implements."""
     def_ = "def" if side.blocking else "async def"
     target = "gateway_id: str, " if side.gateway_id else ""
+    callback_stub = [
+        "",
+        "    def send_request_async(",
+        "        self,",
+        f"        {target}request: Request[C],",
+        "        callback: Callable[[C | None, BaseException | None], object],",
+        "        *,",
+        "        timeout: float | None = None,",
+        "    ) -> None:",
+        '        """Send a request; ``callback`` gets its outcome (each endpoint\'s own)."""',
+        "        raise NotImplementedError",
+    ]
     return "\n".join(
         [
             f"    {def_} send_request(",
@@ -274,6 +306,7 @@ def send_request_stub(side: Side) -> str:
             "    ) -> C:",
             '        """Send a request and wait for its confirmation (each endpoint\'s own)."""',
             "        raise NotImplementedError",
+            *(callback_stub if side.callback_forms else []),
         ]
     )
 
@@ -284,11 +317,11 @@ def generate() -> str:
     classes: list[str] = []
     for side in SIDES:
         methods = [send_request_stub(side)]
-        methods += [
-            method(spec, side, renderer)
-            for spec in ACTIONS.values()
-            if spec.direction in side.sends
-        ]
+        for spec in ACTIONS.values():
+            if spec.direction in side.sends:
+                methods.append(method(spec, side, renderer))
+                if side.callback_forms:
+                    methods.append(method(spec, side, renderer, callback=True))
         classes.append(
             f"class {side.class_name}:\n"
             f'    """{side.doc}\n\n'
@@ -308,7 +341,7 @@ confirmation class (``send_request(Request[C]) -> C``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal, TypeAlias, TypeVar
 

@@ -32,6 +32,8 @@ async def control_center(cc: ntxcp.ControlCenter) -> None:
     )
     assert_type(await cc.get_diagnostics("GW", "ftp://x/y"), firmware.GetDiagnosticsConfirmation)
     cc.send_request_async("GW", core.ResetRequest(type=core.ResetType.SOFT), on_reset)
+    cc.reset_async("GW", on_reset, "Hard")
+    cc.clear_cache_async("GW", on_reset)  # error: incompatible type
     await cc.reset("GW", "Sotf")  # error: incompatible type
     cc.send_request_async("GW", core.ClearCacheRequest(), on_reset)  # error: incompatible type
     await cc.get_configuration("GW", keys=["a"], timout=3)  # error: Unexpected keyword

@@ -8,7 +8,7 @@ confirmation class (``send_request(Request[C]) -> C``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Literal, TypeAlias, TypeVar
 
@@ -95,6 +95,17 @@ class ControlCenterRequests:
         """Send a request and wait for its confirmation (each endpoint's own)."""
         raise NotImplementedError
 
+    def send_request_async(
+        self,
+        gateway_id: str,
+        request: Request[C],
+        callback: Callable[[C | None, BaseException | None], object],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Send a request; ``callback`` gets its outcome (each endpoint's own)."""
+        raise NotImplementedError
+
     async def data_transfer(
         self,
         gateway_id: str,
@@ -118,10 +129,41 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def data_transfer_async(
+        self,
+        gateway_id: str,
+        callback: Callable[[core.DataTransferConfirmation | None, BaseException | None], object],
+        vendor_id: str,
+        *,
+        message_id: str | None = None,
+        data: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Send vendor-specific data to the gateway (spec §4.1 DataTransfer).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            vendor_id: identifies the vendor whose message this is.
+            message_id: identifies the vendor's message.
+            data: vendor-specific data.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def change_configuration(
         self,
@@ -144,10 +186,41 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.ChangeConfigurationRequest(key=key, value=value)
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def change_configuration_async(
+        self,
+        gateway_id: str,
+        callback: Callable[
+            [core.ChangeConfigurationConfirmation | None, BaseException | None], object
+        ],
+        key: str,
+        value: str,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Set one configuration key on a gateway (spec §4.1 ChangeConfiguration).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            key: the configuration key.
+            value: the new value.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.ChangeConfigurationRequest(key=key, value=value)
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def get_configuration(
         self,
@@ -168,10 +241,39 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.GetConfigurationRequest(key=list(keys) if keys else None)
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def get_configuration_async(
+        self,
+        gateway_id: str,
+        callback: Callable[
+            [core.GetConfigurationConfirmation | None, BaseException | None], object
+        ],
+        keys: Sequence[str] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Read configuration keys of a gateway (all when ``keys`` is empty; §4.1).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            keys: the keys to read; absent or empty means all keys.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.GetConfigurationRequest(key=list(keys) if keys else None)
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def clear_cache(
         self,
@@ -190,10 +292,35 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.ClearCacheRequest()
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def clear_cache_async(
+        self,
+        gateway_id: str,
+        callback: Callable[[core.ClearCacheConfirmation | None, BaseException | None], object],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask a gateway to clear its cache (spec §4.1 ClearCache).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.ClearCacheRequest()
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def reset(
         self,
@@ -214,10 +341,37 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.ResetRequest(type=to_enum(core.ResetType, reset_type, "type"))
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def reset_async(
+        self,
+        gateway_id: str,
+        callback: Callable[[core.ResetConfirmation | None, BaseException | None], object],
+        reset_type: ResetTypeValue,
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask a gateway to reset (spec §4.1 Reset).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            reset_type: hard or soft reset (the wire name is ``type``).
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.ResetRequest(type=to_enum(core.ResetType, reset_type, "type"))
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def capture_process(
         self,
@@ -241,12 +395,44 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.CaptureProcessRequest(
             service_id=service_id, datapoint_ids=list(datapoint_ids)
         )
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def capture_process_async(
+        self,
+        gateway_id: str,
+        callback: Callable[[core.CaptureProcessConfirmation | None, BaseException | None], object],
+        service_id: str,
+        datapoint_ids: Sequence[str],
+        *,
+        timeout: float | None = None,
+    ) -> None:
+        """Capture datapoint values of one service process (spec §4.1 CaptureProcess).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            service_id: the service process.
+            datapoint_ids: the datapoints to capture: 1 to 100 ids, no duplicates. Ids are
+                case-insensitive strings (spec §3), so ``"T1"`` and ``"t1"`` are duplicates.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = core.CaptureProcessRequest(
+            service_id=service_id, datapoint_ids=list(datapoint_ids)
+        )
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def get_diagnostics(
         self,
@@ -275,7 +461,7 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.GetDiagnosticsRequest(
             location=location,
@@ -285,6 +471,49 @@ class ControlCenterRequests:
             stop_time=stop_time,
         )
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def get_diagnostics_async(
+        self,
+        gateway_id: str,
+        callback: Callable[
+            [firmware.GetDiagnosticsConfirmation | None, BaseException | None], object
+        ],
+        location: str,
+        *,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        start_time: datetime | None = None,
+        stop_time: datetime | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask a gateway to upload diagnostics to ``location`` (spec §4.2).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            location: absolute URI to upload the file to.
+            retries: how many times to retry a failed upload.
+            retry_interval: seconds between retries.
+            start_time: oldest diagnostics to include.
+            stop_time: newest diagnostics to include.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = firmware.GetDiagnosticsRequest(
+            location=location,
+            retries=retries,
+            retry_interval=retry_interval,
+            start_time=start_time,
+            stop_time=stop_time,
+        )
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def update_firmware(
         self,
@@ -311,7 +540,7 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.UpdateFirmwareRequest(
             location=location,
@@ -320,6 +549,46 @@ class ControlCenterRequests:
             retry_interval=retry_interval,
         )
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def update_firmware_async(
+        self,
+        gateway_id: str,
+        callback: Callable[
+            [firmware.UpdateFirmwareConfirmation | None, BaseException | None], object
+        ],
+        location: str,
+        retrieve_date: datetime,
+        *,
+        retries: int | None = None,
+        retry_interval: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask a gateway to fetch and install firmware from ``location`` (spec §4.2).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            location: absolute URI to download the firmware from.
+            retrieve_date: when to start the download.
+            retries: how many times to retry a failed download.
+            retry_interval: seconds between retries.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = firmware.UpdateFirmwareRequest(
+            location=location,
+            retrieve_date=retrieve_date,
+            retries=retries,
+            retry_interval=retry_interval,
+        )
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
     async def trigger_message(
         self,
@@ -342,7 +611,7 @@ class ControlCenterRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = remotetrigger.TriggerMessageRequest(
             requested_message=to_enum(
@@ -351,6 +620,42 @@ class ControlCenterRequests:
             service_id=service_id,
         )
         return await self.send_request(gateway_id, request, timeout=timeout)
+
+    def trigger_message_async(
+        self,
+        gateway_id: str,
+        callback: Callable[
+            [remotetrigger.TriggerMessageConfirmation | None, BaseException | None], object
+        ],
+        requested_message: MessageTriggerValue,
+        *,
+        service_id: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Ask a gateway to send one of its messages now (spec §4.3 TriggerMessage).
+
+        Returns at once; ``callback`` runs exactly once with the outcome
+        (the Go API's form). Errors that prevent sending are raised here.
+
+        Args:
+            gateway_id: the gateway to send to.
+            callback: called once with the confirmation and ``None``, or ``None`` and the
+                error.
+            requested_message: the message to send.
+            service_id: the service the message should be about.
+            timeout: seconds to wait for the answer (default ``call_timeout``).
+
+        Raises:
+            PayloadValidationError: an argument breaks a rule of spec §4.
+            NtxcpError: any error :meth:`send_request_async` raises.
+        """
+        request = remotetrigger.TriggerMessageRequest(
+            requested_message=to_enum(
+                remotetrigger.MessageTrigger, requested_message, "requestedMessage"
+            ),
+            service_id=service_id,
+        )
+        self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
 
 class GatewayRequests:
@@ -394,7 +699,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.BootNotificationRequest(
             dingx_gateway_model=dingx_gateway_model,
@@ -423,7 +728,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.HeartbeatRequest()
         return await self.send_request(request, timeout=timeout)
@@ -457,7 +762,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.StatusNotificationRequest(
             service_id=service_id,
@@ -489,7 +794,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
         return await self.send_request(request, timeout=timeout)
@@ -515,7 +820,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
         return await self.send_request(request, timeout=timeout)
@@ -537,7 +842,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.DiagnosticsStatusNotificationRequest(
             status=to_enum(firmware.DiagnosticsStatus, status, "status")
@@ -561,7 +866,7 @@ class GatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.FirmwareStatusNotificationRequest(
             status=to_enum(firmware.FirmwareStatus, status, "status")
@@ -610,7 +915,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.BootNotificationRequest(
             dingx_gateway_model=dingx_gateway_model,
@@ -639,7 +944,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.HeartbeatRequest()
         return self.send_request(request, timeout=timeout)
@@ -673,7 +978,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.StatusNotificationRequest(
             service_id=service_id,
@@ -705,7 +1010,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
         return self.send_request(request, timeout=timeout)
@@ -731,7 +1036,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = core.DataTransferRequest(vendor_id=vendor_id, message_id=message_id, data=data)
         return self.send_request(request, timeout=timeout)
@@ -753,7 +1058,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.DiagnosticsStatusNotificationRequest(
             status=to_enum(firmware.DiagnosticsStatus, status, "status")
@@ -777,7 +1082,7 @@ class BlockingGatewayRequests:
 
         Raises:
             PayloadValidationError: an argument breaks a rule of spec §4.
-            NtxcpError: any error of :meth:`send_request`.
+            NtxcpError: any error :meth:`send_request` raises.
         """
         request = firmware.FirmwareStatusNotificationRequest(
             status=to_enum(firmware.FirmwareStatus, status, "status")
