@@ -18,22 +18,32 @@ async def reset(gateway_id: str) -> None:
 
 
 class Handler(core.ControlCenterHandler):
-    def on_boot_notification(self, gateway_id, request):
+    def on_boot_notification(
+        self, gateway_id: str, request: core.BootNotificationRequest
+    ) -> core.BootNotificationConfirmation:
         print(f"{gateway_id}: boot, model {request.dingx_gateway_model}", flush=True)
         tasks.add(task := asyncio.ensure_future(reset(gateway_id)))  # sent after this answer
         task.add_done_callback(tasks.discard)
         now = datetime.now(UTC)
-        return core.BootNotificationConfirmation(status="Accepted", current_time=now, interval=60)
+        return core.BootNotificationConfirmation(
+            status=core.RegistrationStatus.ACCEPTED, current_time=now, interval=60
+        )
 
-    def on_heartbeat(self, gateway_id, request):
+    def on_heartbeat(
+        self, gateway_id: str, request: core.HeartbeatRequest
+    ) -> core.HeartbeatConfirmation:
         print(f"{gateway_id}: heartbeat", flush=True)
         return core.HeartbeatConfirmation(current_time=datetime.now(UTC))
 
-    def on_status_notification(self, gateway_id, request):
+    def on_status_notification(
+        self, gateway_id: str, request: core.StatusNotificationRequest
+    ) -> core.StatusNotificationConfirmation:
         print(f"{gateway_id}: service {request.service_id} is {request.status}", flush=True)
         return core.StatusNotificationConfirmation()
 
-    def on_meter_values(self, gateway_id, request):
+    def on_meter_values(
+        self, gateway_id: str, request: core.MeterValuesRequest
+    ) -> core.MeterValuesConfirmation:
         for sample in (s for value in request.meter_value for s in value.sampled_value):
             print(f"{gateway_id}: meter {sample.value} {sample.unit or 'Wh'}", flush=True)
         return core.MeterValuesConfirmation()

@@ -10,9 +10,9 @@ from ntxcp.v10 import core, types
 
 
 class Handler(core.GatewayHandler):
-    def on_reset(self, request):
+    def on_reset(self, request: core.ResetRequest) -> core.ResetConfirmation:
         print(f"{request.type} reset requested: accepted", flush=True)
-        return core.ResetConfirmation(status="Accepted")
+        return core.ResetConfirmation(status=core.ResetStatus.ACCEPTED)
 
 
 async def main(args: argparse.Namespace) -> None:
