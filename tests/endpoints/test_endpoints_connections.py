@@ -248,9 +248,8 @@ async def test_control_center_stop_closes_everything_with_1001(make_cc, make_gw)
     await asyncio.wait_for(never_answers.resetting.wait(), WAIT)
     assert (await raw.receive())[2] == "ClearCache"
     url = cc.url
-    start = time.monotonic()
-    await cc.stop(grace=0.5)  # calls still pending after the grace period fail
-    assert time.monotonic() - start < 2.0
+    # calls still pending after the grace period fail: the 60 s handlers are not awaited
+    await asyncio.wait_for(cc.stop(grace=0.5), WAIT)
     assert await raw.wait_closed() == 1001
     for future in (g2c, c2g, c2g_queued, raw_pending):
         with pytest.raises(DisconnectedError):

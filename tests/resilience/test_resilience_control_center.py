@@ -115,11 +115,9 @@ async def test_reconnect_takes_over_a_half_open_connection(control: ControlCente
 
     new = Gateway("GW-TAKE")
     new.set_core_handler(Answers())
-    t0 = time.monotonic()
     await new.start(control.url)
     with pytest.raises(DisconnectedError):
-        await asyncio.wait_for(pending, 2)  # failed at once, not after its 30 s timeout
-    assert time.monotonic() - t0 < 1.5
+        await asyncio.wait_for(pending, WAIT)  # failed at once, not after its 30 s timeout
     connection = control.connection("GW-TAKE")
     assert connection is not None and connection.remote_address != old_address
     assert control.gateways() == ["GW-TAKE"]
@@ -144,10 +142,8 @@ async def test_graceful_stop_lets_a_call_in_flight_finish() -> None:
     inbound = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=5))
     outbound = asyncio.ensure_future(cc.clear_cache("GW-GRACE", timeout=5))
     await handler.started.wait()
-    t0 = time.monotonic()
-    await cc.stop(grace=3.0)
-    elapsed = time.monotonic() - t0
-    assert 0.25 <= elapsed < 1.5  # waited for the handlers, not the whole grace period
+    await asyncio.wait_for(cc.stop(grace=60), WAIT)  # not the whole grace period
+    assert handler.finished == 1  # but the handler's
     assert isinstance(await inbound, core.MeterValuesConfirmation)  # answered before the close
     assert (await outbound).status is core.ClearCacheStatus.ACCEPTED
     assert gw.queued == 0
@@ -169,9 +165,7 @@ async def test_graceful_stop_fails_what_does_not_finish_within_grace(tmp_path: o
     inbound = asyncio.ensure_future(gw.meter_values(1, meter_values(0).meter_value, timeout=30))
     outbound = asyncio.ensure_future(cc.clear_cache("GW-SLOW", timeout=30))
     await handler.started.wait()
-    t0 = time.monotonic()
-    await cc.stop(grace=0.5)
-    assert time.monotonic() - t0 < 2.0  # grace (0.5 s) + at most 1 s for the close
+    await asyncio.wait_for(cc.stop(grace=0.5), WAIT)  # not the 10 s handlers
     with pytest.raises(DisconnectedError):
         await outbound
     with pytest.raises(NotConnectedError, match="stays queued"):
