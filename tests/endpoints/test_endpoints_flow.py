@@ -227,10 +227,9 @@ async def test_slow_handlers_do_not_delay_answers_to_own_calls(make_cc, make_gw)
     other = await make_gw(None, "GW-2", start=False)
     other.set_core_handler(SlowReset())
     await other.start(cc.url)
-    start = time.monotonic()
-    assert (await other.heartbeat(timeout=1)).current_time == T0
-    assert (await cc.clear_cache("GW-2", timeout=1)).status == "Accepted"
-    assert elapsed_since(start) < 0.5
+    # (held up, these would wait for `release`, set only below, and time out)
+    assert (await other.heartbeat(timeout=WAIT)).current_time == T0
+    assert (await cc.clear_cache("GW-2", timeout=WAIT)).status == "Accepted"
     release.set()
     assert (await boot).status == "Accepted"
     assert (await reset).status == "Accepted"
@@ -451,12 +450,10 @@ async def test_gateway_disconnect_fails_control_center_calls_at_once(make_cc, ma
     await asyncio.wait_for(reset_on_the_wire.wait(), WAIT)  # the ClearCache waits behind it
     results: list[Any] = []
     cc.send_request_async(GW, core.ClearCacheRequest(), lambda c, e: results.append((c, e)))
-    start = time.monotonic()
     await gw.stop()
     for future in (pending, queued):
-        with pytest.raises(DisconnectedError):
-            await asyncio.wait_for(future, 2)
-    assert elapsed_since(start) < 1.5
+        with pytest.raises(DisconnectedError):  # at once, not after their 20 s timeout
+            await asyncio.wait_for(future, WAIT)
     await eventually(lambda: bool(results))
     assert len(results) == 1
     assert results[0][0] is None and isinstance(results[0][1], DisconnectedError)
@@ -471,12 +468,10 @@ async def test_abrupt_gateway_loss_fails_control_center_calls_at_once(make_cc):
     await eventually(lambda: cc.is_connected(GW))
     pending = asyncio.ensure_future(cc.reset(GW, "Soft", timeout=20))
     assert (await peer.receive())[2] == "Reset"
-    start = time.monotonic()
     assert peer.transport is not None
     peer.transport.underlying_transport.abort()  # no close frame, TCP gone
-    with pytest.raises(DisconnectedError):
-        await asyncio.wait_for(pending, 2)
-    assert elapsed_since(start) < 1.0
+    with pytest.raises(DisconnectedError):  # at once, not after its 20 s timeout
+        await asyncio.wait_for(pending, WAIT)
 
 
 async def test_control_center_loss_fails_gateway_calls_at_once(make_gw, raw_server):
@@ -485,12 +480,10 @@ async def test_control_center_loss_fails_gateway_calls_at_once(make_gw, raw_serv
     pending = asyncio.ensure_future(gw.boot_notification("DX", timeout=20))
     queued = asyncio.ensure_future(gw.heartbeat(timeout=20))
     assert (await peer.receive())[2] == "BootNotification"
-    start = time.monotonic()
     peer.close(1011)
     for future in (pending, queued):
-        with pytest.raises(DisconnectedError):
-            await asyncio.wait_for(future, 2)
-    assert elapsed_since(start) < 1.0
+        with pytest.raises(DisconnectedError):  # at once, not after their 20 s timeout
+            await asyncio.wait_for(future, WAIT)
     assert not gw.is_connected
 
 
