@@ -104,13 +104,15 @@ async def control() -> AsyncIterator[ControlCenter]:
 
 async def test_reconnect_takes_over_a_half_open_connection(control: ControlCenter) -> None:
     # The old connection: upgraded, then silent (the peer's power went; no FIN ever came).
-    sent: list[tuple[str, str]] = []  # (direction, frame) as the control center sees them
-    control.set_frame_logger(lambda gid, way, frame, info: sent.append((way, str(frame))))
+    sent: list[tuple[str, int | None, str | None]] = []  # (direction, type, action)
+    control.set_frame_logger(
+        lambda gid, way, frame, info: sent.append((way, info.message_type, info.action))
+    )
     old_reader, old_writer = await raw_upgrade(control.port, "GW-TAKE")
     await eventually(lambda: control.connection("GW-TAKE") is not None)
     old_address = control.connection("GW-TAKE").remote_address  # type: ignore[union-attr]
     pending = asyncio.ensure_future(control.clear_cache("GW-TAKE", timeout=30))
-    await eventually(lambda: any(way == "out" and "ClearCache" in f for way, f in sent))
+    await eventually(lambda: ("out", 2, "ClearCache") in sent)  # the CALL is on the wire
     assert not pending.done()  # and never answered
 
     new = Gateway("GW-TAKE")
