@@ -123,6 +123,25 @@ async def test_a_single_gateway_refused_at_start_exits_1(recorder: Recorder) -> 
     assert "401" in err and "GW-1" in err
 
 
+async def test_a_gateway_that_never_connects_exits_3_with_the_reason(tmp_path: Path) -> None:
+    # A port nothing listens on: bind one, note it, close it.
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    url = f"ws://127.0.0.1:{port}/ntxcp"
+    process = await _spawn("--url", url, "--id", "GW-LOST", "--duration", "1.5")
+    code, _, err = await _finish(process)
+    assert code == 3, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: gateway 'GW-LOST' never connected to {url}: "), err
+    assert "refused" in last.lower() or "connect call failed" in last.lower(), last
+
+    process = await _spawn("--url", url, "--count", "2", "--duration", "1.5")
+    code, _, err = await _finish(process)
+    assert code == 3 and f"none of the 2 gateways connected to {url}" in err, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -40,6 +40,7 @@ __all__ = ["add_parsers", "build_parser", "main", "run_gateways"]
 EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
+EXIT_NEVER_CONNECTED = 3  # no gateway ever connected (the reason is printed)
 
 _STOP_BUDGET = 8.0  # s to close every gateway; spec §6.3 asks for an exit within 10 s
 _START_CONCURRENCY = 200  # connection attempts in flight while starting many gateways
@@ -311,7 +312,8 @@ async def run_gateways(
     """Start the gateways, run until SIGINT/SIGTERM or ``duration``, stop them.
 
     Returns:
-        The exit status: 0, or 1 when a single gateway is refused permanently at start.
+        The exit status: 0; 1 when a single gateway is refused permanently at start;
+        3 when no gateway ever connected (the control center could not be reached).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -360,7 +362,23 @@ async def run_gateways(
                 loop.remove_signal_handler(signum)
         if printer is not None:
             printer.print(final=True)
+    if status == EXIT_OK:
+        never = _never_connected(gateways)
+        if never is not None:
+            err.write(f"error: {never}\n")
+            status = EXIT_NEVER_CONNECTED
     return status
+
+
+def _never_connected(gateways: Sequence[SimulatedGateway]) -> str | None:
+    """A message when no gateway ever connected during the run (else ``None``)."""
+    if not gateways or any(g.ever_connected for g in gateways):
+        return None
+    first = gateways[0]
+    reason = first.last_error or "no connection was made"
+    if len(gateways) == 1:
+        return f"gateway {first.gateway_id!r} never connected to {first.url}: {reason}"
+    return f"none of the {len(gateways)} gateways connected to {first.url}: {reason}"
 
 
 def _refusal(gateways: Sequence[SimulatedGateway]) -> str | None:

@@ -32,6 +32,7 @@ printed); 2 usage error; 3 the API cannot be reached.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import sys
@@ -230,6 +231,15 @@ def _convert(name: str, kind: str, text: str) -> Any:
     return text
 
 
+def _did_you_mean(name: str, candidates: Sequence[str]) -> str:
+    """``"; did you mean 'Reset'?"`` for a near miss (any case, a typo), else ``""``."""
+    for candidate in candidates:
+        if candidate.casefold() == name.casefold():
+            return f" (did you mean {candidate!r}?)"
+    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def build_payload(action: str, arguments: Sequence[str]) -> dict[str, Any]:
     """The JSON payload of a C→G request from ``field=value`` arguments.
 
@@ -246,11 +256,21 @@ def build_payload(action: str, arguments: Sequence[str]) -> dict[str, Any]:
             or a value that cannot be converted.
     """
     spec = ACTIONS.get(action)
+    callable_actions = sorted(
+        name
+        for name, one in ACTIONS.items()
+        if one.direction is not Direction.GATEWAY_TO_CONTROL_CENTER
+    )
     if spec is None:
-        known = ", ".join(sorted(ACTIONS))
-        raise UsageError(f"unknown action {action!r}; actions are: {known}")
+        raise UsageError(
+            f"unknown action {action!r}{_did_you_mean(action, callable_actions)}; "
+            f"the actions a gateway can be sent are: {', '.join(callable_actions)}"
+        )
     if spec.direction is Direction.GATEWAY_TO_CONTROL_CENTER:
-        raise UsageError(f"{action} is sent by gateways, not to them (spec §4)")
+        raise UsageError(
+            f"{action} is sent by gateways, not to them (spec §4); "
+            f"the actions a gateway can be sent are: {', '.join(callable_actions)}"
+        )
     if len(arguments) == 1 and arguments[0].lstrip().startswith("{"):
         try:
             payload = json.loads(arguments[0])
@@ -272,7 +292,8 @@ def build_payload(action: str, arguments: Sequence[str]) -> dict[str, Any]:
             )
         if name not in kinds:
             fields = ", ".join(kinds) or "none"
-            raise UsageError(f"{action} has no field {name!r}; its fields: {fields}")
+            hint = _did_you_mean(name, list(kinds))
+            raise UsageError(f"{action} has no field {name!r}{hint}; its fields: {fields}")
         kind, is_array = kinds[name]
         value = _convert(name, "json" if raw else kind, text)
         if is_array and not raw:
@@ -493,6 +514,11 @@ def _shorten(text: str, width: int = 60) -> str:
 def _call(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
     payload = build_payload(args.action, args.arguments)
     path = _gateway_path(args.gateway_id, f"/calls/{quote(args.action, safe='')}")
+    if args.timeout is not None:
+        # The service waits this long for the gateway (its ?timeout=, spec §2.3.2); the
+        # HTTP request itself waits a little longer, for the service's 504 to arrive.
+        path += f"?timeout={args.timeout:g}"
+        api.timeout = max(api.timeout, args.timeout + 10.0)
     answer = api.request("POST", path, body=payload)
     if answer == {}:
         return answer, f"{args.action}: confirmed (empty confirmation)"
@@ -529,6 +555,16 @@ def run_command(
 
 
 # --- parsers -------------------------------------------------------------------------------
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not 1 <= value <= 600:  # the API's bounds of a call's timeout
+        raise argparse.ArgumentTypeError(f"expected seconds from 1 to 600, got {text!r}")
+    return value
 
 
 def _common() -> argparse.ArgumentParser:
@@ -592,6 +628,12 @@ def add_parsers(subparsers: Subparsers) -> None:
     call = _leaf(subparsers, "call", _call, "send a C→G request to a connected gateway")
     call.add_argument("gateway_id", metavar="ID")
     call.add_argument("action", metavar="Action", help="e.g. Reset, GetConfiguration")
+    call.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="S",
+        help="seconds to wait for the gateway's answer (default: the service's --call-timeout)",
+    )
     call.add_argument(
         "arguments",
         nargs="*",

@@ -157,6 +157,7 @@ class SimulatedGateway:
         self.received: Counter[str] = Counter()
         self.dropped = 0
         self.boots = 0
+        self.ever_connected = False  # set on the first connection of this process
         self.cache_entries = 0
         self.firmware_status = firmware.FirmwareStatus.IDLE
         self.diagnostics_status = firmware.DiagnosticsStatus.IDLE
@@ -388,6 +389,7 @@ class SimulatedGateway:
 
     def _on_connected(self) -> None:
         self._note("connected")
+        self.ever_connected = True
         endpoint = self.endpoint
         if endpoint is not None:
             if self._online is not None:

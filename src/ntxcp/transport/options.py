@@ -90,7 +90,7 @@ def server_tls_context(
     """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(certfile, keyfile)
+    _load_cert_chain(context, certfile, keyfile)
     if client_ca is not None:
         context.load_verify_locations(client_ca)
         context.verify_mode = ssl.CERT_REQUIRED
@@ -110,5 +110,41 @@ def client_tls_context(
     context = ssl.create_default_context(cafile=cafile)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if certfile is not None:
-        context.load_cert_chain(certfile, keyfile)
+        _load_cert_chain(context, certfile, keyfile)
     return context
+
+
+def _load_cert_chain(context: ssl.SSLContext, certfile: str, keyfile: str | None) -> None:
+    """Load a certificate and its key, saying which is missing when OpenSSL cannot.
+
+    OpenSSL reports a certificate file without a private key (and no key file given)
+    only as ``[SSL] PEM lib``; this says so in words.
+
+    Raises:
+        ssl.SSLError: the certificate or key cannot be used (with the reason).
+        OSError: a file cannot be read.
+    """
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except ssl.SSLError as exc:
+        if keyfile is None and not _holds_private_key(certfile):
+            raise _CertificateFileError(
+                f"{certfile} holds a certificate but no private key: give the key file "
+                "too (--keyfile)"
+            ) from exc
+        raise
+
+
+class _CertificateFileError(ssl.SSLError):
+    """An ``ssl.SSLError`` whose text is a sentence (``SSLError`` shows its args tuple)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _holds_private_key(path: str) -> bool:
+    try:
+        with open(path, "rb") as file:
+            return b"PRIVATE KEY-----" in file.read(1 << 20)
+    except OSError:
+        return True  # unreadable: the original error says more
