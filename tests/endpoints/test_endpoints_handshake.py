@@ -21,6 +21,7 @@ from endpoint_helpers import (
     raw_connect,
     reports,
 )
+from picows import WSHandshakeError
 
 import ntxcp
 from ntxcp import HandshakeInfo, HandshakeRefusedError
@@ -206,6 +207,79 @@ async def test_basic_auth(make_cc, make_gw):
     assert cc.gateways() == [GW]
     assert ("GW-4", "secret of GW-4") not in checked
     assert ("GW-7", "secret of GW-7") not in checked
+
+
+# --- Basic auth checked by a coroutine (the upgrade waits, nothing else does) --------------
+
+
+async def test_async_basic_auth_waits_without_blocking_others(make_cc, make_gw):
+    cc = await make_cc()
+    Recording(control_center=True, replies=G2C_REPLIES).install(cc)
+    release = asyncio.Event()
+    checking: list[str] = []
+
+    async def check(gateway_id: str, password: str, info: HandshakeInfo) -> bool:
+        checking.append(gateway_id)
+        if gateway_id == "GW-slow":
+            await release.wait()
+        return password == f"secret of {gateway_id}"
+
+    cc.set_async_basic_auth_handler(check)
+    first = await make_gw(cc.url, password=f"secret of {GW}")
+    slow = asyncio.ensure_future(make_gw(cc.url, "GW-slow", password="secret of GW-slow"))
+    await eventually(lambda: "GW-slow" in checking)
+    # While the check of GW-slow is pending, the loop serves everyone else.
+    for _ in range(3):
+        assert (await first.heartbeat()).current_time == T0
+    assert await handshake_status(f"{cc.url}/GW-2", headers=_auth("GW-2", "guess")) == 401
+    assert not slow.done()
+    release.set()
+    gw = await asyncio.wait_for(slow, 5)
+    assert (await gw.heartbeat()).current_time == T0
+    assert sorted(cc.gateways()) == [GW, "GW-slow"]
+    assert await handshake_status(f"{cc.url}/GW-3") == 401  # no credentials: no check
+    assert await handshake_status(f"{cc.url}/GW-4", headers=_auth("GW-5", "x")) == 401
+    assert "GW-3" not in checking and "GW-4" not in checking
+    # The sync hook replaces the async one, even on a running control center.
+    cc.set_basic_auth_handler(lambda gateway_id, password: password == "sync")
+    assert await handshake_status(f"{cc.url}/GW-6", headers=_auth("GW-6", "sync")) == 101
+    assert "GW-6" not in checking
+
+
+async def test_async_basic_auth_refusals(make_cc):
+    cc = await make_cc(handshake_timeout=0.5)
+
+    async def check(gateway_id: str, password: str, info: HandshakeInfo) -> bool:
+        if gateway_id == "GW-limited":
+            raise ntxcp.transport.Refusal(429, "too many attempts")
+        if gateway_id == "GW-broken":
+            raise RuntimeError("database gone")
+        if gateway_id == "GW-hang":
+            await asyncio.sleep(60)
+        return True
+
+    cc.set_async_basic_auth_handler(check)
+    assert await handshake_status(f"{cc.url}/GW-limited", headers=_auth("GW-limited", "x")) == 429
+    assert await handshake_status(f"{cc.url}/GW-broken", headers=_auth("GW-broken", "x")) == 500
+    # the handshake timeout covers the check: the connection is dropped, nothing hangs
+    try:  # picows returns normally when the server drops the connection mid-upgrade
+        peer = await raw_connect(f"{cc.url}/GW-hang", headers=_auth("GW-hang", "x"))
+    except (ConnectionError, TimeoutError, WSHandshakeError):
+        pass
+    else:
+        assert not peer.connected.is_set()
+    # the transport rules of spec §1 still come first, with their own answers
+    assert await handshake_status(f"{cc.url}/GW-ok", headers=_auth("GW-ok", "x")) == 101
+    assert await handshake_status(f"{cc.url}/GW-ok", subprotocol="other") == 400
+    assert await handshake_status(cc.url + "/a%2Fb", headers=_auth("a/b", "x")) == 400
+    found = [str(r) for r in reports(cc, "handshake-refused")]
+    assert any("429" in r for r in found) and any("500" in r for r in found)
+    cc.set_async_basic_auth_handler(None)  # off again: no credentials needed
+    assert await handshake_status(f"{cc.url}/GW-7") == 101
+
+
+def _auth(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": basic_auth(user, password)}
 
 
 # --- the validation hook (spec §1 "connection check") --------------------------------------

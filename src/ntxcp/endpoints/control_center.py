@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -78,6 +78,7 @@ class GatewayConnection:
 ConnectionHandler = Callable[[GatewayConnection], object]
 ValidationHandler = Callable[[str, HandshakeInfo], bool]
 BasicAuthHandler = Callable[[str, str], bool]
+AsyncBasicAuthHandler = Callable[[str, str, HandshakeInfo], Awaitable[bool]]
 
 
 class ControlCenter(ControlCenterRequests):
@@ -150,6 +151,7 @@ class ControlCenter(ControlCenterRequests):
         self._bound_port: int | None = None
         self._validate: ValidationHandler | None = None
         self._basic_auth: BasicAuthHandler | None = None
+        self._async_basic_auth: AsyncBasicAuthHandler | None = None
         self._on_connected: ConnectionHandler | None = None
         self._on_disconnected: ConnectionHandler | None = None
         self._tap: FrameTap | None = None
@@ -188,8 +190,28 @@ class ControlCenter(ControlCenterRequests):
 
         ``handler(gateway_id, password)`` returns whether the secret is right; the
         username must equal the gateway id. Missing or wrong credentials → HTTP 401.
+        It runs in the accept path, so it must be quick; a slow check (a password
+        KDF) belongs in :meth:`set_async_basic_auth_handler`. Replaces an
+        asynchronous handler.
         """
         self._basic_auth = handler
+        if self._async_basic_auth is not None:
+            self.set_async_basic_auth_handler(None)
+
+    def set_async_basic_auth_handler(self, handler: AsyncBasicAuthHandler | None) -> None:
+        """Require HTTP Basic auth, checked by a coroutine (security profiles 1/2, spec §1).
+
+        ``await handler(gateway_id, password, handshake)`` returns whether the secret is
+        right; the username must equal the gateway id. The upgrade answer waits for it
+        while other connections carry on, so it may run a slow check in a thread. It
+        may raise :class:`~ntxcp.transport.Refusal` to answer another status (e.g. 429
+        for too many failed attempts). Missing or wrong credentials → HTTP 401. The
+        handshake timeout covers the check. Replaces a synchronous handler.
+        """
+        self._async_basic_auth = handler
+        self._basic_auth = None
+        if self._server is not None:
+            self._server.authenticate = self._authenticate if handler is not None else None
 
     def set_new_gateway_handler(self, handler: ConnectionHandler | None) -> None:
         """Set the hook called once per new gateway connection (spec §6.1)."""
@@ -252,7 +274,10 @@ class ControlCenter(ControlCenterRequests):
             self._options.host = host
         self._stopping = False
         self._stopped = asyncio.Event()
-        self._server = await listen(self._options, self._accept, self._refused)
+        authenticate = self._authenticate if self._async_basic_auth is not None else None
+        self._server = await listen(
+            self._options, self._accept, self._refused, authenticate=authenticate
+        )
         self._bound_port = self._server.port
         _log.info("listening on %s", self.url)
 
@@ -341,6 +366,20 @@ class ControlCenter(ControlCenterRequests):
     def error_stream(self) -> ErrorStream:
         """The error stream object (counters and non-blocking access)."""
         return self._errors
+
+    async def _authenticate(self, info: HandshakeInfo) -> None:
+        """Check Basic-auth credentials before the upgrade is answered (spec §1)."""
+        handler = self._async_basic_auth
+        if handler is None:  # removed after start: nothing to check
+            return
+        if self._stopping:
+            raise Refusal(503, "control center stopping")
+        credentials = info.credentials
+        if credentials is None:
+            raise Refusal(401, "basic authentication required")
+        user, password = credentials
+        if user != info.gateway_id or not await handler(info.gateway_id, password, info):
+            raise Refusal(401, "invalid credentials")
 
     def _accept(self, info: HandshakeInfo) -> Session:
         """Decide an upgrade that passed the transport rules (spec §1)."""

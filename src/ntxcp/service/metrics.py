@@ -18,6 +18,7 @@ name                                        type       labels
 ``boot_notifications_total``                counter    status
 ``endpoint_errors_total``                   counter    kind
 ``api_requests_total``                      counter    method, status
+``gateway_auth_total``                      counter    outcome
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
 """
@@ -260,6 +261,11 @@ class ServiceMetrics:
             "(the frame log is stopped).",
             storage_alarm,
         )
+        self.gateway_auth = Counter(
+            "ntxcp_gateway_auth_total",
+            "Basic-auth checks of gateways (accepted, rejected, rate-limited, busy).",
+            ("outcome",),
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -278,6 +284,7 @@ class ServiceMetrics:
             self.frame_log_truncated,
             self.database_bytes,
             self.storage_alarm,
+            self.gateway_auth,
             self.start_time,
         ):
             self.registry.add(metric)

@@ -6,12 +6,11 @@ each secret, in a self-describing text form::
 
     scrypt$<log2 n>$<r>$<p>$<salt, base64>$<hash, base64>
 
-The library calls the Basic-auth hook synchronously in the accept path, so a KDF run
-blocks the event loop for its whole duration (tens of milliseconds). The
-:class:`PasswordVerifier` therefore remembers each outcome under an HMAC of the
-password keyed with a secret that lives only in this process: the KDF runs at most
-once per (gateway, password, stored hash) per process, and no plain password is kept
-in memory.
+A KDF run takes tens of milliseconds of CPU, so the service runs it in a thread
+(:mod:`.admission`), never on the event loop. The :class:`PasswordVerifier` remembers
+each outcome under an HMAC of the password keyed with a secret that lives only in this
+process: the KDF runs at most once per (gateway, password, stored hash) per process,
+and no plain password is kept in memory.
 """
 
 from __future__ import annotations
@@ -139,17 +138,33 @@ class PasswordVerifier:
         """
         if stored is None or len(password.encode("utf-8", "replace")) > _MAX_PASSWORD_BYTES:
             return False
+        cached = self.cached(gateway_id, password, stored)
+        if cached is not None:
+            return cached
+        self.kdf_runs += 1
+        outcome = verify_password(password, stored)
+        self.remember(gateway_id, password, stored, outcome)
+        return outcome
+
+    def cached(self, gateway_id: str, password: str, stored: str) -> bool | None:
+        """The remembered outcome of this combination, or ``None`` (a KDF run is needed).
+
+        Args:
+            gateway_id: the gateway (the Basic-auth username).
+            password: the password presented.
+            stored: the stored hash it is checked against.
+        """
         key = self._key(gateway_id, stored, password)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
-            return cached
-        self.kdf_runs += 1
-        outcome = verify_password(password, stored)
-        self._cache[key] = outcome
+        return cached
+
+    def remember(self, gateway_id: str, password: str, stored: str, outcome: bool) -> None:
+        """Keep the outcome of a KDF run for this combination (see :meth:`cached`)."""
+        self._cache[self._key(gateway_id, stored, password)] = outcome
         if len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
-        return outcome
 
     def forget(self) -> None:
         """Drop every cached outcome (e.g. after passwords were changed in bulk)."""

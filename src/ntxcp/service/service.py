@@ -24,6 +24,7 @@ from aiohttp import web
 
 import ntxcp
 from ntxcp.endpoints import ControlCenter
+from ntxcp.service.admission import GatewayAuthenticator
 from ntxcp.service.api import create_app
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
@@ -95,6 +96,11 @@ class Service:
         )
         self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
         self.verifier = PasswordVerifier()
+        self.authenticator = GatewayAuthenticator(
+            self._stored_hash,
+            self.verifier,
+            on_outcome=lambda outcome: self.metrics.gateway_auth.inc((outcome,)),
+        )
         self.events = EventHub()
         self.handler = GatewayTrafficHandler(
             self.storage,
@@ -183,7 +189,8 @@ class Service:
             )
         )
         if config.auth is AuthMode.BASIC:
-            cc.set_basic_auth_handler(self._check_password)  # spec §1 profiles 1/2
+            await self.authenticator.start()
+            cc.set_async_basic_auth_handler(self.authenticator)  # spec §1 profiles 1/2
         if config.client_ca is not None:
             cc.set_new_gateway_validation_handler(self._check_certificate)  # profile 3
         try:
@@ -233,6 +240,7 @@ class Service:
                 task.cancel()
             await asyncio.gather(*stops, return_exceptions=True)
         await self.control_center.stop(grace=_STOP_GRACE)
+        self.authenticator.close()
         self.events.close()  # ends the event streams, so the API stops at once
         runner, self._runner = self._runner, None
         if runner is not None:
@@ -253,12 +261,12 @@ class Service:
 
     # --- hooks of the control center ---------------------------------------------------
 
-    def _check_password(self, gateway_id: str, password: str) -> bool:
-        """Basic-auth check in the accept path: a dict lookup and a cached KDF."""
+    def _stored_hash(self, gateway_id: str) -> str | None:
+        """The password hash of a registered gateway (``None``: it cannot log in)."""
         record = self.storage.gateways.get(gateway_id)
         if record is None or not record.registered:
-            return False
-        return self.verifier.verify(gateway_id, password, record.password_hash)
+            return None
+        return record.password_hash
 
     def _accepted(self, gateway_id: str) -> bool:
         """Whether a gateway's BootNotification is answered Accepted (spec §4.1)."""

@@ -42,6 +42,7 @@ from ntxcp.transport._base import (
     parse_basic_auth,
     valid_gateway_id,
 )
+from ntxcp.transport._gate import Authenticate, AuthGate, Verdict
 from ntxcp.transport.options import ClientOptions, ServerOptions
 
 __all__ = ["PicowsLink", "WebSocketServer", "connect", "listen"]
@@ -278,14 +279,33 @@ class PicowsLink(WSListener):
 class _Upgrade:
     """Decides one upgrade request; knows its TCP transport (for address and TLS)."""
 
-    __slots__ = ("__weakref__", "accept", "decided", "on_refused", "options", "protocol")
+    __slots__ = (
+        "__weakref__",
+        "accept",
+        "decided",
+        "gated",
+        "on_refused",
+        "options",
+        "protocol",
+        "verdict",
+    )
 
-    def __init__(self, options: ServerOptions, accept: AcceptHook, on_refused: RefusalHook) -> None:
+    def __init__(
+        self,
+        options: ServerOptions,
+        accept: AcceptHook,
+        on_refused: RefusalHook,
+        *,
+        gated: bool = False,
+    ) -> None:
         self.options = options
         self.accept = accept
         self.on_refused = on_refused
         self.protocol: Any = None
         self.decided = False
+        self.gated = gated
+        """An :class:`AuthGate` judges the request first and records :attr:`verdict`."""
+        self.verdict: Verdict | None = None
 
     def abort_undecided(self) -> None:
         """Drop the connection if its upgrade request was not decided yet."""
@@ -299,6 +319,12 @@ class _Upgrade:
         try:
             info = self._handshake_info(request)
             self._check_subprotocol(info)  # after the id is known, so refusals name it
+            if self.gated:
+                verdict = self.verdict
+                if verdict is None or not verdict.matches(info):
+                    raise Refusal(400, "malformed upgrade request")
+                if verdict.refusal is not None:
+                    raise verdict.refusal
             handler = self.accept(info)
         except Refusal as refusal:
             self.on_refused(info, refusal)
@@ -314,8 +340,26 @@ class _Upgrade:
 
     def _handshake_info(self, request: WSUpgradeRequest) -> HandshakeInfo:
         """Apply the transport rules of spec §1 to an upgrade request."""
-        options = self.options
         path = request.path.decode("latin-1") if isinstance(request.path, bytes) else request.path
+        return self.head_info(path, request.headers)
+
+    def checked_info(self, path: str, headers: Any) -> HandshakeInfo:
+        """:meth:`head_info` of a request that also offers the right subprotocol.
+
+        Raises:
+            Refusal: the request breaks a transport rule of spec §1.
+        """
+        info = self.head_info(path, headers)
+        self._check_subprotocol(info)
+        return info
+
+    def head_info(self, path: str, headers: Any) -> HandshakeInfo:
+        """Apply the transport rules of spec §1 to a request target and its headers.
+
+        Raises:
+            Refusal: the path or gateway id breaks spec §1.
+        """
+        options = self.options
         try:
             gateway_id = gateway_id_from_path(path, options.path)
         except UnicodeDecodeError:
@@ -324,7 +368,6 @@ class _Upgrade:
             raise Refusal(404, f"expected {options.path.rstrip('/')}/<gatewayId>")
         if not valid_gateway_id(gateway_id):
             raise Refusal(400, "gateway id must be 1..48 printable ASCII characters without '/'")
-        headers = request.headers
         tcp = self.protocol.transport.underlying_transport if self.protocol else None
         peer = tcp.get_extra_info("peername") if tcp is not None else None
         ssl_object = tcp.get_extra_info("ssl_object") if tcp is not None else None
@@ -370,6 +413,8 @@ class WebSocketServer:
         self._host = str(bound[0])
         self._port = int(bound[1])
         self._upgrades = upgrades if upgrades is not None else weakref.WeakSet()
+        self.authenticate: Authenticate | None = None
+        """The asynchronous check of new connections (see :func:`listen`); settable."""
 
     @property
     def port(self) -> int:
@@ -398,16 +443,26 @@ class WebSocketServer:
 
 
 async def listen(
-    options: ServerOptions, accept: AcceptHook, on_refused: RefusalHook
+    options: ServerOptions,
+    accept: AcceptHook,
+    on_refused: RefusalHook,
+    *,
+    authenticate: Authenticate | None = None,
 ) -> WebSocketServer:
     """Start a WebSocket server.
 
     Args:
         options: host, port, path, TLS and limits.
-        accept: called for every upgrade that passes the transport rules of spec §1;
-            returns the connection's handler or raises :class:`Refusal`.
+        accept: called for every upgrade that passes the transport rules of spec §1
+            (and ``authenticate``); returns the connection's handler or raises
+            :class:`Refusal`. It runs in the accept path: it must be quick.
         on_refused: told about every refused upgrade (the info is ``None`` when the
             request failed before a gateway id could be read).
+        authenticate: an asynchronous check of each upgrade request, awaited before
+            ``accept`` without holding up other connections (see
+            :class:`~ntxcp.transport._gate.AuthGate`); it raises :class:`Refusal` to
+            refuse. The handshake timeout covers it. The server's
+            :attr:`WebSocketServer.authenticate` changes it for later connections.
 
     Returns:
         The server, already listening.
@@ -416,9 +471,12 @@ async def listen(
     ping = options.ping_interval is not None and options.ping_interval > 0
 
     upgrades: weakref.WeakSet[_Upgrade] = weakref.WeakSet()
+    web_socket_server: WebSocketServer | None = None
 
     def protocol_factory() -> Any:
-        upgrade = _Upgrade(options, accept, on_refused)
+        assert web_socket_server is not None
+        authenticate = web_socket_server.authenticate
+        upgrade = _Upgrade(options, accept, on_refused, gated=authenticate is not None)
         upgrades.add(upgrade)
         protocol = WSProtocol(
             None,
@@ -438,6 +496,8 @@ async def listen(
             2048,
         )
         upgrade.protocol = protocol
+        if authenticate is not None:
+            return AuthGate(protocol, upgrade, authenticate)
         return protocol
 
     server = await loop.create_server(
@@ -448,7 +508,9 @@ async def listen(
         backlog=options.backlog,
         reuse_address=True,
     )
-    return WebSocketServer(server, options, upgrades)
+    web_socket_server = WebSocketServer(server, options, upgrades)
+    web_socket_server.authenticate = authenticate
+    return web_socket_server
 
 
 async def connect(url: str, options: ClientOptions, handler: LinkHandler) -> PicowsLink:
