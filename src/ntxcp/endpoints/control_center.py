@@ -358,6 +358,27 @@ class ControlCenter(ControlCenterRequests):
         session = self._sessions.get(gateway_id)
         return None if session is None else self._connections.get(session)
 
+    def disconnect(self, gateway_id: str, reason: str = "disconnected") -> bool:
+        """Close a gateway's connection now, e.g. after its registration was revoked.
+
+        The connection takes no further CALLs (one arriving now is not answered), is
+        closed with 1008 and ``reason``, and is dropped if its closing handshake has not
+        finished within a second; its pending C→G requests fail. From this call on
+        :meth:`is_connected` is false for it; a new connection of the same id goes
+        through the handshake checks again.
+
+        Returns:
+            Whether the gateway was connected.
+        """
+        session = self._sessions.pop(gateway_id, None)
+        if session is None:
+            return False
+        _log.info("[%s] disconnecting: %s", gateway_id, reason)
+        session.drain()
+        session.close(1008, reason)  # spec §1: the policy no longer admits this gateway
+        asyncio.get_running_loop().call_later(_REPLACED_CLOSE_WAIT, _drop, session)
+        return True
+
     def errors(self) -> AsyncIterator[EndpointError]:
         """The error stream (Go ``Errors()``): bad messages, late responses, ..."""
         return self._errors.__aiter__()

@@ -286,8 +286,7 @@ class _Routes:
     async def delete_gateway(self, request: web.Request) -> web.Response:
         query(request, "deleteGateway")
         gateway_id = self._known(request)
-        await self.storage.delete_gateway(gateway_id)
-        self.service.events.publish("gateway", gateway_id, {"change": "removed"})
+        await self.service.remove_gateway(gateway_id)  # also closes its connection
         return web.Response(status=204)
 
     async def status(self, request: web.Request) -> web.Response:

@@ -86,14 +86,23 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
 
     def _require_accepted(self, gateway_id: str, action: str) -> None:
         """Spec §4.1: until Accepted, a gateway sends nothing but BootNotification."""
+        self._require_admitted(gateway_id, action)
         status = self.registration_status(gateway_id)
-        if gateway_id not in self.storage.gateways:  # deleted while connected: seen again
-            self.storage.ensure_gateway(gateway_id)
         if status is not core.RegistrationStatus.ACCEPTED:
             raise CallError(
                 ErrorCode.SECURITY_ERROR,
                 f"{action} refused: gateway is not accepted (registration status {status})",
             )
+
+    def _require_admitted(self, gateway_id: str, action: str) -> None:
+        """Refuse what a connection sends after it was revoked (removed, new secret).
+
+        The revoked connection takes no new CALLs, but one received just before may
+        still be waiting for its turn: it must not store anything (nor re-create the
+        removed gateway).
+        """
+        if not self.control_center.is_connected(gateway_id):
+            raise CallError(ErrorCode.SECURITY_ERROR, f"{action} refused: connection revoked")
 
     def _unique_id(self) -> str | None:
         call = current_call()
@@ -108,6 +117,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self, gateway_id: str, request: core.BootNotificationRequest
     ) -> core.BootNotificationConfirmation:
         """Store the boot info and answer with the gateway's registration status."""
+        self._require_admitted(gateway_id, "BootNotification")
         status = self.registration_status(gateway_id)
         await self.storage.record_boot(gateway_id, request, status.value)
         self.metrics.boots.inc((status.value,))
@@ -229,6 +239,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
     def on_disconnected(self, connection: GatewayConnection) -> None:
         """Record a closed connection, unless a newer one replaced it (spec §1)."""
         if self.control_center.is_connected(connection.id) or not self.storage.is_open:
+            return
+        if connection.id not in self.storage.gateways:  # removed: must not come back
             return
         self.storage.set_connected(connection.id, False)
         if self.events.active:

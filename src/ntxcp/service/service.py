@@ -259,6 +259,32 @@ class Service:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    # --- changes that revoke a connection ----------------------------------------------
+
+    async def remove_gateway(self, gateway_id: str) -> bool:
+        """Forget a gateway and everything stored about it; close its connection.
+
+        The connection is closed first (it takes no further CALLs), so nothing it sends
+        afterwards is stored (spec §1: only admitted gateways may talk).
+
+        Returns:
+            ``False`` when no such gateway was known.
+        """
+        self.control_center.disconnect(gateway_id, "gateway removed")
+        removed = await self.storage.delete_gateway(gateway_id)
+        if removed:
+            self.events.publish("gateway", gateway_id, {"change": "removed"})
+        return removed
+
+    async def set_gateway_password(self, gateway_id: str, password_hash: str | None) -> None:
+        """Register a gateway if needed and set its secret hash; close its connection.
+
+        A connection admitted with the old secret does not outlive it: the gateway must
+        connect again with the new one (spec §1 profiles 1/2).
+        """
+        await self.storage.set_password(gateway_id, password_hash)
+        self.control_center.disconnect(gateway_id, "gateway credentials changed")
+
     # --- hooks of the control center ---------------------------------------------------
 
     def _stored_hash(self, gateway_id: str) -> str | None:
@@ -331,7 +357,7 @@ class Service:
                 password = secrets.token_urlsafe(18)
                 # A fresh secret each run (a previous run may have registered it).
                 secret = await asyncio.to_thread(hash_password, password)
-                await self.storage.set_password(gateway_id, secret)
+                await self.set_gateway_password(gateway_id, secret)
             gateway = SimulatedGateway(
                 gateway_id, self.ws_url, password=password, ssl=client_ssl, meter_interval=5
             )
