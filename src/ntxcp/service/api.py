@@ -42,6 +42,7 @@ from ntxcp.service.api_contract import (
 from ntxcp.service.docs_page import DOCS_HTML
 from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from ntxcp.service.metrics import KNOWN_HTTP_METHODS, known_label
 from ntxcp.service.openapi import build_openapi
 from ntxcp.service.passwords import hash_password
 from ntxcp.transport import valid_gateway_id
@@ -139,7 +140,8 @@ def _error_middleware(service: Service) -> Any:
         except Exception as exc:  # a bad request never ends the process
             _log.exception("%s %s failed", request.method, request.path)
             response = json_response({"error": "internal error"}, status_for(exc))
-        service.metrics.api_requests.inc((request.method, str(response.status)))
+        method = known_label(request.method, KNOWN_HTTP_METHODS)
+        service.metrics.api_requests.inc((method, str(response.status)))
         return response
 
     return middleware

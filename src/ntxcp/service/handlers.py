@@ -25,6 +25,7 @@ from ntxcp.rpc import FrameInfo
 from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, excerpt
+from ntxcp.service.metrics import KNOWN_ACTIONS, KNOWN_ERROR_CODES, known_label
 from ntxcp.service.storage import FrameHandle, Storage, ms_text, now_ms, now_text
 from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import to_builtins
@@ -301,11 +302,12 @@ class FrameRecorder:
         message_type = info.message_type
         unique_id = info.unique_id
         action = info.action
+        # Label values only from the spec's sets: a peer cannot add series.
         if message_type == 4:
-            self.metrics.call_errors.inc((info.error_code or "?", direction))
-        self.metrics.messages.inc(
-            (action or "", direction, _TYPE_NAMES.get(message_type or 0, "invalid"))
-        )
+            code = known_label(info.error_code or "", KNOWN_ERROR_CODES)
+            self.metrics.call_errors.inc((code, direction))
+        label = "" if action is None else known_label(action, KNOWN_ACTIONS)
+        self.metrics.messages.inc((label, direction, _TYPE_NAMES.get(message_type or 0, "invalid")))
         if self.mode is not FrameLogMode.OFF:
             self._log(gateway_id, direction, time, message_type, action, unique_id, frame)
         if direction == "in":

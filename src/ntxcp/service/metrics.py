@@ -21,20 +21,55 @@ name                                        type       labels
 ``gateway_auth_total``                      counter    outcome
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
+
+Label values that come from peers are taken only from known sets, so a peer cannot
+create series at will: an ``action`` that is not an action of the spec (§4), an error
+``code`` that is not one of §2.1, or an HTTP ``method`` outside the usual ones is
+counted as ``other`` (see :func:`known_label`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
-__all__ = ["CONTENT_TYPE", "Counter", "Gauge", "Histogram", "Registry", "ServiceMetrics"]
+from ntxcp.errors import ErrorCode
+from ntxcp.v10.registry import ACTIONS
+
+__all__ = [
+    "CONTENT_TYPE",
+    "OTHER",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Registry",
+    "ServiceMetrics",
+    "known_label",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 """The media type of the exposition format."""
 
 Labels = tuple[str, ...]
+
+OTHER = "other"
+"""The label value of everything outside a label's known set."""
+
+KNOWN_ACTIONS = frozenset(ACTIONS)
+"""Action names of the spec (§4): the values of the ``action`` labels."""
+
+KNOWN_ERROR_CODES = frozenset(code.value for code in ErrorCode)
+"""CALLERROR codes of the spec (§2.1): the values of the ``code`` label."""
+
+KNOWN_HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""HTTP methods counted by name in ``api_requests_total``."""
+
+
+def known_label(value: str, known: Collection[str]) -> str:
+    """``value`` when it is in the ``known`` set, else :data:`OTHER`."""
+    return value if value in known else OTHER
+
 
 _LE_INF = 'le="+Inf"'
 
