@@ -40,6 +40,41 @@ def test_duplicate_ids_name_the_field() -> None:
     assert info.value.path == "datapointIds"
 
 
+def _meter_values(*samples_per_entry: int) -> bytes:
+    entries = [
+        {"timestamp": "2026-12-01T10:00:00Z", "sampledValue": [{"value": "1"}] * count}
+        for count in samples_per_entry
+    ]
+    return msgspec.json.encode({"serviceId": 1, "meterValue": entries})
+
+
+def test_sampled_values_per_message_are_bounded() -> None:
+    """At most MAX_SAMPLED_VALUES per MeterValues, however they are spread (notes)."""
+    limit = types.MAX_SAMPLED_VALUES
+    for fits in ((limit,), (limit // 2, limit // 2), (1,) * limit):
+        assert len(decode_payload(core.MeterValuesRequest, _meter_values(*fits)).meter_value)
+    for path, too_many in (
+        ("meterValue[0].sampledValue", (limit + 1,)),  # one array too long
+        ("meterValue", (1,) * (limit + 1)),  # too many entries
+        ("meterValue", (limit // 2, limit // 2, 1)),  # too many in all
+    ):
+        with pytest.raises(PayloadValidationError) as info:
+            decode_payload(core.MeterValuesRequest, _meter_values(*too_many))
+        assert info.value.code is ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION, too_many
+        assert info.value.path == path, info.value
+    # A sender cannot even build one (and encoding validates the rest).
+    sample = types.SampledValue(value="1")
+    stamp = datetime(2026, 12, 1, tzinfo=UTC)
+    entries = [types.MeterValue(timestamp=stamp, sampled_value=[sample] * 600)] * 2
+    with pytest.raises(ValueError, match="at most 1000 per message"):
+        core.MeterValuesRequest(service_id=1, meter_value=entries)
+    request = core.MeterValuesRequest(service_id=1, meter_value=entries[:1])
+    request.meter_value[0].sampled_value.extend([sample] * 500)  # one array too long
+    with pytest.raises(PayloadValidationError) as info:
+        encode_payload(request)
+    assert info.value.code is ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+
+
 def test_lenient_mode_drops_unknown_fields_at_every_depth() -> None:
     payload = (
         b'{"serviceId": 3, "extra": 1, "meterValue": [{"timestamp": "2026-11-23T18:36:34Z",'

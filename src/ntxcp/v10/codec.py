@@ -65,6 +65,7 @@ _GOT = re.compile(r"^Expected `[^`]+`, got `[^`]+`$")
 _ARRAY_LENGTH = re.compile(r"^Expected `array` of length [<>]=")
 _DUPLICATES = re.compile(r"^duplicate (?P<field>[A-Za-z]+):")
 _OUT_OF_RANGE = re.compile(r"^(?P<field>[A-Za-z]+): date-time out of range")
+_TOO_MANY = re.compile(r"^too many (?P<field>[A-Za-z]+):")
 
 
 def _join_path(parent: str, field: str) -> str:
@@ -102,6 +103,9 @@ def error_from_validation(exc: msgspec.MsgspecError) -> PayloadValidationError:
     elif _GOT.match(message):
         code = ErrorCode.TYPE_CONSTRAINT_VIOLATION
     elif _ARRAY_LENGTH.match(message):
+        code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+    elif (too_many := _TOO_MANY.match(message)) is not None:
+        path = _join_path(path, too_many["field"])  # a bound over nested arrays
         code = ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
     elif (field := _DUPLICATES.match(message) or _OUT_OF_RANGE.match(message)) is not None:
         path = _join_path(path, field["field"])  # raised by a __post_init__ check

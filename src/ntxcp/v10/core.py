@@ -26,6 +26,7 @@ from msgspec import Meta
 
 from ntxcp.v10.base import Confirmation, Direction, Profile, Request
 from ntxcp.v10.types import (
+    MAX_SAMPLED_VALUES,
     CapturedDatapoint,
     CiString20,
     CiString25,
@@ -302,7 +303,21 @@ class MeterValuesRequest(Request[MeterValuesConfirmation]):
     DIRECTION: ClassVar[Direction] = _G2C
 
     service_id: NonNegativeInt
-    meter_value: Annotated[list[MeterValue], Meta(min_length=1)]
+    meter_value: Annotated[list[MeterValue], Meta(min_length=1, max_length=MAX_SAMPLED_VALUES)]
+
+    def __post_init__(self) -> None:
+        """Bound the sampled values of the whole message (``MAX_SAMPLED_VALUES``).
+
+        Raises:
+            ValueError: more sampled values than allowed; the codec reports it as
+                ``OccurrenceConstraintViolation`` at path ``meterValue``.
+        """
+        total = sum(len(meter_value.sampled_value) for meter_value in self.meter_value)
+        if total > MAX_SAMPLED_VALUES:
+            raise ValueError(
+                f"too many meterValue: {total} sampled values, "
+                f"at most {MAX_SAMPLED_VALUES} per message"
+            )
 
 
 # --- DataTransfer (both directions, spec §4.1) -------------------------------------------

@@ -46,6 +46,7 @@ from ntxcp.v10.base import Payload
 __all__ = [
     "DATETIME_PATTERN",
     "MAX_INTEGER",
+    "MAX_SAMPLED_VALUES",
     "URI_PATTERN",
     "AnyUri",
     "CapturedDatapoint",
@@ -78,6 +79,14 @@ __all__ = [
 # `(?![\s\S])` is "end of text": unlike `$` it never matches before a trailing newline,
 # and it means the same in Python `re` (msgspec, jsonschema) and ECMA-262 regexes.
 _END: Final = r"(?![\s\S])"
+
+MAX_SAMPLED_VALUES: Final = 1000
+"""Most sampled values one MeterValues may carry, over all its ``meterValue`` entries.
+
+The spec (§4.1) sets no upper bound; every sampled value is stored, so without one a
+single 1 MiB message could carry 70 000 of them and cost a receiver a second of work.
+More is an ``OccurrenceConstraintViolation`` (see ``docs/protocol-notes.md``).
+"""
 
 URI_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9+.-]*:\S+" + _END
 """An absolute URI (spec §3 ``anyURI``): a scheme, a colon, no white space."""
@@ -415,7 +424,7 @@ class MeterValue(Payload, UtcFieldsMixin):
     UTC_FIELDS: ClassVar[tuple[str, ...]] = ("timestamp",)
 
     timestamp: DateTime
-    sampled_value: Annotated[list[SampledValue], Meta(min_length=1)]
+    sampled_value: Annotated[list[SampledValue], Meta(min_length=1, max_length=MAX_SAMPLED_VALUES)]
 
 
 class KeyValue(Payload):

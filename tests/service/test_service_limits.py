@@ -1,0 +1,65 @@
+"""Per-message bounds the service enforces on what gateways send (issue: hostile peers).
+
+A MeterValues carries at most ``MAX_SAMPLED_VALUES`` sampled values (protocol notes);
+more is refused with ``OccurrenceConstraintViolation`` before anything is stored, and
+the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from service_helpers import WAIT
+
+from ntxcp.service import Service, ServiceConfig
+from ntxcp.v10.types import MAX_SAMPLED_VALUES
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """A service accepting any gateway."""
+    async with Service(ServiceConfig(port=0, api_port=0, db=str(tmp_path / "l.sqlite"))) as svc:
+        yield svc
+
+
+def _meter_values(*samples_per_entry: int) -> dict[str, Any]:
+    entries = [
+        {"timestamp": "2026-12-01T10:00:00Z", "sampledValue": [{"value": "5"}] * count}
+        for count in samples_per_entry
+    ]
+    return {"serviceId": 1, "meterValue": entries}
+
+
+async def test_meter_values_beyond_the_bound_are_refused(service: Service) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{service.ws_url}/GW-big", protocols=("ntxcp1.0",)) as ws,
+    ):
+
+        async def call(unique_id: str, action: str, payload: Any) -> Any:
+            await ws.send_str(json.dumps([2, unique_id, action, payload]))
+            return json.loads(await ws.receive_str(timeout=WAIT))
+
+        boot = {"dingxGatewayModel": "DX", "dingxGatewayVendor": "Ding"}
+        assert (await call("b", "BootNotification", boot))[2]["status"] == "Accepted"
+        half = MAX_SAMPLED_VALUES // 2
+        refused = await call("m1", "MeterValues", _meter_values(half, half, 1))
+        assert refused[:3] == [4, "m1", "OccurrenceConstraintViolation"]
+        assert "at most 1000" in refused[3] and refused[4] == {}
+        assert (await call("m2", "MeterValues", _meter_values(half, half)))[0] == 3
+    rows = await service.storage.read(
+        lambda conn: conn.execute(
+            "SELECT count(*) FROM meter_values WHERE gateway_id = 'GW-big'"
+        ).fetchone()[0]
+    )
+    assert rows == MAX_SAMPLED_VALUES
+    with sqlite3.connect(service.config.db) as conn:
+        assert conn.execute("SELECT count(*) FROM meter_values").fetchone()[0] == rows
