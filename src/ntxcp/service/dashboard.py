@@ -23,9 +23,11 @@ forms are built in the browser from the message schemas in ``/openapi.json``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import html
 import logging
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -36,6 +38,7 @@ from aiohttp import web
 
 from ntxcp.service import queries
 from ntxcp.service.api_contract import parse_query
+from ntxcp.service.events import Subscription, TooManySubscribersError
 from ntxcp.v10.types import encode_datetime
 
 if TYPE_CHECKING:
@@ -58,6 +61,8 @@ KEEPALIVE_SECONDS = 15.0
 """Seconds between comment lines on an idle event stream (keeps proxies from closing it)."""
 
 _RETRY_MS = 2000  # the client's reconnect delay, sent with every stream
+_STREAM_BUFFER = 64 * 1024  # bytes an event stream may have unsent before writes wait
+_CHECK_INTERVAL = 1.0  # s between checks that a quiet stream's client is still there
 
 # Nothing but the service itself: no inline script, no other host.
 _CSP = (
@@ -162,6 +167,26 @@ class _Dashboard:
         gateway_id: str | None = params["gateway"]
         kinds: list[str] | None = params["kinds"]
         hub = self.service.events
+        try:
+            stream = hub.subscribe(gateway_id, kinds)
+            subscription = stream.__enter__()
+        except TooManySubscribersError as exc:
+            return _json({"error": str(exc)}, 503)
+        try:
+            return await self._stream(request, subscription)
+        finally:
+            stream.__exit__(None, None, None)
+
+    async def _stream(self, request: web.Request, subscription: Subscription) -> web.StreamResponse:
+        """Write the subscription's events until it ends, the client leaves or stalls."""
+        hub = self.service.events
+        transport = request.transport
+        if transport is not None:  # keep what a slow reader can hold back small
+            transport.set_write_buffer_limits(high=_STREAM_BUFFER)
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _STREAM_BUFFER)
         response = web.StreamResponse(
             headers={
                 "Content-Type": "text/event-stream; charset=utf-8",
@@ -169,27 +194,41 @@ class _Dashboard:
                 "X-Accel-Buffering": "no",  # tell buffering proxies to pass events at once
             }
         )
-        with hub.subscribe(gateway_id, kinds) as subscription:
-            try:
-                await response.prepare(request)
-                hello = {
-                    "time": encode_datetime(datetime.now(UTC)),
-                    "version": self.service.version,
-                }
-                await response.write(b"retry: %d\n" % _RETRY_MS + hub.hello(hello))
-                while True:
-                    try:
-                        async with asyncio.timeout(KEEPALIVE_SECONDS):
-                            event = await subscription.get()
-                    except TimeoutError:
-                        await response.write(b": keep-alive\n\n")
-                        continue
-                    if event is None:  # the service stops
-                        break
-                    await response.write(event.message)
-            except ConnectionError as exc:  # the client went away
-                _log.debug("event stream closed: %s", exc)
+        try:
+            await response.prepare(request)
+            hello = {
+                "time": encode_datetime(datetime.now(UTC)),
+                "version": self.service.version,
+            }
+            await self._write(response, b"retry: %d\n" % _RETRY_MS + hub.hello(hello))
+            quiet = 0.0
+            while True:
+                try:
+                    async with asyncio.timeout(_CHECK_INTERVAL):
+                        event = await subscription.get()
+                except TimeoutError:
+                    if transport is None or transport.is_closing():
+                        break  # the client left: free its place at once
+                    quiet += _CHECK_INTERVAL
+                    if quiet >= KEEPALIVE_SECONDS:
+                        quiet = 0.0
+                        await self._write(response, b": keep-alive\n\n")
+                    continue
+                quiet = 0.0
+                if event is None:  # the service stops, or the subscriber fell behind
+                    break
+                await self._write(response, event.message)
+        except ConnectionError as exc:  # the client went away
+            _log.debug("event stream closed: %s", exc)
+        except TimeoutError:  # the client reads nothing: do not wait for it
+            _log.info("event stream dropped: the client stopped reading")
+            if transport is not None:
+                transport.abort()
         return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        async with asyncio.timeout(self.service.events.write_timeout):
+            await response.write(data)
 
 
 def setup(app: web.Application, service: Service) -> None:

@@ -29,11 +29,16 @@ kind              when, and what ``data`` holds besides ``gatewayId``
 ``frame``         a frame passed: ``direction``, ``time``, ``messageType``,
                   ``action``, ``uniqueId``, ``raw`` (``null`` past 16 KiB)
 ``seen``          a frame came in (at most one per gateway per second): ``time``
-``resync``        the subscriber fell behind and events were dropped: reload
+``resync``        the subscriber fell behind: its stream ends after this event;
+                  reconnect and reload
 ================  ==============================================================
 
 A subscriber that does not keep up never slows the service down: its queue is
-bounded, and when it is full the queued events are replaced by one ``resync`` event.
+bounded (``queue_size`` events), and when it is full the subscriber is dropped: its
+queued events are replaced by one ``resync`` event and the end of the stream (an
+``EventSource`` reconnects by itself and starts again from a ``hello``). The stream
+handler gives each write ``write_timeout`` seconds; a client that reads nothing at all
+is disconnected then. At most ``max_subscribers`` streams are open at once.
 """
 
 from __future__ import annotations
@@ -48,11 +53,15 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "DEFAULT_MAX_SUBSCRIBERS",
+    "DEFAULT_QUEUE_SIZE",
+    "DEFAULT_WRITE_TIMEOUT",
     "KINDS",
     "MAX_RAW_FRAME",
     "Event",
     "EventHub",
     "Subscription",
+    "TooManySubscribersError",
 ]
 
 KINDS = frozenset(
@@ -77,7 +86,15 @@ MAX_RAW_FRAME = 16 * 1024
 """Frames longer than this many characters are sent in ``frame`` events without ``raw``."""
 
 _SEEN_INTERVAL = 1.0  # s between two "seen" events of one gateway
-_QUEUE_SIZE = 2000  # events a subscriber may have waiting
+
+DEFAULT_QUEUE_SIZE = 500
+"""Events a subscriber may have waiting before it is dropped."""
+
+DEFAULT_MAX_SUBSCRIBERS = 64
+"""Event streams open at once; more are refused."""
+
+DEFAULT_WRITE_TIMEOUT = 10.0
+"""Seconds one write to an event stream may take before the client is disconnected."""
 
 Payload = dict[str, Any] | Callable[[], dict[str, Any]]
 
@@ -108,6 +125,10 @@ def _encode(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, kind.encode("ascii"), body)
 
 
+class TooManySubscribersError(Exception):
+    """Raised by :meth:`EventHub.subscribe` when ``max_subscribers`` streams are open."""
+
+
 class Subscription:
     """The events one client asked for, queued until it reads them.
 
@@ -116,17 +137,24 @@ class Subscription:
     Args:
         gateway_id: only events about this gateway (``None``: every gateway).
         kinds: only these kinds (``None``: every kind).
-        maxsize: events that may wait before the queue is replaced by ``resync``.
+        maxsize: events that may wait before the subscriber is dropped.
     """
 
     def __init__(
-        self, gateway_id: str | None, kinds: frozenset[str] | None, maxsize: int = _QUEUE_SIZE
+        self,
+        gateway_id: str | None,
+        kinds: frozenset[str] | None,
+        maxsize: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
         self.gateway_id = gateway_id
         self.kinds = kinds
         self.dropped = 0
         """Events dropped because the subscriber fell behind."""
-        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize)
+        self.overflowed = False
+        """Whether the subscriber fell behind and was dropped (its stream ends)."""
+        # Two more places than events: the final ``resync`` and end of stream.
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize + 2)
+        self._maxsize = maxsize
 
     def wants(self, kind: str, gateway_id: str | None) -> bool:
         """Whether an event of this kind about this gateway belongs to the subscription."""
@@ -134,20 +162,31 @@ class Subscription:
             return False
         return self.gateway_id is None or gateway_id is None or gateway_id == self.gateway_id
 
-    def put(self, event: Event) -> None:
-        """Queue an event; when the queue is full, replace its content by ``resync``."""
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += self._queue.qsize() + 1
-            while not self._queue.empty():
-                self._queue.get_nowait()
-            self._queue.put_nowait(
-                Event(event.id, "resync", None, {}, _encode(event.id, "resync", {}))
-            )
+    def put(self, event: Event) -> bool:
+        """Queue an event; a full queue is replaced by ``resync`` and the stream's end.
+
+        Returns:
+            ``False`` when the subscriber fell behind and is dropped (see
+            :attr:`overflowed`): it gets nothing more.
+        """
+        if self.overflowed:
+            return False
+        queue = self._queue
+        if queue.qsize() < self._maxsize:
+            queue.put_nowait(event)
+            return True
+        self.overflowed = True
+        self.dropped += queue.qsize() + 1
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(Event(event.id, "resync", None, {}, _encode(event.id, "resync", {})))
+        queue.put_nowait(None)
+        return False
 
     def close(self) -> None:
         """Wake the reader: :meth:`get` returns ``None`` once the queue is read."""
+        if self.overflowed:  # the end is queued already
+            return
         try:
             self._queue.put_nowait(None)
         except asyncio.QueueFull:
@@ -160,9 +199,27 @@ class Subscription:
 
 
 class EventHub:
-    """Delivers published events to the subscriptions that want them."""
+    """Delivers published events to the subscriptions that want them.
 
-    def __init__(self) -> None:
+    Args:
+        max_subscribers: streams open at once (more raise
+            :class:`TooManySubscribersError`).
+        queue_size: events one subscriber may have waiting before it is dropped.
+        write_timeout: seconds one write to a stream may take (used by the stream
+            handler) before the client is disconnected.
+    """
+
+    def __init__(
+        self,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    ) -> None:
+        self.max_subscribers = max_subscribers
+        self.queue_size = queue_size
+        self.write_timeout = write_timeout
+        self.dropped_subscribers = 0
+        """Subscribers dropped so far because they fell behind."""
         self._subscriptions: set[Subscription] = set()
         self._last_id = 0
         self._seen: dict[str, float] = {}
@@ -212,8 +269,15 @@ class EventHub:
             self._last_id, kind, gateway_id, payload, _encode(self._last_id, kind, payload)
         )
         for sub in targets:
-            sub.put(event)
+            if not sub.put(event):
+                self._drop(sub)
         return event
+
+    def _drop(self, subscription: Subscription) -> None:
+        """Stop delivering to a subscriber that fell behind (its stream ends)."""
+        if subscription in self._subscriptions:
+            self._subscriptions.discard(subscription)
+            self.dropped_subscribers += 1
 
     def seen(self, gateway_id: str, at: str) -> None:
         """Publish ``seen`` for a gateway heard from, at most once a second per gateway.
@@ -259,6 +323,7 @@ class EventHub:
 
         Raises:
             ValueError: an unknown kind.
+            TooManySubscribersError: ``max_subscribers`` streams are open already.
         """
         wanted = None if kinds is None else frozenset(kinds)
         if wanted is not None and not wanted <= KINDS:
@@ -266,7 +331,11 @@ class EventHub:
             raise ValueError(f"unknown event kind(s): {unknown}")
         if wanted is not None:
             wanted = wanted | {"resync"}
-        subscription = Subscription(gateway_id, wanted)
+        if len(self._subscriptions) >= self.max_subscribers:
+            raise TooManySubscribersError(
+                f"too many event streams open (at most {self.max_subscribers})"
+            )
+        subscription = Subscription(gateway_id, wanted, self.queue_size)
         if self._closed:
             subscription.close()
         else:

@@ -26,6 +26,12 @@ import ntxcp
 from ntxcp.endpoints import ControlCenter
 from ntxcp.service.admission import GatewayAuthenticator
 from ntxcp.service.api import create_app
+from ntxcp.service.api_listener import (
+    DEFAULT_API_IDLE_TIMEOUT,
+    DEFAULT_MAX_API_CONNECTIONS,
+    ApiListener,
+    raise_open_file_limit,
+)
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
@@ -111,6 +117,13 @@ class Service:
             self.events,
         )
         self.app: web.Application | None = None
+        self.api_idle_timeout = DEFAULT_API_IDLE_TIMEOUT
+        """Seconds an API connection may stay without a complete request (or idle)."""
+        self.max_api_connections = DEFAULT_MAX_API_CONNECTIONS
+        """API connections open at once (at most an eighth of the open-file limit)."""
+        self.api_listener: ApiListener | None = None
+        self.open_file_limit = 0
+        """The soft limit of open files after start-up (raised where allowed)."""
         self._runner: web.AppRunner | None = None
         self._api_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
@@ -145,6 +158,7 @@ class Service:
             self.storage.open()
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
+        self.open_file_limit = raise_open_file_limit()
         try:
             await self._start_listeners()
         except BaseException:
@@ -200,18 +214,25 @@ class Service:
                 f"cannot listen for gateways on {config.host}:{config.port}: {exc.strerror or exc}"
             ) from None
         self.app = create_app(self)
-        self._runner = web.AppRunner(self.app, shutdown_timeout=2.0, handle_signals=False)
+        # Idle or half-sent API connections are closed after the idle timeout (it runs
+        # from the moment of connecting), and their number is capped, so API clients
+        # never take the file descriptors gateways need (see .api_listener).
+        self._runner = web.AppRunner(
+            self.app,
+            shutdown_timeout=2.0,
+            handle_signals=False,
+            keepalive_timeout=self.api_idle_timeout,
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.api_host, config.api_port)
+        cap = min(self.max_api_connections, max(16, self.open_file_limit // 8))
+        self.api_listener = ApiListener(self._runner, cap)
         try:
-            await site.start()
+            self._api_port = await self.api_listener.start(config.api_host, config.api_port)
         except OSError as exc:
             raise ServiceError(
                 f"cannot listen for the API on {config.api_host}:{config.api_port}: "
                 f"{exc.strerror or exc}"
             ) from None
-        addresses = self._runner.addresses
-        self._api_port = int(addresses[0][1]) if addresses else config.api_port
 
     def _tls_context(self) -> ssl.SSLContext | None:
         """The server TLS context for ``wss://`` (spec §1 profiles 2/3), if configured.
@@ -242,6 +263,8 @@ class Service:
         await self.control_center.stop(grace=_STOP_GRACE)
         self.authenticator.close()
         self.events.close()  # ends the event streams, so the API stops at once
+        if self.api_listener is not None:
+            self.api_listener.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
