@@ -313,3 +313,39 @@ async def test_a_peer_that_never_reads_cannot_fill_the_server_memory(
     await eventually(lambda: cc.gateways() == [])  # dropped after STALLED_WRITE_TIMEOUT
     writer.transport.abort()
     await cc.stop(grace=0.2)
+
+
+class CountingHeartbeats(core.ControlCenterHandler):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_heartbeat(
+        self, gateway_id: str, request: core.HeartbeatRequest
+    ) -> core.HeartbeatConfirmation:
+        self.count += 1
+        return core.HeartbeatConfirmation(current_time=now())
+
+
+async def test_flow_control_engages_after_a_few_thousand_unread_answers() -> None:
+    """The send buffer is small (ServerOptions.send_buffer), so a peer that floods CALLs
+    and reads nothing stops being served early: it cannot make the server do the work
+    of tens of thousands of CALLs (and hold megabytes of answers) first."""
+    cc = ControlCenter()
+    handler = CountingHeartbeats()
+    cc.set_core_handler(handler)
+    await cc.start()
+    _, writer = await raw_upgrade(cc.port, "GW-FLOOD")
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    writer.transport.pause_reading()  # answers never read
+    session = next(iter(cc._all_sessions))
+    link = session.link
+    assert link is not None
+    calls = b"".join(client_frame(b'[2, "%d", "Heartbeat", {}]' % n) for n in range(60_000))
+    writer.write(calls)  # 2 MB: far more than the buffers hold
+    deadline = time.monotonic() + 20
+    while link._stalled is None and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        await asyncio.sleep(0.02)
+    assert link._stalled is not None  # type: ignore[attr-defined]
+    assert handler.count < 10_000, handler.count  # about 3 000 here; 50 000 without the bound
+    writer.transport.abort()
+    await cc.stop(grace=0.2)

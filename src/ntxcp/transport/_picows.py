@@ -10,8 +10,10 @@ upgrade.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mmap
+import socket
 import ssl
 import weakref
 from collections.abc import Callable
@@ -96,9 +98,15 @@ class _Fragments:
 class PicowsLink(WSListener):
     """A :class:`~ntxcp.transport.Link` over one picows connection."""
 
-    def __init__(self, handler: LinkHandler | None, max_message_size: int) -> None:
+    def __init__(
+        self,
+        handler: LinkHandler | None,
+        max_message_size: int,
+        send_buffer: int | None = None,
+    ) -> None:
         self.handler = handler
         self._max_message_size = max_message_size
+        self._send_buffer = send_buffer
         self._transport: WSTransport | None = None
         self._fragments: _Fragments | None = None
         self._closing = False
@@ -174,6 +182,8 @@ class PicowsLink(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._transport = transport
+        if self._send_buffer is not None:
+            _limit_send_buffer(transport.underlying_transport, self._send_buffer)
         if self._abandoned:  # the upgrade completed after connect() was cancelled
             self.abort()
             return
@@ -276,6 +286,21 @@ class PicowsLink(WSListener):
             self._early_close = (code, reason)
 
 
+def _limit_send_buffer(tcp: Any, size: int) -> None:
+    """Keep what a peer that does not read can make us hold small (see pause_writing).
+
+    Both the socket's buffer (the kernel would otherwise grow it to megabytes) and
+    the transport's own buffer are limited to ``size`` bytes, so flow control engages
+    after a few thousand unread answers.
+    """
+    sock = tcp.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    with contextlib.suppress(AttributeError, NotImplementedError):
+        tcp.set_write_buffer_limits(high=size)
+
+
 class _Upgrade:
     """Decides one upgrade request; knows its TCP transport (for address and TLS)."""
 
@@ -334,7 +359,7 @@ class _Upgrade:
                 ),
                 None,
             )
-        link = PicowsLink(handler, self.options.max_message_size)
+        link = PicowsLink(handler, self.options.max_message_size, self.options.send_buffer)
         headers = {"Sec-WebSocket-Protocol": info.subprotocol} if info.subprotocol else None
         return WSUpgradeResponseWithListener(WSUpgradeResponse.create_101_response(headers), link)
 

@@ -8,10 +8,20 @@ from dataclasses import dataclass, field
 
 from ntxcp.transport._base import SUBPROTOCOL
 
-__all__ = ["ClientOptions", "ServerOptions", "client_tls_context", "server_tls_context"]
+__all__ = [
+    "DEFAULT_SEND_BUFFER",
+    "ClientOptions",
+    "ServerOptions",
+    "client_tls_context",
+    "server_tls_context",
+]
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 """Largest message accepted, in bytes (spec §1: 1 MiB)."""
+
+
+DEFAULT_SEND_BUFFER = 64 * 1024
+"""Bytes a server connection may have unsent before it stops reading from its peer."""
 
 
 @dataclass(slots=True)
@@ -31,6 +41,10 @@ class ServerOptions:
         handshake_timeout: seconds a client has to complete its upgrade request.
         max_message_size: largest message in bytes; larger closes with 1009.
         backlog: listen backlog (raise it for thousands of gateways connecting at once).
+        send_buffer: bytes a connection may have unsent (socket buffer and our own
+            buffer each) before we stop reading from its peer; small, so a peer that
+            sends but never reads is throttled after a few thousand answers instead
+            of after megabytes (``None``: the system's defaults).
     """
 
     host: str = "127.0.0.1"
@@ -43,6 +57,7 @@ class ServerOptions:
     handshake_timeout: float = 10.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     backlog: int = 4096
+    send_buffer: int | None = DEFAULT_SEND_BUFFER
 
 
 @dataclass(slots=True)
