@@ -18,6 +18,7 @@ import pytest
 from service_helpers import WAIT
 
 from ntxcp.service import Service, ServiceConfig
+from ntxcp.service.config import UnknownGatewayPolicy
 from ntxcp.v10.types import MAX_SAMPLED_VALUES
 
 pytestmark = pytest.mark.timeout(60)
@@ -63,3 +64,36 @@ async def test_meter_values_beyond_the_bound_are_refused(service: Service) -> No
     assert rows == MAX_SAMPLED_VALUES
     with sqlite3.connect(service.config.db) as conn:
         assert conn.execute("SELECT count(*) FROM meter_values").fetchone()[0] == rows
+
+
+async def test_refused_ids_are_counted_not_stored(tmp_path: Path) -> None:
+    config = ServiceConfig(
+        port=0,
+        api_port=0,
+        db=str(tmp_path / "r.sqlite"),
+        unknown_gateways=UnknownGatewayPolicy.REJECT,
+    )
+    async with Service(config) as service, aiohttp.ClientSession() as http:
+        service.handler.refused.capacity = 5
+        boot = {"dingxGatewayModel": "DX", "dingxGatewayVendor": "Ding"}
+        for n in range(8):
+            async with http.ws_connect(
+                f"{service.ws_url}/made-up-{n}", protocols=("ntxcp1.0",)
+            ) as ws:
+                await ws.send_str(json.dumps([2, "b", "BootNotification", boot]))
+                answer = json.loads(await ws.receive_str(timeout=WAIT))
+                assert answer[2]["status"] == "Rejected"
+                await ws.send_str(json.dumps([2, "m", "MeterValues", _meter_values(1)]))
+                refused = json.loads(await ws.receive_str(timeout=WAIT))
+                assert refused[:3] == [4, "m", "SecurityError"]
+        assert service.storage.gateways == {}
+        refused_ids = [item["id"] for item in service.handler.refused.recent()]
+        assert refused_ids == [f"made-up-{n}" for n in (7, 6, 5, 4, 3)]
+        assert service.handler.refused.total == 8
+        async with http.get(service.api_url + "api/gateways") as listed:
+            assert (await listed.json())["count"] == 0
+        tables = ("gateways", "meter_values", "status_history")
+        counts = await service.storage.read(
+            lambda conn: [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
+        )
+        assert counts == [0, 0, 0]

@@ -134,8 +134,15 @@ async def test_unknown_gateways_reject_from_config_file(
         # Pending and Rejected gateways may still be sent C→G requests (spec §4.1).
         status, _ = await api.call("unknown-1", "ClearCache", {})
         assert status == 200
-    _, item = await api.get("/api/gateways/unknown-1")
-    assert item["registrationStatus"] == "Rejected"
+    # A refused id is not stored as a gateway: counted, and listed among the refused.
+    status, _ = await api.get("/api/gateways/unknown-1")
+    assert status == 404
+    status, refused = await api.get("/api/refused-gateways")
+    assert status == 200 and refused["total"] == 1 and refused["count"] == 1
+    assert refused["items"][0]["id"] == "unknown-1"
+    assert refused["items"][0]["attempts"] == 1
+    status, metrics = await api.request("GET", "/metrics", token=None)
+    assert "ntxcp_refused_gateways_total 1" in metrics
     status, _ = await api.post("/api/gateways", {"id": "unknown-1"})
     assert status == 201
     async with gateway(service.ws_url, "unknown-1") as gw:

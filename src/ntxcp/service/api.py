@@ -285,6 +285,12 @@ class _Routes:
         location = f"/api/gateways/{quote(gateway_id, safe='')}"
         return json_response(item, 201, {"Location": location})
 
+    async def refused_gateways(self, request: web.Request) -> web.Response:
+        query(request, "listRefusedGateways")
+        refused = self.service.handler.refused
+        items = refused.recent()
+        return json_response({"total": refused.total, "count": len(items), "items": items})
+
     async def delete_gateway(self, request: web.Request) -> web.Response:
         query(request, "deleteGateway")
         gateway_id = self._known(request)
@@ -395,6 +401,7 @@ def create_app(service: Service) -> web.Application:
             web.get("/openapi.json", routes.openapi),
             web.get("/docs", routes.docs),
             web.get("/api/gateways", routes.list_gateways),
+            web.get("/api/refused-gateways", routes.refused_gateways),
             web.post("/api/gateways", routes.register_gateway),
             web.get(gateway, routes.get_gateway),
             web.delete(gateway, routes.delete_gateway),

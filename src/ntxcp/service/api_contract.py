@@ -273,6 +273,7 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
     "registerGateway": (),
     "getGateway": (),
     "deleteGateway": (),
+    "listRefusedGateways": (),
     "getStatus": (integer("history", 0, MAX_LIMIT, 100, "history items"),),
     "getMeterValues": (
         integer("service", 0, MAX_INTEGER, None, "service id (spec §4.1 MeterValues)"),

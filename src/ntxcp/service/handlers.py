@@ -15,9 +15,10 @@ the frame log and counts it in the metrics.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
@@ -34,18 +35,62 @@ if TYPE_CHECKING:
     from ntxcp.endpoints import ControlCenter, GatewayConnection
     from ntxcp.service.metrics import ServiceMetrics
 
-__all__ = ["BOOT_RETRY_INTERVAL", "FrameRecorder", "GatewayTrafficHandler"]
+__all__ = [
+    "BOOT_RETRY_INTERVAL",
+    "REFUSED_KEPT",
+    "FrameRecorder",
+    "GatewayTrafficHandler",
+    "RefusedGateways",
+]
 
 _log = logging.getLogger("ntxcp.service")
 
 BOOT_RETRY_INTERVAL = 60
 """Seconds before a Pending or Rejected gateway boots again (spec §4.1 default)."""
 
+REFUSED_KEPT = 1000
+"""Refused gateway ids remembered for the API (``GET /api/refused-gateways``)."""
+
 _POLICY_STATUS = {
     UnknownGatewayPolicy.ACCEPT: core.RegistrationStatus.ACCEPTED,
     UnknownGatewayPolicy.PENDING: core.RegistrationStatus.PENDING,
     UnknownGatewayPolicy.REJECT: core.RegistrationStatus.REJECTED,
 }
+
+
+class RefusedGateways:
+    """The gateway ids refused under ``--unknown-gateways reject``: counted, not stored.
+
+    A refused id never becomes a gateway record (anyone can make up ids, spec §1);
+    the most recent ones are kept here, in memory, for the operator to see.
+
+    Args:
+        capacity: ids remembered (the least recently seen are forgotten first).
+    """
+
+    def __init__(self, capacity: int = REFUSED_KEPT) -> None:
+        self.capacity = capacity
+        self.total = 0
+        """Refused connections since start-up."""
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    def note(self, gateway_id: str, remote_address: str | None) -> None:
+        """Count one refused connection of ``gateway_id``."""
+        self.total += 1
+        now = now_text()
+        entry = self._recent.pop(gateway_id, None)
+        if entry is None:
+            entry = {"id": gateway_id, "firstSeen": now, "attempts": 0}
+        entry["attempts"] += 1
+        entry["lastSeen"] = now
+        entry["remoteAddress"] = remote_address
+        self._recent[gateway_id] = entry
+        while len(self._recent) > self.capacity:
+            self._recent.popitem(last=False)
+
+    def recent(self) -> list[dict[str, Any]]:
+        """The refused ids remembered, most recently seen first."""
+        return [dict(entry) for entry in reversed(self._recent.values())]
 
 
 class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHandler):
@@ -75,8 +120,15 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self.heartbeat_interval = heartbeat_interval
         self.control_center = control_center
         self.events = events or EventHub()
+        self.refused = RefusedGateways()
 
     # --- boot policy (spec §4.1 BootNotification) ----------------------------------------
+
+    def _refused(self, gateway_id: str) -> bool:
+        """Whether the policy refuses this gateway without keeping a record of it."""
+        if self.policy is not UnknownGatewayPolicy.REJECT:
+            return False
+        return gateway_id not in self.storage.gateways
 
     def registration_status(self, gateway_id: str) -> core.RegistrationStatus:
         """Registered gateways are Accepted; others get what the policy says."""
@@ -120,6 +172,11 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         """Store the boot info and answer with the gateway's registration status."""
         self._require_admitted(gateway_id, "BootNotification")
         status = self.registration_status(gateway_id)
+        if self._refused(gateway_id):  # answered, counted, not stored
+            self.metrics.boots.inc((status.value,))
+            return core.BootNotificationConfirmation(
+                status=status, current_time=datetime.now(UTC), interval=BOOT_RETRY_INTERVAL
+            )
         await self.storage.record_boot(gateway_id, request, status.value)
         self.metrics.boots.inc((status.value,))
         if self.events.active:
@@ -224,6 +281,10 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         """Record a new connection (address, TLS state, time)."""
         address = connection.remote_address
         remote = None if address is None else f"{address[0]}:{address[1]}"
+        if self._refused(connection.id):
+            self.refused.note(connection.id, remote)
+            self.metrics.refused_gateways.inc()
+            return
         self.storage.set_connected(connection.id, True, remote_address=remote, tls=connection.tls)
         if self.events.active:
             self.events.publish(

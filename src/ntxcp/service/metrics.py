@@ -19,6 +19,7 @@ name                                        type       labels
 ``endpoint_errors_total``                   counter    kind
 ``api_requests_total``                      counter    method, status
 ``gateway_auth_total``                      counter    outcome
+``refused_gateways_total``                  counter
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
 
@@ -301,6 +302,10 @@ class ServiceMetrics:
             "Basic-auth checks of gateways (accepted, rejected, rate-limited, busy).",
             ("outcome",),
         )
+        self.refused_gateways = Counter(
+            "ntxcp_refused_gateways_total",
+            "Connections of unregistered gateways refused by --unknown-gateways reject.",
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -320,6 +325,7 @@ class ServiceMetrics:
             self.database_bytes,
             self.storage_alarm,
             self.gateway_auth,
+            self.refused_gateways,
             self.start_time,
         ):
             self.registry.add(metric)

@@ -212,6 +212,16 @@ def _api_schemas() -> dict[str, Any]:
         "CommandList": _list_of("Command"),
         "CurrentStatus": _object({"gatewayId": _STR, **status_entry["properties"]}),
         "CurrentStatusList": _list_of("CurrentStatus", next=_NEXT),
+        "RefusedGateway": _object(
+            {
+                "id": _STR,
+                "firstSeen": _STR,
+                "lastSeen": _STR,
+                "attempts": _INT,
+                "remoteAddress": _NSTR,
+            },
+            ("id", "firstSeen", "lastSeen", "attempts"),
+        ),
         "Health": _object(
             {
                 "status": {
@@ -534,6 +544,27 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 "Requests sent through the API and their outcomes",
                 "commands",
                 {"200": _json_body(_ref("CommandList"), "commands, newest first")},
+                secured=secured,
+            )
+        },
+        "/api/refused-gateways": {
+            "get": _operation(
+                "listRefusedGateways",
+                "Gateway ids refused by --unknown-gateways reject (not stored as gateways): "
+                "how many connections were refused, and the most recent ids",
+                "gateways",
+                {
+                    "200": _json_body(
+                        _object(
+                            {
+                                "total": _INT,
+                                "count": _INT,
+                                "items": {"type": "array", "items": _ref("RefusedGateway")},
+                            }
+                        ),
+                        "refused gateway ids, most recently seen first",
+                    )
+                },
                 secured=secured,
             )
         },
