@@ -8,6 +8,7 @@ the connection stays usable.
 from __future__ import annotations
 
 import json
+import platform
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +19,10 @@ import pytest
 from service_helpers import WAIT
 
 from ntxcp.service import Service, ServiceConfig
-from ntxcp.service.config import UnknownGatewayPolicy
+from ntxcp.service.config import AuthMode, UnknownGatewayPolicy
+from ntxcp.service.memory import release_free_memory
+from ntxcp.service.passwords import PasswordVerifier
+from ntxcp.service.service import exposure_warning
 from ntxcp.v10.types import MAX_SAMPLED_VALUES
 
 pytestmark = pytest.mark.timeout(60)
@@ -97,3 +101,33 @@ async def test_refused_ids_are_counted_not_stored(tmp_path: Path) -> None:
             lambda conn: [conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables]
         )
         assert counts == [0, 0, 0]
+
+
+def test_an_open_unauthenticated_listener_is_warned_about() -> None:
+    def config(**options: Any) -> ServiceConfig:
+        return ServiceConfig(**options)
+
+    for host in ("0.0.0.0", "::", ""):
+        warning = exposure_warning(config(host=host))
+        assert warning is not None and "--auth none" in warning, host
+    assert exposure_warning(config(host="127.0.0.1")) is None
+    assert exposure_warning(config(host="10.1.2.3")) is None
+    assert exposure_warning(config(host="0.0.0.0", auth=AuthMode.BASIC)) is None
+    assert exposure_warning(config(host="0.0.0.0", client_ca="ca.pem")) is None
+
+
+def test_failed_password_outcomes_are_kept_apart_and_bounded() -> None:
+    verifier = PasswordVerifier(capacity=10, failure_capacity=3)
+    verifier.remember("GW-1", "right", "hash", True)
+    for n in range(50):  # guesses are free to invent
+        verifier.remember("GW-1", f"guess {n}", "hash", False)
+    assert len(verifier) == 4
+    assert verifier.cached("GW-1", "right", "hash") is True  # not pushed out
+    assert verifier.cached("GW-1", "guess 49", "hash") is False
+    assert verifier.cached("GW-1", "guess 0", "hash") is None
+    verifier.forget()
+    assert len(verifier) == 0
+
+
+def test_free_memory_goes_back_to_the_system() -> None:
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")

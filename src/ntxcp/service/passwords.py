@@ -108,14 +108,20 @@ class PasswordVerifier:
     passwords. A new stored hash (a changed password) gives new keys, so stale
     outcomes are never used.
 
+    Failures are kept apart, in a smaller cache: guesses are free to invent, so they
+    must not fill memory nor push the outcomes of real gateways out.
+
     Args:
-        capacity: outcomes kept (least recently used ones are forgotten first).
+        capacity: successful outcomes kept (least recently used forgotten first).
+        failure_capacity: failed outcomes kept.
     """
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 100_000, failure_capacity: int = 4096) -> None:
         self._secret = secrets.token_bytes(32)
         self._cache: OrderedDict[bytes, bool] = OrderedDict()
+        self._failures: OrderedDict[bytes, bool] = OrderedDict()
         self._capacity = capacity
+        self._failure_capacity = failure_capacity
         self.kdf_runs = 0
         """How many times the KDF ran (the rest were answered from the cache)."""
 
@@ -155,17 +161,26 @@ class PasswordVerifier:
             stored: the stored hash it is checked against.
         """
         key = self._key(gateway_id, stored, password)
-        cached = self._cache.get(key)
-        if cached is not None:
-            self._cache.move_to_end(key)
-        return cached
+        for cache in (self._cache, self._failures):
+            cached = cache.get(key)
+            if cached is not None:
+                cache.move_to_end(key)
+                return cached
+        return None
 
     def remember(self, gateway_id: str, password: str, stored: str, outcome: bool) -> None:
         """Keep the outcome of a KDF run for this combination (see :meth:`cached`)."""
-        self._cache[self._key(gateway_id, stored, password)] = outcome
-        if len(self._cache) > self._capacity:
-            self._cache.popitem(last=False)
+        cache, capacity = (
+            (self._cache, self._capacity) if outcome else (self._failures, self._failure_capacity)
+        )
+        cache[self._key(gateway_id, stored, password)] = outcome
+        if len(cache) > capacity:
+            cache.popitem(last=False)
 
     def forget(self) -> None:
         """Drop every cached outcome (e.g. after passwords were changed in bulk)."""
         self._cache.clear()
+        self._failures.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache) + len(self._failures)

@@ -37,6 +37,7 @@ from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
 from ntxcp.service.framelog import FrameBudgets
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
+from ntxcp.service.memory import TRIM_INTERVAL, release_free_memory
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
 from ntxcp.service.storage import SYNCHRONOUS, Storage, StorageError
@@ -71,6 +72,27 @@ class ServiceError(Exception):
 
 def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+_WILDCARDS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def exposure_warning(config: ServiceConfig) -> str | None:
+    """A warning when gateways may connect from any network without authentication.
+
+    Returns:
+        The text to log, or ``None`` when the gateway listener is local or
+        authenticated (Basic auth or client certificates, spec §1 profiles).
+    """
+    if config.host.strip() not in _WILDCARDS:
+        return None
+    if config.auth is not AuthMode.NONE or config.client_ca is not None:
+        return None
+    return (
+        f"gateways may connect from any network (--host {config.host}) without "
+        "authentication (--auth none): anyone who reaches the port can pose as any "
+        "gateway; use --auth basic or --client-ca, or listen on a private address"
+    )
 
 
 class Service:
@@ -159,6 +181,9 @@ class Service:
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
         self.open_file_limit = raise_open_file_limit()
+        warning = exposure_warning(config)
+        if warning is not None:
+            _log.warning("%s", warning)
         try:
             await self._start_listeners()
         except BaseException:
@@ -169,6 +194,7 @@ class Service:
         self._tasks = [
             loop.create_task(self._flush_loop(), name="ntxcp-flush"),
             loop.create_task(self._prune_loop(), name="ntxcp-prune"),
+            loop.create_task(self._trim_loop(), name="ntxcp-trim"),
             loop.create_task(self._count_errors(), name="ntxcp-errors"),
         ]
         _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
@@ -339,6 +365,12 @@ class Service:
                 _log.exception("writing the frame log failed")
             ticks += 1
             await asyncio.sleep(_FLUSH_INTERVAL)
+
+    async def _trim_loop(self) -> None:
+        """Give memory freed after a burst back to the system (see :mod:`.memory`)."""
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL)
+            release_free_memory()
 
     async def _prune_loop(self) -> None:
         while True:
