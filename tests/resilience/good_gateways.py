@@ -26,6 +26,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--interval", type=float, default=0.1)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--password-prefix", help="Basic auth: password = prefix + id")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -41,8 +42,11 @@ async def main() -> None:
 
     gateways = []
     for i in range(args.count):
+        gateway_id = f"GOOD-{i:03d}"
+        password = None if args.password_prefix is None else args.password_prefix + gateway_id
         gw = Gateway(
-            f"GOOD-{i:03d}",
+            gateway_id,
+            password=password,
             call_timeout=10.0,
             ping_interval=5.0,
             ping_timeout=5.0,

@@ -11,12 +11,19 @@ Latency percentiles and memory are printed, not asserted.
 from __future__ import annotations
 
 import json
+import re
 import resource
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
-from resilience_helpers import Proc, free_port, percentile, spawn
+from resilience_helpers import Proc, free_port, percentile, rss_kib, spawn
+
+from ntxcp.errors import ErrorCode
+from ntxcp.v10.registry import ACTIONS
+from service_process import ServiceProcess
 
 GOOD = 100
 HOSTILE = 500
@@ -152,3 +159,173 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
         assert settled - rss_before <= allowed, (n, rss_before, peak, settled)
     # No leak: a second attack reuses that memory instead of adding to it.
     assert rounds[-1][3] <= rounds[0][3] + 12 * MIB, [r[:4] for r in rounds]
+
+
+# --- the service under attack -------------------------------------------------------------
+
+SERVICE_GOOD = 50
+EVIL = 4
+FRAME_LOG_BUDGET = 4 * 1024 * 1024
+SERVICE_ATTACK_S = 8.0
+RSS_RECOVERY_S = 30.0
+_LABEL = re.compile(r'(action|code)="((?:[^"\\]|\\.)*)"')
+
+
+def _post(api_url: str, path: str, body: dict[str, str]) -> int:
+    request = urllib.request.Request(
+        api_url.rstrip("/") + path,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(response.status)
+
+
+def _get(api_url: str, path: str) -> str:
+    with urllib.request.urlopen(api_url.rstrip("/") + path, timeout=30) as response:
+        return str(response.read().decode())
+
+
+def _db_bytes(db: Path) -> int:
+    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+
+
+@pytest.mark.timeout(150)
+def test_hostile_neighbours_of_the_service(tmp_path: Path) -> None:
+    """Good gateways of the service are served while it is attacked from every side.
+
+    Wrong-password flood, garbage and invented labels from gateways that know their
+    password, unread event streams, idle API connections — all at once. The good
+    gateways see no error or disconnect, ``/metrics`` holds only known labels, the
+    database grows by less than the frame-log budget, the server's memory comes back
+    within 20 % of its level before the attack, and it still stops cleanly.
+    Latencies are printed (bench/hostile_service.py measures them), not asserted.
+    """
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    service = ServiceProcess(
+        tmp_path,
+        "--auth", "basic",
+        "--unknown-gateways", "reject",
+        "--frame-log-budget", str(FRAME_LOG_BUDGET),
+        "--log-level", "error",
+    ).start()  # fmt: skip
+    good = attack = None
+    try:
+        for i in range(SERVICE_GOOD):
+            gateway_id = f"GOOD-{i:03d}"
+            assert (
+                _post(
+                    service.api_url,
+                    "/api/gateways",
+                    {"id": gateway_id, "password": "pw " + gateway_id},
+                )
+                == 201
+            )
+        for i in range(EVIL):
+            gateway_id = f"EVIL-{i}"
+            assert (
+                _post(
+                    service.api_url,
+                    "/api/gateways",
+                    {"id": gateway_id, "password": "evil " + gateway_id},
+                )
+                == 201
+            )
+        assert service.proc is not None
+        pid = service.proc.pid
+        out = tmp_path / "good.json"
+        duration = 1.0 + BASELINE_S + SERVICE_ATTACK_S + 4.0
+        good = spawn(
+            "good",
+            "good_gateways.py",
+            [
+                f"--url={service.ws_url}",
+                f"--count={SERVICE_GOOD}",
+                f"--duration={duration}",
+                f"--out={out}",
+                "--password-prefix=pw ",
+            ],
+            tmp_path,
+        )
+        good.wait_line("READY", 60)
+        time.sleep(1.0)
+        base_start = time.time()
+        time.sleep(BASELINE_S)
+        base_end = time.time()
+        rss_before = rss_kib(pid)
+        db_before = _db_bytes(service.db)
+        api_port = urllib.parse.urlsplit(service.api_url).port
+        ws_port = urllib.parse.urlsplit(service.ws_url).port
+        attack = spawn(
+            "attack",
+            "service_attacks.py",
+            [
+                f"--port={ws_port}",
+                f"--api-port={api_port}",
+                f"--duration={SERVICE_ATTACK_S}",
+                f"--known={SERVICE_GOOD}",
+                f"--garbage={EVIL}",
+            ],
+            tmp_path,
+        )
+        attack.wait_line("ATTACK", 15)
+        start = time.time()
+        peak = rss_before
+        while attack.popen.poll() is None and time.time() < start + SERVICE_ATTACK_S + 30:
+            assert service.proc.poll() is None, service.stderr()
+            peak = max(peak, rss_kib(pid))
+            time.sleep(0.2)
+        end = time.time()
+        counters = json.loads(attack.wait_line("DONE", 5).split(" ", 1)[1])
+        good.wait_line("DONE", duration + 30)
+        assert good.popen.wait(20) == 0, good.tail()
+        # Memory comes back (the service returns freed heap every 10 s).
+        recovered = time.time() + RSS_RECOVERY_S
+        settled = rss_kib(pid)
+        while settled > rss_before * 1.2 and time.time() < recovered:
+            time.sleep(0.5)
+            settled = rss_kib(pid)
+        recovery_s = time.time() - end
+        metrics = _get(service.api_url, "/metrics")
+        db_growth = _db_bytes(service.db) - db_before
+        assert service.proc.poll() is None, service.stderr()
+        assert service.stop() == 0, service.stderr()
+    finally:
+        for proc in (good, attack):
+            if proc is not None:
+                proc.kill()
+        service.kill()
+
+    result = json.loads(out.read_text())
+    assert result["errors"] == [], result["errors"][:10]
+    assert result["disconnects_before_stop"] == 0
+    assert result["connected_at_end"] == SERVICE_GOOD
+    assert counters["attacker-crashes"] == 0, counters
+    assert counters.get("password-401", 0) > 0, counters
+    assert counters.get("password-500", 0) == 0, counters
+    assert counters.get("garbage-sessions", 0) > 0, counters
+    assert counters.get("sse-closed-by-server", 0) > 0, counters
+    assert counters.get("idle-closed-by-server", 0) > 0, counters
+    known = set(ACTIONS) | {code.value for code in ErrorCode} | {"", "other"}
+    invented = {value for _, value in _LABEL.findall(metrics)} - known
+    assert not invented, sorted(invented)[:10]
+    assert db_growth < FRAME_LOG_BUDGET + 4 * 1024 * 1024, db_growth
+    assert settled <= rss_before * 1.2, (rss_before, peak, settled)
+
+    samples = result["samples"]
+
+    def window(lo: float, hi: float) -> list[float]:
+        return [lat for t, lat in samples if lo <= t <= hi]
+
+    before, during = window(base_start, base_end), window(start, end)
+    print(
+        f"\n[hostile service] {SERVICE_GOOD} good gateways (Basic auth) calling every 0.1 s; "
+        f"attacks for {SERVICE_ATTACK_S:.0f} s: {counters}\n"
+        f"  latency p50 before {percentile(before, 50) * 1000:.1f} ms, during "
+        f"{percentile(during, 50) * 1000:.1f} ms; p99 before "
+        f"{percentile(before, 99) * 1000:.1f} ms, during {percentile(during, 99) * 1000:.1f} ms\n"
+        f"  RSS before {rss_before / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
+        f"{settled / MIB:.1f} MiB {recovery_s:.0f} s after; database grew {db_growth / 1e6:.1f} MB"
+    )

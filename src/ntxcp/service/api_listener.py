@@ -32,7 +32,7 @@ __all__ = [
 
 _log = logging.getLogger("ntxcp.service")
 
-DEFAULT_API_IDLE_TIMEOUT = 15.0
+DEFAULT_API_IDLE_TIMEOUT = 5.0
 """Seconds an API connection may stay without a complete request head (or idle)."""
 
 DEFAULT_MAX_API_CONNECTIONS = 256

@@ -181,6 +181,13 @@ class _Dashboard:
         """Write the subscription's events until it ends, the client leaves or stalls."""
         hub = self.service.events
         transport = request.transport
+        writing = _Writing()
+
+        def dropped() -> None:  # fell behind: if it is stuck in a write, end it now
+            if writing.count and transport is not None:
+                transport.abort()
+
+        subscription.on_drop = dropped
         if transport is not None:  # keep what a slow reader can hold back small
             transport.set_write_buffer_limits(high=_STREAM_BUFFER)
             sock = transport.get_extra_info("socket")
@@ -200,7 +207,7 @@ class _Dashboard:
                 "time": encode_datetime(datetime.now(UTC)),
                 "version": self.service.version,
             }
-            await self._write(response, b"retry: %d\n" % _RETRY_MS + hub.hello(hello))
+            await self._write(response, b"retry: %d\n" % _RETRY_MS + hub.hello(hello), writing)
             quiet = 0.0
             while True:
                 try:
@@ -212,12 +219,12 @@ class _Dashboard:
                     quiet += _CHECK_INTERVAL
                     if quiet >= KEEPALIVE_SECONDS:
                         quiet = 0.0
-                        await self._write(response, b": keep-alive\n\n")
+                        await self._write(response, b": keep-alive\n\n", writing)
                     continue
                 quiet = 0.0
                 if event is None:  # the service stops, or the subscriber fell behind
                     break
-                await self._write(response, event.message)
+                await self._write(response, event.message, writing)
         except ConnectionError as exc:  # the client went away
             _log.debug("event stream closed: %s", exc)
         except TimeoutError:  # the client reads nothing: do not wait for it
@@ -226,9 +233,22 @@ class _Dashboard:
                 transport.abort()
         return response
 
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+    async def _write(self, response: web.StreamResponse, data: bytes, writing: _Writing) -> None:
         async with asyncio.timeout(self.service.events.write_timeout):
-            await response.write(data)
+            writing.count += 1
+            try:
+                await response.write(data)
+            finally:
+                writing.count -= 1
+
+
+class _Writing:
+    """Whether an event stream's handler waits for a write to complete."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
 def setup(app: web.Application, service: Service) -> None:

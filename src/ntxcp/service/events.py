@@ -152,6 +152,8 @@ class Subscription:
         """Events dropped because the subscriber fell behind."""
         self.overflowed = False
         """Whether the subscriber fell behind and was dropped (its stream ends)."""
+        self.on_drop: Callable[[], object] | None = None
+        """Called once when the subscriber is dropped (e.g. to end a stalled stream now)."""
         # Two more places than events: the final ``resync`` and end of stream.
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize + 2)
         self._maxsize = maxsize
@@ -278,6 +280,8 @@ class EventHub:
         if subscription in self._subscriptions:
             self._subscriptions.discard(subscription)
             self.dropped_subscribers += 1
+            if subscription.on_drop is not None:
+                subscription.on_drop()
 
     def seen(self, gateway_id: str, at: str) -> None:
         """Publish ``seen`` for a gateway heard from, at most once a second per gateway.
