@@ -129,10 +129,10 @@ class GatewayAuthenticator:
         on_outcome: Callable[[str], object] | None = None,
     ) -> None:
         self._stored_hash = stored_hash
-        self.verifier = verifier or PasswordVerifier()
+        self.verifier = verifier if verifier is not None else PasswordVerifier()
         self.max_concurrent = max_concurrent or default_max_concurrent()
         self.max_waiting = max_waiting
-        self.limiter = limiter or FailureLimiter()
+        self.limiter = limiter if limiter is not None else FailureLimiter()
         self._executor: ThreadPoolExecutor | None = None
         self._dummy_hash: str | None = None
         self._pending = 0
