@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import resource
+import sqlite3
 import time
 import urllib.parse
 import urllib.request
@@ -166,6 +167,7 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
 SERVICE_GOOD = 50
 EVIL = 4
 FRAME_LOG_BUDGET = 4 * 1024 * 1024
+WAL_LIMIT = 64 * 1024 * 1024  # the service's journal_size_limit (docs/resilience.md §8)
 SERVICE_ATTACK_S = 8.0
 RSS_RECOVERY_S = 30.0
 _LABEL = re.compile(r'(action|code)="((?:[^"\\]|\\.)*)"')
@@ -198,7 +200,7 @@ def test_hostile_neighbours_of_the_service(tmp_path: Path) -> None:
     Wrong-password flood, garbage and invented labels from gateways that know their
     password, unread event streams, idle API connections — all at once. The good
     gateways see no error or disconnect, ``/metrics`` holds only known labels, the
-    database grows by less than the frame-log budget, the server's memory comes back
+    frame log stays within its budget, the server's memory comes back
     within 20 % of its level before the attack, and it still stops cleanly.
     Latencies are printed (bench/hostile_service.py measures them), not asserted.
     """
@@ -311,7 +313,13 @@ def test_hostile_neighbours_of_the_service(tmp_path: Path) -> None:
     known = set(ACTIONS) | {code.value for code in ErrorCode} | {"", "other"}
     invented = {value for _, value in _LABEL.findall(metrics)} - known
     assert not invented, sorted(invented)[:10]
-    assert db_growth < FRAME_LOG_BUDGET + 4 * 1024 * 1024, db_growth
+    with sqlite3.connect(service.db) as conn:
+        logged = conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM frames").fetchone()[0]
+    # The frame log keeps to its budget (a bucket that starts full and refills over an
+    # hour: at most a few kB more during the test); the files also hold the rows'
+    # overhead, the good gateways' data and a write-ahead log of up to 64 MiB.
+    assert logged <= FRAME_LOG_BUDGET * 1.01, logged
+    assert db_growth < FRAME_LOG_BUDGET + WAL_LIMIT + 8 * 1024 * 1024, db_growth
     assert settled <= rss_before * 1.2, (rss_before, peak, settled)
 
     samples = result["samples"]
@@ -327,5 +335,6 @@ def test_hostile_neighbours_of_the_service(tmp_path: Path) -> None:
         f"{percentile(during, 50) * 1000:.1f} ms; p99 before "
         f"{percentile(before, 99) * 1000:.1f} ms, during {percentile(during, 99) * 1000:.1f} ms\n"
         f"  RSS before {rss_before / MIB:.1f} MiB, peak {peak / MIB:.1f} MiB, "
-        f"{settled / MIB:.1f} MiB {recovery_s:.0f} s after; database grew {db_growth / 1e6:.1f} MB"
+        f"{settled / MIB:.1f} MiB {recovery_s:.0f} s after; database and WAL grew "
+        f"{db_growth / 1e6:.1f} MB, frame log {logged / 1e6:.1f} MB"
     )
