@@ -103,7 +103,7 @@ async def test_removing_a_gateway_closes_its_connection(
     service.storage.flush()
     await until(lambda: _settled(service, "GW-3"))
     assert _rows(service.config.db, "gateways", "GW-3") == 0
-    assert _rows(service.config.db, "meter_values", "GW-3") == 0
+    assert _rows(service.config.db, "meter_messages", "GW-3") == 0
 
 
 async def _settled(service: Service, gateway_id: str) -> bool:
