@@ -140,3 +140,17 @@ async def test_service_publishes_what_it_stores(tmp_path: Path) -> None:
         ("in", "CALL", "MeterValues"),
     }
     assert "seen" in kinds
+
+
+async def test_queued_events_are_taken_in_batches_up_to_the_end() -> None:
+    hub = EventHub(queue_size=4)
+    with hub.subscribe() as subscription:
+        for index in range(3):
+            hub.publish("seen", f"gw-{index}", {"time": "x"})
+        events, ended = subscription.take_ready(2)
+        assert [e.gateway_id for e in events] == ["gw-0", "gw-1"] and not ended
+        for index in range(3, 8):  # overflows: resync, then the end
+            hub.publish("seen", f"gw-{index}", {"time": "x"})
+        events, ended = subscription.take_ready(10)
+        assert [e.kind for e in events] == ["resync"] and ended
+        assert subscription.take_ready(10) == ([], False)

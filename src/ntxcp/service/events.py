@@ -199,6 +199,21 @@ class Subscription:
         """The next event, waiting for one; ``None`` once the hub is closed."""
         return await self._queue.get()
 
+    def take_ready(self, limit: int) -> tuple[list[Event], bool]:
+        """The events already queued (at most ``limit``), without waiting.
+
+        Returns:
+            The events, and whether the end of the stream came after them.
+        """
+        events: list[Event] = []
+        queue = self._queue
+        while len(events) < limit and not queue.empty():
+            event = queue.get_nowait()
+            if event is None:
+                return events, True
+            events.append(event)
+        return events, False
+
 
 class EventHub:
     """Delivers published events to the subscriptions that want them.
