@@ -314,7 +314,7 @@ def test_hostile_neighbours_of_the_service(tmp_path: Path) -> None:
     invented = {value for _, value in _LABEL.findall(metrics)} - known
     assert not invented, sorted(invented)[:10]
     with sqlite3.connect(service.db) as conn:
-        logged = conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM frame_log").fetchone()[0]
+        logged = conn.execute("SELECT coalesce(sum(length(raw)), 0) FROM frames").fetchone()[0]
     # The frame log keeps to its budget (a bucket that starts full and refills over an
     # hour: at most a few kB more during the test); the files also hold the rows'
     # overhead, the good gateways' data and a write-ahead log of up to 64 MiB.
