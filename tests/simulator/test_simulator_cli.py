@@ -15,8 +15,8 @@ from simulator_helpers import CloseCodes, Recorder
 
 from ntxcp import ControlCenter
 from ntxcp.cli import main
+from ntxcp.cli.gateways import SummaryPrinter, run_gateways
 from ntxcp.simulator import SimulatedGateway
-from ntxcp.simulator.cli import SummaryPrinter, run_gateways
 from waiting import eventually
 
 EXIT_WITHIN = 10.0  # s, spec §6.3

@@ -18,8 +18,9 @@ from aiohttp import web
 from simulator_helpers import FAST_BACKOFF
 
 from ntxcp.cli import main
+from ntxcp.cli.api_client import build_payload
+from ntxcp.cli.errors import UsageError
 from ntxcp.simulator import SimulatedGateway
-from ntxcp.simulator.cli_client import UsageError, build_payload
 from waiting import eventually
 
 TOKEN = "t0ken-for-tests"

@@ -2,6 +2,6 @@
 
 import sys
 
-from ntxcp.simulator.cli import main
+from ntxcp.cli.gateways import main
 
 sys.exit(main())

@@ -44,14 +44,13 @@ from urllib.parse import quote, urlencode
 
 import msgspec.inspect as mi
 
+from ntxcp.cli.errors import ApiResponseError, ApiUnreachableError, UsageError
 from ntxcp.v10 import AnyRequest, Direction
 from ntxcp.v10.registry import ACTIONS
 
 __all__ = [
     "DEFAULT_API",
     "ApiClient",
-    "ApiError",
-    "ApiUnreachableError",
     "add_parsers",
     "build_payload",
     "render",
@@ -66,32 +65,6 @@ EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 
 Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
-
-
-class ApiError(Exception):
-    """The API answered with an HTTP error status.
-
-    Attributes:
-        status: the HTTP status.
-        message: the body's ``error`` (or ``description``) text.
-        code: the body's ``code`` (an ntxcp error code for 422/502), if any.
-        body: the decoded body (``None`` when it was not JSON).
-    """
-
-    def __init__(self, status: int, message: str, code: str | None, body: Any) -> None:
-        self.status = status
-        self.message = message
-        self.code = code
-        self.body = body
-        super().__init__(f"HTTP {status}" + (f" {code}" if code else "") + f": {message}")
-
-
-class ApiUnreachableError(Exception):
-    """The API could not be reached (connection refused, DNS, timeout, ...)."""
-
-
-class UsageError(Exception):
-    """Arguments that cannot make a request; the message says why."""
 
 
 class ApiClient:
@@ -128,7 +101,7 @@ class ApiClient:
             The decoded JSON answer, ``None`` for an empty one (e.g. 204).
 
         Raises:
-            ApiError: the API answered with a status of 400 or more.
+            ApiResponseError: the API answered with a status of 400 or more.
             ApiUnreachableError: no answer (connection, DNS, timeout).
         """
         url = self.base + path
@@ -162,7 +135,7 @@ def _decode(raw: bytes) -> Any:
         return raw.decode("utf-8", "replace")
 
 
-def _api_error(status: int, raw: bytes, reason: object) -> ApiError:
+def _api_error(status: int, raw: bytes, reason: object) -> ApiResponseError:
     body = _decode(raw)
     message, code = str(reason), None
     if isinstance(body, dict):
@@ -175,7 +148,7 @@ def _api_error(status: int, raw: bytes, reason: object) -> ApiError:
             message = f"{message} (at {body['path']})"  # an "errors" list names its paths
     elif isinstance(body, str) and body.strip():
         message = body.strip()
-    return ApiError(status, message, None if code is None else str(code), body)
+    return ApiResponseError(status, message, None if code is None else str(code), body)
 
 
 # --- ntxcp call: payloads from arguments (spec §4) -------------------------------------
@@ -539,7 +512,7 @@ def run_command(
     except UsageError as exc:
         err.write(f"ntxcp: error: {exc}\n")
         return EXIT_USAGE
-    except ApiError as exc:
+    except ApiResponseError as exc:
         err.write(f"error: {exc}\n")
         if args.json and exc.body is not None:
             out.write(json.dumps(exc.body, indent=2) + "\n")

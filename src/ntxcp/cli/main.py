@@ -4,7 +4,8 @@ Sub-commands:
 
 * ``ntxcp control-center``: the control center service (:mod:`ntxcp.service`);
 * those of the gateway simulator, when it is installed (``gateway``, ``gateways``,
-  ``call``, ``meter-values``, ``status``, ``messages``; see :mod:`ntxcp.simulator.cli`).
+  ``call``, ``meter-values``, ``status``, ``messages``; see :mod:`ntxcp.cli.gateways`
+  and :mod:`ntxcp.cli.api_client`).
 
 Every sub-command sets ``func`` on the parsed arguments; ``func(args)`` runs it and
 returns the exit status.
@@ -32,11 +33,12 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ntxcp import __version__
+from ntxcp.cli.runner import run
 from ntxcp.v10.types import encode_datetime
 
 __all__ = ["JsonFormatter", "build_parser", "configure_logging", "main"]
@@ -266,19 +268,7 @@ def control_center_command(args: argparse.Namespace) -> int:
         _log.info("stopped")
         return 0
 
-    return _run(serve)
-
-
-def _run(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    """Run a coroutine function on uvloop when available (as the endpoints prefer)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is not on every platform
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
+    return run(serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -291,12 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_control_center_parser(subparsers)
     try:
-        from ntxcp.simulator import cli as simulator_cli
+        from ntxcp.cli import gateways
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("ntxcp.simulator"):
             raise
     else:
-        simulator_cli.add_parsers(subparsers)
+        gateways.add_parsers(subparsers)
     return parser
 
 

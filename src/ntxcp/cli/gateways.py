@@ -1,7 +1,7 @@
 """``ntxcp gateway``: run simulated gateways from the command line (spec §6.3).
 
 :func:`add_parsers` adds the simulator's sub-commands (and those of
-:mod:`~ntxcp.simulator.cli_client`) to the ``ntxcp`` parser. Every sub-command sets
+:mod:`~ntxcp.cli.api_client`) to the ``ntxcp`` parser. Every sub-command sets
 ``func``: ``args.func(args)`` runs it and returns the process exit status.
 
 ``ntxcp gateway`` runs one gateway (``--id``) or many (``--count N --id-prefix P``:
@@ -25,13 +25,15 @@ import signal
 import ssl
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from ntxcp.cli import api_client
+from ntxcp.cli.errors import UsageError
+from ntxcp.cli.runner import run
 from ntxcp.errors import HandshakeRefusedError
-from ntxcp.simulator import cli_client
 from ntxcp.simulator.gateway import SimulatedGateway
 from ntxcp.transport import client_tls_context, valid_gateway_id
 
@@ -48,10 +50,6 @@ _START_CONCURRENCY = 200  # connection attempts in flight while starting many ga
 Subparsers = Any  # argparse's _SubParsersAction is private; typed loosely on purpose
 
 
-class UsageError(Exception):
-    """A flag or file is unusable; the message says which and why."""
-
-
 def add_parsers(subparsers: Subparsers) -> None:
     """Add ``gateway`` and the API-client commands to the ``ntxcp`` parser.
 
@@ -59,7 +57,7 @@ def add_parsers(subparsers: Subparsers) -> None:
         subparsers: the object returned by the root parser's ``add_subparsers()``.
     """
     _add_gateway_parser(subparsers)
-    cli_client.add_parsers(subparsers)
+    api_client.add_parsers(subparsers)
 
 
 def _add_gateway_parser(subparsers: Subparsers) -> None:
@@ -410,7 +408,7 @@ def gateway_command(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
     try:
-        return _run(lambda: _gateway_main(args))
+        return run(lambda: _gateway_main(args))
     except UsageError as exc:
         sys.stderr.write(f"ntxcp gateway: error: {exc}\n")
         return EXIT_USAGE
@@ -420,19 +418,6 @@ async def _gateway_main(args: argparse.Namespace) -> int:
     gateways = build_gateways(args)
     printer = SummaryPrinter(gateways, sys.stdout, args.summary_interval)
     return await run_gateways(gateways, duration=args.duration, printer=printer)
-
-
-def _run(main: Callable[[], Any]) -> int:
-    """Run a coroutine function on uvloop when available (as the library's endpoints)."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is not on every platform
-        factory = None
-    else:
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        result: int = runner.run(main())
-    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
