@@ -223,3 +223,28 @@ def test_the_private_import_check_finds_one() -> None:
     bad["ntxcp.v10.core"] = ("from ntxcp.transport._base import Link\n", False)
     assert private_imports_across_packages(bad) == ["ntxcp.v10.core imports ntxcp.transport._base"]
     assert private_imports_across_packages(FAKE) == []
+
+
+# --- one definition of each error class -----------------------------------------------------
+
+
+def error_classes(modules: Mapping[str, tuple[str, bool]]) -> dict[str, list[str]]:
+    """Error class name -> the modules that define a class of that name."""
+    found: dict[str, list[str]] = {}
+    for module, (source, _) in sorted(modules.items()):
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Exception")):
+                found.setdefault(node.name, []).append(module)
+    return found
+
+
+def test_each_error_class_is_defined_once() -> None:
+    twice = {name: where for name, where in error_classes(MODULES).items() if len(where) > 1}
+    assert twice == {}
+
+
+def test_the_error_class_check_finds_a_second_definition() -> None:
+    bad = dict(FAKE)
+    bad["ntxcp.rpc.frames"] = ("class UsageError(Exception):\n    pass\n", False)
+    bad["ntxcp.v10.core"] = ("class UsageError(ValueError):\n    pass\n", False)
+    assert error_classes(bad)["UsageError"] == ["ntxcp.rpc.frames", "ntxcp.v10.core"]
