@@ -8,15 +8,20 @@ out of bounds get a 400 naming the parameter. Bodies follow JSON Schema's readin
 
 from __future__ import annotations
 
+import asyncio
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
-from service_helpers import TOKEN, Api, ServiceProcess, gateway
+from service_helpers import TOKEN, WAIT, Api, ServiceProcess, gateway
 
 from ntxcp.service.api_contract import OPERATIONS
 from ntxcp.service.events import KINDS
+from ntxcp.v10 import types as t
 
 GW_PATH = "/api/gateways/contract-1"
 
@@ -270,3 +275,53 @@ async def test_without_a_token_nothing_is_marked_secured(
         assert status == 200
     finally:
         assert process.stop() == 0, process.stderr()
+
+
+async def test_every_event_matches_its_documented_schema(
+    service: ServiceProcess, api: Api, http: aiohttp.ClientSession
+) -> None:
+    _, doc = await api.request("GET", "/openapi.json", token=None)
+    content = doc["paths"]["/api/events"]["get"]["responses"]["200"]["content"]
+    refs = content["text/event-stream"]["x-event-schemas"]
+    events: list[tuple[str, Any]] = []
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = f"{service.api_url}api/events"
+    async with http.get(url, params={"gateway": "events-1"}, headers=headers) as stream:
+        assert stream.status == 200
+        assert stream.headers["Content-Type"].startswith("text/event-stream")
+
+        async def read_until(kind: str, check: Any = lambda data: True) -> None:
+            event: dict[str, str] = {}
+            async with asyncio.timeout(WAIT):
+                while True:
+                    line = (await stream.content.readline()).decode().rstrip("\n")
+                    if line.startswith(("event:", "data:")):
+                        key, _, value = line.partition(":")
+                        event[key] = value.strip()
+                    elif not line and "event" in event:
+                        events.append((event["event"], json.loads(event["data"])))
+                        if events[-1][0] == kind and check(events[-1][1]):
+                            return
+                        event = {}
+
+        await read_until("hello")
+        status, _ = await api.post("/api/gateways", {"id": "events-1"})
+        assert status in (201, 409)
+        async with gateway(service.ws_url, "events-1") as gw:
+            await gw.boot_notification("DX-EV")
+            await gw.status_notification("1", "NoError", "Available")
+            now = datetime.now(UTC)
+            sampled = [t.SampledValue(value="1.5")]
+            await gw.meter_values(1, [t.MeterValue(timestamp=now, sampled_value=sampled)])
+            await gw.data_transfer("Ding", message_id="m", data="x")
+            await gw.firmware_status_notification("Downloading")
+            await gw.diagnostics_status_notification("Uploading")
+        await read_until("connection", lambda data: data["connected"] is False)
+        await api.request("DELETE", "/api/gateways/events-1")
+        await read_until("gateway", lambda data: data["change"] == "removed")
+    kinds = {kind for kind, _ in events}
+    assert kinds >= KINDS - {"resync"}, kinds
+    for kind, data in events:
+        schema = {"$ref": refs[kind]["$ref"], "components": doc["components"]}
+        errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+        assert not errors, (kind, data, [e.message for e in errors])

@@ -339,13 +339,20 @@ def _event_schemas() -> dict[str, Any]:
     about = {"gatewayId": _STR}
     received = {"receivedAt": _TIME}
     wire = "the wire payload's fields (spec §4.1), "
+    g, r = "gatewayId", "receivedAt"  # required in every event about a stored message
+
+    def payload(action: str) -> dict[str, Any]:
+        return {**_object({**about, **received}, (g, r)), "description": wire + action}
+
     events: dict[str, Any] = {
-        "hello": _object({"time": _TIME, "version": _STR}),
+        "hello": _object({"time": _TIME, "version": _STR}, ("time", "version")),
         "gateway": _object(
-            {**about, "change": {"enum": ["registered", "removed"]}, "gateway": _ref("Gateway")}
+            {**about, "change": {"enum": ["registered", "removed"]}, "gateway": _ref("Gateway")},
+            (g, "change"),
         ),
         "connection": _object(
-            {**about, "connected": _BOOL, "at": _TIME, "remoteAddress": _NSTR, "tls": _BOOL}
+            {**about, "connected": _BOOL, "at": _TIME, "remoteAddress": _NSTR, "tls": _BOOL},
+            (g, "connected", "at"),
         ),
         "boot": _object(
             {
@@ -353,13 +360,14 @@ def _event_schemas() -> dict[str, Any]:
                 "registrationStatus": _NSTR,
                 "bootInfo": _ref("BootNotificationRequest"),
                 "lastBootAt": _NTIME,
-            }
+            },
+            (g, "registrationStatus", "bootInfo"),
         ),
-        "status": {**_object({**about, **received}), "description": wire + "StatusNotification"},
-        "meter": {**_object({**about, **received}), "description": wire + "MeterValues"},
-        "firmware": _object({**about, "status": _STR, **received}),
-        "diagnostics": _object({**about, "status": _STR, **received}),
-        "data-transfer": {**_object({**about, **received}), "description": wire + "DataTransfer"},
+        "status": payload("StatusNotification"),
+        "meter": payload("MeterValues"),
+        "firmware": _object({**about, "status": _STR, **received}, (g, "status", r)),
+        "diagnostics": _object({**about, "status": _STR, **received}, (g, "status", r)),
+        "data-transfer": payload("DataTransfer"),
         "frame": _object(
             {
                 **about,
@@ -369,9 +377,10 @@ def _event_schemas() -> dict[str, Any]:
                 "action": _NSTR,
                 "uniqueId": _NSTR,
                 "raw": {**_NSTR, "description": "the frame's text; null past 16 KiB"},
-            }
+            },
+            (g, "direction", "time"),
         ),
-        "seen": _object({**about, "time": _TIME}),
+        "seen": _object({**about, "time": _TIME}, (g, "time")),
         "resync": {**_object({}), "description": "events were dropped: reload"},
     }
     assert set(events) == KINDS, "every event kind is documented"
