@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ntxcp.errors import ErrorCode, PayloadValidationError
@@ -131,7 +131,6 @@ def test_naive_datetime_still_raises_its_own_error() -> None:
 _OFFSETS = st.integers(min_value=-(24 * 60 - 1), max_value=24 * 60 - 1)
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     local=st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59)),
     offset_minutes=_OFFSETS,
@@ -199,7 +198,6 @@ def test_integer_range_is_enforced_on_encode() -> None:
         encode_payload(meter)
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     case=st.sampled_from(INTEGER_FIELDS),
     value=st.one_of(
@@ -224,7 +222,6 @@ def test_any_integer_is_taken_in_range_or_refused_with_a_path(
     assert (caught.value.code, caught.value.path) == (ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, path)
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     value=st.one_of(
         st.floats(allow_nan=False, allow_infinity=False),
