@@ -122,13 +122,13 @@ class CommandRunner:
             if gateway_id not in self.storage.gateways:
                 return CommandResult(404, {"error": f"unknown gateway {gateway_id!r}"})
             return CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+        payload = body.strip() or b"{}"
         try:
-            request = decode_payload(spec.request, _api_body(body, spec.request))
+            payload = _api_body(payload, spec.request)  # 1.0 → 1, date-times in wire form
+            request = decode_payload(spec.request, payload)
         except PayloadValidationError as exc:
             # Every invalid field, in words (the decoder stops at the first).
-            return CommandResult(
-                status_for(exc), invalid_payload_body(action, body.strip() or b"{}", exc)
-            )
+            return CommandResult(status_for(exc), invalid_payload_body(action, payload, exc))
         request_json = encode_payload(request, validate=False).decode("utf-8")
         command_id = await self.storage.command_started(gateway_id, action, request_json)
         started = time.perf_counter()
