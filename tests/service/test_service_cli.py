@@ -8,6 +8,7 @@ the service, and TLS files are explained.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from service_helpers import ServiceProcess, raw_connect
 
 from ntxcp.v10 import ACTIONS, Direction
 from service_process import run_cli
+from waiting import wait_until
 
 CLI_BOUND = 20.0  # s: every command here ends long before (a hung one fails the test)
 
@@ -129,3 +131,66 @@ def test_a_certificate_without_its_key_is_explained(tmp_path: Path, pki: Any) ->
         assert service.stop() == 0, service.stderr()
     finally:
         service.kill()
+
+
+def _gateway_process(service: ServiceProcess, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "ntxcp", "gateway", "--url", service.ws_url, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _energy(service: ServiceProcess, gateway_id: str) -> list[float]:
+    result = run_cli(
+        ["meter-values", "--api", service.api_url, "--json", gateway_id, "--service", "1",
+         "--measurand", "Energy.Active.Import.Register", "--limit", "1000"]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    items = json.loads(result.stdout)["items"]
+    return [float(item["value"]) for item in sorted(items, key=lambda item: item["timestamp"])]
+
+
+def test_the_energy_register_never_goes_backwards_across_restarts(
+    slow_service: ServiceProcess,
+) -> None:
+    for run in (1, 2):
+        process = _gateway_process(
+            slow_service, "--id", "E-1", "--meter-interval", "0.2", "--duration", "1.5"
+        )
+        _, err = process.communicate(timeout=CLI_BOUND)
+        assert process.returncode == 0, err
+        values = _energy(slow_service, "E-1")
+        assert len(values) >= 2 * run, values  # samples of this run arrived
+    assert values == sorted(values), values
+
+
+def test_the_readme_walk_through_shows_meter_values(slow_service: ServiceProcess) -> None:
+    api = ["--api", slow_service.api_url]
+    assert run_cli(["gateways", "add", *api, "GW-7", "--password", "s3cret"]).returncode == 0
+    process = _gateway_process(slow_service, "--id", "GW-7", "--password", "s3cret")
+    try:
+        # As a person types the next lines: the gateway has connected meanwhile.
+        wait_until(
+            lambda: (
+                '"connected": true' in run_cli(["gateways", "show", *api, "--json", "GW-7"]).stdout
+            ),
+            interval=0.2,
+            what="GW-7 connected",
+        )
+        calls = [
+            ["call", *api, "GW-7", "GetConfiguration", "key=HeartbeatInterval"],
+            ["call", *api, "GW-7", "Reset", "type=Soft"],
+        ]
+        for command in calls:
+            result = run_cli(command)
+            assert result.returncode == 0, result.stderr
+        result = run_cli(["meter-values", *api, "GW-7", "--limit", "4"])
+        assert result.returncode == 0, result.stderr
+        assert "(no meter values)" not in result.stdout
+        assert "Energy.Active.Import.Register" in result.stdout, result.stdout
+    finally:
+        process.terminate()
+        process.communicate(timeout=CLI_BOUND)

@@ -71,10 +71,12 @@ async def test_changed_meter_settings_take_effect(
     sim = make_sim(meter_interval=300, heartbeat_interval=0.2)
     await sim.start()
     await recorder.wait_for("StatusNotification", 3)
+    await recorder.wait_for("MeterValues", 1)  # the power-on reading (default measurands)
     await cc.change_configuration(GW, "MeterValuesSampledData", "Temperature,Voltage")
+    before = len(recorder.of("MeterValues"))
     await cc.change_configuration(GW, "MeterValueSampleInterval", "1")
-    requests = await recorder.wait_for("MeterValues", 2, timeout=3)
-    values = sampled(requests[0])
+    requests = await recorder.wait_for("MeterValues", before + 2, timeout=3)
+    values = sampled(requests[before])
     assert list(values) == ["Temperature", "Voltage"]
     assert values["Temperature"].effective_unit.value == "Celsius"
     await cc.change_configuration(GW, "MeterValueSampleInterval", "0")  # 0: none

@@ -408,6 +408,10 @@ class SimulatedGateway:
         self.boots += 1
         self._boot_accepted(endpoint.heartbeat_interval)
         self.send_status(None)
+        if self.boots == 1 and self.config.get_seconds(cfg.METER_VALUE_SAMPLE_INTERVAL) > 0:
+            # A reading at power-on: the meter's values are known from the first boot,
+            # not only one sample interval (60 s by default) later.
+            self.send_meter_values(None, ReadingContext.SAMPLE_PERIODIC)
 
     def _boot_accepted(self, interval: float | None) -> None:
         """Apply an accepted boot: the heartbeat interval is the answer's or the override."""

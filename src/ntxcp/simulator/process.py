@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,11 @@ __all__ = ["DATAPOINTS", "Datapoint", "Plant", "Service"]
 _CHARGING_MEAN_S = 1800.0
 _IDLE_MEAN_S = 900.0
 _NOMINAL_VOLTAGE = 230.0
+# The energy register at power-on: a seeded base plus the wall-clock time since this
+# reference at the rated power. Running, the register grows at the actual power, never
+# above the rated one, so a restarted simulator starts at least where the last run of
+# the same gateway ended: a real meter's register never goes backwards (spec §4.1).
+_REGISTER_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 _AMBIENT_C = 20.0
 
 _UNITS: dict[Measurand, UnitOfMeasure] = {
@@ -85,9 +91,10 @@ class Service:
     Args:
         service_id: the service number (1..N).
         rng: the gateway's random generator.
+        now: the wall-clock time of power-on (seconds since the Unix epoch).
     """
 
-    def __init__(self, service_id: int, rng: random.Random) -> None:
+    def __init__(self, service_id: int, rng: random.Random, now: float) -> None:
         self.service_id = service_id
         self._rng = rng
         self.rated_power_w = rng.choice((3700.0, 7400.0, 11000.0, 22000.0))
@@ -95,7 +102,10 @@ class Service:
         self.status = DingxGatewayStatus.CHARGING
         self.error_code = DingxGatewayErrorCode.NO_ERROR
         self.info: str | None = None
-        self.energy_wh = round(rng.uniform(100_000.0, 5_000_000.0), 1)
+        since_epoch = max(0.0, now - _REGISTER_EPOCH)
+        self.energy_wh = round(
+            rng.uniform(100_000.0, 5_000_000.0) + since_epoch * self.rated_power_w / 3600.0, 1
+        )
         self.power_w = self.rated_power_w * rng.uniform(0.6, 1.0)
         self.voltage_v = _NOMINAL_VOLTAGE + rng.uniform(-2.0, 2.0)
         self.temperature_c = _AMBIENT_C + 10.0
@@ -249,13 +259,16 @@ class Plant:
     Args:
         gateway_id: seeds the random generator.
         services: the number of services.
+        now: the wall-clock time of power-on (default: now); it sets where the energy
+            registers start, so they never go backwards across restarts.
     """
 
-    def __init__(self, gateway_id: str, services: int) -> None:
+    def __init__(self, gateway_id: str, services: int, now: float | None = None) -> None:
         if services < 1:
             raise ValueError("a gateway has at least one service")
         self.rng = random.Random(gateway_id)
-        self.services = [Service(number, self.rng) for number in range(1, services + 1)]
+        started = time.time() if now is None else now
+        self.services = [Service(number, self.rng, started) for number in range(1, services + 1)]
 
     def service(self, service_id: str | int) -> Service | None:
         """The service with this id (``"1"`` or ``1``); ``None`` for ``0`` or unknown."""
