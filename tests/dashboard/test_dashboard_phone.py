@@ -74,6 +74,6 @@ def test_gateway_page_fits_a_phone(phone: Any, service: ServiceProcess) -> None:
     box = history.bounding_box()
     assert box is not None and box["x"] + box["width"] <= WIDTH
     assert history.evaluate("node => getComputedStyle(node).overflowX") == "auto"
-    phone.get_by_label("Measurand").select_option("Voltage")
-    expect(phone.locator("svg.chart-svg")).to_contain_text("No Voltage samples")
+    phone.get_by_label("Measurand").select_option("Frequency")  # the simulator sends none
+    expect(phone.locator("svg.chart-svg")).to_contain_text("No Frequency samples")
     assert_fits(phone)
