@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,30 @@ class RefusedGateways:
     def recent(self) -> list[dict[str, Any]]:
         """The refused ids remembered, most recently seen first."""
         return [dict(entry) for entry in reversed(self._recent.values())]
+
+
+StoreFunction = Callable[[Storage, str, "str | None", Any], Awaitable["bool | int | None"]]
+"""``store(storage, gateway_id, unique_id, request)``: ``False``/``None`` for a duplicate."""
+
+_STORED: dict[str, tuple[str, StoreFunction]] = {
+    # action: (live event kind, how it is stored)
+    core.StatusNotificationRequest.ACTION: ("status", Storage.record_status),
+    core.MeterValuesRequest.ACTION: ("meter", Storage.record_meter_values),
+    core.DataTransferRequest.ACTION: ("data-transfer", Storage.record_data_transfer),
+    firmware.DiagnosticsStatusNotificationRequest.ACTION: (
+        "diagnostics",
+        lambda storage, gateway_id, unique_id, request: storage.record_diagnostics_status(
+            gateway_id, unique_id, request.status
+        ),
+    ),
+    firmware.FirmwareStatusNotificationRequest.ACTION: (
+        "firmware",
+        lambda storage, gateway_id, unique_id, request: storage.record_firmware_status(
+            gateway_id, unique_id, request.status
+        ),
+    ),
+}
+"""The gateway messages the service stores, one row each (spec §4.1, §4.2)."""
 
 
 class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHandler):
@@ -207,36 +231,21 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self, gateway_id: str, request: core.StatusNotificationRequest
     ) -> core.StatusNotificationConfirmation:
         """Store the status (current per service, and history) before answering."""
-        self._require_accepted(gateway_id, "StatusNotification")
-        if not await self.storage.record_status(gateway_id, self._unique_id(), request):
-            self._duplicate("StatusNotification")
-        elif self.events.active:
-            self._publish_payload("status", gateway_id, request)
+        await self._store(gateway_id, request)
         return core.StatusNotificationConfirmation()
 
     async def on_meter_values(
         self, gateway_id: str, request: core.MeterValuesRequest
     ) -> core.MeterValuesConfirmation:
         """Store every sampled value before answering."""
-        self._require_accepted(gateway_id, "MeterValues")
-        stored = await self.storage.record_meter_values(gateway_id, self._unique_id(), request)
-        if stored is None:
-            self._duplicate("MeterValues")
-        else:
-            self.metrics.meter_samples.inc(amount=stored)
-            if self.events.active:
-                self._publish_payload("meter", gateway_id, request)
+        await self._store(gateway_id, request)
         return core.MeterValuesConfirmation()
 
     async def on_data_transfer(
         self, gateway_id: str, request: core.DataTransferRequest
     ) -> core.DataTransferConfirmation:
         """Store the vendor data and answer ``Accepted``."""
-        self._require_accepted(gateway_id, "DataTransfer")
-        if not await self.storage.record_data_transfer(gateway_id, self._unique_id(), request):
-            self._duplicate("DataTransfer")
-        elif self.events.active:
-            self._publish_payload("data-transfer", gateway_id, request)
+        await self._store(gateway_id, request)
         return core.DataTransferConfirmation(status=core.DataTransferStatus.ACCEPTED)
 
     # --- firmware profile (spec §4.2) --------------------------------------------------
@@ -245,28 +254,38 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self, gateway_id: str, request: firmware.DiagnosticsStatusNotificationRequest
     ) -> firmware.DiagnosticsStatusNotificationConfirmation:
         """Store the diagnostics upload status before answering."""
-        self._require_accepted(gateway_id, "DiagnosticsStatusNotification")
-        if not await self.storage.record_diagnostics_status(
-            gateway_id, self._unique_id(), request.status
-        ):
-            self._duplicate("DiagnosticsStatusNotification")
-        elif self.events.active:
-            self._publish_payload("diagnostics", gateway_id, request)
+        await self._store(gateway_id, request)
         return firmware.DiagnosticsStatusNotificationConfirmation()
 
     async def on_firmware_status_notification(
         self, gateway_id: str, request: firmware.FirmwareStatusNotificationRequest
     ) -> firmware.FirmwareStatusNotificationConfirmation:
         """Store the firmware update status before answering."""
-        self._require_accepted(gateway_id, "FirmwareStatusNotification")
-        stored = await self.storage.record_firmware_status(
-            gateway_id, self._unique_id(), request.status
-        )
-        if not stored:
-            self._duplicate("FirmwareStatusNotification")
-        elif self.events.active:
-            self._publish_payload("firmware", gateway_id, request)
+        await self._store(gateway_id, request)
         return firmware.FirmwareStatusNotificationConfirmation()
+
+    # --- the one shape of every stored message ------------------------------------------
+
+    async def _store(self, gateway_id: str, request: AnyRequest) -> None:
+        """Store one gateway message the way its row of :data:`_STORED` says.
+
+        The gateway must be accepted; the write's commit is awaited; a duplicate is
+        counted, anything stored is published as a live event.
+
+        Raises:
+            CallError: ``SecurityError`` for a gateway that is not accepted (spec §4.1).
+        """
+        action = request.ACTION
+        self._require_accepted(gateway_id, action)
+        kind, store = _STORED[action]
+        stored = await store(self.storage, gateway_id, self._unique_id(), request)
+        if stored is None or stored is False:  # the same uniqueId again (spec §6.2)
+            self._duplicate(action)
+            return
+        if not isinstance(stored, bool):  # MeterValues: the number of samples stored
+            self.metrics.meter_samples.inc(amount=stored)
+        if self.events.active:
+            self._publish_payload(kind, gateway_id, request)
 
     def _publish_payload(self, kind: str, gateway_id: str, request: AnyRequest) -> None:
         """Publish a stored G→C request: its wire payload and when it was received."""
