@@ -123,8 +123,11 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
             assert counters[f"{kind}-sessions"] > 0
             assert counters[f"{kind}-closed-by-server"] > 0
         assert counters["churn-connections"] > 0
-        # the server, not the attacker, ends a handshake that never completes
-        assert counters["slowloris-silent-max-held-ms"] <= (HANDSHAKE_TIMEOUT + 2) * 1000
+        # The server, not the attacker, ends a handshake that never completes: a silent
+        # attacker gives up only at the end of the attack (ATTACK_S), so a hold well
+        # below that is the handshake timeout at work, with room for a loaded machine.
+        assert HANDSHAKE_TIMEOUT + 4 < ATTACK_S
+        assert counters["slowloris-silent-max-held-ms"] <= (HANDSHAKE_TIMEOUT + 4) * 1000
 
     def window(lo: float, hi: float) -> list[float]:
         return [lat for t, lat in samples if lo <= t <= hi]
