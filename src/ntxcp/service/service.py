@@ -37,7 +37,7 @@ from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
 from ntxcp.service.framelog import FrameBudgets
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
-from ntxcp.service.memory import TRIM_INTERVAL, release_free_memory
+from ntxcp.service.memory import TRIM_INTERVAL, map_large_blocks, release_free_memory
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
 from ntxcp.service.storage import SYNCHRONOUS, Storage, StorageError
@@ -181,6 +181,7 @@ class Service:
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
         self.open_file_limit = raise_open_file_limit()
+        map_large_blocks()  # scrypt's 16 MiB buffers go back when freed (see .memory)
         warning = exposure_warning(config)
         if warning is not None:
             _log.warning("%s", warning)
