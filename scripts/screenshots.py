@@ -1,4 +1,7 @@
-"""Take the dashboard screenshots of the documentation: docs/img/overview.png, gateway.png.
+"""Take the dashboard screenshots of the documentation (overview, gateway page, phone).
+
+They go to docs/img/overview.png, gateway.png and phone-overview.png (the overview at
+a phone's 390 by 844).
 
 Runs the real control center (``python -m ntxcp control-center --demo 3``) on free
 ports with a throw-away database, adds a few gateways with an hour of history (status
@@ -23,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "dashboard"))
+sys.path.insert(0, str(ROOT / "tests"))  # service_process, shared with the service tests
 
 from dashboard_helpers import GatewayThread, ServiceProcess, launch_chromium  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
@@ -36,6 +40,7 @@ ENERGY = t.Measurand.ENERGY_ACTIVE_IMPORT_REGISTER
 POWER = t.Measurand.POWER_ACTIVE_IMPORT
 FEATURED = "berlin-depot-01"
 VIEWPORT = {"width": 1360, "height": 900}
+PHONE = {"width": 390, "height": 844}
 
 
 def _sample(when: datetime, energy_wh: float, power_w: float) -> t.MeterValue:
@@ -172,13 +177,27 @@ def main() -> int:
                 page.locator("figure.chart").screenshot(path=str(Path(directory) / "chart.png"))
                 if args.chart:
                     page.locator("figure.chart").screenshot(path=str(args.chart))
+
+                phone = browser.new_page(
+                    viewport=PHONE, device_scale_factor=2, is_mobile=True, color_scheme="light"
+                )
+                phone.goto(service.api_url)
+                expect(phone.locator("#live")).to_have_text("Live", timeout=10000)
+                expect(phone.locator(f'tr[data-gateway="{FEATURED}"] .chip')).to_have_count(
+                    4, timeout=10000
+                )
+                phone.wait_for_timeout(1500)
+                phone.screenshot(path=str(args.out / "phone-overview.png"))  # the first screen
                 browser.close()
         finally:
             if simulated is not None:
                 thread.run(simulated.stop(), timeout=15)
             thread.close()
             code = service.stop()
-        print(f"wrote overview.png and gateway.png to {args.out} (service exit status {code})")
+        print(
+            "wrote overview.png, gateway.png and phone-overview.png to "
+            f"{args.out} (service exit status {code})"
+        )
     return 0
 
 
