@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import logging
-import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -178,7 +177,6 @@ _SETTINGS = (
 )
 
 
-_GATEWAY_PREFIX = re.compile(r"\[([\x20-\x2e\x30-\x5c\x5e-\x7e]{1,48})\] ")
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
@@ -193,10 +191,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        gateway_id = getattr(record, "gateway_id", None)
-        if gateway_id is None:  # the library's convention: "[<gatewayId>] message"
-            named = _GATEWAY_PREFIX.match(record.getMessage())
-            gateway_id = None if named is None else named[1]
+        gateway_id = getattr(record, "gateway_id", None)  # the library's structured field
         if gateway_id is not None:
             entry["gatewayId"] = gateway_id
         if record.exc_info:

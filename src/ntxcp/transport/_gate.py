@@ -176,7 +176,11 @@ class AuthGate(asyncio.BufferedProtocol):
                 except Refusal as exc:
                     refusal = exc
                 except Exception as exc:
-                    _log.exception("[%s] authentication hook raised", info.gateway_id)
+                    _log.exception(
+                        "[%s] authentication hook raised",
+                        info.gateway_id,
+                        extra={"gateway_id": info.gateway_id},
+                    )
                     refusal = Refusal(500, f"authentication failed: {type(exc).__name__}")
                 self._upgrade.verdict = Verdict(info.gateway_id, info.credentials, refusal)
         if not self._lost:
