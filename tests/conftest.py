@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import settings
+
+from databases import BACKENDS, Databases
+from pg_server import PostgresServer
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("random", deadline=None, print_blob=True)
@@ -199,3 +203,20 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     _write_cert(server_cert_path, server)
     _write_key(server_key_path, server_key)
     return Pki(directory, ca_path, server_cert_path, server_key_path, ca_key, ca)
+
+
+# --- PostgreSQL: one server per test session, one fresh database per user ------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole session (Debian's binaries, a free port)."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(params=BACKENDS)
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Databases:
+    """Fresh databases of each backend in turn (the test runs once per backend)."""
+    return Databases(request.param, request, tmp_path)

@@ -109,10 +109,13 @@ class PostgresServer:
             "start",
         )  # fmt: skip
         if not created:
-            self._run(
-                "createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE
-            )
+            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
         return self
+
+    def create_database(self, name: str) -> str:
+        """Create an empty database; returns its ``postgresql://`` URL."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name)
+        return f"postgresql://{USER}@127.0.0.1:{self.port}/{name}"
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: disconnect clients; ``immediate``: like a crash)."""

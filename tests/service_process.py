@@ -25,10 +25,10 @@ class ServiceProcess:
     Args:
         directory: where the database and the captured standard error go.
         args: more command-line arguments.
-        db: the database file (default ``<directory>/cc.sqlite``).
+        db: the database file or ``postgresql://`` URL (default ``<directory>/cc.sqlite``).
     """
 
-    def __init__(self, directory: Path, *args: str, db: Path | None = None) -> None:
+    def __init__(self, directory: Path, *args: str, db: Path | str | None = None) -> None:
         self.directory = directory
         self.db = db or directory / "cc.sqlite"
         self.args = list(args)

@@ -8,14 +8,18 @@ import aiohttp
 import pytest
 from service_helpers import TOKEN, Api, ServiceProcess
 
+from databases import BACKENDS, Databases
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    """One ``ntxcp control-center`` process per test module, with an API token and a
-    one-second call timeout (for the 504 case)."""
-    process = ServiceProcess(
-        tmp_path_factory.mktemp("service"), "--api-token", TOKEN, "--call-timeout", "1"
-    ).start()
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """One ``ntxcp control-center`` process per test module and storage backend, with an
+    API token and a one-second call timeout (for the 504 case)."""
+    directory = tmp_path_factory.mktemp("service")
+    db = Databases(request.param, request, directory).new()
+    process = ServiceProcess(directory, "--api-token", TOKEN, "--call-timeout", "1", db=db).start()
     yield process
     try:
         assert process.stop() == 0, process.stderr()

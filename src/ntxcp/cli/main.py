@@ -88,7 +88,12 @@ def _add_control_center_parser(subparsers: Any) -> None:
         help="seconds to wait for a gateway's answer (default 30)",
     )
     storage = parser.add_argument_group("storage")
-    storage.add_argument("--db", metavar="FILE", help="SQLite file (default ./ntxcp.sqlite)")
+    storage.add_argument(
+        "--db",
+        metavar="FILE|URL",
+        help="SQLite file (default ./ntxcp.sqlite) or postgresql://user@host:port/database "
+        "(the password may come from PGPASSWORD)",
+    )
     storage.add_argument(
         "--frame-log-retention",
         type=float,

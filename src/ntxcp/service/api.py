@@ -39,6 +39,7 @@ from ntxcp.service.api_contract import (
     ParameterError,
     parse_query,
 )
+from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.docs_page import DOCS_HTML
 from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -120,7 +121,12 @@ def _error_middleware(service: Service) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
+            unreachable = service.storage.unreachable
+            if unreachable is not None and request.path.startswith("/api/"):
+                raise DatabaseUnavailableError(unreachable)
             response = await handler(request)
+        except DatabaseUnavailableError as exc:
+            response = json_response({"error": f"database unreachable: {exc}"}, 503)
         except ApiError as exc:
             response = json_response(exc.body, exc.status)
         except ParameterError as exc:
@@ -203,9 +209,18 @@ class _Routes:
     async def healthz(self, request: web.Request) -> web.Response:
         query(request, "health")
         storage = self.storage
+        unreachable = storage.unreachable
+        state = "degraded" if storage.alarms else "ok"
+        if unreachable is not None:
+            state = "unavailable"
         return json_response(
             {
-                "status": "degraded" if storage.alarms else "ok",
+                "status": state,
+                "database": {
+                    "backend": storage.backend,
+                    "reachable": unreachable is None,
+                    "error": unreachable,
+                },
                 "version": self.service.version,
                 "connectedGateways": len(self.service.control_center.gateways()),
                 "knownGateways": len(self.storage.gateways),
@@ -213,7 +228,8 @@ class _Routes:
                 "uptimeSeconds": round(time.monotonic() - self.started, 3),
                 "alarms": list(storage.alarms),
                 "databaseBytes": storage.database_bytes,
-            }
+            },
+            503 if unreachable is not None else 200,
         )
 
     async def metrics(self, request: web.Request) -> web.Response:

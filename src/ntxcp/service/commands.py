@@ -49,8 +49,8 @@ from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload, to_bu
 
 if TYPE_CHECKING:
     from ntxcp.endpoints import ControlCenter
+    from ntxcp.service.backend import StorageBackend
     from ntxcp.service.metrics import ServiceMetrics
-    from ntxcp.service.storage import Storage
 
 __all__ = ["CommandResult", "CommandRunner", "gateway_actions"]
 
@@ -83,7 +83,7 @@ class CommandRunner:
     """
 
     def __init__(
-        self, control_center: ControlCenter, storage: Storage, metrics: ServiceMetrics
+        self, control_center: ControlCenter, storage: StorageBackend, metrics: ServiceMetrics
     ) -> None:
         self.control_center = control_center
         self.storage = storage

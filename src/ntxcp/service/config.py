@@ -98,7 +98,7 @@ class ServiceConfig:
         host: address the gateway WebSocket server binds.
         port: its TCP port (0: any free port).
         path: base path; gateways connect to ``<path>/<gatewayId>`` (spec §1).
-        db: the SQLite database file.
+        db: the SQLite database file, or a ``postgresql://`` URL (PostgreSQL backend).
         api_host: address the HTTP API binds.
         api_port: its TCP port (0: any free port).
         api_token: bearer token required on ``/api/*`` (``None``: no token).
@@ -191,7 +191,7 @@ class ServiceConfig:
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"--{_flag(name)}: no such file: {value}")
         if not self.db:
-            raise ConfigError("--db must name a file")
+            raise ConfigError("--db must name a SQLite file or a postgresql:// URL")
         # The API can change gateways and send them commands: never expose it
         # beyond this machine without a token.
         if not is_loopback(self.api_host) and self.api_token is None:

@@ -14,20 +14,22 @@ the frame log and counts it in the metrics.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ntxcp.endpoints import current_call
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.rpc import FrameInfo
+from ntxcp.service.backend import DatabaseUnavailableError, StorageBackend
 from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, excerpt
 from ntxcp.service.metrics import KNOWN_ACTIONS, KNOWN_ERROR_CODES, known_label
-from ntxcp.service.storage import FrameHandle, Storage, ms_text, now_ms, now_text
+from ntxcp.service.storage import FrameHandle, ms_text, now_ms, now_text
 from ntxcp.v10 import AnyRequest, core, firmware
 from ntxcp.v10.codec import to_builtins
 
@@ -44,6 +46,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ntxcp.service")
+T = TypeVar("T")
 
 BOOT_RETRY_INTERVAL = 60
 """Seconds before a Pending or Rejected gateway boots again (spec §4.1 default)."""
@@ -93,14 +96,30 @@ class RefusedGateways:
         return [dict(entry) for entry in reversed(self._recent.values())]
 
 
-StoreFunction = Callable[[Storage, str, "str | None", Any], Awaitable["bool | int | None"]]
+StoreFunction = Callable[[StorageBackend, str, "str | None", Any], Awaitable["bool | int | None"]]
 """``store(storage, gateway_id, unique_id, request)``: ``False``/``None`` for a duplicate."""
 
 _STORED: dict[str, tuple[str, StoreFunction]] = {
     # action: (live event kind, how it is stored)
-    core.StatusNotificationRequest.ACTION: ("status", Storage.record_status),
-    core.MeterValuesRequest.ACTION: ("meter", Storage.record_meter_values),
-    core.DataTransferRequest.ACTION: ("data-transfer", Storage.record_data_transfer),
+    # Each calls the method of the backend in use (SQLite or PostgreSQL, see .backend).
+    core.StatusNotificationRequest.ACTION: (
+        "status",
+        lambda storage, gateway_id, unique_id, request: storage.record_status(
+            gateway_id, unique_id, request
+        ),
+    ),
+    core.MeterValuesRequest.ACTION: (
+        "meter",
+        lambda storage, gateway_id, unique_id, request: storage.record_meter_values(
+            gateway_id, unique_id, request
+        ),
+    ),
+    core.DataTransferRequest.ACTION: (
+        "data-transfer",
+        lambda storage, gateway_id, unique_id, request: storage.record_data_transfer(
+            gateway_id, unique_id, request
+        ),
+    ),
     firmware.DiagnosticsStatusNotificationRequest.ACTION: (
         "diagnostics",
         lambda storage, gateway_id, unique_id, request: storage.record_diagnostics_status(
@@ -131,7 +150,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
 
     def __init__(
         self,
-        storage: Storage,
+        storage: StorageBackend,
         metrics: ServiceMetrics,
         policy: UnknownGatewayPolicy,
         heartbeat_interval: int,
@@ -185,6 +204,22 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         call = current_call()
         return None if call is None else call.unique_id
 
+    async def _stored(self, gateway_id: str, write: Awaitable[T]) -> T:
+        """Await a write; if the database is unreachable, never answer the CALL.
+
+        A CALLERROR would make the gateway give the message up (spec §6.2: it keeps
+        in its outbox only what got no answer). So the connection is closed instead
+        and this handler waits until that cancels it: the gateway reconnects
+        and sends the message again with the same ``uniqueId``, which is stored once.
+        """
+        try:
+            return await write
+        except DatabaseUnavailableError as exc:
+            _log.warning("[%s] database unreachable (%s): disconnecting", gateway_id, exc)
+            self.control_center.disconnect(gateway_id, "database unavailable")
+            await asyncio.get_running_loop().create_future()  # cancelled by the close
+            raise  # pragma: no cover (the future never completes)
+
     def _duplicate(self, action: str) -> None:
         self.metrics.duplicates.inc((action,))
 
@@ -201,7 +236,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             return core.BootNotificationConfirmation(
                 status=status, current_time=datetime.now(UTC), interval=BOOT_RETRY_INTERVAL
             )
-        await self.storage.record_boot(gateway_id, request, status.value)
+        await self._stored(gateway_id, self.storage.record_boot(gateway_id, request, status.value))
         self.metrics.boots.inc((status.value,))
         if self.events.active:
             self.events.publish(
@@ -278,7 +313,9 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         action = request.ACTION
         self._require_accepted(gateway_id, action)
         kind, store = _STORED[action]
-        stored = await store(self.storage, gateway_id, self._unique_id(), request)
+        stored = await self._stored(
+            gateway_id, store(self.storage, gateway_id, self._unique_id(), request)
+        )
         if stored is None or stored is False:  # the same uniqueId again (spec §6.2)
             self._duplicate(action)
             return
@@ -347,7 +384,7 @@ class FrameRecorder:
     metrics either way.
 
     Args:
-        storage: where frames are logged (buffered, see :meth:`Storage.log_frame`).
+        storage: where frames are logged (buffered, see :meth:`.storage.Storage.log_frame`).
         metrics: where frames are counted.
         events: where frames are published live (``None``: nowhere).
         mode: which frames to log.
@@ -358,7 +395,7 @@ class FrameRecorder:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: StorageBackend,
         metrics: ServiceMetrics,
         events: EventHub | None = None,
         *,

@@ -17,6 +17,7 @@ exception                       status  meaning
 ``CallError``                   502     the gateway answered a CALLERROR (spec §2.1)
 ``QueueFullError``              503     too many requests wait for this gateway (§2.3.1)
 ``CallTimeoutError``            504     no answer within the call timeout (§2.3.2)
+``DatabaseUnavailableError``    503     the database cannot be reached (PostgreSQL backend)
 anything else                   500     a bug: logged, the process goes on
 ==============================  ======  =====================================================
 """
@@ -34,6 +35,7 @@ from ntxcp.errors import (
     QueueFullError,
 )
 from ntxcp.service.api_contract import ParameterError
+from ntxcp.service.backend import DatabaseUnavailableError
 
 __all__ = ["STATUS_BY_ERROR", "BodyError", "UnsupportedMediaTypeError", "status_for"]
 
@@ -58,6 +60,7 @@ STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int], ...]] = (
     (CallError, 502),
     (QueueFullError, 503),
     (CallTimeoutError, 504),
+    (DatabaseUnavailableError, 503),
 )
 """Exception class → HTTP status, most specific class first."""
 

@@ -225,9 +225,20 @@ def _api_schemas() -> dict[str, Any]:
         "Health": _object(
             {
                 "status": {
-                    "enum": ["ok", "degraded"],
-                    "description": "degraded while a storage alarm is raised",
+                    "enum": ["ok", "degraded", "unavailable"],
+                    "description": "degraded while a storage alarm is raised; unavailable "
+                    "while the database cannot be reached (answered with HTTP 503)",
                 },
+                "database": _object(
+                    {
+                        "backend": {"enum": ["sqlite", "postgresql"]},
+                        "reachable": {"type": "boolean"},
+                        "error": {
+                            "type": ["string", "null"],
+                            "description": "why the database cannot be reached",
+                        },
+                    }
+                ),
                 "version": _STR,
                 "connectedGateways": _INT,
                 "knownGateways": _INT,
@@ -316,6 +327,8 @@ def _operation(
     if secured:
         responses["401"] = _error("missing or wrong bearer token")
     responses.update(_INTERNAL)
+    if op_id not in ("health", "metrics"):
+        responses.setdefault("503", _error("the database cannot be reached now (the reason)"))
     operation: dict[str, Any] = {
         "operationId": op_id,
         "summary": summary,
@@ -408,7 +421,10 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 "health",
                 "Health check",
                 "service",
-                {"200": _json_body(_ref("Health"), "healthy")},
+                {
+                    "200": _json_body(_ref("Health"), "healthy"),
+                    "503": _json_body(_ref("Health"), "the database cannot be reached"),
+                },
                 secured=False,
             )
         },

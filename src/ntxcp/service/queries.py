@@ -24,6 +24,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "FrameFilter",
+    "MeterCollector",
     "MeterFilter",
     "commands",
     "current_statuses",
@@ -56,7 +57,7 @@ def _json(text: str | None) -> Any:
         return text
 
 
-def _gateway(row: tuple[Any, ...]) -> dict[str, Any]:
+def _gateway(row: Any) -> dict[str, Any]:
     return {
         "id": row[0],
         "registered": bool(row[1]),
@@ -122,7 +123,7 @@ def gateway(conn: sqlite3.Connection, gateway_id: str) -> dict[str, Any] | None:
     return None if row is None else _gateway(row)
 
 
-def _status(row: tuple[Any, ...]) -> dict[str, Any]:
+def _status(row: Any) -> dict[str, Any]:
     return {
         "serviceId": row[0],
         "status": row[1],
@@ -193,69 +194,117 @@ def meter_values(
     Messages are read through the index in the order of their last timestamp
     (newest first unless ``ascending``); the index alone decides which can match
     (time span, service, measurands), and only those are unpacked. Reading stops
-    once the first ``limit`` samples are certain: no further message can hold an
-    earlier one (descending: it ends before the limit-th sample; ascending: it ends
-    more than the longest message span after it).
+    once the first ``limit`` samples are certain (see :class:`MeterCollector`).
     """
-    since = None if query.since is None else _ms(query.since)
-    until = None if query.until is None else _ms(query.until)
-    measurand = query.measurand
     span = int(conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0] or 0)
-    # A message spans [first_ms, last_ms] with last_ms - first_ms <= span: it can hold a
-    # sample in [since, until] only if last_ms >= since and first_ms <= until.
-    clause, args = _where(
-        ("gateway_id = ?", gateway_id),
-        ("last_ms >= ?", since),
-        ("last_ms <= ?", None if until is None else until + span),
-        ("first_ms <= ?", until),
-        ("service_id = ?", query.service),
-        ("measurands & ? != 0", None if measurand is None else measurand_bit(measurand)),
-    )
-    ascending = query.ascending
-    order = "ASC" if ascending else "DESC"
+    collector = MeterCollector(query, span)
+    clause, args = collector.where(gateway_id, "?")
+    order = collector.order
     rows = conn.execute(
         "SELECT service_id, last_ms, received_ms, samples FROM meter_messages "
         f"INDEXED BY meter_messages_time {clause}ORDER BY last_ms {order}, id {order}",
         args,
     )
-    # (sort key, service id, received, sample); the key orders by time, then arrival.
-    found: list[tuple[tuple[int, int, int], int, int, Sample]] = []
-    limit = query.limit
-    sign = 1 if ascending else -1
-    added = False
-    edge = 0
-    for number, (service_id, last_ms, received_ms, samples) in enumerate(rows):
+    for service_id, last_ms, received_ms, samples in rows:
+        if not collector.add(service_id, last_ms, received_ms, samples):
+            break
+    return collector.items()
+
+
+class MeterCollector:
+    """Collects the first ``limit`` samples of a meter query from messages in index order.
+
+    Both backends read ``meter_messages`` in the order of ``last_ms`` (then id) and
+    feed each row to :meth:`add`, which says when to stop: no further message can
+    hold an earlier sample (descending: it ends before the limit-th sample;
+    ascending: it ends more than the longest message span after it).
+
+    Args:
+        query: the filter.
+        span: the longest time span of one message (``meter_span``).
+    """
+
+    def __init__(self, query: MeterFilter, span: int) -> None:
+        self.since = None if query.since is None else _ms(query.since)
+        self.until = None if query.until is None else _ms(query.until)
+        self.query = query
+        self.span = span
+        self.ascending = query.ascending
+        self.order = "ASC" if query.ascending else "DESC"
+        # (sort key, service id, received, sample); the key orders by time, then arrival.
+        self._found: list[tuple[tuple[int, int, int], int, int, Sample]] = []
+        self._sign = 1 if query.ascending else -1
+        self._added = False
+        self._edge = 0
+        self._number = 0
+
+    def where(self, gateway_id: str, placeholder: str) -> tuple[str, list[Any]]:
+        """The ``WHERE`` clause and its arguments (placeholders ``?`` or ``$``)."""
+        since, until, span, query = self.since, self.until, self.span, self.query
+        measurand = query.measurand
+        # A message spans [first_ms, last_ms] with last_ms - first_ms <= span: it can
+        # hold a sample in [since, until] only if last_ms >= since and first_ms <= until.
+        clause, args = _where(
+            ("gateway_id = ?", gateway_id),
+            ("last_ms >= ?", since),
+            ("last_ms <= ?", None if until is None else until + span),
+            ("first_ms <= ?", until),
+            ("service_id = ?", query.service),
+            ("measurands & ? != 0", None if measurand is None else measurand_bit(measurand)),
+        )
+        if placeholder != "?":
+            parts = clause.split("?")
+            clause = parts[0] + "".join(
+                f"${number}{part}" for number, part in enumerate(parts[1:], start=1)
+            )
+        return clause, args
+
+    def add(self, service_id: int, last_ms: int, received_ms: int, samples: bytes) -> bool:
+        """Take one message's samples; ``False`` when reading can stop (this one unused)."""
+        found = self._found
+        limit = self.query.limit
+        ascending = self.ascending
+        sign = self._sign
         if len(found) >= limit:
-            if added:
+            if self._added:
                 found.sort(key=_first)
                 del found[limit:]
-                edge = found[-1][0][0] * sign
-                added = False
-            if (last_ms - span > edge) if ascending else (last_ms < edge):
-                break
-        for position, sample in enumerate(unpack(samples, measurand)):
+                self._edge = found[-1][0][0] * sign
+                self._added = False
+            edge = self._edge
+            if (last_ms - self.span > edge) if ascending else (last_ms < edge):
+                return False
+        number = self._number
+        self._number += 1
+        since, until = self.since, self.until
+        for position, sample in enumerate(unpack(samples, self.query.measurand)):
             stamp = sample[0]
             if (since is not None and stamp < since) or (until is not None and stamp > until):
                 continue
             found.append(((sign * stamp, number, sign * position), service_id, received_ms, sample))
-            added = True
-    found.sort(key=_first)
-    text = _TimeText()
-    return [
-        {
-            "serviceId": service_id,
-            "timestamp": text(sample[0]),
-            "measurand": sample[2],
-            "phase": sample[3],
-            "unit": sample[4],
-            "value": sample[1],
-            "context": sample[5],
-            "location": sample[6],
-            "format": sample[7],
-            "receivedAt": text(received_ms),
-        }
-        for _, service_id, received_ms, sample in found[:limit]
-    ]
+            self._added = True
+        return True
+
+    def items(self) -> list[dict[str, Any]]:
+        """The samples found, in the query's order, as API items."""
+        found = self._found
+        found.sort(key=_first)
+        text = _TimeText()
+        return [
+            {
+                "serviceId": service_id,
+                "timestamp": text(sample[0]),
+                "measurand": sample[2],
+                "phase": sample[3],
+                "unit": sample[4],
+                "value": sample[1],
+                "context": sample[5],
+                "location": sample[6],
+                "format": sample[7],
+                "receivedAt": text(received_ms),
+            }
+            for _, service_id, received_ms, sample in found[: self.query.limit]
+        ]
 
 
 class _TimeText:
@@ -326,20 +375,22 @@ def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> lis
         f"INDEXED BY {index} {clause}ORDER BY id DESC LIMIT ?",
         args,
     ).fetchall()
-    return [
-        {
-            "id": row[0],
-            "direction": row[1],
-            "time": _text(row[2]),
-            "messageType": _MESSAGE_TYPES.get(row[3]),
-            "action": row[4],
-            "uniqueId": row[5],
-            "raw": row[6] if isinstance(row[6], str) else row[6].decode("utf-8", "replace"),
-            "size": len(row[6]) if row[7] is None else row[7],
-            "truncated": row[7] is not None,
-        }
-        for row in rows
-    ]
+    return [_frame(row) for row in rows]
+
+
+def _frame(row: Any) -> dict[str, Any]:
+    raw = row[6]
+    return {
+        "id": row[0],
+        "direction": row[1],
+        "time": _text(row[2]),
+        "messageType": _MESSAGE_TYPES.get(row[3]),
+        "action": row[4],
+        "uniqueId": row[5],
+        "raw": raw if isinstance(raw, str) else bytes(raw).decode("utf-8", "replace"),
+        "size": len(raw) if row[7] is None else row[7],
+        "truncated": row[7] is not None,
+    }
 
 
 def first_frame_at(conn: sqlite3.Connection, time_ms: int) -> int:
@@ -411,20 +462,21 @@ def commands(
         f"{clause}ORDER BY id DESC LIMIT ?",
         args,
     ).fetchall()
-    return [
-        {
-            "id": row[0],
-            "gatewayId": row[1],
-            "action": row[2],
-            "request": _json(row[3]),
-            "sentAt": row[4],
-            "finishedAt": row[5],
-            "outcome": row[6],
-            "response": _json(row[7]),
-            "error": None
-            if row[8] is None
-            else {"code": row[8], "description": row[9], "details": _json(row[10])},
-            "durationMs": row[11],
-        }
-        for row in rows
-    ]
+    return [_command(row) for row in rows]
+
+
+def _command(row: Any) -> dict[str, Any]:
+    return {
+        "id": row[0],
+        "gatewayId": row[1],
+        "action": row[2],
+        "request": _json(row[3]),
+        "sentAt": row[4],
+        "finishedAt": row[5],
+        "outcome": row[6],
+        "response": _json(row[7]),
+        "error": None
+        if row[8] is None
+        else {"code": row[8], "description": row[9], "details": _json(row[10])},
+        "durationMs": row[11],
+    }

@@ -32,6 +32,7 @@ from ntxcp.service.api_listener import (
     ApiListener,
     raise_open_file_limit,
 )
+from ntxcp.service.backend import create_storage
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
@@ -40,7 +41,7 @@ from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
 from ntxcp.service.memory import TRIM_INTERVAL, map_large_blocks, release_free_memory
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier, hash_password
-from ntxcp.service.storage import SYNCHRONOUS, Storage, StorageError
+from ntxcp.service.storage import SYNCHRONOUS, StorageError
 from ntxcp.transport import HandshakeInfo, server_tls_context
 from ntxcp.v10.core import RegistrationStatus
 
@@ -108,12 +109,7 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.version = ntxcp.__version__
-        self.storage = Storage(
-            config.db,
-            config.durability,
-            max_db_size=config.max_db_size,
-            min_free_disk=config.min_free_disk,
-        )
+        self.storage = create_storage(config)
         self.control_center = ControlCenter(
             host=config.host, ssl=self._tls_context(), call_timeout=config.call_timeout
         )
@@ -177,7 +173,7 @@ class Service:
             raise RuntimeError("service already started")
         config = self.config
         try:
-            self.storage.open()
+            await self.storage.start()
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
         self.open_file_limit = raise_open_file_limit()
@@ -199,10 +195,16 @@ class Service:
             loop.create_task(self._count_errors(), name="ntxcp-errors"),
         ]
         _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
+        if self.storage.backend == "sqlite":
+            setting = f"SQLite synchronous={SYNCHRONOUS[config.durability]}"
+        elif config.durability is Durability.DISK:
+            setting = "PostgreSQL synchronous_commit as the server sets it (on by default)"
+        else:
+            setting = "PostgreSQL synchronous_commit=off for this service"
         _log.info(
-            "durability: %s (SQLite synchronous=%s; %s)",
+            "durability: %s (%s; %s)",
             config.durability.value,
-            SYNCHRONOUS[config.durability],
+            setting,
             _DURABILITY_MEANING[config.durability],
         )
         if config.demo:

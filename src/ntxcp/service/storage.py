@@ -218,6 +218,18 @@ class Storage:
 
     # --- lifecycle -------------------------------------------------------------------
 
+    backend = "sqlite"
+    """Which backend this is (see :mod:`.backend`)."""
+
+    @property
+    def unreachable(self) -> str | None:
+        """Why the database cannot be reached (never: the file is local)."""
+        return None
+
+    async def start(self) -> None:
+        """Open the database (see :meth:`open`); the service's start-up calls this."""
+        self.open()
+
     def open(self) -> None:
         """Open (creating if needed) and migrate the database; load the gateways.
 

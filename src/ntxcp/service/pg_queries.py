@@ -1,0 +1,222 @@
+"""The read-side queries of :mod:`ntxcp.service.queries`, for PostgreSQL.
+
+Each function here answers the query function of the same name in
+:mod:`ntxcp.service.queries` with the same result (same keys, same order), so the API
+and the dashboard read through either backend alike. :data:`PG_QUERIES` maps each
+SQLite query function to its PostgreSQL version (see
+:meth:`ntxcp.service.pg_storage.PostgresStorage.read`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from ntxcp.service import queries
+from ntxcp.service.migrations import RARE_ACTIONS
+from ntxcp.service.queries import (
+    _GATEWAY_COLUMNS,
+    _STATUS_COLUMNS,
+    FrameFilter,
+    MeterCollector,
+    MeterFilter,
+    _command,
+    _frame,
+    _gateway,
+    _ms,
+    _status,
+    _where,
+)
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = ["PG_QUERIES"]
+
+_NO_LIMIT = 2**62
+_METER_PAGE = 200  # messages fetched per round trip while collecting samples
+
+
+def _numbered(clause: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1``, ``$2`` ..."""
+    parts = clause.split("?")
+    return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], 1))
+
+
+def _limit(limit: int) -> int:
+    return _NO_LIMIT if limit < 0 else limit
+
+
+async def gateways(
+    conn: asyncpg.Connection, after: str | None = None, limit: int = -1
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.gateways`."""
+    rows = await conn.fetch(
+        f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE id > $1 ORDER BY id LIMIT $2",
+        "" if after is None else after,
+        _limit(limit),
+    )
+    return [_gateway(row) for row in rows]
+
+
+async def current_statuses(
+    conn: asyncpg.Connection, after: str | None = None, limit: int = -1
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.current_statuses`."""
+    rows = await conn.fetch(
+        f"SELECT gateway_id, {_STATUS_COLUMNS} FROM status_current WHERE gateway_id IN ("
+        "SELECT DISTINCT gateway_id FROM status_current WHERE gateway_id > $1 "
+        "ORDER BY gateway_id LIMIT $2) ORDER BY gateway_id, service_id",
+        "" if after is None else after,
+        _limit(limit),
+    )
+    return [{"gatewayId": row[0], **_status(row[1:])} for row in rows]
+
+
+async def gateway(conn: asyncpg.Connection, gateway_id: str) -> dict[str, Any] | None:
+    """See :func:`ntxcp.service.queries.gateway`."""
+    row = await conn.fetchrow(f"SELECT {_GATEWAY_COLUMNS} FROM gateways WHERE id = $1", gateway_id)
+    return None if row is None else _gateway(row)
+
+
+async def status(conn: asyncpg.Connection, gateway_id: str, history: int) -> dict[str, Any]:
+    """See :func:`ntxcp.service.queries.status`."""
+    current = await conn.fetch(
+        f"SELECT {_STATUS_COLUMNS} FROM status_current WHERE gateway_id = $1 ORDER BY service_id",
+        gateway_id,
+    )
+    past = await conn.fetch(
+        f"SELECT {_STATUS_COLUMNS} FROM status_history WHERE gateway_id = $1 "
+        "ORDER BY id DESC LIMIT $2",
+        gateway_id,
+        history,
+    )
+    return {
+        "gatewayId": gateway_id,
+        "current": [_status(row) for row in current],
+        "history": [_status(row) for row in past],
+    }
+
+
+async def meter_values(
+    conn: asyncpg.Connection, gateway_id: str, query: MeterFilter
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.meter_values`: messages are read in pages."""
+    span = int(await conn.fetchval("SELECT max(max_ms) FROM meter_span") or 0)
+    collector = MeterCollector(query, span)
+    clause, args = collector.where(gateway_id, "$")
+    order = collector.order
+    statement = (
+        "SELECT service_id, last_ms, received_ms, samples FROM meter_messages "
+        f"{clause}ORDER BY gateway_id {order}, last_ms {order}, id {order} "
+        f"LIMIT {_METER_PAGE} OFFSET ${len(args) + 1}"
+    )
+    offset = 0
+    while True:
+        rows = await conn.fetch(statement, *args, offset)
+        for service_id, last_ms, received_ms, samples in rows:
+            if not collector.add(service_id, last_ms, received_ms, samples):
+                return collector.items()
+        if len(rows) < _METER_PAGE:
+            return collector.items()
+        offset += len(rows)
+
+
+async def frames(
+    conn: asyncpg.Connection, gateway_id: str, query: FrameFilter
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.frames`."""
+    first_id = None if query.since is None else await first_frame_at(conn, _ms(query.since))
+    action = query.action
+    clause, args = _where(
+        ("gateway_id = ?", gateway_id),
+        ("id >= ?", first_id),
+        ("action = ?", action),
+        ("direction = ?", query.direction),
+    )
+    if action is not None and action not in ("MeterValues", "Heartbeat"):
+        clause += f"AND {RARE_ACTIONS} "  # the partial index's condition
+    args.append(query.limit)
+    rows = await conn.fetch(
+        "SELECT id, direction, time_ms, message_type, action, unique_id, raw, size FROM frames "
+        f"{_numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [_frame(row) for row in rows]
+
+
+async def first_frame_at(conn: asyncpg.Connection, time_ms: int) -> int:
+    """See :func:`ntxcp.service.queries.first_frame_at` (binary search by id)."""
+    low = int(await conn.fetchval("SELECT coalesce(min(id), 0) FROM frames"))
+    high = int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM frames")) + 1
+    while low < high:
+        middle = (low + high) // 2
+        row = await conn.fetchrow(
+            "SELECT id, time_ms FROM frames WHERE id >= $1 ORDER BY id LIMIT 1", middle
+        )
+        if row is None or row[1] >= time_ms:
+            high = middle
+        else:
+            low = row[0] + 1
+    return low
+
+
+async def progress_status(
+    conn: asyncpg.Connection, table: str, gateway_id: str, limit: int
+) -> dict[str, Any]:
+    """See :func:`ntxcp.service.queries.progress_status`."""
+    if table not in ("firmware_status", "diagnostics_status"):
+        raise ValueError(f"not a status table: {table}")
+    rows = await conn.fetch(
+        f"SELECT status, received_at FROM {table} WHERE gateway_id = $1 ORDER BY id DESC LIMIT $2",
+        gateway_id,
+        limit,
+    )
+    history = [{"status": row[0], "receivedAt": row[1]} for row in rows]
+    return {"gatewayId": gateway_id, "current": history[0] if history else None, "history": history}
+
+
+async def data_transfers(
+    conn: asyncpg.Connection, gateway_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.data_transfers`."""
+    rows = await conn.fetch(
+        "SELECT vendor_id, message_id, data, received_at FROM data_transfers "
+        "WHERE gateway_id = $1 ORDER BY id DESC LIMIT $2",
+        gateway_id,
+        limit,
+    )
+    return [
+        {"vendorId": row[0], "messageId": row[1], "data": row[2], "receivedAt": row[3]}
+        for row in rows
+    ]
+
+
+async def commands(
+    conn: asyncpg.Connection, gateway_id: str | None, action: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """See :func:`ntxcp.service.queries.commands`."""
+    clause, args = _where(("gateway_id = ?", gateway_id), ("action = ?", action))
+    args.append(limit)
+    rows = await conn.fetch(
+        "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
+        "error_code, error_description, error_details, duration_ms FROM commands "
+        f"{_numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [_command(row) for row in rows]
+
+
+PG_QUERIES: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {
+    queries.gateways: gateways,
+    queries.current_statuses: current_statuses,
+    queries.gateway: gateway,
+    queries.status: status,
+    queries.meter_values: meter_values,
+    queries.frames: frames,
+    queries.first_frame_at: first_frame_at,
+    queries.progress_status: progress_status,
+    queries.data_transfers: data_transfers,
+    queries.commands: commands,
+}
+"""The PostgreSQL version of each query function of :mod:`ntxcp.service.queries`."""
