@@ -18,6 +18,7 @@ import pytest
 from service_helpers import WAIT, Api, ServiceProcess, at, gateway, raw_connect, sample, until
 
 import ntxcp
+from databases import Databases
 from ntxcp.service import (
     ConfigError,
     Durability,
@@ -28,6 +29,7 @@ from ntxcp.service import (
     build_config,
     queries,
 )
+from ntxcp.service.backend import StorageBackend, create_storage
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets
 from ntxcp.service.migrations import MIGRATIONS
 from ntxcp.service.storage import Storage
@@ -95,7 +97,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> None:
+async def test_nothing_acknowledged_is_lost_across_sigkill(
+    tmp_path: Path, databases: Databases
+) -> None:
     """The service is SIGKILLed while a gateway's outbox drains into it, then restarted on
     the same database: every message is stored exactly once (spec §6.2 store and forward:
     what was acknowledged is committed; what was not is re-sent and stored)."""
@@ -109,7 +113,8 @@ async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> No
         ),
         heartbeat=False,
     )
-    first = ServiceProcess(tmp_path, "--port", port).start()
+    db = databases.new()
+    first = ServiceProcess(tmp_path, "--port", port, db=db).start()
     second: ServiceProcess | None = None
     try:
         await gw.start(first.ws_url, retry=True)
@@ -134,7 +139,7 @@ async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> No
         first.proc.kill()  # SIGKILL: no shutdown, no final checkpoint
         first.wait()
         assert len(gw.store) > 0, "the outbox drained before the kill: nothing was tested"
-        second = ServiceProcess(tmp_path, "--port", port).start()
+        second = ServiceProcess(tmp_path, "--port", port, db=db).start()
         await gw.flush(timeout=30)
         async with aiohttp.ClientSession() as http:
             api = Api(http, second.api_url, None)
@@ -156,20 +161,29 @@ async def test_nothing_acknowledged_is_lost_across_sigkill(tmp_path: Path) -> No
 # --- bounded disk use (frame log limits, database cap, WAL) ------------------------------
 
 
-def _config(tmp_path: Path, **settings: Any) -> ServiceConfig:
-    return ServiceConfig(port=0, api_port=0, db=str(tmp_path / "cc.sqlite"), **settings)
+def _config(db: Path | str, **settings: Any) -> ServiceConfig:
+    """Settings of an in-process service on free ports: ``db`` a directory (SQLite file
+    in it) or a database of :class:`databases.Databases`."""
+    path = str(db / "cc.sqlite") if isinstance(db, Path) else db
+    return ServiceConfig(port=0, api_port=0, db=path, **settings)
 
 
-def _logged(conn: sqlite3.Connection, gateway_id: str) -> list[tuple[Any, ...]]:
-    return conn.execute(
-        "SELECT direction, message_type, action, length(CAST(raw AS BLOB)), size, typeof(raw) "
-        "FROM frames WHERE gateway_id = ? ORDER BY id",
-        (gateway_id,),
-    ).fetchall()
+async def _logged(storage: StorageBackend, gateway_id: str) -> list[tuple[Any, ...]]:
+    """The frame log of a gateway: direction, type, action, stored bytes, size, bytes?"""
+    rows = await storage.fetch(
+        "SELECT direction, message_type, action, raw, size FROM frames "
+        "WHERE gateway_id = ? ORDER BY id",
+        gateway_id,
+    )
+    return [
+        (direction, kind, action, len(raw.encode() if isinstance(raw, str) else raw), size,
+         isinstance(raw, bytes))
+        for direction, kind, action, raw, size in rows
+    ]  # fmt: skip
 
 
-async def test_refused_and_malformed_frames_are_logged_as_excerpts(tmp_path: Path) -> None:
-    config = _config(tmp_path, unknown_gateways=UnknownGatewayPolicy.REJECT)
+async def test_refused_and_malformed_frames_are_logged_as_excerpts(databases: Databases) -> None:
+    config = _config(databases.new(), unknown_gateways=UnknownGatewayPolicy.REJECT)
     big_data = "x" * 256 * 1024
     async with Service(config) as service, aiohttp.ClientSession() as http:
         await service.storage.register_gateway("good-1", None)
@@ -197,14 +211,14 @@ async def test_refused_and_malformed_frames_are_logged_as_excerpts(tmp_path: Pat
         assert json.loads(await good_ws.receive_str(timeout=WAIT))[0] == 4
         await good_ws.close()
         await service.storage.sync()
-        refused = await service.storage.read(_logged, "rejected-1")
-        good = await service.storage.read(_logged, "good-1")
+        refused = await _logged(service.storage, "rejected-1")
+        good = await _logged(service.storage, "good-1")
         metrics = service.metrics.render()
     inbound = [row for row in refused if row[0] == "in"]
     assert len(inbound) >= 2, refused
     for _, _, _, stored, size, _ in inbound:
         assert stored <= EXCERPT_BYTES and size is not None and size > EXCERPT_BYTES
-    assert any(row[5] == "blob" and row[4] == 64 * 1024 for row in inbound)  # kept as bytes
+    assert any(row[5] and row[4] == 64 * 1024 for row in inbound)  # kept as bytes
     assert sum(row[3] for row in refused) < 8 * EXCERPT_BYTES
     whole = [row for row in good if row[0] == "in" and row[2] == "DataTransfer"]
     assert whole[0][4] is None and whole[0][3] > 8192  # accepted and valid: whole
@@ -212,8 +226,8 @@ async def test_refused_and_malformed_frames_are_logged_as_excerpts(tmp_path: Pat
     assert re.search(r"^ntxcp_frame_log_truncated_total [1-9]", metrics, re.M), metrics
 
 
-async def test_frame_log_byte_budgets_drop_with_a_metric(tmp_path: Path) -> None:
-    config = _config(tmp_path, frame_log_gateway_budget=20_000, frame_log_budget=50_000)
+async def test_frame_log_byte_budgets_drop_with_a_metric(databases: Databases) -> None:
+    config = _config(databases.new(), frame_log_gateway_budget=20_000, frame_log_budget=50_000)
     async with Service(config) as service:
         for name in ("budget-1", "budget-2", "budget-3"):
             async with gateway(service.ws_url, name) as gw:
@@ -221,13 +235,9 @@ async def test_frame_log_byte_budgets_drop_with_a_metric(tmp_path: Path) -> None
                     await gw.data_transfer("V", message_id=str(index), data="d" * 2000)
         await service.storage.sync()
 
-        def logged_bytes(conn: sqlite3.Connection) -> dict[str, int]:
-            rows = conn.execute(
-                "SELECT gateway_id, sum(length(CAST(raw AS BLOB))) FROM frames GROUP BY gateway_id"
-            )
-            return dict(rows.fetchall())
-
-        logged = await service.storage.read(logged_bytes)
+        logged: dict[str, int] = {}
+        for gateway_id, raw in await service.storage.fetch("SELECT gateway_id, raw FROM frames"):
+            logged[gateway_id] = logged.get(gateway_id, 0) + len(raw)
         transfers = await service.storage.read(queries.data_transfers, "budget-1", 100)
         metrics = service.metrics.render()
     assert all(size <= 20_000 for size in logged.values()), logged
@@ -260,8 +270,8 @@ def test_byte_budget_refills_and_forgets_idle_gateways() -> None:
 
 
 @pytest.mark.parametrize("mode", [FrameLogMode.ERRORS, FrameLogMode.OFF])
-async def test_frame_log_modes(tmp_path: Path, mode: FrameLogMode) -> None:
-    async with Service(_config(tmp_path, frame_log=mode)) as service:
+async def test_frame_log_modes(databases: Databases, mode: FrameLogMode) -> None:
+    async with Service(_config(databases.new(), frame_log=mode)) as service:
         async with gateway(service.ws_url, "mode-1") as gw:
             await gw.heartbeat()
         async with aiohttp.ClientSession() as http:
@@ -270,7 +280,7 @@ async def test_frame_log_modes(tmp_path: Path, mode: FrameLogMode) -> None:
             assert json.loads(await ws.receive_str(timeout=WAIT))[0] == 4  # a CALLERROR
             await ws.close()
         await service.storage.sync()
-        logged = await service.storage.read(_logged, "mode-1")
+        logged = await _logged(service.storage, "mode-1")
         metrics = service.metrics.render()
     assert 'ntxcp_messages_total{action="Heartbeat",direction="in",type="CALL"} 1' in metrics
     if mode is FrameLogMode.OFF:
@@ -300,7 +310,7 @@ async def test_database_size_cap_raises_the_storage_alarm(
                     1, [t.MeterValue(timestamp=at(0), sampled_value=[sample("5")])]
                 )
             await service.storage.sync()
-            assert await service.storage.read(_logged, "full-1") == []  # frame log stopped
+            assert await _logged(service.storage, "full-1") == []  # frame log stopped
             stored = await service.storage.read(
                 queries.meter_values, "full-1", queries.MeterFilter()
             )
@@ -436,9 +446,11 @@ async def test_migration_to_one_row_per_message_keeps_every_sample(tmp_path: Pat
         await storage.close()
 
 
-async def test_meter_queries_order_filter_and_limit_across_messages(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "q.sqlite")
-    storage.open()
+async def test_meter_queries_order_filter_and_limit_across_messages(
+    databases: Databases,
+) -> None:
+    storage = create_storage(_config(databases.new()))
+    await storage.start()
     voltage, power = t.Measurand.VOLTAGE, t.Measurand.POWER_ACTIVE_IMPORT
     try:
         # A store-and-forward message arriving late holds older samples than the one

@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from service_helpers import Api, at, gateway, sample
 
+from databases import Databases
 from ntxcp.errors import CallError, ErrorCode
 from ntxcp.service import (
     AuthMode,
@@ -20,6 +21,7 @@ from ntxcp.service import (
     UnknownGatewayPolicy,
     build_config,
 )
+from ntxcp.service.backend import StorageBackend, create_storage
 from ntxcp.service.config import is_loopback
 from ntxcp.service.metrics import Counter, Histogram, ServiceMetrics
 from ntxcp.service.migrations import LATEST, MIGRATIONS, MigrationError, current_version, migrate
@@ -111,9 +113,14 @@ def test_migrations(tmp_path: Path) -> None:
         Storage(tmp_path / "m.sqlite").open()
 
 
-async def test_storage_claims_unique_ids(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "s.sqlite")
-    storage.open()
+async def _opened(db: str) -> StorageBackend:
+    storage = create_storage(ServiceConfig(db=db))
+    await storage.start()
+    return storage
+
+
+async def test_storage_claims_unique_ids(databases: Databases) -> None:
+    storage = await _opened(databases.new())
     try:
         request = core.MeterValuesRequest(
             service_id=1,
@@ -134,21 +141,17 @@ async def test_storage_claims_unique_ids(tmp_path: Path) -> None:
         await storage.sync()
         assert storage.pending_frames == 0
 
-        def count(conn: sqlite3.Connection) -> tuple[int, int]:
-            return (
-                conn.execute("SELECT count(*) FROM meter_messages").fetchone()[0],
-                conn.execute("SELECT count(*) FROM frames").fetchone()[0],
-            )
-
-        assert await storage.read(count) == (53, 1)  # one row per message
+        rows = await storage.fetch(
+            "SELECT (SELECT count(*) FROM meter_messages), (SELECT count(*) FROM frames)"
+        )
+        assert rows == [(53, 1)]  # one row per message
     finally:
         await storage.close()
     assert not storage.is_open
 
 
-async def test_frame_log_retention(tmp_path: Path) -> None:
-    storage = Storage(tmp_path / "r.sqlite")
-    storage.open()
+async def test_frame_log_retention(databases: Databases) -> None:
+    storage = await _opened(databases.new())
     try:
         old, new = 1_577_836_800_000, 32_472_144_000_000  # 2020-01-01, 2999-01-01
         for index in range(30):
@@ -157,10 +160,7 @@ async def test_frame_log_retention(tmp_path: Path) -> None:
         assert await storage.prune(30) == 12
         assert await storage.prune(30) == 0
 
-        def times(conn: sqlite3.Connection) -> list[int]:
-            return [row[0] for row in conn.execute("SELECT time_ms FROM frames")]
-
-        assert await storage.read(times) == [new] * 18
+        assert await storage.fetch("SELECT time_ms FROM frames") == [(new,)] * 18
     finally:
         await storage.close()
 

@@ -98,6 +98,9 @@ class StorageBackend(Protocol):
     async def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a query of :mod:`ntxcp.service.queries` after the queued writes."""
 
+    async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL statement (``?`` placeholders), for tools and tests."""
+
     def ensure_gateway(self, gateway_id: str) -> GatewayRecord:
         """The record of a gateway, created unregistered when first seen."""
 

@@ -31,13 +31,13 @@ from ntxcp.service.queries import (
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["PG_QUERIES"]
+__all__ = ["PG_QUERIES", "numbered"]
 
 _NO_LIMIT = 2**62
 _METER_PAGE = 200  # messages fetched per round trip while collecting samples
 
 
-def _numbered(clause: str) -> str:
+def numbered(clause: str) -> str:
     """``?`` placeholders as PostgreSQL's ``$1``, ``$2`` ..."""
     parts = clause.split("?")
     return parts[0] + "".join(f"${number}{part}" for number, part in enumerate(parts[1:], 1))
@@ -139,7 +139,7 @@ async def frames(
     args.append(query.limit)
     rows = await conn.fetch(
         "SELECT id, direction, time_ms, message_type, action, unique_id, raw, size FROM frames "
-        f"{_numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
+        f"{numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
         *args,
     )
     return [_frame(row) for row in rows]
@@ -201,7 +201,7 @@ async def commands(
     rows = await conn.fetch(
         "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
         "error_code, error_description, error_details, duration_ms FROM commands "
-        f"{_numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
+        f"{numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
         *args,
     )
     return [_command(row) for row in rows]

@@ -30,11 +30,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ntxcp.service import queries
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError
 from ntxcp.service.packing import pack
-from ntxcp.service.pg_queries import PG_QUERIES, first_frame_at
+from ntxcp.service.pg_queries import PG_QUERIES, numbered
 from ntxcp.service.pg_schema import migrate
 from ntxcp.service.pg_writer import PgBatchWriter, PgJob, describe, is_connection_problem
 from ntxcp.service.storage import (
@@ -394,13 +395,21 @@ class PostgresStorage:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
-        """Rows of a read-only statement after the queued writes (for tools and tests)."""
+        """Rows of a read-only SQL statement (``?`` placeholders), after the queued writes.
+
+        For tools and tests that look at tables no query of :mod:`.queries` returns.
+        """
         await self.sync()
         pool = self._pool
         if pool is None:
             raise StorageError("database is not open")
         async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
-            return [tuple(row) for row in await conn.fetch(statement, *args)]
+            rows = await conn.fetch(numbered(statement), *args)
+        return [tuple(row) for row in rows]
+
+    async def write(self, job: PgJob) -> Any:
+        """Run ``job(connection)`` in the next write transaction; its result once committed."""
+        return await self._submit(job)
 
     # --- gateways ----------------------------------------------------------------------
 
@@ -440,11 +449,19 @@ class PostgresStorage:
             )
 
         future = self._submit(upsert)
+        previous = None if record is None else (record.registered, record.password_hash)
         if record is None:
             record = self.gateways[gateway_id] = GatewayRecord(gateway_id, True, None, None)
         record.registered = True
         record.password_hash = password_hash
-        await future
+        try:
+            await future
+        except Exception:  # not stored: the mirror must not say it is
+            if previous is None:
+                self.gateways.pop(gateway_id, None)
+            else:
+                record.registered, record.password_hash = previous
+            raise
         return True
 
     async def set_password(self, gateway_id: str, password_hash: str | None) -> None:
@@ -458,8 +475,13 @@ class PostgresStorage:
             )
 
         future = self._submit(update)
-        self.gateways[gateway_id].password_hash = password_hash
-        await future
+        record = self.gateways[gateway_id]
+        previous, record.password_hash = record.password_hash, password_hash
+        try:
+            await future
+        except Exception:  # not stored: the mirror must not say it is
+            record.password_hash = previous
+            raise
 
     async def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and everything stored about it; ``False`` when unknown."""
@@ -472,9 +494,13 @@ class PostgresStorage:
                 await conn.execute(f"DELETE FROM {table} WHERE gateway_id = $1", gateway_id)
 
         future = self._submit(delete)
-        self.gateways.pop(gateway_id, None)
+        record = self.gateways.pop(gateway_id)
         self._seen.pop(gateway_id, None)
-        await future
+        try:
+            await future
+        except Exception:  # not deleted: the mirror keeps it
+            self.gateways.setdefault(gateway_id, record)
+            raise
         return True
 
     def set_connected(
@@ -791,11 +817,7 @@ class PostgresStorage:
         now = datetime.now(UTC)
         frames_before = int((now - timedelta(days=frame_days)).timestamp() * 1000)
         ids_before = encode_datetime(now - timedelta(days=max(frame_days, 7.0)))
-        pool = self._pool
-        if pool is None:
-            return 0
-        async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
-            cutoff = await first_frame_at(conn, frames_before)
+        cutoff = await self.read(queries.first_frame_at, frames_before)  # after the writes
         deleted = await self._prune_chunks(
             "DELETE FROM frames WHERE id IN (SELECT id FROM frames WHERE id < $1 LIMIT $2)",
             cutoff,

@@ -418,6 +418,13 @@ class Storage:
             raise StorageError("database is not open")
         return query(reader, *args)
 
+    async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a read-only SQL statement (``?`` placeholders), after the queued writes.
+
+        For tools and tests that look at tables no query of :mod:`.queries` returns.
+        """
+        return await self.read(lambda conn: conn.execute(statement, args).fetchall())
+
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job(connection)`` in the next write transaction; its result once committed.
 
