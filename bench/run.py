@@ -52,6 +52,7 @@ SERVER_ORDER = (
     "ntxcp",
     "service",
     "service-process",
+    "service-pg",
     "ocpp-rpc-strict",
     "ocpp-rpc",
     "ocpp",
@@ -62,6 +63,7 @@ LABELS = {
     "ntxcp": "ntxcp ControlCenter (strict)",
     "service": "ntxcp control-center service (SQLite, stored, durability disk)",
     "service-process": "ntxcp control-center service (SQLite, stored, durability process)",
+    "service-pg": "ntxcp control-center service (PostgreSQL, stored, durability disk)",
     "ocpp-rpc-strict": "ocpp-rpc, strict mode",
     "ocpp-rpc": "ocpp-rpc, strict off",
     "ocpp": "ocpp (Python) on websockets",
@@ -136,6 +138,16 @@ SERVERS = {
         "ntxcp",
         "/ntxcp",
         lambda: _ok_import(PY, "from ntxcp.service import Service; import uvloop"),
+        workloads=("w1", "w2"),
+    ),
+    # The same service on PostgreSQL (a throw-away server on this machine, its defaults:
+    # synchronous_commit on), measured in the same run as the SQLite rows.
+    "service-pg": Server(
+        "service-pg",
+        [PY, str(BENCH / "servers" / "service_server.py"), "--backend", "postgresql"],
+        "ntxcp",
+        "/ntxcp",
+        lambda: _ok_import(PY, "from ntxcp.service import Service; import uvloop, asyncpg"),
         workloads=("w1", "w2"),
     ),
     "ocpp-rpc-strict": Server(
@@ -287,6 +299,11 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    def stop(self) -> None:
+        """Ask the process group to stop (SIGTERM), without waiting."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
 
     def kill(self) -> None:
         for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
@@ -462,6 +479,7 @@ def run_one(
         client = Child("client", client_argv, q, 1, client_cwd, logdir / f"{tag}-client.log")
         budget = 900.0 if not smoke else 30.0
         need_server_result = wl == "w4"
+        stores = wl == "w1" and server.name.startswith("service")  # bytes per sample
         got_client = got_server = False
         for src, ev in _events(q, time.monotonic() + budget):
             if ev is None:
@@ -505,6 +523,11 @@ def run_one(
                 rec["error"] = f"server exited early (see {srv.log.name})"
                 break
             if got_server if need_server_result else got_client:
+                if got_client and stores and not got_server:
+                    # The service reports its database's growth once stopped (SIGTERM).
+                    srv.stop()
+                    need_server_result = True
+                    continue
                 break
         else:
             rec["error"] = "run budget exceeded"
@@ -584,6 +607,7 @@ def summarize(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, 
         "still_open",
         "other_cpu_pct",
         "steal_pct",
+        "server_bytes_per_sample",
     )
     for key, rs in groups.items():
         good = [r for r in rs if r.get("ok")]
@@ -673,6 +697,21 @@ def tables(summary: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
                 f"| {fmt(s['client_cpu_pct'])} % | {fmt(s['other_cpu_pct'])} % "
                 f"| {runs_cell(s)} |"
             )
+        lines.append("")
+    stored = [(n, s) for n, s in rows("w1") if s.get("server_bytes_per_sample") is not None]
+    if stored:
+        lines += [
+            "### The service's database: bytes on disk per stored sample (after W1)",
+            "",
+            "Growth of the database during the W1 runs (from the empty schema; SQLite: the "
+            "file after its final checkpoint, PostgreSQL: `pg_database_size` after a "
+            "`CHECKPOINT`), frame log included, divided by the sampled values stored.",
+            "",
+            "| server | bytes per sample |",
+            "|---|---:|",
+        ]
+        for n, s in stored:
+            lines.append(f"| {LABELS[n]} | {fmt(s['server_bytes_per_sample'], 1)} |")
         lines.append("")
     for wl in ("w3", "w3-10k"):
         if not any(k[0] == wl for k in summary):
@@ -954,20 +993,25 @@ def run_service_extras(
     args: argparse.Namespace, smoke: bool, servers: list[Server], fh_path: Path
 ) -> list[dict[str, Any]]:
     """The service's storage and API benchmarks, recorded in the same results file."""
-    if "service" not in [s.name for s in servers]:
+    names = [s.name for s in servers]
+    backends = [b for b, n in (("sqlite", "service"), ("postgresql", "service-pg")) if n in names]
+    if not backends:
         return []
     samples = args.storage_samples
     if samples is None:
         samples = 20_000 if smoke else 10_000_000
     commands: list[list[str]] = []
-    if samples > 0:
+    if samples > 0 and "sqlite" in backends:
         repeat = "3" if smoke else "20"
         commands.append(
             [PY, str(BENCH / "service_storage.py"), "--samples", str(samples), "--repeat", repeat]
         )
     if not args.no_api:
         duration = "1" if smoke else str(min(args.duration, 10.0))
-        commands.append([PY, str(BENCH / "service_api.py"), "--duration", duration])
+        for backend in backends:
+            commands.append(
+                [PY, str(BENCH / "service_api.py"), "--duration", duration, "--backend", backend]
+            )
     extras: list[dict[str, Any]] = []
     for argv in commands:
         name = Path(argv[1]).stem
@@ -997,7 +1041,7 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
     fill = next((e for e in extras if e.get("item") == "fill"), None)
     size = next((e for e in extras if e.get("item") == "size"), None)
     queries = [e for e in extras if e.get("item") == "query"]
-    api = next((e for e in extras if e.get("kind") == "api" and not e.get("error")), None)
+    apis = [e for e in extras if e.get("kind") == "api" and not e.get("error")]
     if fill is not None and size is not None:
         out += [
             f"### The service's database with {fill['samples']:,} sampled values",
@@ -1032,7 +1076,7 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
                 f"| {q['runs']} |"
             )
         out.append("")
-    if api is not None:
+    if apis:
         out += [
             "### The service's HTTP API: command round trip",
             "",
@@ -1040,15 +1084,21 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
             "(`bench/service_api.py`; durability disk: the command log is committed "
             "before and after the call).",
             "",
-            "| | round trips | p50 ms | p99 ms | ingest MeterValues/s |",
-            "|---|---:|---:|---:|---:|",
-            f"| idle | {api['idle']['calls']} | {fmt(api['idle']['p50_ms'], 2)} "
-            f"| {fmt(api['idle']['p99_ms'], 2)} | - |",
-            f"| during W1 ingest ({api['ingest_conns']} gateways) | {api['loaded']['calls']} "
-            f"| {fmt(api['loaded']['p50_ms'], 2)} | {fmt(api['loaded']['p99_ms'], 2)} "
-            f"| {fmt(api['ingest_calls_per_s'])} |",
-            "",
+            "| database | | round trips | p50 ms | p99 ms | ingest MeterValues/s |",
+            "|---|---|---:|---:|---:|---:|",
         ]
+        for api in apis:
+            backend = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}.get(
+                api.get("backend", "sqlite"), "?"
+            )
+            out += [
+                f"| {backend} | idle | {api['idle']['calls']} | {fmt(api['idle']['p50_ms'], 2)} "
+                f"| {fmt(api['idle']['p99_ms'], 2)} | - |",
+                f"| {backend} | during W1 ingest ({api['ingest_conns']} gateways) "
+                f"| {api['loaded']['calls']} | {fmt(api['loaded']['p50_ms'], 2)} "
+                f"| {fmt(api['loaded']['p99_ms'], 2)} | {fmt(api['ingest_calls_per_s'])} |",
+            ]
+        out.append("")
     if errors:
         out += ["Service benchmarks that failed: " + "; ".join(errors) + ".", ""]
     return out

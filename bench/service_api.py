@@ -10,7 +10,7 @@ runs W1 against the same service (100 gateways sending MeterValues back to back)
 
 Prints one JSON line ``{"kind": "api", ...}`` on stdout.
 
-    python bench/service_api.py [--duration 10] [--conns 100]
+    python bench/service_api.py [--duration 10] [--conns 100] [--backend postgresql]
 """
 
 from __future__ import annotations
@@ -87,9 +87,17 @@ async def main() -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of each phase")
     ap.add_argument("--conns", type=int, default=100, help="ingesting gateways")
     ap.add_argument("--most", type=int, default=2000, help="most round trips per phase")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = ap.parse_args()
     server = await asyncio.create_subprocess_exec(
-        *pinned([PY, str(BENCH / "servers" / "service_server.py"), "--max-runtime", "600"], 0),
+        *pinned(
+            [
+                PY,
+                str(BENCH / "servers" / "service_server.py"),
+                *("--max-runtime", "600", "--backend", args.backend),
+            ],
+            0,
+        ),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
@@ -132,6 +140,7 @@ async def main() -> int:
             json.dumps(
                 {
                     "kind": "api",
+                    "backend": args.backend,
                     "action": "GetConfiguration",
                     "idle": summary(idle),
                     "loaded": summary(loaded),
