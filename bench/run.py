@@ -483,10 +483,17 @@ def run_one(
         got_client = got_server = False
         for src, ev in _events(q, time.monotonic() + budget):
             if ev is None:
-                if not client.alive() and not need_server_result and q.empty():
+                # Dead and every line of its output queued (the pump thread ended):
+                # a result still in the pipe when the process exits is not lost.
+                if (
+                    not client.alive()
+                    and not client.thread.is_alive()
+                    and not need_server_result
+                    and q.empty()
+                ):
                     rec.setdefault("error", f"client exited early (see {client.log.name})")
                     break
-                if not srv.alive() and q.empty():
+                if not srv.alive() and not srv.thread.is_alive() and q.empty():
                     rec.setdefault("error", f"server died (see {srv.log.name})")
                     break
                 continue

@@ -334,6 +334,8 @@ class PostgresStorage:
         try:
             async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
                 size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        except TimeoutError:  # every read connection busy: the server is not lost
+            return
         except Exception as exc:
             writer = self._writer
             if writer is not None and is_connection_problem(exc):
@@ -384,6 +386,10 @@ class PostgresStorage:
                 async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
                     result: T = await pg_query(conn, *args)
                     return result
+            except TimeoutError:  # every read connection busy: the server is not lost
+                raise DatabaseUnavailableError(
+                    f"no read connection free within {_CONNECT_TIMEOUT:g} s"
+                ) from None
             except Exception as exc:
                 if not is_connection_problem(exc):
                     raise
