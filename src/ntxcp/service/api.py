@@ -31,7 +31,7 @@ from urllib.parse import quote
 import msgspec
 from aiohttp import web
 
-from ntxcp.service import dashboard, queries
+from ntxcp.service import dashboard, live_api, queries
 from ntxcp.service.api_contract import (
     MAX_BODY,
     MAX_LIMIT,
@@ -432,4 +432,5 @@ def create_app(service: Service) -> web.Application:
         ]
     )
     dashboard.setup(app, service)
+    live_api.setup(app, service)
     return app
