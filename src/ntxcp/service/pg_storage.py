@@ -42,12 +42,13 @@ from ntxcp.service.storage import (
     FRAME_LOG_PAUSED,
     FrameHandle,
     GatewayRecord,
+    ProgressRecords,
     StorageError,
     ms_text,
     now_ms,
     now_text,
 )
-from ntxcp.v10 import core, firmware
+from ntxcp.v10 import core
 from ntxcp.v10.codec import encode_payload
 from ntxcp.v10.types import encode_datetime
 
@@ -147,7 +148,7 @@ class _MeterBatch:
         self.stored: set[tuple[str, str]] = set()
 
 
-class PostgresStorage:
+class PostgresStorage(ProgressRecords):
     """The service's database on a PostgreSQL server.
 
     Args:
@@ -663,26 +664,6 @@ class PostgresStorage:
         batch.stored = {(row[0], row[1]) for row in stored if row[1] is not None}
         if batch.span > 0:  # several meter values: widen the bound the queries rely on
             await conn.execute("UPDATE meter_span SET max_ms = greatest(max_ms, $1)", batch.span)
-
-    async def record_firmware_status(
-        self, gateway_id: str, unique_id: str | None, status: firmware.FirmwareStatus
-    ) -> bool:
-        """Store a FirmwareStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return await self._record_progress(
-            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status.value
-        )
-
-    async def record_diagnostics_status(
-        self, gateway_id: str, unique_id: str | None, status: firmware.DiagnosticsStatus
-    ) -> bool:
-        """Store a DiagnosticsStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return await self._record_progress(
-            "diagnostics_status",
-            "DiagnosticsStatusNotification",
-            gateway_id,
-            unique_id,
-            status.value,
-        )
 
     async def _record_progress(
         self, table: str, action: str, gateway_id: str, unique_id: str | None, status: str

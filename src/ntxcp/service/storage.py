@@ -172,7 +172,39 @@ def _claimed(
     return conn.execute(_CLAIM, (gateway_id, action, unique_id, now)).rowcount == 1
 
 
-class Storage:
+class ProgressRecords:
+    """The firmware and diagnostics progress notifications, stored alike by both backends.
+
+    A backend provides ``_record_progress(table, action, gateway_id, unique_id, status)``.
+    """
+
+    async def _record_progress(
+        self, table: str, action: str, gateway_id: str, unique_id: str | None, status: str
+    ) -> bool:
+        raise NotImplementedError
+
+    async def record_firmware_status(
+        self, gateway_id: str, unique_id: str | None, status: firmware.FirmwareStatus
+    ) -> bool:
+        """Store a FirmwareStatusNotification (spec §4.2); ``False`` for a duplicate."""
+        return await self._record_progress(
+            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status.value
+        )
+
+    async def record_diagnostics_status(
+        self, gateway_id: str, unique_id: str | None, status: firmware.DiagnosticsStatus
+    ) -> bool:
+        """Store a DiagnosticsStatusNotification (spec §4.2); ``False`` for a duplicate."""
+        return await self._record_progress(
+            "diagnostics_status",
+            "DiagnosticsStatusNotification",
+            gateway_id,
+            unique_id,
+            status.value,
+        )
+
+
+class Storage(ProgressRecords):
     """The service's database.
 
     Args:
@@ -612,26 +644,6 @@ class Storage:
             return packed.count
 
         return await self._submit(write)
-
-    async def record_firmware_status(
-        self, gateway_id: str, unique_id: str | None, status: firmware.FirmwareStatus
-    ) -> bool:
-        """Store a FirmwareStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return await self._record_progress(
-            "firmware_status", "FirmwareStatusNotification", gateway_id, unique_id, status.value
-        )
-
-    async def record_diagnostics_status(
-        self, gateway_id: str, unique_id: str | None, status: firmware.DiagnosticsStatus
-    ) -> bool:
-        """Store a DiagnosticsStatusNotification (spec §4.2); ``False`` for a duplicate."""
-        return await self._record_progress(
-            "diagnostics_status",
-            "DiagnosticsStatusNotification",
-            gateway_id,
-            unique_id,
-            status.value,
-        )
 
     async def _record_progress(
         self, table: str, action: str, gateway_id: str, unique_id: str | None, status: str
