@@ -283,6 +283,8 @@ class Child:
             cwd=cwd,
             start_new_session=True,
         )
+        self.grace = 3.0
+        """Seconds between SIGTERM and SIGKILL in :meth:`kill`."""
         CHILDREN.append(self)
         self.thread = threading.Thread(target=self._pump, args=(q,), daemon=True)
         self.thread.start()
@@ -306,7 +308,7 @@ class Child:
             os.killpg(self.proc.pid, signal.SIGTERM)
 
     def kill(self) -> None:
-        for sig, wait in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+        for sig, wait in ((signal.SIGTERM, self.grace), (signal.SIGKILL, 3.0)):
             if self.proc.poll() is not None:
                 break
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -433,6 +435,8 @@ def run_one(
     if quiet_s > 0:
         rec["load_before_pct"] = wait_for_quiet(quiet_s)
     srv = Child("server", server_argv, q, 0, server.cwd, logdir / f"{tag}-server.log")
+    if server.name == "service-pg":
+        srv.grace = 30.0  # it removes its PostgreSQL server (not in its process group)
     client: Child | None = None
     snaps: dict[str, tuple[float, int | None, int | None, int, int]] = {}
     try:

@@ -159,7 +159,7 @@ async def main() -> int:
         if server.returncode is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(server.wait(), 10)
+                await asyncio.wait_for(server.wait(), 30)  # a PostgreSQL server to remove
             except TimeoutError:
                 os.killpg(server.pid, signal.SIGKILL)
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -130,7 +131,21 @@ class PostgresServer:
         """The server's log (for assertion messages)."""
         return self._log.read_text(errors="replace") if self._log.exists() else ""
 
+    def _postmaster(self) -> int | None:
+        """The server's process id (from ``postmaster.pid``), if it is running."""
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pid = int((self._data / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+            return pid
+        return None
+
     def remove(self) -> None:
-        """Stop the server and delete its directory."""
-        self.stop("immediate")
-        shutil.rmtree(self.directory, ignore_errors=True)
+        """Stop the server and delete its directory (never leaving a server behind)."""
+        pid = self._postmaster()
+        try:
+            self.stop("immediate")
+        finally:
+            if pid is not None:  # pg_ctl could not stop it: end it the hard way
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            shutil.rmtree(self.directory, ignore_errors=True)

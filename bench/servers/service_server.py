@@ -52,14 +52,22 @@ async def main() -> None:
     ap.add_argument("--w4-duration", type=float, default=10.0)
     ap.add_argument("--w4-wait", type=float, default=60.0)
     args = ap.parse_args()
+    # SIGTERM sets the event from the start: a stop during the database's start-up
+    # still ends in its removal (the PostgreSQL server is not in our process group).
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     pg_server = None
-    if args.backend == "postgresql" and args.db is None:
-        sys.path.insert(0, str(TESTS))
-        from pg_server import PostgresServer
-
-        pg_server = await asyncio.to_thread(lambda: PostgresServer().start())
     try:
-        await serve(args, None if pg_server is None else pg_server.url)
+        if args.backend == "postgresql" and args.db is None:
+            sys.path.insert(0, str(TESTS))
+            from pg_server import PostgresServer
+
+            pg_server = PostgresServer()
+            await asyncio.to_thread(pg_server.start)
+        if not stop.is_set():
+            await serve(args, None if pg_server is None else pg_server.url, stop)
     finally:
         if pg_server is not None:
             await asyncio.to_thread(pg_server.remove)
@@ -79,7 +87,7 @@ async def database_bytes(db: str) -> int:
         await conn.close()
 
 
-async def serve(args: argparse.Namespace, url: str | None) -> None:
+async def serve(args: argparse.Namespace, url: str | None, stop: asyncio.Event) -> None:
     with tempfile.TemporaryDirectory(prefix="ntxcp-bench-service-") as tmp:
         db = url or args.db or str(Path(tmp) / "cc.sqlite")
         config = ServiceConfig(
@@ -94,10 +102,6 @@ async def serve(args: argparse.Namespace, url: str | None) -> None:
         empty = await database_bytes(db)  # the schema alone: not counted per sample
         print(f"READY {service.control_center.port}", flush=True)
         print(f"API {service.api_url}", file=sys.stderr, flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), args.max_runtime)
         await service.stop()
