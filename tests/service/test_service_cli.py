@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -194,3 +195,35 @@ def test_the_readme_walk_through_shows_meter_values(slow_service: ServiceProcess
     finally:
         process.terminate()
         process.communicate(timeout=CLI_BOUND)
+
+
+def test_the_api_over_https(tmp_path: Path, pki: Any) -> None:
+    service = ServiceProcess(
+        tmp_path,
+        "--api-certfile", str(pki.server_cert),
+        "--api-keyfile", str(pki.server_key),
+    ).start()  # fmt: skip
+    try:
+        assert service.api_url.startswith("https://127.0.0.1:"), service.ready_line
+        # The CLI reaches it, trusting the test CA (OpenSSL's SSL_CERT_FILE).
+        result = subprocess.run(
+            [sys.executable, "-m", "ntxcp", "gateways", "list", "--api", service.api_url, "--json"],
+            env={**os.environ, "SSL_CERT_FILE": str(pki.ca_cert)},
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=CLI_BOUND,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["items"] == []
+        # Plain HTTP on the same port gets no answer from the API.
+        plain = run_cli(["gateways", "list", "--api", service.api_url.replace("https", "http")])
+        assert plain.returncode == 3, plain.stderr
+        assert service.stop() == 0, service.stderr()
+    finally:
+        service.kill()
+    result = run_cli(
+        ["control-center", "--db", str(tmp_path / "x.sqlite"), "--api-keyfile", str(pki.server_key)]
+    )
+    assert result.returncode == 2 and "--api-keyfile needs --api-certfile" in result.stderr

@@ -141,6 +141,8 @@ def _add_control_center_parser(subparsers: Any) -> None:
         "--api-token",
         help="require 'Authorization: Bearer TOKEN' on /api/* (needed off loopback)",
     )
+    api.add_argument("--api-certfile", help="PEM certificate: serve the API over HTTPS")
+    api.add_argument("--api-keyfile", help="PEM private key of --api-certfile")
     other = parser.add_argument_group("other")
     other.add_argument(
         "--log-level",
@@ -162,6 +164,8 @@ _SETTINGS = (
     "api_host",
     "api_port",
     "api_token",
+    "api_certfile",
+    "api_keyfile",
     "unknown_gateways",
     "auth",
     "certfile",

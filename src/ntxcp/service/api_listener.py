@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+from ssl import SSLContext
 from typing import Any
 
 from aiohttp import web
@@ -112,11 +113,11 @@ class ApiListener:
             return _Busy()
         return server()
 
-    async def start(self, host: str, port: int) -> int:
-        """Listen on ``host``/``port``; returns the bound port."""
+    async def start(self, host: str, port: int, ssl: SSLContext | None = None) -> int:
+        """Listen on ``host``/``port`` (HTTPS with ``ssl``); returns the bound port."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, host, port, backlog=128, reuse_address=True
+            self._protocol, host, port, backlog=128, reuse_address=True, ssl=ssl
         )
         return int(self._server.sockets[0].getsockname()[1])
 

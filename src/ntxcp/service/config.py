@@ -102,6 +102,8 @@ class ServiceConfig:
         api_host: address the HTTP API binds.
         api_port: its TCP port (0: any free port).
         api_token: bearer token required on ``/api/*`` (``None``: no token).
+        api_certfile: PEM certificate: serve the HTTP API over HTTPS.
+        api_keyfile: PEM private key of ``api_certfile`` (when not inside it).
         unknown_gateways: the boot policy for gateways never registered.
         auth: gateway authentication (``basic``: security profile 1/2, spec §1).
         certfile: PEM server certificate: serve ``wss://`` (profile 2, spec §1).
@@ -132,6 +134,8 @@ class ServiceConfig:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_token: str | None = None
+    api_certfile: str | None = None
+    api_keyfile: str | None = None
     unknown_gateways: UnknownGatewayPolicy = UnknownGatewayPolicy.ACCEPT
     auth: AuthMode = AuthMode.NONE
     certfile: str | None = None
@@ -186,7 +190,9 @@ class ServiceConfig:
             raise ConfigError("--api-token must not be empty")
         if (self.keyfile is not None or self.client_ca is not None) and self.certfile is None:
             raise ConfigError("--keyfile and --client-ca need --certfile")
-        for name in ("certfile", "keyfile", "client_ca"):
+        if self.api_keyfile is not None and self.api_certfile is None:
+            raise ConfigError("--api-keyfile needs --api-certfile")
+        for name in ("certfile", "keyfile", "client_ca", "api_certfile", "api_keyfile"):
             value = getattr(self, name)
             if value is not None and not Path(value).is_file():
                 raise ConfigError(f"--{_flag(name)}: no such file: {value}")

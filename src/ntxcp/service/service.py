@@ -158,7 +158,8 @@ class Service:
     @property
     def api_url(self) -> str:
         """Base URL of the HTTP API, ending in ``/``."""
-        return f"http://{_url_host(self.config.api_host)}:{self._api_port}/"
+        scheme = "https" if self.config.api_certfile is not None else "http"
+        return f"{scheme}://{_url_host(self.config.api_host)}:{self._api_port}/"
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -256,12 +257,28 @@ class Service:
         cap = min(self.max_api_connections, max(16, self.open_file_limit // 8))
         self.api_listener = ApiListener(self._runner, cap)
         try:
-            self._api_port = await self.api_listener.start(config.api_host, config.api_port)
+            self._api_port = await self.api_listener.start(
+                config.api_host, config.api_port, self._api_tls_context()
+            )
         except OSError as exc:
             raise ServiceError(
                 f"cannot listen for the API on {config.api_host}:{config.api_port}: "
                 f"{exc.strerror or exc}"
             ) from None
+
+    def _api_tls_context(self) -> ssl.SSLContext | None:
+        """The server TLS context of the HTTP API (HTTPS), if configured.
+
+        Raises:
+            ServiceError: the certificate or key cannot be loaded.
+        """
+        config = self.config
+        if config.api_certfile is None:
+            return None
+        try:
+            return server_tls_context(config.api_certfile, config.api_keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ServiceError(f"cannot load the API's TLS certificate or key: {exc}", 2) from None
 
     def _tls_context(self) -> ssl.SSLContext | None:
         """The server TLS context for ``wss://`` (spec §1 profiles 2/3), if configured.
