@@ -112,7 +112,11 @@ async def test_checks_are_bounded(service: Service, monkeypatch: pytest.MonkeyPa
         asyncio.ensure_future(_status(service, f"GW-{n}", "guess"))
         for n in range(running + authenticator.max_waiting)
     ]
-    await eventually(lambda: authenticator.pending == len(attempts))
+    # Every attempt is waiting and the pool's threads have all entered the KDF (a
+    # thread may start a moment after its check was counted as pending).
+    await eventually(
+        lambda: authenticator.pending == len(attempts) and len(held.threads) == running
+    )
     assert await _status(service, "GW-late", "guess") == 503  # at once, no KDF run
     assert len(held.threads) == running
     held.release.set()
