@@ -275,6 +275,8 @@ def method(spec: ActionSpec, side: Side, renderer: Renderer, *, callback: bool =
     lines.append(f"            NtxcpError: any error :meth:`{sender}` raises.")
     lines.append('        """')
     call = f"{request}({', '.join(body)})"
+    if "__post_init__" in vars(cls):  # a whole-message rule: its ValueError made ours
+        call = f"build(lambda: {call})"
     lines.append(f"        request = {call}")
     if callback:
         lines.append(f"        self.send_request_async({target}request, callback, timeout=timeout)")
@@ -346,7 +348,7 @@ from datetime import datetime
 from typing import Literal, TypeAlias, TypeVar
 
 from ntxcp.v10 import Confirmation, Request, core, firmware, remotetrigger, types
-from ntxcp.v10.codec import to_enum
+from ntxcp.v10.codec import build, to_enum
 
 __all__ = ["BlockingGatewayRequests", "ControlCenterRequests", "GatewayRequests"]
 

@@ -73,6 +73,14 @@ async def test_a_misspelled_enum_value_raises_the_library_error_before_sending()
     assert info.value.path == "type"
 
 
+async def test_a_whole_message_rule_raises_the_library_error_before_sending() -> None:
+    # Datapoint ids are case-insensitive (spec §3): "a" and "A" are duplicates.
+    async with ntxcp.ControlCenter() as cc:
+        with pytest.raises(PayloadValidationError) as info:
+            await cc.capture_process("GW", "S", ["a", "A"])
+    assert info.value.path == "datapointIds"
+
+
 def test_the_blocking_gateway_raises_the_library_error_for_a_bad_value() -> None:
     with ntxcp.sync.Gateway("GW-typed") as gw, pytest.raises(PayloadValidationError) as info:
         gw.status_notification("0", "NoErr", "Available")  # type: ignore[arg-type]

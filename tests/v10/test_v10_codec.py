@@ -10,6 +10,7 @@ import pytest
 from ntxcp.errors import ErrorCode, PayloadValidationError
 from ntxcp.v10 import core, firmware, types
 from ntxcp.v10.codec import (
+    build,
     decode_payload,
     encode_json,
     encode_payload,
@@ -146,3 +147,23 @@ def test_to_enum_refuses_an_unknown_value_with_the_library_error() -> None:
     assert info.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
     assert info.value.path == "type"
     assert "'Sotf'" in info.value.description
+
+
+T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+
+def test_build_turns_a_whole_message_rule_into_the_decoders_error() -> None:
+    # The typed request methods build payloads with it: a rule checked by the class
+    # when built raises the library's error, with the code and path of the wire.
+    ok = build(lambda: core.CaptureProcessRequest(service_id="S", datapoint_ids=["a"]))
+    assert ok.datapoint_ids == ["a"]
+    with pytest.raises(PayloadValidationError) as duplicate:
+        build(lambda: core.CaptureProcessRequest(service_id="S", datapoint_ids=["a", "A"]))
+    assert duplicate.value.code is ErrorCode.PROPERTY_CONSTRAINT_VIOLATION
+    assert duplicate.value.path == "datapointIds"
+    sample = types.SampledValue(value="1")
+    meter_value = types.MeterValue(timestamp=T0, sampled_value=[sample] * 600)
+    with pytest.raises(PayloadValidationError) as too_many:
+        build(lambda: core.MeterValuesRequest(service_id=1, meter_value=[meter_value, meter_value]))
+    assert too_many.value.code is ErrorCode.OCCURRENCE_CONSTRAINT_VIOLATION
+    assert too_many.value.path == "meterValue"

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Literal, TypeAlias, TypeVar
 
 from ntxcp.v10 import Confirmation, Request, core, firmware, remotetrigger, types
-from ntxcp.v10.codec import to_enum
+from ntxcp.v10.codec import build, to_enum
 
 __all__ = ["BlockingGatewayRequests", "ControlCenterRequests", "GatewayRequests"]
 
@@ -397,8 +397,10 @@ class ControlCenterRequests:
             PayloadValidationError: an argument breaks a rule of spec §4.
             NtxcpError: any error :meth:`send_request` raises.
         """
-        request = core.CaptureProcessRequest(
-            service_id=service_id, datapoint_ids=list(datapoint_ids)
+        request = build(
+            lambda: core.CaptureProcessRequest(
+                service_id=service_id, datapoint_ids=list(datapoint_ids)
+            )
         )
         return await self.send_request(gateway_id, request, timeout=timeout)
 
@@ -429,8 +431,10 @@ class ControlCenterRequests:
             PayloadValidationError: an argument breaks a rule of spec §4.
             NtxcpError: any error :meth:`send_request_async` raises.
         """
-        request = core.CaptureProcessRequest(
-            service_id=service_id, datapoint_ids=list(datapoint_ids)
+        request = build(
+            lambda: core.CaptureProcessRequest(
+                service_id=service_id, datapoint_ids=list(datapoint_ids)
+            )
         )
         self.send_request_async(gateway_id, request, callback, timeout=timeout)
 
@@ -796,7 +800,9 @@ class GatewayRequests:
             PayloadValidationError: an argument breaks a rule of spec §4.
             NtxcpError: any error :meth:`send_request` raises.
         """
-        request = core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
+        request = build(
+            lambda: core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
+        )
         return await self.send_request(request, timeout=timeout)
 
     async def data_transfer(
@@ -1012,7 +1018,9 @@ class BlockingGatewayRequests:
             PayloadValidationError: an argument breaks a rule of spec §4.
             NtxcpError: any error :meth:`send_request` raises.
         """
-        request = core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
+        request = build(
+            lambda: core.MeterValuesRequest(service_id=service_id, meter_value=list(meter_value))
+        )
         return self.send_request(request, timeout=timeout)
 
     def data_transfer(

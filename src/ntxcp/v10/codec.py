@@ -15,6 +15,7 @@ mode drops them before validating (spec §4 preamble).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from functools import cache
@@ -29,6 +30,7 @@ from ntxcp.v10.types import encode_datetime
 
 __all__ = [
     "DECODE_ERRORS",
+    "build",
     "decode_payload",
     "encode_payload",
     "error_from_validation",
@@ -136,6 +138,28 @@ def to_enum(enum: type[E], value: E | str, path: str) -> E:
         raise PayloadValidationError(
             ErrorCode.PROPERTY_CONSTRAINT_VIOLATION, path, f"Invalid enum value {value!r}"
         ) from None
+
+
+def build(make: Callable[[], P]) -> P:
+    """Construct a payload whose class checks a rule of the whole message when built.
+
+    Such rules (``__post_init__``: duplicate datapoint ids, the sampled values of one
+    MeterValues) raise ``ValueError`` from the constructor; here they raise the same
+    error the decoder reports for them on the wire.
+
+    Args:
+        make: builds the payload, e.g. ``lambda: core.CaptureProcessRequest(...)``.
+
+    Returns:
+        The payload.
+
+    Raises:
+        PayloadValidationError: the payload breaks a rule of spec §4.
+    """
+    try:
+        return make()
+    except ValueError as exc:
+        raise error_from_validation(msgspec.ValidationError(str(exc))) from None
 
 
 # --- decoding ------------------------------------------------------------------------
