@@ -87,6 +87,18 @@ def _add_control_center_parser(subparsers: Any) -> None:
         metavar="S",
         help="seconds to wait for a gateway's answer (default 30)",
     )
+    gateways.add_argument(
+        "--ping-interval",
+        type=float,
+        metavar="S",
+        help="seconds of silence before a WebSocket ping to a gateway (default 30; 0: off)",
+    )
+    gateways.add_argument(
+        "--ping-timeout",
+        type=float,
+        metavar="S",
+        help="seconds to wait for the pong before closing the connection (default 30)",
+    )
     storage = parser.add_argument_group("storage")
     storage.add_argument(
         "--db",
@@ -173,6 +185,8 @@ _SETTINGS = (
     "client_ca",
     "heartbeat_interval",
     "call_timeout",
+    "ping_interval",
+    "ping_timeout",
     "log_level",
     "log_format",
     "demo",

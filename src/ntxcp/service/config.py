@@ -111,6 +111,9 @@ class ServiceConfig:
         client_ca: PEM CA bundle: require client certificates (profile 3, spec §1).
         heartbeat_interval: seconds sent as ``interval`` with ``Accepted`` (spec §4.1).
         call_timeout: seconds a C→G call may take (spec §2.3.2).
+        ping_interval: seconds of silence on a gateway connection before a WebSocket
+            ping (0: no pings).
+        ping_timeout: seconds to wait for its pong before the connection is closed.
         log_level: ``debug`` .. ``critical``.
         log_format: ``text`` or ``json`` (one object per line).
         demo: simulated gateways to run in the same process (``demo-1`` ..).
@@ -143,6 +146,8 @@ class ServiceConfig:
     client_ca: str | None = None
     heartbeat_interval: int = 300
     call_timeout: float = 30.0
+    ping_interval: float = 30.0
+    ping_timeout: float = 30.0
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     demo: int = 0
@@ -177,6 +182,10 @@ class ServiceConfig:
             raise ConfigError("--heartbeat-interval must be >= 0")
         if not 0 < self.call_timeout <= 3600:
             raise ConfigError("--call-timeout must be > 0 and <= 3600 seconds")
+        if not 0 <= self.ping_interval <= 3600:
+            raise ConfigError("--ping-interval must be 0 (off) .. 3600 seconds")
+        if not 0 < self.ping_timeout <= 3600:
+            raise ConfigError("--ping-timeout must be > 0 and <= 3600 seconds")
         if self.demo < 0 or self.demo > 10_000:
             raise ConfigError("--demo must be 0..10000")
         if self.frame_log_retention < 0:
@@ -239,7 +248,7 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "frame_log": FrameLogMode,
 }
 _INTS = {"port", "api_port", "heartbeat_interval", "demo"}
-_FLOATS = {"call_timeout", "frame_log_retention"}
+_FLOATS = {"call_timeout", "ping_interval", "ping_timeout", "frame_log_retention"}
 _SIZES = ("frame_log_gateway_budget", "frame_log_budget", "max_db_size", "min_free_disk")
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _SECTION_NAMES = ("control-center", "control_center")

@@ -111,7 +111,12 @@ class Service:
         self.version = ntxcp.__version__
         self.storage = create_storage(config)
         self.control_center = ControlCenter(
-            host=config.host, ssl=self._tls_context(), call_timeout=config.call_timeout
+            host=config.host,
+            ssl=self._tls_context(),
+            call_timeout=config.call_timeout,
+            # A hung gateway (no TCP close) is closed after ping_interval + ping_timeout.
+            ping_interval=config.ping_interval or None,
+            ping_timeout=config.ping_timeout,
         )
         self.metrics = ServiceMetrics(
             lambda: len(self.control_center.gateways()),
