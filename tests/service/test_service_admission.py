@@ -1,8 +1,9 @@
 """Password checks of the service under attack (spec §1 profiles 1/2; issue: hostile peers).
 
 The KDF runs in a thread while the event loop serves others; checks are bounded in
-number; a source address that fails too often is refused with 429; unknown ids cost
-the same KDF run as registered ones, so timing tells nothing.
+number; a source address that fails too often is refused with 429. Generated secrets
+are checked with a keyed fast hash on the loop, without a KDF run; unknown ids cost
+the same fast check, so timing does not tell them from gateways with generated secrets.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ class HeldKdf:
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """A service with Basic auth, gateway ``GW-1`` registered with password ``right``."""
+    """A service with Basic auth, gateways ``GW-0`` .. ``GW-7`` registered with the
+    password ``right`` (chosen by a person: scrypt)."""
     config = ServiceConfig(port=0, api_port=0, db=str(tmp_path / "a.sqlite"), auth=AuthMode.BASIC)
     service = Service(config)
     await service.start()
-    await service.storage.set_password("GW-1", await asyncio.to_thread(hash_password, "right"))
+    stored = await asyncio.to_thread(hash_password, "right")
+    for n in range(8):
+        await service.storage.set_password(f"GW-{n}", stored)
     try:
         yield service
     finally:
@@ -117,7 +121,7 @@ async def test_checks_are_bounded(service: Service, monkeypatch: pytest.MonkeyPa
     await eventually(
         lambda: authenticator.pending == len(attempts) and len(held.threads) == running
     )
-    assert await _status(service, "GW-late", "guess") == 503  # at once, no KDF run
+    assert await _status(service, "GW-7", "guess") == 503  # at once, no KDF run
     assert len(held.threads) == running
     held.release.set()
     assert await asyncio.gather(*attempts) == [401] * len(attempts)
@@ -131,7 +135,8 @@ async def test_failed_attempts_are_rate_limited_per_address(service: Service) ->
     for n in range(3):
         assert await _status(service, "GW-1", f"guess {n}") == 401
     assert await _status(service, "GW-1", "guess 3") == 429
-    assert await _status(service, "GW-unknown", "guess") == 429
+    # An unknown id costs a fast check, which needs no limit: refused, not slowed down.
+    assert await _status(service, "GW-unknown", "guess") == 401
     runs = service.verifier.kdf_runs
     # The gateway that knows its password still gets in (answered from the cache) ...
     async with gateway(service.ws_url, "GW-1", password="right") as gw:
@@ -139,19 +144,49 @@ async def test_failed_attempts_are_rate_limited_per_address(service: Service) ->
     # ... and a guess already made is answered from the cache too, without a KDF run.
     assert await _status(service, "GW-1", "guess 0") == 401
     assert service.verifier.kdf_runs == runs
-    assert service.metrics.gateway_auth.value(("rate-limited",)) == 2
-    assert 'ntxcp_gateway_auth_total{outcome="rate-limited"} 2' in service.metrics.render()
+    assert service.metrics.gateway_auth.value(("rate-limited",)) == 1
+    assert 'ntxcp_gateway_auth_total{outcome="rate-limited"} 1' in service.metrics.render()
 
 
-async def test_unknown_ids_cost_the_same_kdf_run(service: Service) -> None:
+async def test_unknown_ids_cost_what_a_generated_secret_costs(service: Service) -> None:
+    secret, stored = service.new_generated_secret()
+    await service.storage.set_password("GW-gen", stored)
     await service.storage.register_gateway("GW-nopassword", None)
     service.storage.ensure_gateway("GW-seen")  # known, never registered
-    verifier = service.verifier
-    for user in ("GW-1", "GW-unknown", "GW-nopassword", "GW-seen"):
-        runs = verifier.kdf_runs
+    authenticator, verifier = service.authenticator, service.verifier
+    for user in ("GW-gen", "GW-unknown", "GW-nopassword", "GW-seen"):
+        runs, fast = verifier.kdf_runs, authenticator.fast_checks
         assert await _status(service, user, "guess") == 401
-        assert verifier.kdf_runs == runs + 1, user
+        assert (verifier.kdf_runs, authenticator.fast_checks) == (runs, fast + 1), user
+    # A password chosen by a person still costs its KDF run.
+    runs = verifier.kdf_runs
+    assert await _status(service, "GW-1", "guess") == 401
+    assert verifier.kdf_runs == runs + 1
     assert await _status(service, "GW-1", "right") == 101
+    assert await _status(service, "GW-gen", secret) == 101
+
+
+async def test_a_generated_secret_is_checked_on_the_loop_without_a_thread(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldKdf()
+    monkeypatch.setattr(admission, "verify_password", held)
+    monkeypatch.setattr(service.authenticator, "max_waiting", 0)
+    secret, stored = service.new_generated_secret()
+    await service.storage.set_password("GW-gen", stored)
+    # Every KDF thread is busy and nothing may wait: a scrypt check would get 503.
+    stuck = [
+        asyncio.ensure_future(_status(service, f"GW-{n}", "guess"))
+        for n in range(service.authenticator.max_concurrent)
+    ]
+    await eventually(lambda: len(held.threads) == len(stuck))
+    assert await _status(service, "GW-1", "guess") == 503
+    async with gateway(service.ws_url, "GW-gen", password=secret) as gw:
+        assert gw.is_connected
+    assert await _status(service, "GW-gen", secret[:-1] + "A") == 401
+    assert len(held.threads) == len(stuck)  # no KDF ran for the generated secret
+    held.release.set()
+    assert await asyncio.gather(*stuck) == [401] * len(stuck)
 
 
 def test_failure_limiter_refills_per_address() -> None:
@@ -178,7 +213,7 @@ async def test_authenticator_refuses_before_start() -> None:
     with pytest.raises(Exception) as refused:
         await authenticator.check("GW-1", "x", "127.0.0.1")
     assert getattr(refused.value, "status", None) == 503
-    await authenticator.start()
+    await authenticator.start(b"k" * 32)
     try:
         assert not await authenticator.check("GW-1", "x" * 2000, "127.0.0.1")  # too long
         assert authenticator.verifier.kdf_runs == 0

@@ -8,6 +8,7 @@ Commands (each takes ``--api URL`` (env ``NTXCP_API``, default
 ``ntxcp gateways list``                ``GET /api/gateways``
 ``ntxcp gateways show ID``             ``GET /api/gateways/{id}``
 ``ntxcp gateways add ID --password P`` ``POST /api/gateways``
+``ntxcp gateways set-password ID ...`` ``PUT /api/gateways/{id}/password``
 ``ntxcp gateways remove ID``           ``DELETE /api/gateways/{id}``
 ``ntxcp status ID``                    ``GET /api/gateways/{id}/status``
 ``ntxcp meter-values ID [filters]``    ``GET /api/gateways/{id}/meter-values``
@@ -436,12 +437,34 @@ def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
     return api.request("GET", _gateway_path(args.gateway_id)), None
 
 
+def _secret_fields(args: argparse.Namespace) -> dict[str, Any]:
+    if args.generate_password:
+        return {"generatePassword": True}
+    return {} if args.password is None else {"password": args.password}
+
+
 def _add(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
-    body = {"id": args.gateway_id}
-    if args.password is not None:
-        body["password"] = args.password
+    body = {"id": args.gateway_id, **_secret_fields(args)}
     answer = api.request("POST", "/api/gateways", body=body)
-    return answer, f"added gateway {args.gateway_id}"
+    return answer, _with_secret(f"added gateway {args.gateway_id}", answer)
+
+
+def _set_password(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
+    body = _secret_fields(args)
+    if not body and not args.clear:
+        raise UsageError("give --password P, --generate-password or --clear")
+    if args.clear:
+        body = {"password": None}
+    answer = api.request("PUT", _gateway_path(args.gateway_id, "/password"), body=body)
+    done = "cleared" if args.clear else "set"
+    return answer, _with_secret(f"password of gateway {args.gateway_id} {done}", answer)
+
+
+def _with_secret(text: str, answer: Any) -> str:
+    """The message, and a generated secret on its own line (shown this once only)."""
+    if isinstance(answer, dict) and isinstance(answer.get("password"), str):
+        return f"{text}; its generated secret (shown once):\n{answer['password']}"
+    return text
 
 
 def _remove(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
@@ -561,6 +584,19 @@ def _leaf(
     return parser
 
 
+def _secret_options(parser: argparse.ArgumentParser) -> Any:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--password", help="a secret chosen by a person (HTTP Basic auth, spec §1; scrypt)"
+    )
+    group.add_argument(
+        "--generate-password",
+        action="store_true",
+        help="let the control center generate the secret (256 bits, printed once)",
+    )
+    return group
+
+
 def add_parsers(subparsers: Subparsers) -> None:
     """Add ``gateways``, ``status``, ``meter-values``, ``messages`` and ``call``.
 
@@ -575,7 +611,17 @@ def add_parsers(subparsers: Subparsers) -> None:
     _leaf(actions, "show", _show, "show one gateway").add_argument("gateway_id", metavar="ID")
     add = _leaf(actions, "add", _add, "register a gateway and its password")
     add.add_argument("gateway_id", metavar="ID")
-    add.add_argument("--password", help="the gateway's secret (HTTP Basic auth, spec §1)")
+    _secret_options(add)
+    set_password = _leaf(
+        actions,
+        "set-password",
+        _set_password,
+        "set, generate or clear the password of a gateway (closes its connection)",
+    )
+    set_password.add_argument("gateway_id", metavar="ID")
+    _secret_options(set_password).add_argument(
+        "--clear", action="store_true", help="remove the password (Basic auth refused)"
+    )
     remove = _leaf(actions, "remove", _remove, "forget a gateway")
     remove.add_argument("gateway_id", metavar="ID")
 

@@ -146,6 +146,13 @@ def _add_control_center_parser(subparsers: Any) -> None:
         help="free disk space below which the frame log stops and the storage alarm is "
         "raised (default 1G; 0: no check)",
     )
+    storage.add_argument(
+        "--server-key-file",
+        metavar="FILE",
+        help="key of generated gateway secrets, created at first start (default: "
+        "<db>.key beside a SQLite file; ntxcp-server.key in the working directory "
+        "with PostgreSQL)",
+    )
     api = parser.add_argument_group("HTTP API")
     api.add_argument("--api-host", help="address of the API (default 127.0.0.1)")
     api.add_argument("--api-port", type=int, help="TCP port (default 8080; 0: any free port)")
@@ -197,6 +204,7 @@ _SETTINGS = (
     "frame_log_budget",
     "max_db_size",
     "min_free_disk",
+    "server_key_file",
 )
 
 

@@ -14,9 +14,15 @@ unauthenticated peer can make the service work by merely connecting. The
   ``60 / failures_per_minute`` seconds; beyond that its checks that would need a KDF
   run are refused with HTTP 429 (a gateway whose password was already verified in
   this process still gets in: that answer comes from the cache, without a KDF run);
+* a generated secret (stored as a keyed fast hash, :mod:`.machine_secrets`) is checked
+  on the loop in microseconds, without a thread, a queue or the failure limit (no
+  online guess has a chance against 256 random bits);
 * an unknown or unregistered gateway id, or one without a password, is checked against
-  a dummy hash with the same parameters, so the answer takes as long as for a
-  registered id with a wrong password: the response time does not tell which ids exist.
+  a dummy fast hash, so it costs what a gateway with a generated secret costs: a
+  fleet of such gateways cannot be told from unknown ids by the response time. A
+  gateway with a secret chosen by a person (scrypt) answers a wrong password tens of
+  milliseconds later, so its id can be told apart; such checks are what the failure
+  limit counts, which bounds how fast ids can be probed that way.
 """
 
 from __future__ import annotations
@@ -29,7 +35,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from ntxcp.service.passwords import PasswordVerifier, hash_password, verify_password
+from ntxcp.service.machine_secrets import (
+    generate_secret,
+    hash_machine_secret,
+    is_machine_hash,
+    verify_machine_secret,
+)
+from ntxcp.service.passwords import PasswordVerifier, verify_password
 from ntxcp.transport import HandshakeInfo, Refusal
 
 __all__ = [
@@ -134,25 +146,32 @@ class GatewayAuthenticator:
         self.max_waiting = max_waiting
         self.limiter = limiter if limiter is not None else FailureLimiter()
         self._executor: ThreadPoolExecutor | None = None
-        self._dummy_hash: str | None = None
+        self._server_key: bytes | None = None
+        # A check of an unknown id runs against this, with a key of its own: the same
+        # work as a real check, and nothing derived from the server key.
+        self._dummy_key = secrets.token_bytes(32)
+        self._dummy_hash = hash_machine_secret(self._dummy_key, generate_secret())
         self._pending = 0
         self._on_outcome = on_outcome
         self.counts: dict[str, int] = {}
         """Outcomes so far: ``accepted``, ``rejected``, ``rate-limited``, ``busy``."""
+        self.fast_checks = 0
+        """Checks answered with the keyed fast hash (generated secrets, unknown ids)."""
 
     @property
     def pending(self) -> int:
         """Checks running or waiting for a thread now."""
         return self._pending
 
-    async def start(self) -> None:
-        """Start the threads and make the dummy hash (one KDF run, off the loop)."""
+    async def start(self, server_key: bytes) -> None:
+        """Start the threads of the KDF runs.
+
+        Args:
+            server_key: the key of generated secrets (:func:`.load_server_key`).
+        """
+        self._server_key = server_key
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.max_concurrent, "ntxcp-password")
-        if self._dummy_hash is None:
-            loop = asyncio.get_running_loop()
-            password = secrets.token_urlsafe(32)
-            self._dummy_hash = await loop.run_in_executor(self._executor, hash_password, password)
 
     def close(self) -> None:
         """Stop the threads (checks still waiting are dropped)."""
@@ -178,18 +197,24 @@ class GatewayAuthenticator:
     async def check(self, gateway_id: str, password: str, address: str) -> bool:
         """Whether ``password`` is the secret of ``gateway_id``; see :meth:`__call__`."""
         stored = self._stored_hash(gateway_id)
-        known = stored is not None
-        if stored is None:
-            stored = self._dummy_hash
-        if stored is None or self._executor is None:
+        key = self._server_key
+        if key is None or self._executor is None:
             raise Refusal(503, "control center starting")
         if len(password.encode("utf-8", "replace")) > _MAX_PASSWORD_BYTES:
             self._count("rejected")
             return False
-        outcome = self.verifier.cached(gateway_id, password, stored)
-        if outcome is None:
-            outcome = await self._run_kdf(gateway_id, password, stored, address)
-        outcome = outcome and known
+        if stored is None or is_machine_hash(stored):
+            self.fast_checks += 1
+            if stored is None:  # the same work as for a known id, never a match
+                verify_machine_secret(self._dummy_key, password, self._dummy_hash)
+                outcome = False
+            else:
+                outcome = verify_machine_secret(key, password, stored)
+        else:
+            cached = self.verifier.cached(gateway_id, password, stored)
+            if cached is None:
+                cached = await self._run_kdf(gateway_id, password, stored, address)
+            outcome = cached
         self._count("accepted" if outcome else "rejected")
         return outcome
 

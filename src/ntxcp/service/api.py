@@ -2,7 +2,8 @@
 
 Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
 
-* ``/api/gateways`` (list, register), ``/api/gateways/{id}`` (read, delete);
+* ``/api/gateways`` (list, register), ``/api/gateways/{id}`` (read, delete),
+  ``/api/gateways/{id}/password`` (set, clear or generate the Basic-auth secret);
 * the data of a gateway: ``status``, ``meter-values``, ``messages`` (frame log),
   ``firmware-status``, ``diagnostics-status``, ``data-transfers``;
 * ``POST /api/gateways/{id}/calls/{Action}``: send a C→G request (see :mod:`.commands`);
@@ -25,7 +26,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import msgspec
@@ -35,6 +36,7 @@ from ntxcp.service import dashboard, live_api, queries
 from ntxcp.service.api_contract import (
     MAX_BODY,
     MAX_LIMIT,
+    GatewaySecret,
     NewGateway,
     ParameterError,
     parse_query,
@@ -57,12 +59,15 @@ __all__ = ["MAX_LIMIT", "ApiError", "create_app", "json_body", "json_response", 
 _log = logging.getLogger("ntxcp.service.api")
 
 
+_Body = TypeVar("_Body", bound=msgspec.Struct)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # The rule of each field of NewGateway, said plainly (msgspec's message names a regex).
 _FIELD_RULES = {
     "id": "id must be a string of 1..48 printable ASCII characters without '/' (spec §1)",
     "password": "password must be a string of 1..256 characters, or null for none",
+    "generatePassword": "generatePassword must be true or false",
 }
 
 
@@ -267,29 +272,14 @@ class _Routes:
 
     async def register_gateway(self, request: web.Request) -> web.Response:
         query(request, "registerGateway")
-        raw = await json_body(request)
-        try:
-            msgspec.json.decode(raw or b"null")
-        except DECODE_ERRORS as exc:
-            raise BodyError(f"body is not valid JSON: {exc}") from None
-        try:
-            body = msgspec.json.decode(raw or b"null", type=NewGateway)
-        except msgspec.ValidationError as exc:
-            error = error_from_validation(exc)
-            # A known field that is missing or wrong: its rule; anything else (an unknown
-            # field, not an object): msgspec's own message.
-            message = _FIELD_RULES.get(error.path, error.description)
-            raise ApiError(422, message, code=error.code.value, path=error.path) from None
+        body = _decode_body(await json_body(request), NewGateway)
         gateway_id = body.id
         if not valid_gateway_id(gateway_id):  # what the pattern's "$" lets through ("a\n")
             raise ApiError(422, _FIELD_RULES["id"], code="PropertyConstraintViolation", path="id")
         record = self.storage.gateways.get(gateway_id)
         if record is not None and record.registered:
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
-        # The KDF takes tens of milliseconds: keep it off the event loop.
-        password_hash = (
-            None if body.password is None else await asyncio.to_thread(hash_password, body.password)
-        )
+        secret, password_hash = await self._secret(body.password, body.generate_password)
         if not await self.storage.register_gateway(gateway_id, password_hash):
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
         item = await self.storage.read(queries.gateway, gateway_id)
@@ -299,7 +289,39 @@ class _Routes:
             "gateway", gateway_id, {"change": "registered", "gateway": item}
         )
         location = f"/api/gateways/{quote(gateway_id, safe='')}"
-        return json_response(item, 201, {"Location": location})
+        answer = item if secret is None else {**item, "password": secret}
+        return json_response(answer, 201, {"Location": location})
+
+    async def set_password(self, request: web.Request) -> web.Response:
+        query(request, "setGatewayPassword")
+        gateway_id = self._known(request)
+        body = _decode_body(await json_body(request), GatewaySecret)
+        secret, password_hash = await self._secret(body.password, body.generate_password)
+        await self.service.set_gateway_password(gateway_id, password_hash)  # also disconnects
+        answer: dict[str, Any] = {"gatewayId": gateway_id, "hasPassword": password_hash is not None}
+        if secret is not None:
+            answer["password"] = secret
+        return json_response(answer)
+
+    async def _secret(self, password: str | None, generate: bool) -> tuple[str | None, str | None]:
+        """The generated secret (if asked for) and the hash to store (``None``: none).
+
+        Raises:
+            ApiError: both a password and ``generatePassword`` were given (422).
+        """
+        if generate:
+            if password is not None:
+                raise ApiError(
+                    422,
+                    "give either password or generatePassword, not both",
+                    code="OccurrenceConstraintViolation",
+                    path="generatePassword",
+                )
+            return self.service.new_generated_secret()
+        if password is None:
+            return None, None
+        # A person's password: the KDF takes tens of milliseconds, keep it off the loop.
+        return None, await asyncio.to_thread(hash_password, password)
 
     async def refused_gateways(self, request: web.Request) -> web.Response:
         query(request, "listRefusedGateways")
@@ -383,6 +405,27 @@ class _Routes:
         return json_response(result.body, result.status, result.headers)
 
 
+def _decode_body(raw: bytes, kind: type[_Body]) -> _Body:
+    """A JSON body decoded as ``kind``.
+
+    Raises:
+        BodyError: the body is not JSON (400).
+        ApiError: a field is missing, unknown or breaks its rule (422).
+    """
+    try:
+        msgspec.json.decode(raw or b"null")
+    except DECODE_ERRORS as exc:
+        raise BodyError(f"body is not valid JSON: {exc}") from None
+    try:
+        return msgspec.json.decode(raw or b"null", type=kind)
+    except msgspec.ValidationError as exc:
+        error = error_from_validation(exc)
+        # A known field that is missing or wrong: its rule; anything else (an unknown
+        # field, not an object): msgspec's own message.
+        message = _FIELD_RULES.get(error.path, error.description)
+        raise ApiError(422, message, code=error.code.value, path=error.path) from None
+
+
 def _page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
     """One page of a list read with ``limit + 1`` rows: ``next`` is the cursor or null."""
     more = len(items) > limit
@@ -421,6 +464,7 @@ def create_app(service: Service) -> web.Application:
             web.post("/api/gateways", routes.register_gateway),
             web.get(gateway, routes.get_gateway),
             web.delete(gateway, routes.delete_gateway),
+            web.put(f"{gateway}/password", routes.set_password),
             web.get(f"{gateway}/status", routes.status),
             web.get(f"{gateway}/meter-values", routes.meter_values),
             web.get(f"{gateway}/messages", routes.messages),

@@ -40,6 +40,7 @@ __all__ = [
     "MAX_TIMEOUT",
     "MIN_TIMEOUT",
     "OPERATIONS",
+    "GatewaySecret",
     "NewGateway",
     "ParameterError",
     "QueryParam",
@@ -273,6 +274,7 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
     "registerGateway": (),
     "getGateway": (),
     "deleteGateway": (),
+    "setGatewayPassword": (),
     "listRefusedGateways": (),
     "getStatus": (integer("history", 0, MAX_LIMIT, 100, "history items"),),
     "getMeterValues": (
@@ -354,6 +356,19 @@ def parse_query(query: MultiMapping[str], operation: str) -> dict[str, Any]:
 # --- request bodies ------------------------------------------------------------------
 
 
+_Password = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=256, description="Basic-auth secret"),
+]
+_GeneratePassword = Annotated[
+    bool,
+    msgspec.Meta(
+        description="let the control center generate the secret (256 random bits, "
+        "stored as a keyed fast hash) and answer it once, in the response"
+    ),
+]
+
+
 class NewGateway(msgspec.Struct, forbid_unknown_fields=True):
     """The body of ``POST /api/gateways``: a gateway id and its Basic-auth secret.
 
@@ -361,15 +376,26 @@ class NewGateway(msgspec.Struct, forbid_unknown_fields=True):
         id: the gateway id (spec §1).
         password: the secret for ``--auth basic`` (stored hashed); ``null``/absent:
             none.
+        generate_password: generate the secret instead (``generatePassword``; not
+            with ``password``); the answer carries it, once.
     """
 
     id: Annotated[str, msgspec.Meta(pattern=GATEWAY_ID_PATTERN, min_length=1, max_length=48)]
     # 256 characters are at most 1024 UTF-8 bytes, the password hash's limit: a bound
     # JSON Schema can state (it counts characters, not bytes).
-    password: (
-        Annotated[
-            str,
-            msgspec.Meta(min_length=1, max_length=256, description="Basic-auth secret"),
-        ]
-        | None
-    ) = None
+    password: _Password | None = None
+    generate_password: _GeneratePassword = msgspec.field(default=False, name="generatePassword")
+
+
+class GatewaySecret(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``PUT /api/gateways/{id}/password``: the gateway's new secret.
+
+    Attributes:
+        password: a secret chosen by a person (stored with scrypt); ``null``/absent:
+            none (the gateway cannot log in with Basic auth).
+        generate_password: generate the secret instead (``generatePassword``; not
+            with ``password``); the answer carries it, once.
+    """
+
+    password: _Password | None = None
+    generate_password: _GeneratePassword = msgspec.field(default=False, name="generatePassword")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -128,6 +129,8 @@ class ServiceConfig:
             stops and the storage alarm is raised (0: no cap).
         min_free_disk: free bytes on the database's file system below which the
             frame log stops and the storage alarm is raised (0: no check).
+        server_key_file: the key file of generated gateway secrets (see
+            :mod:`ntxcp.service.machine_secrets`); default: :meth:`server_key_path`.
     """
 
     host: str = "127.0.0.1"
@@ -158,8 +161,26 @@ class ServiceConfig:
     frame_log_budget: int = 2**30
     max_db_size: int = 0
     min_free_disk: int = 2**30
+    server_key_file: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Settings for add-ons (e.g. a dashboard); not validated here."""
+
+    def server_key_path(self) -> Path:
+        """The file of the key that hashes generated gateway secrets.
+
+        ``--server-key-file`` when given; else beside a SQLite database
+        (``<db>.key``); with PostgreSQL, whose files are out of reach, in the state
+        directory of the user running the service
+        (``$XDG_STATE_HOME/ntxcp/server.key``, by default
+        ``~/.local/state/ntxcp/server.key``). Every node sharing one PostgreSQL database
+        needs the same key file.
+        """
+        if self.server_key_file is not None:
+            return Path(self.server_key_file)
+        if self.db.startswith(("postgresql://", "postgres://")):
+            state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+            return Path(state) / "ntxcp" / "server.key"
+        return Path(self.db + ".key")
 
     @property
     def tls(self) -> bool:

@@ -20,6 +20,7 @@ from ntxcp.service.api_contract import (
     GATEWAY_ID_PATTERN,
     MAX_BODY,
     OPERATIONS,
+    GatewaySecret,
     NewGateway,
     gateway_actions,
 )
@@ -43,6 +44,12 @@ _NEXT = {
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+_GENERATED_ANSWER = (
+    "the generated secret (with generatePassword): shown in this answer only, never "
+    "stored in clear nor shown again"
+)
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -127,6 +134,20 @@ def _api_schemas() -> dict[str, Any]:
                 "remoteAddress": _NSTR,
                 "tls": _BOOL,
             }
+        ),
+        "RegisteredGateway": {
+            "allOf": [
+                _ref("Gateway"),
+                _object({"password": {**_STR, "description": _GENERATED_ANSWER}}),
+            ]
+        },
+        "GatewaySecretAnswer": _object(
+            {
+                "gatewayId": _STR,
+                "hasPassword": _BOOL,
+                "password": {**_STR, "description": _GENERATED_ANSWER},
+            },
+            ("gatewayId", "hasPassword"),
         ),
         "GatewayList": _list_of("Gateway", next=_NEXT),
         "StatusEntry": status_entry,
@@ -412,6 +433,7 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
     """
     schemas = _api_schemas()
     _lift(msgspec.json.schema(NewGateway), schemas)  # defines NewGateway
+    _lift(msgspec.json.schema(GatewaySecret), schemas)  # defines GatewaySecret
     events = _event_schemas()
     for kind, schema in events.items():
         schemas[_event_name(kind)] = schema
@@ -472,7 +494,7 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 "registerGateway",
                 "Register a gateway",
                 "gateways",
-                {"201": _json_body(_ref("Gateway"), "registered")},
+                {"201": _json_body(_ref("RegisteredGateway"), "registered")},
                 errors={
                     "400": _error("a query parameter is invalid, or the body is not JSON"),
                     "409": _error("already registered"),
@@ -502,6 +524,24 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 gateway=True,
                 secured=secured,
             ),
+        },
+        "/api/gateways/{id}/password": {
+            "put": _operation(
+                "setGatewayPassword",
+                "Set, generate or clear a gateway's Basic-auth secret (closes its connection)",
+                "gateways",
+                {"200": _json_body(_ref("GatewaySecretAnswer"), "the secret is set")},
+                gateway=True,
+                errors={
+                    "400": _error("a query parameter is invalid, or the body is not JSON"),
+                    "422": _error("invalid password", "ValidationError"),
+                },
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("GatewaySecret")}},
+                },
+                secured=secured,
+            )
         },
         "/api/gateways/{id}/status": {
             "get": _operation(

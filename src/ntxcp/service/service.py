@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import ssl
 from typing import Any
 
@@ -38,9 +37,15 @@ from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
 from ntxcp.service.framelog import FrameBudgets
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
+from ntxcp.service.machine_secrets import (
+    ServerKeyError,
+    generate_secret,
+    hash_machine_secret,
+    load_server_key,
+)
 from ntxcp.service.memory import TRIM_INTERVAL, map_large_blocks, release_free_memory
 from ntxcp.service.metrics import ServiceMetrics
-from ntxcp.service.passwords import PasswordVerifier, hash_password
+from ntxcp.service.passwords import PasswordVerifier
 from ntxcp.service.storage import SYNCHRONOUS, StorageError
 from ntxcp.transport import HandshakeInfo, server_tls_context
 from ntxcp.v10.core import RegistrationStatus
@@ -152,6 +157,8 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._demo: list[Any] = []
         self._started = False
+        self.server_key = b""
+        """The key of generated gateway secrets (read or created by :meth:`start`)."""
 
     # --- addresses -------------------------------------------------------------------
 
@@ -178,6 +185,10 @@ class Service:
         if self._started:
             raise RuntimeError("service already started")
         config = self.config
+        try:
+            self.server_key = load_server_key(config.server_key_path())
+        except ServerKeyError as exc:
+            raise ServiceError(str(exc)) from None
         try:
             await self.storage.start()
         except StorageError as exc:
@@ -238,7 +249,7 @@ class Service:
             )
         )
         if config.auth is AuthMode.BASIC:
-            await self.authenticator.start()
+            await self.authenticator.start(self.server_key)
             cc.set_async_basic_auth_handler(self.authenticator)  # spec §1 profiles 1/2
         if config.client_ca is not None:
             cc.set_new_gateway_validation_handler(self._check_certificate)  # profile 3
@@ -359,6 +370,15 @@ class Service:
         await self.storage.set_password(gateway_id, password_hash)
         self.control_center.disconnect(gateway_id, "gateway credentials changed")
 
+    def new_generated_secret(self) -> tuple[str, str]:
+        """A new gateway secret and its stored form.
+
+        The stored form is the keyed fast hash of :mod:`.machine_secrets`; the secret
+        itself is shown once and never stored.
+        """
+        secret = generate_secret()
+        return secret, hash_machine_secret(self.server_key, secret)
+
     # --- hooks of the control center ---------------------------------------------------
 
     def _stored_hash(self, gateway_id: str) -> str | None:
@@ -434,9 +454,8 @@ class Service:
             gateway_id = f"demo-{index}"
             password: str | None = None
             if config.auth is AuthMode.BASIC:
-                password = secrets.token_urlsafe(18)
                 # A fresh secret each run (a previous run may have registered it).
-                secret = await asyncio.to_thread(hash_password, password)
+                password, secret = self.new_generated_secret()
                 await self.set_gateway_password(gateway_id, secret)
             gateway = SimulatedGateway(
                 gateway_id, self.ws_url, password=password, ssl=client_ssl, meter_interval=5
