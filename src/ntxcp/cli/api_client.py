@@ -9,6 +9,7 @@ Commands (each takes ``--api URL`` (env ``NTXCP_API``, default
 ``ntxcp gateways show ID``             ``GET /api/gateways/{id}``
 ``ntxcp gateways add ID --password P`` ``POST /api/gateways``
 ``ntxcp gateways set-password ID ...`` ``PUT /api/gateways/{id}/password``
+``ntxcp gateways import FILE``         ``POST /api/gateways/import``
 ``ntxcp gateways remove ID``           ``DELETE /api/gateways/{id}``
 ``ntxcp status ID``                    ``GET /api/gateways/{id}/status``
 ``ntxcp meter-values ID [filters]``    ``GET /api/gateways/{id}/meter-values``
@@ -45,6 +46,7 @@ from urllib.parse import quote, urlencode
 
 import msgspec.inspect as mi
 
+from ntxcp.cli import gateway_import
 from ntxcp.cli.errors import ApiResponseError, ApiUnreachableError, UsageError
 from ntxcp.v10 import AnyRequest, Direction
 from ntxcp.v10.registry import ACTIONS
@@ -545,7 +547,7 @@ def run_command(
         return EXIT_UNREACHABLE
     if args.json:
         out.write(json.dumps(answer, indent=2) + "\n")
-    else:
+    elif text != "":
         out.write((text if text is not None else render(answer)) + "\n")
     return EXIT_OK
 
@@ -621,6 +623,18 @@ def add_parsers(subparsers: Subparsers) -> None:
     set_password.add_argument("gateway_id", metavar="ID")
     _secret_options(set_password).add_argument(
         "--clear", action="store_true", help="remove the password (Basic auth refused)"
+    )
+    imports = _leaf(
+        actions,
+        "import",
+        gateway_import.import_gateways,
+        "register many gateways from a CSV or JSON-lines file (id, secret or 'generate')",
+    )
+    imports.add_argument("file", metavar="FILE", help="id,secret lines (see docs/service.md)")
+    imports.add_argument(
+        "--output",
+        metavar="OUT",
+        help="write the generated secrets here (a new file, mode 0600; default: stdout)",
     )
     remove = _leaf(actions, "remove", _remove, "forget a gateway")
     remove.add_argument("gateway_id", metavar="ID")

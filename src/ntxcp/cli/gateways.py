@@ -4,11 +4,13 @@
 :mod:`~ntxcp.cli.api_client`) to the ``ntxcp`` parser. Every sub-command sets
 ``func``: ``args.func(args)`` runs it and returns the process exit status.
 
-``ntxcp gateway`` runs one gateway (``--id``) or many (``--count N --id-prefix P``:
-``P1`` … ``PN``) in one process. It prints a one-line summary, refreshed in place on a
-terminal and as plain lines every ``--summary-interval`` seconds otherwise, and stops
-on SIGINT/SIGTERM (or after ``--duration``): every gateway closes with 1000 and the
-process exits 0 within 10 s (spec §6.3).
+``ntxcp gateway`` runs one gateway (``--id``), many (``--count N --id-prefix P``:
+``P1`` … ``PN``, all with ``--password``), or one per line of an ``id,secret`` file
+(``--secrets FILE``, e.g. what ``ntxcp gateways import`` wrote) in one process. It
+prints a one-line summary, refreshed in place on a terminal and as plain lines every
+``--summary-interval`` seconds otherwise, and stops on SIGINT/SIGTERM (or after
+``--duration``): every gateway closes with 1000 and the process exits 0 within 10 s
+(spec §6.3).
 
 Exit status: 0 after a clean stop; 1 when a single gateway is refused permanently
 (HTTP 400/401/403/404) at start; 2 for a usage error (bad URL, flags, files).
@@ -32,12 +34,13 @@ from urllib.parse import urlsplit
 
 from ntxcp.cli import api_client
 from ntxcp.cli.errors import UsageError
+from ntxcp.cli.gateway_import import GENERATE, read_secrets_file
 from ntxcp.cli.runner import run
 from ntxcp.errors import HandshakeRefusedError
 from ntxcp.simulator.gateway import SimulatedGateway
 from ntxcp.transport import client_tls_context, valid_gateway_id
 
-__all__ = ["add_parsers", "build_parser", "main", "run_gateways"]
+__all__ = ["add_parsers", "build_parser", "gateway_secrets", "main", "run_gateways"]
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -75,6 +78,12 @@ def _add_gateway_parser(subparsers: Subparsers) -> None:
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--id", help="run one gateway with this id")
     who.add_argument("--count", type=_positive_int, help="run N gateways")
+    who.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="run one gateway per line of an id,secret file (CSV or JSON lines, e.g. the "
+        "output of 'ntxcp gateways import'), each with its own secret",
+    )
     parser.add_argument(
         "--id-prefix", default="SIM-", help="id prefix with --count (default SIM-: SIM-1 …)"
     )
@@ -168,23 +177,41 @@ def _check_url(url: str) -> str:
     return url
 
 
-def gateway_ids(args: argparse.Namespace) -> list[str]:
-    """The ids to simulate: ``--id``, or ``--id-prefix`` 1..``--count``.
+def gateway_secrets(args: argparse.Namespace) -> dict[str, str | None]:
+    """The ids to simulate and their Basic-auth secrets.
+
+    ``--id``, or ``--id-prefix`` 1..``--count``, all with ``--password``; or the lines of
+    ``--secrets FILE``, each with its own.
 
     Raises:
-        UsageError: an id is not 1..48 printable ASCII characters without ``/``.
+        UsageError: an id is not 1..48 printable ASCII characters without ``/``; the
+            secrets file is unusable, repeats an id, or asks to ``generate`` a secret.
     """
-    ids = (
-        [args.id]
-        if args.id is not None
-        else [f"{args.id_prefix}{n}" for n in range(1, args.count + 1)]
-    )
-    for gateway_id in ids:
+    if args.secrets is not None:
+        if args.password is not None:
+            raise UsageError("--secrets gives each gateway its secret: leave out --password")
+        secrets: dict[str, str | None] = {}
+        for line, gateway_id, secret in read_secrets_file(args.secrets):
+            if gateway_id in secrets:
+                raise UsageError(f"{args.secrets}:{line}: gateway {gateway_id!r} again")
+            if secret == GENERATE:
+                raise UsageError(
+                    f"{args.secrets}:{line}: 'generate' is for 'ntxcp gateways import'; "
+                    "give the file it wrote"
+                )
+            secrets[gateway_id] = secret
+        if not secrets:
+            raise UsageError(f"{args.secrets}: no gateway in the file")
+    elif args.id is not None:
+        secrets = {args.id: args.password}
+    else:
+        secrets = {f"{args.id_prefix}{n}": args.password for n in range(1, args.count + 1)}
+    for gateway_id in secrets:
         if not valid_gateway_id(gateway_id):
             raise UsageError(
                 f"invalid gateway id {gateway_id!r}: 1..48 printable ASCII characters, no '/'"
             )
-    return ids
+    return secrets
 
 
 def queue_file(path: str | None, gateway_id: str, many: bool) -> str | None:
@@ -219,24 +246,24 @@ def build_gateways(args: argparse.Namespace) -> list[SimulatedGateway]:
         UsageError: a flag is unusable.
     """
     url = _check_url(args.url)
-    ids = gateway_ids(args)
+    secrets = gateway_secrets(args)
     context = _tls_context(args)
     try:
         return [
             SimulatedGateway(
                 gateway_id,
                 url,
-                password=args.password,
+                password=password,
                 ssl=context,
                 services=args.services,
                 meter_interval=args.meter_interval,
                 heartbeat_interval=args.heartbeat_interval,
-                store=queue_file(args.queue, gateway_id, len(ids) > 1),
+                store=queue_file(args.queue, gateway_id, len(secrets) > 1),
                 model=args.model,
                 firmware_version=args.firmware_version,
                 loopback_only=args.loopback_only,
             )
-            for gateway_id in ids
+            for gateway_id, password in secrets.items()
         ]
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -6,7 +6,8 @@ gateways send in SQLite, and offers an HTTP API to read it and to send C→G req
 * :mod:`~ntxcp.service.config`: settings (defaults, TOML file, command line);
 * :mod:`~ntxcp.service.storage`, :mod:`~ntxcp.service.writer` (group commit),
   :mod:`~ntxcp.service.queries`, :mod:`~ntxcp.service.migrations`: the database;
-* :mod:`~ntxcp.service.passwords`: gateway secrets (Basic auth, spec §1);
+* :mod:`~ntxcp.service.passwords`: gateway secrets chosen by a person (scrypt; Basic auth,
+  spec §1); :mod:`~ntxcp.service.machine_secrets`: generated secrets (keyed fast hash);
 * :mod:`~ntxcp.service.handlers`: answers to G→C actions, the frame log;
 * :mod:`~ntxcp.service.commands`: C→G requests for the API;
 * :mod:`~ntxcp.service.api`, :mod:`~ntxcp.service.openapi`,

@@ -3,7 +3,8 @@
 Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
 
 * ``/api/gateways`` (list, register), ``/api/gateways/{id}`` (read, delete),
-  ``/api/gateways/{id}/password`` (set, clear or generate the Basic-auth secret);
+  ``/api/gateways/{id}/password`` (set, clear or generate the Basic-auth secret),
+  ``/api/gateways/import`` (register many at once, all or none);
 * the data of a gateway: ``status``, ``meter-values``, ``messages`` (frame log),
   ``firmware-status``, ``diagnostics-status``, ``data-transfers``;
 * ``POST /api/gateways/{id}/calls/{Action}``: send a C→G request (see :mod:`.commands`);
@@ -35,8 +36,11 @@ from aiohttp import web
 from ntxcp.service import dashboard, live_api, queries
 from ntxcp.service.api_contract import (
     MAX_BODY,
+    MAX_IMPORT_BODY,
+    MAX_IMPORT_GATEWAYS,
     MAX_LIMIT,
     GatewaySecret,
+    ImportedGateway,
     NewGateway,
     ParameterError,
     parse_query,
@@ -44,6 +48,7 @@ from ntxcp.service.api_contract import (
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.docs_page import DOCS_HTML
 from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
+from ntxcp.service.machine_secrets import generate_secret, hash_machine_secret
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ntxcp.service.metrics import KNOWN_HTTP_METHODS, known_label
 from ntxcp.service.openapi import build_openapi
@@ -68,6 +73,11 @@ _FIELD_RULES = {
     "id": "id must be a string of 1..48 printable ASCII characters without '/' (spec §1)",
     "password": "password must be a string of 1..256 characters, or null for none",
     "generatePassword": "generatePassword must be true or false",
+}
+_IMPORT_RULES = {
+    "password": "an imported password is a machine secret of 22..256 characters (at least "
+    "128 bits, stored with the keyed fast hash), or null; register a password chosen by a "
+    "person with POST /api/gateways",
 }
 
 
@@ -292,6 +302,45 @@ class _Routes:
         answer = item if secret is None else {**item, "password": secret}
         return json_response(answer, 201, {"Location": location})
 
+    async def import_gateways(self, request: web.Request) -> web.Response:
+        query(request, "importGateways")
+        entries = _import_entries(await _limited_json_body(request, MAX_IMPORT_BODY))
+        key = self.service.server_key
+        rows: list[tuple[str, str | None]] = []
+        items: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        statuses: set[int] = set()
+        for index, entry in enumerate(entries):
+            try:
+                item = _import_entry(entry, seen)
+            except ApiError as exc:
+                errors.append({"index": index, **exc.body})
+                statuses.add(exc.status)
+                continue
+            secret = generate_secret() if item.generate_password else item.password
+            rows.append((item.id, None if secret is None else hash_machine_secret(key, secret)))
+            answer: dict[str, Any] = {"id": item.id, "hasPassword": secret is not None}
+            if item.generate_password:
+                answer["password"] = secret
+            items.append(answer)
+        if not errors:
+            taken = set(await self.storage.register_gateways(rows))
+            errors = [
+                {"index": index, "error": f"gateway {gateway_id!r} is already registered"}
+                for index, (gateway_id, _) in enumerate(rows)
+                if gateway_id in taken
+            ]
+            statuses.add(409)
+        if errors:
+            # Conflicts alone are 409; any invalid entry makes it 422.
+            raise ApiError(
+                max(statuses),
+                f"{len(errors)} of {len(entries)} entries are wrong; no gateway was registered",
+                errors=errors,
+            )
+        return json_response({"count": len(items), "items": items}, 201)
+
     async def set_password(self, request: web.Request) -> web.Response:
         query(request, "setGatewayPassword")
         gateway_id = self._known(request)
@@ -426,6 +475,80 @@ def _decode_body(raw: bytes, kind: type[_Body]) -> _Body:
         raise ApiError(422, message, code=error.code.value, path=error.path) from None
 
 
+async def _limited_json_body(request: web.Request, limit: int) -> bytes:
+    """A JSON body of at most ``limit`` bytes (a route allowed more than the default).
+
+    Raises:
+        ApiError: the body is larger (413).
+        UnsupportedMediaTypeError: the body declares another media type (415).
+    """
+    declared = request.headers.get("Content-Type")
+    if declared is not None and request.content_type != "application/json":
+        raise UnsupportedMediaTypeError(
+            f"the body must be application/json, not {request.content_type!r}"
+        )
+    too_large = ApiError(413, f"the body is larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = bytearray()
+    while chunk := await request.content.read(65536):
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+def _import_entries(raw: bytes) -> list[Any]:
+    """The ``gateways`` array of an import body, each entry still to be checked.
+
+    Raises:
+        BodyError: the body is not JSON (400).
+        ApiError: it is not ``{"gateways": [...]}`` with 1..20,000 entries (422).
+    """
+    try:
+        body = msgspec.json.decode(raw or b"null")
+    except DECODE_ERRORS as exc:
+        raise BodyError(f"body is not valid JSON: {exc}") from None
+    entries = body.get("gateways") if isinstance(body, dict) else None
+    if not isinstance(entries, list) or len(body) != 1:
+        raise ApiError(
+            422,
+            'the body must be {"gateways": [...]}, nothing else',
+            code="FormationViolation",
+            path="gateways",
+        )
+    if not 1 <= len(entries) <= MAX_IMPORT_GATEWAYS:
+        raise ApiError(
+            422,
+            f"gateways must hold 1..{MAX_IMPORT_GATEWAYS} entries, not {len(entries)}",
+            code="OccurrenceConstraintViolation",
+            path="gateways",
+        )
+    return entries
+
+
+def _import_entry(entry: Any, seen: set[str]) -> ImportedGateway:
+    """One entry of an import, checked as a registration; ``seen`` collects the ids.
+
+    Raises:
+        ApiError: what is wrong with the entry (422), or its id repeats one before (409).
+    """
+    try:
+        item = msgspec.convert(entry, ImportedGateway)
+    except msgspec.ValidationError as exc:
+        error = error_from_validation(exc)
+        message = _IMPORT_RULES.get(error.path) or _FIELD_RULES.get(error.path, error.description)
+        raise ApiError(422, message, code=error.code.value, path=error.path) from None
+    if not valid_gateway_id(item.id):
+        raise ApiError(422, _FIELD_RULES["id"], code="PropertyConstraintViolation", path="id")
+    if item.generate_password and item.password is not None:
+        raise ApiError(422, "give either password or generatePassword, not both", path="password")
+    if item.id in seen:
+        raise ApiError(409, f"gateway {item.id!r} appears more than once", path="id")
+    seen.add(item.id)
+    return item
+
+
 def _page(items: list[dict[str, Any]], limit: int, key: str) -> dict[str, Any]:
     """One page of a list read with ``limit + 1`` rows: ``next`` is the cursor or null."""
     more = len(items) > limit
@@ -462,6 +585,7 @@ def create_app(service: Service) -> web.Application:
             web.get("/api/gateways", routes.list_gateways),
             web.get("/api/refused-gateways", routes.refused_gateways),
             web.post("/api/gateways", routes.register_gateway),
+            web.post("/api/gateways/import", routes.import_gateways),
             web.get(gateway, routes.get_gateway),
             web.delete(gateway, routes.delete_gateway),
             web.put(f"{gateway}/password", routes.set_password),

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import msgspec
 
 from ntxcp.service.events import KINDS
+from ntxcp.service.machine_secrets import MIN_SECRET_CHARS
 from ntxcp.v10 import ACTIONS, Direction
 from ntxcp.v10.types import MAX_INTEGER, Measurand, encode_datetime
 
@@ -36,11 +37,16 @@ if TYPE_CHECKING:
 __all__ = [
     "GATEWAY_ID_PATTERN",
     "MAX_BODY",
+    "MAX_IMPORT_BODY",
+    "MAX_IMPORT_GATEWAYS",
     "MAX_LIMIT",
     "MAX_TIMEOUT",
+    "MIN_IMPORTED_SECRET",
     "MIN_TIMEOUT",
     "OPERATIONS",
+    "GatewayImport",
     "GatewaySecret",
+    "ImportedGateway",
     "NewGateway",
     "ParameterError",
     "QueryParam",
@@ -50,6 +56,10 @@ __all__ = [
 ]
 
 MAX_BODY: Final = 1024 * 1024
+MAX_IMPORT_BODY: Final = 8 * 1024 * 1024
+"""Largest body of ``POST /api/gateways/import`` (the other routes: :data:`MAX_BODY`)."""
+MAX_IMPORT_GATEWAYS: Final = 20_000
+"""Most gateways one ``POST /api/gateways/import`` may register."""
 """Largest request body, in bytes (413 beyond)."""
 MAX_LIMIT: Final = 10_000
 """Largest ``limit`` any list accepts."""
@@ -275,6 +285,7 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
     "getGateway": (),
     "deleteGateway": (),
     "setGatewayPassword": (),
+    "importGateways": (),
     "listRefusedGateways": (),
     "getStatus": (integer("history", 0, MAX_LIMIT, 100, "history items"),),
     "getMeterValues": (
@@ -385,6 +396,53 @@ class NewGateway(msgspec.Struct, forbid_unknown_fields=True):
     # JSON Schema can state (it counts characters, not bytes).
     password: _Password | None = None
     generate_password: _GeneratePassword = msgspec.field(default=False, name="generatePassword")
+
+
+MIN_IMPORTED_SECRET: Final = MIN_SECRET_CHARS
+"""Shortest secret an import may give: a machine secret (22 Base64 characters: 128 bits)."""
+
+
+class ImportedGateway(msgspec.Struct, forbid_unknown_fields=True):
+    """An entry of ``POST /api/gateways/import``, as :class:`NewGateway`.
+
+    A given password is a machine secret, stored with the keyed fast hash.
+
+    Attributes:
+        id: the gateway id (spec §1).
+        password: the gateway's machine secret (22..256 characters); ``null``/absent:
+            none.
+        generate_password: generate the secret instead (``generatePassword``; not
+            with ``password``); the answer carries it, once.
+    """
+
+    id: Annotated[str, msgspec.Meta(pattern=GATEWAY_ID_PATTERN, min_length=1, max_length=48)]
+    password: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                min_length=MIN_IMPORTED_SECRET,
+                max_length=256,
+                description="machine secret (at least 128 bits)",
+            ),
+        ]
+        | None
+    ) = None
+    generate_password: _GeneratePassword = msgspec.field(default=False, name="generatePassword")
+
+
+class GatewayImport(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/gateways/import``: gateways to register at once.
+
+    Each entry is checked on its own (a mistake is reported with its index); when any
+    is wrong, none is registered.
+
+    Attributes:
+        gateways: the entries (:class:`ImportedGateway`).
+    """
+
+    gateways: Annotated[
+        list[ImportedGateway], msgspec.Meta(min_length=1, max_length=MAX_IMPORT_GATEWAYS)
+    ]
 
 
 class GatewaySecret(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,7 +20,7 @@ version of the same query (:mod:`ntxcp.service.pg_queries`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ntxcp.service.config import Durability
@@ -109,6 +109,13 @@ class StorageBackend(Protocol):
 
     async def set_password(self, gateway_id: str, password_hash: str | None) -> None:
         """Register if needed and set (or clear) a gateway's secret hash."""
+
+    async def register_gateways(self, entries: Sequence[tuple[str, str | None]]) -> list[str]:
+        """Register many gateways (id, secret hash) in one transaction: all or none.
+
+        Returns:
+            The ids already registered (nothing is stored then); empty on success.
+        """
 
     async def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and its data; ``False`` when unknown."""

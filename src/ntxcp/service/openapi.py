@@ -19,7 +19,9 @@ import msgspec.inspect as mi
 from ntxcp.service.api_contract import (
     GATEWAY_ID_PATTERN,
     MAX_BODY,
+    MAX_IMPORT_BODY,
     OPERATIONS,
+    GatewayImport,
     GatewaySecret,
     NewGateway,
     gateway_actions,
@@ -46,6 +48,11 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+# A password and generatePassword true exclude each other (answered 422).
+_PASSWORD_AND_GENERATED = {
+    "required": ["password", "generatePassword"],
+    "properties": {"password": {"type": "string"}, "generatePassword": {"const": True}},
+}
 _GENERATED_ANSWER = (
     "the generated secret (with generatePassword): shown in this answer only, never "
     "stored in clear nor shown again"
@@ -148,6 +155,39 @@ def _api_schemas() -> dict[str, Any]:
                 "password": {**_STR, "description": _GENERATED_ANSWER},
             },
             ("gatewayId", "hasPassword"),
+        ),
+        "ImportedGateways": _object(
+            {
+                "count": _INT,
+                "items": {
+                    "type": "array",
+                    "items": _object(
+                        {
+                            "id": _STR,
+                            "hasPassword": _BOOL,
+                            "password": {**_STR, "description": _GENERATED_ANSWER},
+                        },
+                        ("id", "hasPassword"),
+                    ),
+                },
+            },
+            ("count", "items"),
+        ),
+        "ImportError": _object(
+            {
+                "error": _STR,
+                "code": _STR,
+                "path": _STR,
+                "errors": {
+                    "type": "array",
+                    "description": "every wrong entry, by its index in `gateways`",
+                    "items": _object(
+                        {"index": _INT, "error": _STR, "code": _STR, "path": _STR},
+                        ("index", "error"),
+                    ),
+                },
+            },
+            ("error",),
         ),
         "GatewayList": _list_of("Gateway", next=_NEXT),
         "StatusEntry": status_entry,
@@ -362,7 +402,8 @@ def _operation(
         operation["parameters"] = parameters
     if body is not None:
         operation["requestBody"] = body
-        operation["responses"]["413"] = _error(f"the body is larger than {MAX_BODY} bytes")
+        limit = MAX_IMPORT_BODY if op_id == "importGateways" else MAX_BODY
+        operation["responses"]["413"] = _error(f"the body is larger than {limit} bytes")
         operation["responses"]["415"] = _error("the body is not application/json")
     operation["security"] = [{"bearerAuth": []}] if secured else []
     return operation
@@ -433,7 +474,10 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
     """
     schemas = _api_schemas()
     _lift(msgspec.json.schema(NewGateway), schemas)  # defines NewGateway
+    _lift(msgspec.json.schema(GatewayImport), schemas)  # defines it and ImportedGateway
     _lift(msgspec.json.schema(GatewaySecret), schemas)  # defines GatewaySecret
+    for name in ("NewGateway", "ImportedGateway", "GatewaySecret"):
+        schemas[name]["not"] = _PASSWORD_AND_GENERATED
     events = _event_schemas()
     for kind, schema in events.items():
         schemas[_event_name(kind)] = schema
@@ -503,6 +547,27 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 body={
                     "required": True,
                     "content": {"application/json": {"schema": _ref("NewGateway")}},
+                },
+                secured=secured,
+            ),
+        },
+        "/api/gateways/import": {
+            "post": _operation(
+                "importGateways",
+                "Register many gateways at once: all or none, every mistake reported",
+                "gateways",
+                {"201": _json_body(_ref("ImportedGateways"), "all registered")},
+                errors={
+                    "400": _error("a query parameter is invalid, or the body is not JSON"),
+                    "409": _error(
+                        "ids given twice or already registered (nothing registered)",
+                        "ImportError",
+                    ),
+                    "422": _error("entries are invalid (nothing registered)", "ImportError"),
+                },
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("GatewayImport")}},
                 },
                 secured=secured,
             ),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -44,9 +44,12 @@ from ntxcp.service.storage import (
     GatewayRecord,
     ProgressRecords,
     StorageError,
+    mirror_registered,
     ms_text,
     now_ms,
     now_text,
+    registered_already,
+    restore_mirror,
 )
 from ntxcp.v10 import core
 from ntxcp.v10.codec import encode_payload
@@ -489,6 +492,44 @@ class PostgresStorage(ProgressRecords):
         except Exception:  # not stored: the mirror must not say it is
             record.password_hash = previous
             raise
+
+    async def register_gateways(self, entries: Sequence[tuple[str, str | None]]) -> list[str]:
+        """Register many gateways (id, secret hash) in one transaction: all or none.
+
+        Gateways only seen so far become registered. The ids are checked against the
+        mirror and the mirror is updated before the first ``await``, so no other
+        registration can slip in between.
+
+        Returns:
+            The ids already registered (nothing is stored then); empty on success.
+        """
+        taken = registered_already(self.gateways, entries)
+        if taken:
+            return taken
+        created = now_text()
+        ids = [gateway_id for gateway_id, _ in entries]
+        hashes = [password_hash for _, password_hash in entries]
+
+        async def upsert(conn: asyncpg.Connection) -> None:
+            await conn.execute(
+                "INSERT INTO gateways (id, registered, password_hash, created_at) "
+                "SELECT id, true, password_hash, $3 FROM unnest($1::text[], $2::text[]) "
+                "AS entry (id, password_hash) "
+                "ON CONFLICT (id) DO UPDATE SET registered = true, "
+                "password_hash = excluded.password_hash",
+                ids,
+                hashes,
+                created,
+            )
+
+        future = self._submit(upsert)
+        previous = mirror_registered(self.gateways, entries)
+        try:
+            await future
+        except Exception:  # not stored: the mirror must not say it is
+            restore_mirror(self.gateways, previous)
+            raise
+        return []
 
     async def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and everything stored about it; ``False`` when unknown."""

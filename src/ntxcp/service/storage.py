@@ -33,11 +33,12 @@ accept path never waits for the database.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -161,6 +162,40 @@ class GatewayRecord:
     registered: bool
     password_hash: str | None
     registration_status: str | None
+
+
+def registered_already(
+    gateways: dict[str, GatewayRecord], entries: Sequence[tuple[str, str | None]]
+) -> list[str]:
+    """The ids of ``entries`` that are registered gateways in the mirror."""
+    found = (gateways.get(gateway_id) for gateway_id, _ in entries)
+    return [record.id for record in found if record is not None and record.registered]
+
+
+def mirror_registered(
+    gateways: dict[str, GatewayRecord], entries: Sequence[tuple[str, str | None]]
+) -> dict[str, GatewayRecord | None]:
+    """Mark gateways registered in the mirror; returns what :func:`restore_mirror` needs."""
+    previous: dict[str, GatewayRecord | None] = {}
+    for gateway_id, password_hash in entries:
+        record = gateways.get(gateway_id)
+        previous[gateway_id] = None if record is None else dataclasses.replace(record)
+        if record is None:
+            record = gateways[gateway_id] = GatewayRecord(gateway_id, True, None, None)
+        record.registered = True
+        record.password_hash = password_hash
+    return previous
+
+
+def restore_mirror(
+    gateways: dict[str, GatewayRecord], previous: dict[str, GatewayRecord | None]
+) -> None:
+    """Undo :func:`mirror_registered` after a failed write: the mirror says what is stored."""
+    for gateway_id, record in previous.items():
+        if record is None:
+            gateways.pop(gateway_id, None)
+        elif (current := gateways.get(gateway_id)) is not None:
+            current.registered, current.password_hash = record.registered, record.password_hash
 
 
 def _claimed(
@@ -513,6 +548,36 @@ class Storage(ProgressRecords):
                 "UPDATE gateways SET password_hash = ? WHERE id = ?", (password_hash, gateway_id)
             )
         )
+
+    async def register_gateways(self, entries: Sequence[tuple[str, str | None]]) -> list[str]:
+        """Register many gateways (id, secret hash) in one transaction: all or none.
+
+        Gateways only seen so far become registered. The ids are checked against the
+        mirror and the mirror is updated before the first ``await``, so no other
+        registration can slip in between.
+
+        Returns:
+            The ids already registered (nothing is stored then); empty on success.
+        """
+        taken = registered_already(self.gateways, entries)
+        if taken:
+            return taken
+        created = now_text()
+        rows = [(gateway_id, password_hash, created) for gateway_id, password_hash in entries]
+        previous = mirror_registered(self.gateways, entries)
+        try:
+            await self._submit(
+                lambda conn: conn.executemany(
+                    "INSERT INTO gateways (id, registered, password_hash, created_at) "
+                    "VALUES (?, 1, ?, ?) ON CONFLICT (id) DO UPDATE SET registered = 1, "
+                    "password_hash = excluded.password_hash",
+                    rows,
+                )
+            )
+        except Exception:  # not stored: the mirror must not say it is
+            restore_mirror(self.gateways, previous)
+            raise
+        return []
 
     async def delete_gateway(self, gateway_id: str) -> bool:
         """Delete a gateway and everything stored about it.
