@@ -35,3 +35,13 @@ def test_benchmark_suite_smoke_mode_measures_ntxcp() -> None:
     result = _run("bench/run.py", "--smoke", timeout=180)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "ntxcp" in result.stdout
+
+
+def test_fleet_admission_benchmark_runs_a_small_fleet() -> None:
+    result = _run(
+        "bench/fleet_admission.py", "--gateways", "20", "--modes", "none,generated",
+        "--timeout", "60", timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    table = result.stdout.split("probe p50")[-1]
+    assert "generated" in table and "not all" not in table, result.stdout

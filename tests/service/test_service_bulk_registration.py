@@ -1,4 +1,4 @@
-"""Many gateways at once: ``ntxcp gateways import``, ``POST /api/gateways/import`` and
+"""Many gateways at once: ``ntxcp gateways import``, ``POST /api/gateway-imports`` and
 ``ntxcp gateway --secrets`` (spec §1 profiles 1/2). All or none, every mistake with its
 line; generated secrets written once; the simulator uses each gateway's own secret.
 """
@@ -126,31 +126,31 @@ async def test_every_mistake_is_reported_with_its_line_and_nothing_is_registered
 
 
 async def test_the_import_endpoint_checks_its_body(api: Api) -> None:
-    status, body = await api.post("/api/gateways/import", {"gateways": []})
+    status, body = await api.post("/api/gateway-imports", {"gateways": []})
     assert status == 422 and body["path"] == "gateways"
-    status, body = await api.post("/api/gateways/import", ["x"])
+    status, body = await api.post("/api/gateway-imports", ["x"])
     assert status == 422 and body["code"] == "FormationViolation"
-    status, body = await api.post("/api/gateways/import", {"gateways": [], "extra": 1})
+    status, body = await api.post("/api/gateway-imports", {"gateways": [], "extra": 1})
     assert status == 422
-    status, body = await api.post("/api/gateways/import", {"gateways": [{"id": 7}, "x"]})
+    status, body = await api.post("/api/gateway-imports", {"gateways": [{"id": 7}, "x"]})
     assert status == 422
     assert [(e["index"], e["path"]) for e in body["errors"]] == [(0, "id"), (1, "")]
     status, body = await api.post(
-        "/api/gateways/import",
+        "/api/gateway-imports",
         {"gateways": [{"id": "both-1", "password": SECRET, "generatePassword": True}]},
     )
     assert status == 422 and body["errors"][0]["path"] == "password"
-    status, body = await api.request("POST", "/api/gateways/import", data="{oops")
+    status, body = await api.request("POST", "/api/gateway-imports", data="{oops")
     assert status == 400
     status, body = await api.request(
-        "POST", "/api/gateways/import", data="x", content_type="text/csv"
+        "POST", "/api/gateway-imports", data="x", content_type="text/csv"
     )
     assert status == 415
     huge = json.dumps({"gateways": [{"id": "big", "password": "p" * 200}] * 45_000})
-    status, body = await api.request("POST", "/api/gateways/import", data=huge)
+    status, body = await api.request("POST", "/api/gateway-imports", data=huge)
     assert status == 413 and "larger than" in body["error"]
     status, body = await api.post(
-        "/api/gateways/import", {"gateways": [{"id": f"n-{n}"} for n in range(20_001)]}
+        "/api/gateway-imports", {"gateways": [{"id": f"n-{n}"} for n in range(20_001)]}
     )
     assert status == 422 and "1..20000" in body["error"]
 

@@ -9,7 +9,7 @@ Commands (each takes ``--api URL`` (env ``NTXCP_API``, default
 ``ntxcp gateways show ID``             ``GET /api/gateways/{id}``
 ``ntxcp gateways add ID --password P`` ``POST /api/gateways``
 ``ntxcp gateways set-password ID ...`` ``PUT /api/gateways/{id}/password``
-``ntxcp gateways import FILE``         ``POST /api/gateways/import``
+``ntxcp gateways import FILE``         ``POST /api/gateway-imports``
 ``ntxcp gateways remove ID``           ``DELETE /api/gateways/{id}``
 ``ntxcp status ID``                    ``GET /api/gateways/{id}/status``
 ``ntxcp meter-values ID [filters]``    ``GET /api/gateways/{id}/meter-values``

@@ -9,7 +9,7 @@ character that is not blank: ``{`` starts JSON lines):
 The secret is a machine secret of at least 22 characters (stored with the keyed fast
 hash, :mod:`ntxcp.service.machine_secrets`), the word ``generate`` (the control center
 generates one), or empty / ``null`` (no secret). Blank lines are skipped. Every gateway
-is sent in one ``POST /api/gateways/import``: all are registered or none is, and every
+is sent in one ``POST /api/gateway-imports``: all are registered or none is, and every
 mistake is reported with its line (``FILE:LINE: ...``).
 
 The generated secrets are printed once, as CSV ``id,secret`` (the format of FILE, which
@@ -124,7 +124,7 @@ def import_gateways(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str 
     }
     output = _open_output(args.output) if args.output else None
     try:
-        answer = api.request("POST", "/api/gateways/import", body=body)
+        answer = api.request("POST", "/api/gateway-imports", body=body)
     except ApiResponseError as exc:
         if output is not None:
             output.close()

@@ -4,7 +4,7 @@ Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
 
 * ``/api/gateways`` (list, register), ``/api/gateways/{id}`` (read, delete),
   ``/api/gateways/{id}/password`` (set, clear or generate the Basic-auth secret),
-  ``/api/gateways/import`` (register many at once, all or none);
+  ``/api/gateway-imports`` (register many at once, all or none);
 * the data of a gateway: ``status``, ``meter-values``, ``messages`` (frame log),
   ``firmware-status``, ``diagnostics-status``, ``data-transfers``;
 * ``POST /api/gateways/{id}/calls/{Action}``: send a C→G request (see :mod:`.commands`);
@@ -585,7 +585,7 @@ def create_app(service: Service) -> web.Application:
             web.get("/api/gateways", routes.list_gateways),
             web.get("/api/refused-gateways", routes.refused_gateways),
             web.post("/api/gateways", routes.register_gateway),
-            web.post("/api/gateways/import", routes.import_gateways),
+            web.post("/api/gateway-imports", routes.import_gateways),
             web.get(gateway, routes.get_gateway),
             web.delete(gateway, routes.delete_gateway),
             web.put(f"{gateway}/password", routes.set_password),

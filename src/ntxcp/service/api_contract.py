@@ -57,9 +57,9 @@ __all__ = [
 
 MAX_BODY: Final = 1024 * 1024
 MAX_IMPORT_BODY: Final = 8 * 1024 * 1024
-"""Largest body of ``POST /api/gateways/import`` (the other routes: :data:`MAX_BODY`)."""
+"""Largest body of ``POST /api/gateway-imports`` (the other routes: :data:`MAX_BODY`)."""
 MAX_IMPORT_GATEWAYS: Final = 20_000
-"""Most gateways one ``POST /api/gateways/import`` may register."""
+"""Most gateways one ``POST /api/gateway-imports`` may register."""
 """Largest request body, in bytes (413 beyond)."""
 MAX_LIMIT: Final = 10_000
 """Largest ``limit`` any list accepts."""
@@ -403,7 +403,7 @@ MIN_IMPORTED_SECRET: Final = MIN_SECRET_CHARS
 
 
 class ImportedGateway(msgspec.Struct, forbid_unknown_fields=True):
-    """An entry of ``POST /api/gateways/import``, as :class:`NewGateway`.
+    """An entry of ``POST /api/gateway-imports``, as :class:`NewGateway`.
 
     A given password is a machine secret, stored with the keyed fast hash.
 
@@ -431,7 +431,7 @@ class ImportedGateway(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class GatewayImport(msgspec.Struct, forbid_unknown_fields=True):
-    """The body of ``POST /api/gateways/import``: gateways to register at once.
+    """The body of ``POST /api/gateway-imports``: gateways to register at once.
 
     Each entry is checked on its own (a mistake is reported with its index); when any
     is wrong, none is registered.

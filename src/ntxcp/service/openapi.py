@@ -551,7 +551,7 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 secured=secured,
             ),
         },
-        "/api/gateways/import": {
+        "/api/gateway-imports": {
             "post": _operation(
                 "importGateways",
                 "Register many gateways at once: all or none, every mistake reported",

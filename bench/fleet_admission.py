@@ -1,0 +1,334 @@
+"""A fleet comes back: time until N gateways are admitted after a SIGKILL and restart.
+
+For each mode, registers N gateways (timing the registration), starts
+``ntxcp control-center`` and ``ntxcp gateway --secrets`` (one process running the N
+gateways, each with its own secret), waits until all are connected, then kills the
+control center with SIGKILL and starts it again on the same ports and database. It
+prints how long after the restart (from the new process's start and from its ready
+line) all N gateways were admitted again, the admission rate, and the Heartbeat
+latency of a probe gateway that calls back to back during the storm. Modes:
+
+* ``none``: no authentication (``--auth none``);
+* ``generated``: Basic auth with generated secrets (keyed fast hash, checked on the
+  event loop), registered with ``ntxcp gateways import``;
+* ``scrypt``: Basic auth with passwords chosen by a person (scrypt, checked in
+  threads, bounded; a KDF run per gateway, as after every restart);
+* ``tls-generated``: as ``generated``, over TLS (security profile 2, an ECDSA P-256
+  certificate made for the run).
+
+All traffic is on 127.0.0.1. The load generator shares the machine with the control
+center, so the numbers are an upper bound of what the server alone needs.
+
+    python bench/fleet_admission.py [--gateways 1000] [--modes none,generated,scrypt]
+    python bench/fleet_admission.py --quick      # 100 gateways, every mode, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests")]
+
+import ntxcp  # noqa: E402
+from ntxcp.service.backend import create_storage  # noqa: E402
+from ntxcp.service.config import ServiceConfig  # noqa: E402
+from ntxcp.service.passwords import hash_password  # noqa: E402
+from service_process import ServiceProcess  # noqa: E402
+
+MODES = ("none", "generated", "scrypt", "tls-generated")
+PROBE = "PROBE"
+_CONNECTED = re.compile(r"^ntxcp_connected_gateways (\d+)", re.MULTILINE)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _connected(api_url: str) -> int:
+    try:
+        with urllib.request.urlopen(api_url + "metrics", timeout=5) as response:
+            match = _CONNECTED.search(response.read().decode())
+    except OSError:
+        return -1
+    return int(match[1]) if match else -1
+
+
+def _certificate(work: Path) -> tuple[Path, Path]:
+    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (and its key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = work / "server.pem", work / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+async def _probe(
+    url: str,
+    password: str | None,
+    context: ssl.SSLContext | None,
+    samples: list[tuple[float, float]],
+    stop: asyncio.Event,
+) -> None:
+    """Heartbeats back to back (20 ms apart), reconnecting at once after a loss."""
+    while not stop.is_set():
+        gw = ntxcp.Gateway(PROBE, password=password, ssl=context, reconnect=False)
+        try:
+            await asyncio.wait_for(gw.start(url), 10)
+            await asyncio.wait_for(gw.boot_notification("DX-PROBE"), 10)
+            while not stop.is_set():
+                began = time.perf_counter()
+                await asyncio.wait_for(gw.heartbeat(), 10)
+                samples.append((time.time(), time.perf_counter() - began))
+                await asyncio.sleep(0.02)
+        except (Exception, TimeoutError):
+            await asyncio.sleep(0.05)
+        finally:
+            await gw.stop()
+
+
+def _register(mode: str, args: argparse.Namespace, work: Path, db: Path) -> tuple[Path, str]:
+    """Register the fleet and the probe; returns the secrets file and the probe's secret."""
+    secrets_file = work / "secrets.csv"
+    ids = [f"FLEET-{n}" for n in range(args.gateways)]
+    if mode == "none":
+        secrets_file.write_text("".join(f"{gateway_id},\n" for gateway_id in ids))
+        return secrets_file, ""
+    if mode == "scrypt":
+        # One scrypt hash shared by every gateway: each check still costs a KDF run
+        # (outcomes are remembered per gateway), and the setup takes no minutes.
+        password = "a person's password"
+        stored = hash_password(password)
+        started = time.perf_counter()
+
+        async def fill() -> None:
+            storage = create_storage(ServiceConfig(db=str(db)))
+            await storage.start()
+            await storage.register_gateways([(i, stored) for i in [*ids, PROBE]])
+            await storage.close()
+
+        asyncio.run(fill())
+        print(f"  registration: one scrypt hash {time.perf_counter() - started:.2f} s "
+              "(the same hash stored for every gateway)")  # fmt: skip
+        secrets_file.write_text("".join(f"{gateway_id},{password}\n" for gateway_id in ids))
+        return secrets_file, password
+    source = work / "fleet.csv"
+    source.write_text("".join(f"{gateway_id},generate\n" for gateway_id in [*ids, PROBE]))
+    service = ServiceProcess(work, "--log-level", "warning", db=db).start()
+    try:
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "ntxcp", "gateways", "import", str(source),
+             "--output", str(secrets_file), "--api", service.api_url],
+            check=True, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        took = time.perf_counter() - started
+    finally:
+        service.stop()
+    print(f"  registration: {args.gateways + 1} gateways with generated secrets by "
+          f"'ntxcp gateways import' in {took:.2f} s")  # fmt: skip
+    lines = secrets_file.read_text().splitlines()[1:]
+    probe_secret = next(line.split(",", 1)[1] for line in lines if line.startswith(PROBE + ","))
+    secrets_file.write_text("\n".join(line for line in lines if not line.startswith(PROBE)))
+    return secrets_file, probe_secret
+
+
+def _wait_for(api_url: str, count: int, timeout: float) -> list[tuple[float, int]]:
+    """Poll the connected gauge until it reaches ``count``; returns the timeline."""
+    timeline: list[tuple[float, int]] = []
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        connected = _connected(api_url)
+        timeline.append((time.time(), connected))
+        if connected >= count:
+            break
+        time.sleep(0.1)
+    return timeline
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
+    """One mode: register, connect the fleet, kill and restart, measure."""
+    print(f"mode {mode}: {args.gateways} gateways")
+    work = Path(tempfile.mkdtemp(prefix=f"ntxcp-fleet-{mode}-"))
+    db = work / "cc.sqlite"
+    secrets_file, probe_secret = _register(mode, args, work, db)
+    port, api_port = _free_port(), _free_port()
+    flags = ["--port", str(port), "--api-port", str(api_port), "--log-level", "error"]
+    if mode != "none":
+        flags += ["--auth", "basic"]
+    context: ssl.SSLContext | None = None
+    simulator_tls: list[str] = []
+    if mode.startswith("tls"):
+        cert, key = _certificate(work)
+        flags += ["--certfile", str(cert), "--keyfile", str(key)]
+        context = ssl.create_default_context(cafile=str(cert))
+        simulator_tls = ["--cafile", str(cert)]
+    service = ServiceProcess(work, *flags, db=db).start()
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "ntxcp", "gateway", "--url", service.ws_url,
+         "--secrets", str(secrets_file), "--meter-interval", "0", "--summary-interval", "0",
+         *simulator_tls],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=(work / "simulator.log").open("wb"),
+    )  # fmt: skip
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    loop = asyncio.new_event_loop()
+    password = probe_secret or None
+
+    def run_probe() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(_probe(service.ws_url, password, context, samples, stop))
+
+    thread = threading.Thread(target=run_probe, daemon=True)
+    result: dict[str, object] = {"mode": mode, "gateways": args.gateways}
+    try:
+        first = _wait_for(service.api_url, args.gateways, args.timeout)
+        if first[-1][1] < args.gateways:
+            print(f"  the fleet did not connect: {first[-1][1]} of {args.gateways}")
+            result["error"] = "fleet did not connect"
+            return result
+        thread.start()
+        _wait_for(service.api_url, args.gateways + 1, 30)
+        assert service.proc is not None
+        os.kill(service.proc.pid, signal.SIGKILL)
+        service.proc.wait()
+        killed = time.time()
+        service = ServiceProcess(work, *flags, db=db)
+        service.start()
+        ready = time.time()
+        timeline = _wait_for(service.api_url, args.gateways + 1, args.timeout)
+        done_at, reached = timeline[-1]
+        storm = [lat for at, lat in samples if ready <= at <= done_at]
+        rates = _rates(timeline)
+        result.update(
+            {
+                "restart_s": round(ready - killed, 2),
+                "all_admitted_s": round(done_at - killed, 2) if reached > args.gateways else None,
+                "after_ready_s": round(done_at - ready, 2),
+                "admitted": reached,
+                "peak_rate": rates[0],
+                "mean_rate": rates[1],
+                "probe_calls": len(storm),
+                "probe_p50_ms": round(_percentile(storm, 50) * 1000, 2),
+                "probe_p99_ms": round(_percentile(storm, 99) * 1000, 2),
+                "probe_max_ms": round(max(storm, default=float("nan")) * 1000, 2),
+            }
+        )
+        print("  " + json.dumps(result))
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(15)
+        simulator.send_signal(signal.SIGTERM)
+        try:
+            simulator.wait(20)
+        except subprocess.TimeoutExpired:
+            simulator.kill()
+        service.kill()
+    return result
+
+
+def _rates(timeline: list[tuple[float, int]]) -> tuple[float, float]:
+    """The peak admissions per second (over 1 s) and the mean over the storm."""
+    points = [(at, max(0, count)) for at, count in timeline]
+    peak = 0.0
+    for i, (at, count) in enumerate(points):
+        for later_at, later in points[i + 1 :]:
+            if later_at - at >= 1.0:
+                peak = max(peak, (later - count) / (later_at - at))
+                break
+    rising = [(at, count) for at, count in points if count > 0]
+    mean = 0.0
+    if len(rising) > 1 and rising[-1][0] > rising[0][0]:
+        mean = (rising[-1][1] - rising[0][1]) / (rising[-1][0] - rising[0][0])
+    return round(peak, 1), round(mean, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gateways", type=int, default=1000)
+    parser.add_argument("--modes", default="none,generated,scrypt,tls-generated")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wait")
+    parser.add_argument("--quick", action="store_true", help="100 gateways, 60 s waits")
+    args = parser.parse_args()
+    if args.quick:
+        args.gateways, args.timeout = 100, 60.0
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    results = [run_mode(mode, args) for mode in modes]
+    print()
+    print(f"{'mode':14} {'N':>6} {'restart s':>9} {'all in s':>9} {'after ready':>11} "
+          f"{'peak/s':>7} {'mean/s':>7} {'probe p50':>9} {'p99 ms':>7} {'max ms':>7}")  # fmt: skip
+    for r in results:
+        if "error" in r:
+            print(f"{r['mode']:14} {r['gateways']:>6} {r['error']}")
+            continue
+        print(
+            f"{r['mode']:14} {r['gateways']:>6} {r['restart_s']:>9} "
+            f"{r['all_admitted_s'] if r['all_admitted_s'] is not None else 'not all':>9} "
+            f"{r['after_ready_s']:>11} {r['peak_rate']:>7} {r['mean_rate']:>7} "
+            f"{r['probe_p50_ms']:>9} {r['probe_p99_ms']:>7} {r['probe_max_ms']:>7}"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
