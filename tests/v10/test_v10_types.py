@@ -249,6 +249,11 @@ def test_datetime_pattern_matches_what_the_models_accept(text: str) -> None:
         ("https://host/a b", False),
         ("https://host/a\n", False),
         ("", False),
+        # RFC 3986: a URI is ASCII (anything else percent-encoded), as "format": "uri"
+        # in the exported schemas says.
+        ("w:\U0001f3fb", False),
+        ("https://host/gr\u00fc\u00dfe", False),
+        ("https://host/gr%C3%BC%C3%9Fe", True),
     ],
 )
 def test_any_uri_requires_a_scheme(text: str, valid: bool) -> None:

@@ -88,8 +88,9 @@ single 1 MiB message could carry 70 000 of them and cost a receiver a second of 
 More is an ``OccurrenceConstraintViolation`` (see ``docs/protocol-notes.md``).
 """
 
-URI_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9+.-]*:\S+" + _END
-"""An absolute URI (spec §3 ``anyURI``): a scheme, a colon, no white space."""
+URI_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+" + _END
+"""An absolute URI (spec §3 ``anyURI``): a scheme, a colon, then printable ASCII without
+white space (RFC 3986: other characters are percent-encoded)."""
 
 DATETIME_PATTERN: Final = (
     r"^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
