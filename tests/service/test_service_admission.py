@@ -164,6 +164,9 @@ async def test_unknown_ids_cost_what_a_generated_secret_costs(service: Service) 
     assert verifier.kdf_runs == runs + 1
     assert await _status(service, "GW-1", "right") == 101
     assert await _status(service, "GW-gen", secret) == 101
+    # Admitted connections are counted: their rate is the admission rate.
+    await eventually(lambda: service.metrics.gateway_connections.value(()) == 2)
+    assert "ntxcp_gateway_connections_total 2" in service.metrics.render()
 
 
 async def test_a_generated_secret_is_checked_on_the_loop_without_a_thread(

@@ -254,6 +254,11 @@ def test_datetime_pattern_matches_what_the_models_accept(text: str) -> None:
         ("w:\U0001f3fb", False),
         ("https://host/gr\u00fc\u00dfe", False),
         ("https://host/gr%C3%BC%C3%9Fe", True),
+        ("http://[::1]:8080/fw.bin?v=3#top", True),
+        ("Ll0:c>", False),
+        ("https://host/%zz", False),
+        ("https://host:port/", False),
+        ("https://host/a#b#c", False),
     ],
 )
 def test_any_uri_requires_a_scheme(text: str, valid: bool) -> None:

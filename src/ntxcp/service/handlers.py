@@ -335,6 +335,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
 
     def on_connected(self, connection: GatewayConnection) -> None:
         """Record a new connection (address, TLS state, time)."""
+        self.metrics.gateway_connections.inc()
         address = connection.remote_address
         remote = None if address is None else f"{address[0]}:{address[1]}"
         if self._refused(connection.id):

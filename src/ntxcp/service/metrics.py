@@ -20,6 +20,7 @@ name                                        type       labels
 ``api_requests_total``                      counter    method, status
 ``gateway_auth_total``                      counter    outcome
 ``refused_gateways_total``                  counter
+``gateway_connections_total``               counter
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
 
@@ -306,6 +307,11 @@ class ServiceMetrics:
             "ntxcp_refused_gateways_total",
             "Connections of unregistered gateways refused by --unknown-gateways reject.",
         )
+        self.gateway_connections = Counter(
+            "ntxcp_gateway_connections_total",
+            "Gateway connections admitted (WebSocket upgrades completed; its rate is the "
+            "admission rate, e.g. after a restart).",
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -326,6 +332,7 @@ class ServiceMetrics:
             self.storage_alarm,
             self.gateway_auth,
             self.refused_gateways,
+            self.gateway_connections,
             self.start_time,
         ):
             self.registry.add(metric)

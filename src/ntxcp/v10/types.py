@@ -88,9 +88,21 @@ single 1 MiB message could carry 70 000 of them and cost a receiver a second of 
 More is an ``OccurrenceConstraintViolation`` (see ``docs/protocol-notes.md``).
 """
 
-URI_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9+.-]*:[\x21-\x7e]+" + _END
-"""An absolute URI (spec §3 ``anyURI``): a scheme, a colon, then printable ASCII without
-white space (RFC 3986: other characters are percent-encoded)."""
+_PCT = r"%[0-9A-Fa-f]{2}"
+_PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|" + _PCT + ")"
+_USERINFO = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|" + _PCT + ")*@"
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|" + _PCT + ")*)"
+_SEGMENTS = "(?:/" + _PCHAR + "*)*"
+URI_PATTERN: Final = (
+    "^[A-Za-z][A-Za-z0-9+.-]*:"  # scheme ":"
+    f"(?://(?:{_USERINFO})?{_HOST}(?::[0-9]*)?{_SEGMENTS}"  # "//" authority path
+    f"|/(?:{_PCHAR}+{_SEGMENTS})?"  # or an absolute path
+    f"|{_PCHAR}+{_SEGMENTS})"  # or a rootless one (urn:...)
+    f"(?:\\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?" + _END  # query, fragment
+)
+"""An absolute URI (spec §3 ``anyURI``): RFC 3986's ``scheme ":" hier-part [ "?" query ]
+[ "#" fragment ]`` with a non-empty hier-part; ASCII only (other characters are
+percent-encoded), as the exported schemas' ``"format": "uri"`` says."""
 
 DATETIME_PATTERN: Final = (
     r"^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
