@@ -259,6 +259,10 @@ def test_datetime_pattern_matches_what_the_models_accept(text: str) -> None:
         ("https://host/%zz", False),
         ("https://host:port/", False),
         ("https://host/a#b#c", False),
+        ("http://[::ffff:192.0.2.1]/", True),
+        ("A://[0]", False),
+        ("http://[1::2::3]/", False),
+        ("http://[1:2:3:4:5:6:7:8:9]/", False),
     ],
 )
 def test_any_uri_requires_a_scheme(text: str, valid: bool) -> None:

@@ -91,7 +91,24 @@ More is an ``OccurrenceConstraintViolation`` (see ``docs/protocol-notes.md``).
 _PCT = r"%[0-9A-Fa-f]{2}"
 _PCHAR = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|" + _PCT + ")"
 _USERINFO = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=:]|" + _PCT + ")*@"
-_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|" + _PCT + ")*)"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+_H16 = "[0-9A-Fa-f]{1,4}"
+_LS32 = f"(?:{_H16}:{_H16}|{_IPV4})"
+
+
+def _ipv6() -> str:
+    """RFC 3986's IPv6address: up to 8 groups, at most one ``::``, maybe IPv4 at the end."""
+    forms = [f"(?:{_H16}:){{6}}{_LS32}", f"::(?:{_H16}:){{5}}{_LS32}"]
+    for before, after in ((0, 4), (1, 3), (2, 2), (3, 1), (4, 0)):
+        head = f"(?:(?:{_H16}:){{0,{before}}}{_H16})?"
+        forms.append(f"{head}::(?:{_H16}:){{{after}}}{_LS32}")
+    forms.append(f"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}")
+    forms.append(f"(?:(?:{_H16}:){{0,6}}{_H16})?::")
+    return "(?:" + "|".join(forms) + ")"
+
+
+_HOST = rf"(?:\[{_ipv6()}\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|{_PCT})*)"
 _SEGMENTS = "(?:/" + _PCHAR + "*)*"
 URI_PATTERN: Final = (
     "^[A-Za-z][A-Za-z0-9+.-]*:"  # scheme ":"
