@@ -49,7 +49,12 @@ sys.path[:0] = [str(ROOT / "tests")]
 import ntxcp  # noqa: E402
 from ntxcp.service.backend import create_storage  # noqa: E402
 from ntxcp.service.config import ServiceConfig  # noqa: E402
-from ntxcp.service.passwords import hash_password  # noqa: E402
+from ntxcp.service.machine_secrets import (  # noqa: E402
+    generate_secret,
+    hash_machine_secret,
+    verify_machine_secret,
+)
+from ntxcp.service.passwords import hash_password, verify_password  # noqa: E402
 from service_process import ServiceProcess  # noqa: E402
 
 MODES = ("none", "generated", "scrypt", "tls-generated")
@@ -299,6 +304,23 @@ def _rates(timeline: list[tuple[float, int]]) -> tuple[float, float]:
     return round(peak, 1), round(mean, 1)
 
 
+def _check_costs() -> None:
+    """One password check of each kind, on this machine now."""
+    key, secret = os.urandom(32), generate_secret()
+    stored = hash_machine_secret(key, secret)
+    runs = 20_000
+    began = time.perf_counter()
+    for _ in range(runs):
+        verify_machine_secret(key, secret, stored)
+    fast = (time.perf_counter() - began) / runs
+    slow_hash = hash_password(secret)
+    began = time.perf_counter()
+    for _ in range(5):
+        verify_password(secret, slow_hash)
+    slow = (time.perf_counter() - began) / 5
+    print(f"one check: generated secret {fast * 1e6:.1f} us, scrypt {slow * 1e3:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gateways", type=int, default=1000)
@@ -313,6 +335,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    _check_costs()
     results = [run_mode(mode, args) for mode in modes]
     print()
     print(f"{'mode':14} {'N':>6} {'restart s':>9} {'all in s':>9} {'after ready':>11} "

@@ -149,7 +149,7 @@ async def test_a_gateway_that_never_connects_exits_3_with_the_reason(tmp_path: P
         (["--url", "ws:///ntxcp", "--id", "A"], "--url must be"),
         (["--url", "ws://h:99999/x", "--id", "A"], "bad port"),
         (["--url", "ws://h/x", "--id", "A", "--count", "2"], "not allowed with"),
-        (["--url", "ws://h/x"], "one of the arguments --id --count is required"),
+        (["--url", "ws://h/x"], "one of the arguments --id --count --secrets is required"),
         (["--url", "ws://h/x", "--id", "a/b"], "invalid gateway id"),
         (["--url", "ws://h/x", "--count", "0"], "must be at least 1"),
         (["--url", "ws://h/x", "--id", "A", "--meter-interval", "-1"], "must not be negative"),
