@@ -39,7 +39,11 @@ from ntxcp.service.pg_queries import PG_QUERIES, numbered
 from ntxcp.service.pg_schema import migrate
 from ntxcp.service.pg_writer import PgBatchWriter, PgJob, describe, is_connection_problem
 from ntxcp.service.storage import (
+    DATA_TABLES,
     FRAME_LOG_PAUSED,
+    INSERT_STATUS_HISTORY,
+    PRUNE_CHUNK,
+    UPSERT_STATUS,
     FrameHandle,
     GatewayRecord,
     ProgressRecords,
@@ -86,40 +90,13 @@ _INSERT_METER_MESSAGES = (
     "ON CONFLICT (gateway_id, unique_id) WHERE unique_id IS NOT NULL DO NOTHING "
     "RETURNING gateway_id, unique_id"
 )
-_STATUS_COLUMNS = (
-    "gateway_id, service_id, status, error_code, info, vendor_id, vendor_error_code, "
-    "timestamp, received_at"
-)
 # A late (store-and-forward) notification never replaces a newer current status.
-_UPSERT_STATUS = (
-    f"INSERT INTO status_current ({_STATUS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, "
-    "$9) ON CONFLICT (gateway_id, service_id) DO UPDATE SET status = excluded.status, "
-    "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
-    "vendor_error_code = excluded.vendor_error_code, timestamp = excluded.timestamp, "
-    "received_at = excluded.received_at "
-    "WHERE excluded.timestamp IS NULL OR status_current.timestamp IS NULL "
-    "OR excluded.timestamp >= status_current.timestamp"
-)
-_INSERT_STATUS_HISTORY = (
-    f"INSERT INTO status_history ({_STATUS_COLUMNS}, unique_id) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-)
+_UPSERT_STATUS = numbered(UPSERT_STATUS)
+_INSERT_STATUS_HISTORY = numbered(INSERT_STATUS_HISTORY)
 _INSERT_GATEWAY = (
     "INSERT INTO gateways (id, created_at, first_seen, last_seen) VALUES ($1, $2, $3, $4) "
     "ON CONFLICT DO NOTHING"
 )
-_DATA_TABLES = (
-    "received_calls",
-    "status_current",
-    "status_history",
-    "meter_messages",
-    "firmware_status",
-    "diagnostics_status",
-    "data_transfers",
-    "frames",
-    "commands",
-)
-_PRUNE_CHUNK = 5000
 _CONNECT_TIMEOUT = 5.0
 _READ_POOL_SIZE = 4
 
@@ -538,7 +515,7 @@ class PostgresStorage(ProgressRecords):
 
         async def delete(conn: asyncpg.Connection) -> None:
             await conn.execute("DELETE FROM gateways WHERE id = $1", gateway_id)
-            for table in _DATA_TABLES:
+            for table in DATA_TABLES:
                 await conn.execute(f"DELETE FROM {table} WHERE gateway_id = $1", gateway_id)
 
         future = self._submit(delete)
@@ -863,10 +840,10 @@ class PostgresStorage(ProgressRecords):
         while self.is_open:
 
             async def chunk(conn: asyncpg.Connection) -> int:
-                return int((await conn.execute(statement, before, _PRUNE_CHUNK)).split()[-1])
+                return int((await conn.execute(statement, before, PRUNE_CHUNK)).split()[-1])
 
             count: int = await self._submit(chunk)
             total += count
-            if count < _PRUNE_CHUNK:
+            if count < PRUNE_CHUNK:
                 break
         return total

@@ -86,13 +86,14 @@ _INSERT_METER_MESSAGE = (
     "INSERT OR IGNORE INTO meter_messages (gateway_id, service_id, first_ms, last_ms, "
     "measurands, received_ms, unique_id, samples) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-_STATUS_COLUMNS = (
+# Statements and names both backends use (PostgreSQL numbers the ``?`` placeholders).
+STATUS_COLUMNS = (
     "gateway_id, service_id, status, error_code, info, vendor_id, vendor_error_code, "
     "timestamp, received_at"
 )
 # A late (store-and-forward) notification never replaces a newer current status.
-_UPSERT_STATUS = (
-    f"INSERT INTO status_current ({_STATUS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+UPSERT_STATUS = (
+    f"INSERT INTO status_current ({STATUS_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (gateway_id, service_id) DO UPDATE SET status = excluded.status, "
     "error_code = excluded.error_code, info = excluded.info, vendor_id = excluded.vendor_id, "
     "vendor_error_code = excluded.vendor_error_code, timestamp = excluded.timestamp, "
@@ -100,14 +101,14 @@ _UPSERT_STATUS = (
     "WHERE excluded.timestamp IS NULL OR status_current.timestamp IS NULL "
     "OR excluded.timestamp >= status_current.timestamp"
 )
-_INSERT_STATUS_HISTORY = (
-    f"INSERT INTO status_history ({_STATUS_COLUMNS}, unique_id) "
+INSERT_STATUS_HISTORY = (
+    f"INSERT INTO status_history ({STATUS_COLUMNS}, unique_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_GATEWAY = (
     "INSERT OR IGNORE INTO gateways (id, created_at, first_seen, last_seen) VALUES (?, ?, ?, ?)"
 )
-_DATA_TABLES = (
+DATA_TABLES = (
     "received_calls",
     "status_current",
     "status_history",
@@ -118,7 +119,7 @@ _DATA_TABLES = (
     "frames",
     "commands",
 )
-_PRUNE_CHUNK = 5000
+PRUNE_CHUNK = 5000
 # SQLite's synchronous levels: FULL fsyncs the WAL at every commit, NORMAL only at
 # checkpoints (a commit then survives a process crash, not a power cut).
 SYNCHRONOUS = {Durability.DISK: "FULL", Durability.PROCESS: "NORMAL"}
@@ -591,7 +592,7 @@ class Storage(ProgressRecords):
 
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM gateways WHERE id = ?", (gateway_id,))
-            for table in _DATA_TABLES:
+            for table in DATA_TABLES:
                 conn.execute(f"DELETE FROM {table} WHERE gateway_id = ?", (gateway_id,))
 
         await self._submit(delete)
@@ -668,8 +669,8 @@ class Storage(ProgressRecords):
             if not _claimed(conn, gateway_id, "StatusNotification", unique_id, now):
                 self.duplicates += 1
                 return False
-            conn.execute(_UPSERT_STATUS, row)
-            conn.execute(_INSERT_STATUS_HISTORY, (*row, unique_id))
+            conn.execute(UPSERT_STATUS, row)
+            conn.execute(INSERT_STATUS_HISTORY, (*row, unique_id))
             return True
 
         return await self._submit(write)
@@ -875,10 +876,10 @@ class Storage(ProgressRecords):
         while self.is_open:
             # One chunk per transaction: the gateways' writes get their turn in between.
             count: int = await self._submit(
-                lambda conn: conn.execute(statement, (before, _PRUNE_CHUNK)).rowcount
+                lambda conn: conn.execute(statement, (before, PRUNE_CHUNK)).rowcount
             )
             total += count
-            if count < _PRUNE_CHUNK:
+            if count < PRUNE_CHUNK:
                 break
         return total
 
