@@ -47,7 +47,12 @@ from ntxcp.service.api_contract import (
 )
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.docs_page import DOCS_HTML
-from ntxcp.service.http_errors import BodyError, UnsupportedMediaTypeError, status_for
+from ntxcp.service.http_errors import (
+    BodyError,
+    UnsupportedMediaTypeError,
+    json_response,
+    status_for,
+)
 from ntxcp.service.machine_secrets import generate_secret, hash_machine_secret
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ntxcp.service.metrics import KNOWN_HTTP_METHODS, known_label
@@ -88,18 +93,6 @@ class ApiError(Exception):
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = {"error": message, **extra}
-
-
-def json_response(
-    data: Any, status: int = 200, headers: dict[str, str] | None = None
-) -> web.Response:
-    """A JSON response (encoded with msgspec)."""
-    return web.Response(
-        body=msgspec.json.encode(data),
-        status=status,
-        content_type="application/json",
-        headers=headers,
-    )
 
 
 # --- request parts -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""One table from exceptions to HTTP statuses, for every route of the API.
+"""One table from exceptions to HTTP statuses, and the JSON response, for every API route.
 
 A handler raises; the API's error middleware (and the command runner, which records
 the outcome of each call) asks :func:`status_for` which status answers it. The body is
@@ -24,7 +24,10 @@ anything else                   500     a bug: logged, the process goes on
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+import msgspec
+from aiohttp import web
 
 from ntxcp.errors import (
     CallError,
@@ -37,7 +40,13 @@ from ntxcp.errors import (
 from ntxcp.service.api_contract import ParameterError
 from ntxcp.service.backend import DatabaseUnavailableError
 
-__all__ = ["STATUS_BY_ERROR", "BodyError", "UnsupportedMediaTypeError", "status_for"]
+__all__ = [
+    "STATUS_BY_ERROR",
+    "BodyError",
+    "UnsupportedMediaTypeError",
+    "json_response",
+    "status_for",
+]
 
 
 class BodyError(Exception):
@@ -78,3 +87,15 @@ def status_for(exc: BaseException) -> int:
         if isinstance(exc, cls):
             return status
     return 500
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """A JSON response (encoded with msgspec)."""
+    return web.Response(
+        body=msgspec.json.encode(data),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )

@@ -21,14 +21,14 @@ import contextlib
 import logging
 import socket
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import msgspec
 from aiohttp import web
 
 from ntxcp.service import queries
 from ntxcp.service.api_contract import parse_query
 from ntxcp.service.events import Subscription, TooManySubscribersError
+from ntxcp.service.http_errors import json_response
 from ntxcp.v10.types import encode_datetime
 
 if TYPE_CHECKING:
@@ -45,12 +45,6 @@ _RETRY_MS = 2000  # the client's reconnect delay, sent with every stream
 _STREAM_BUFFER = 64 * 1024  # bytes an event stream may have unsent before writes wait
 _BATCH = 256  # events written at most in one write
 _CHECK_INTERVAL = 1.0  # s between checks that a quiet stream's client is still there
-
-
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(
-        body=msgspec.json.encode(data), status=status, content_type="application/json"
-    )
 
 
 class _LiveApi:
@@ -70,7 +64,7 @@ class _LiveApi:
         more = len(gateways) > limit
         if more:
             items = [item for item in items if item["gatewayId"] != gateways[limit]]
-        return _json(
+        return json_response(
             {"count": len(items), "items": items, "next": gateways[limit - 1] if more else None}
         )
 
@@ -83,7 +77,7 @@ class _LiveApi:
             stream = hub.subscribe(gateway_id, kinds)
             subscription = stream.__enter__()
         except TooManySubscribersError as exc:
-            return _json({"error": str(exc)}, 503)
+            return json_response({"error": str(exc)}, 503)
         try:
             return await self._stream(request, subscription)
         finally:
