@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from service_helpers import Api, at, gateway, sample
 
 from databases import Databases
@@ -25,10 +28,12 @@ from ntxcp.service.backend import StorageBackend, create_storage
 from ntxcp.service.config import is_loopback
 from ntxcp.service.metrics import Counter, Histogram, ServiceMetrics
 from ntxcp.service.migrations import LATEST, MIGRATIONS, MigrationError, current_version, migrate
+from ntxcp.service.packing import ms_text
 from ntxcp.service.passwords import PasswordVerifier, hash_password, verify_password
 from ntxcp.service.storage import Storage, StorageError
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
+from ntxcp.v10.types import encode_datetime
 
 
 def test_config_sources_and_precedence(tmp_path: Path) -> None:
@@ -79,6 +84,20 @@ def test_password_hashes_and_the_verification_cache() -> None:
     assert verifier.kdf_runs == 3
     with pytest.raises(ValueError):
         hash_password("")
+
+
+@given(st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999))
+def test_stored_times_as_text(ms: int) -> None:
+    # The arithmetic formatting of reads says what encode_datetime says (spec §3).
+    expected = encode_datetime(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms))
+    assert ms_text(ms) == expected
+
+
+def test_stored_times_as_text_out_of_range() -> None:
+    assert ms_text(-62_135_596_800_000) == "0001-01-01T00:00:00.000Z"
+    assert ms_text(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
+    with pytest.raises(OverflowError):
+        ms_text(253_402_300_800_000)
 
 
 def test_metrics_exposition() -> None:

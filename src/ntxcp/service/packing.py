@@ -22,7 +22,8 @@ only those that can match.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -38,6 +39,7 @@ __all__ = [
     "Sample",
     "epoch_ms",
     "measurand_bit",
+    "ms_text",
     "pack",
     "unpack",
 ]
@@ -108,6 +110,28 @@ def epoch_ms(when: datetime) -> int:
     """Milliseconds since the Unix epoch of an aware date-time (spec §3 times are UTC)."""
     delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+@lru_cache(maxsize=4096)
+def _date_text(day: int) -> str:
+    """``YYYY-MM-DDT`` of a day counted from the Unix epoch (each formatted once)."""
+    return (_EPOCH + timedelta(days=day)).date().isoformat() + "T"
+
+
+def ms_text(ms: int) -> str:
+    """Spec §3 text (``YYYY-MM-DDTHH:MM:SS.mmmZ``, UTC) of milliseconds since the epoch.
+
+    The date part of each day is formatted once and the time of day by arithmetic:
+    reads format two times per stored sampled value, so this is on their hot path.
+
+    Raises:
+        OverflowError: the time is outside the years 1..9999.
+    """
+    day, rest = divmod(ms, 86_400_000)
+    seconds, milli = divmod(rest, 1000)
+    minutes, second = divmod(seconds, 60)
+    hour, minute = divmod(minutes, 60)
+    return f"{_date_text(day)}{hour:02d}:{minute:02d}:{second:02d}.{milli:03d}Z"
 
 
 def pack(meter_values: Sequence[t.MeterValue]) -> PackedMessage:

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from ntxcp.service.migrations import RARE_ACTIONS
-from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, unpack
+from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, ms_text, unpack
 from ntxcp.v10.codec import DECODE_ERRORS
-from ntxcp.v10.types import encode_datetime
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = [
     "FrameFilter",
@@ -316,7 +313,7 @@ class _TimeText:
     def __call__(self, ms: int) -> str:
         text = self._seen.get(ms)
         if text is None:
-            text = self._seen[ms] = _text(ms)
+            text = self._seen[ms] = ms_text(ms)
         return text
 
 
@@ -327,11 +324,6 @@ def _first(item: tuple[Any, ...]) -> Any:
 def _ms(text: str) -> int:
     """Milliseconds since the Unix epoch of a spec §3 date-time text (as the API checked it)."""
     return epoch_ms(datetime.fromisoformat(text))
-
-
-def _text(ms: int) -> str:
-    """Spec §3 text of a time stored as milliseconds since the Unix epoch."""
-    return encode_datetime(_EPOCH + timedelta(milliseconds=ms))
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +375,7 @@ def _frame(row: Any) -> dict[str, Any]:
     return {
         "id": row[0],
         "direction": row[1],
-        "time": _text(row[2]),
+        "time": ms_text(row[2]),
         "messageType": _MESSAGE_TYPES.get(row[3]),
         "action": row[4],
         "uniqueId": row[5],

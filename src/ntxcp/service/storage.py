@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError, migrate
-from ntxcp.service.packing import pack
+from ntxcp.service.packing import ms_text, pack
 from ntxcp.service.queries import first_frame_at
 from ntxcp.service.writer import BatchWriter, Checkpointer
 from ntxcp.v10 import core, firmware
@@ -70,7 +70,6 @@ FrameHandle = tuple[list[tuple[Any, ...]], int]
 """Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
 
 _log = logging.getLogger("ntxcp.service.storage")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _INSERT_FRAME = (
     "INSERT INTO frames (gateway_id, direction, time_ms, message_type, action, unique_id, raw, "
@@ -141,11 +140,6 @@ def now_text() -> str:
 def now_ms() -> int:
     """The current time in milliseconds since the Unix epoch."""
     return int(time.time() * 1000)
-
-
-def ms_text(ms: int) -> str:
-    """Spec §3 text of a time in milliseconds since the Unix epoch."""
-    return encode_datetime(_EPOCH + timedelta(milliseconds=ms))
 
 
 @dataclass(slots=True)
