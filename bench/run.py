@@ -1012,11 +1012,16 @@ def run_service_extras(
     if samples is None:
         samples = 20_000 if smoke else 10_000_000
     commands: list[list[str]] = []
-    if samples > 0 and "sqlite" in backends:
+    if samples > 0:
         repeat = "3" if smoke else "20"
-        commands.append(
-            [PY, str(BENCH / "service_storage.py"), "--samples", str(samples), "--repeat", repeat]
-        )
+        for backend in backends:
+            commands.append(
+                [
+                    PY,
+                    str(BENCH / "service_storage.py"),
+                    *("--samples", str(samples), "--repeat", repeat, "--backend", backend),
+                ]
+            )
     if not args.no_api:
         duration = "1" if smoke else str(min(args.duration, 10.0))
         for backend in backends:
@@ -1045,17 +1050,15 @@ def run_service_extras(
     return extras
 
 
-def extras_text(extras: list[dict[str, Any]]) -> list[str]:
-    """Markdown sections for the service's storage and API benchmarks."""
+def _storage_text(title: str, extras: list[dict[str, Any]]) -> list[str]:
+    """The database benchmark's tables for one backend."""
     out: list[str] = []
-    errors = [e["error"] for e in extras if e.get("error")]
     fill = next((e for e in extras if e.get("item") == "fill"), None)
     size = next((e for e in extras if e.get("item") == "size"), None)
     queries = [e for e in extras if e.get("item") == "query"]
-    apis = [e for e in extras if e.get("kind") == "api" and not e.get("error")]
     if fill is not None and size is not None:
         out += [
-            f"### The service's database with {fill['samples']:,} sampled values",
+            f"### The service's database ({title}) with {fill['samples']:,} sampled values",
             "",
             f"{fill['messages']:,} MeterValues messages of {size['gateways']} gateways (4 "
             f"sampled values each, one per gateway per minute) and {fill['frames']:,} frames "
@@ -1075,8 +1078,8 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
         ]
     if queries:
         out += [
-            "Every query of the HTTP API and the dashboard, run through the service's read "
-            "path against random gateways (target: 20 ms each):",
+            f"Every query of the HTTP API and the dashboard on {title}, run through the "
+            "service's read path against random gateways (target: 20 ms each):",
             "",
             "| query | p50 ms | max ms | rows | runs |",
             "|---|---:|---:|---:|---:|",
@@ -1087,6 +1090,17 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
                 f"| {q['runs']} |"
             )
         out.append("")
+    return out
+
+
+def extras_text(extras: list[dict[str, Any]]) -> list[str]:
+    """Markdown sections for the service's storage and API benchmarks."""
+    out: list[str] = []
+    errors = [e["error"] for e in extras if e.get("error")]
+    apis = [e for e in extras if e.get("kind") == "api" and not e.get("error")]
+    for backend, title in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
+        mine = [e for e in extras if e.get("backend", "sqlite") == backend]
+        out += _storage_text(title, mine)
     if apis:
         out += [
             "### The service's HTTP API: command round trip",

@@ -38,14 +38,15 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ntxcp.service import queries
-from ntxcp.service.packing import pack
-from ntxcp.service.storage import Storage, ms_text
+from ntxcp.service.backend import StorageBackend
+from ntxcp.service.packing import ms_text, pack
+from ntxcp.service.storage import Storage
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
 from ntxcp.v10.codec import encode_payload
@@ -102,23 +103,14 @@ _FRAME = (
 )
 
 
-def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
-    """Write the rows; returns counts and the time taken."""
+def minute_rows(
+    samples: int, gateways: int
+) -> Iterator[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]]:
+    """The rows of each minute: (meter_messages rows, frames rows in time order)."""
     names = [f"GW-{index:05d}" for index in range(gateways)]
     messages = samples // SAMPLES_PER_MESSAGE
     minutes = -(-messages // gateways)
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=OFF")
-    conn.execute("PRAGMA cache_size=-262144")
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
-    conn.executemany(
-        "INSERT INTO gateways (id, registered, created_at, first_seen, last_seen) "
-        "VALUES (?, 1, ?, ?, ?)",
-        [(name, now, now, now) for name in names],
-    )
-    started = time.perf_counter()
-    written = frames = 0
+    written = 0
     energy = 1000.0
     status = encode_payload(
         core.StatusNotificationRequest(
@@ -127,6 +119,24 @@ def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
             status=core.DingxGatewayStatus.AVAILABLE,
         )
     )
+
+    def exchange(
+        name: str, stamp: int, action: str, uid: bytes, call: bytes, answer: bytes
+    ) -> list[tuple[Any, ...]]:
+        text = uid.decode()
+        return [
+            (
+                name,
+                "in",
+                stamp,
+                2,
+                action,
+                text,
+                b'[2,"' + uid + b'","' + action.encode() + b'",' + call + b"]",
+            ),
+            (name, "out", stamp + 1, 3, action, text, b'[3,"' + uid + b'",' + answer + b"]"),
+        ]
+
     for minute in range(minutes):
         if written >= messages:
             break
@@ -151,59 +161,54 @@ def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
                     packed.samples,
                 )
             )
-            call = b'[2,"' + uid.encode() + b'","MeterValues",' + payload + b"]"
-            frame_rows.append((name, "in", stamp + 20, 2, "MeterValues", uid, call))
-            answer = b'[3,"' + uid.encode() + b'",{}]'
-            frame_rows.append((name, "out", stamp + 41, 3, "MeterValues", uid, answer))
+            frame_rows += exchange(name, stamp + 20, "MeterValues", uid.encode(), payload, b"{}")
             if minute % 5 == 0:
-                hid = str(uuid.uuid4()).encode()
-                frame_rows.append(
-                    (
-                        name,
-                        "in",
-                        stamp + 50,
-                        2,
-                        "Heartbeat",
-                        hid.decode(),
-                        b'[2,"' + hid + b'","Heartbeat",{}]',
-                    )
-                )
-                frame_rows.append(
-                    (
-                        name,
-                        "out",
-                        stamp + 51,
-                        3,
-                        "Heartbeat",
-                        hid.decode(),
-                        b'[3,"' + hid + b'",{"currentTime":"' + ms_text(stamp).encode() + b'"}]',
-                    )
-                )
+                now = b'{"currentTime":"' + ms_text(stamp).encode() + b'"}'
+                frame_rows += exchange(name, stamp + 50, "Heartbeat", _uid(), b"{}", now)
             if minute % 60 == 0:
-                sid = str(uuid.uuid4()).encode()
-                frame_rows.append(
-                    (
-                        name,
-                        "in",
-                        stamp + 60,
-                        2,
-                        "StatusNotification",
-                        sid.decode(),
-                        b'[2,"' + sid + b'","StatusNotification",' + status + b"]",
-                    )
-                )
-                frame_rows.append(
-                    (
-                        name,
-                        "out",
-                        stamp + 61,
-                        3,
-                        "StatusNotification",
-                        sid.decode(),
-                        b'[3,"' + sid + b'",{}]',
-                    )
+                frame_rows += exchange(
+                    name, stamp + 60, "StatusNotification", _uid(), status, b"{}"
                 )
         frame_rows.sort(key=lambda row: row[2])  # logged in time order, as the service does
+        written += len(meter_rows)
+        yield meter_rows, frame_rows
+
+
+def _uid() -> bytes:
+    return str(uuid.uuid4()).encode()
+
+
+def _filled(
+    samples: int, gateways: int, written: int, frames: int, started: float
+) -> dict[str, Any]:
+    return {
+        "messages": written,
+        "samples": written * SAMPLES_PER_MESSAGE,
+        "frames": frames,
+        "minutes": -(-(samples // SAMPLES_PER_MESSAGE) // gateways),
+        "fill_seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _gateway_rows(gateways: int) -> list[tuple[str, str]]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    return [(f"GW-{index:05d}", now) for index in range(gateways)]
+
+
+def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
+    """Write the rows into a SQLite database; returns counts and the time taken."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=OFF")
+    conn.execute("PRAGMA cache_size=-262144")
+    conn.executemany(
+        "INSERT INTO gateways (id, registered, created_at, first_seen, last_seen) "
+        "VALUES (?, 1, ?2, ?2, ?2)",
+        _gateway_rows(gateways),
+    )
+    started = time.perf_counter()
+    written = frames = 0
+    for meter_rows, frame_rows in minute_rows(samples, gateways):
         conn.execute("BEGIN")
         conn.executemany(_METER, meter_rows)
         conn.executemany(_FRAME, frame_rows)
@@ -213,16 +218,70 @@ def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("ANALYZE")
     conn.close()
-    return {
-        "messages": written,
-        "samples": written * SAMPLES_PER_MESSAGE,
-        "frames": frames,
-        "minutes": minutes,
-        "fill_seconds": round(time.perf_counter() - started, 1),
-    }
+    return _filled(samples, gateways, written, frames, started)
 
 
-def sizes(path: Path, filled: dict[str, Any], gateways: int) -> dict[str, Any]:
+_METER_COLUMNS = (
+    "gateway_id",
+    "service_id",
+    "first_ms",
+    "last_ms",
+    "measurands",
+    "received_ms",
+    "unique_id",
+    "samples",
+)
+_FRAME_COLUMNS = (
+    "gateway_id",
+    "direction",
+    "time_ms",
+    "message_type",
+    "action",
+    "unique_id",
+    "raw",
+)
+
+
+async def fill_postgres(url: str, samples: int, gateways: int) -> dict[str, Any]:
+    """Write the rows into a PostgreSQL database (COPY, one transaction per 100 minutes)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.executemany(
+            "INSERT INTO gateways (id, registered, created_at, first_seen, last_seen) "
+            "VALUES ($1, true, $2, $2, $2)",
+            _gateway_rows(gateways),
+        )
+        started = time.perf_counter()
+        written = frames = 0
+        meters: list[tuple[Any, ...]] = []
+        logged: list[tuple[Any, ...]] = []
+        for meter_rows, frame_rows in minute_rows(samples, gateways):
+            meters += meter_rows
+            logged += frame_rows
+            if len(meters) >= 100 * gateways:
+                await _copy(conn, meters, logged)
+                written += len(meters)
+                frames += len(logged)
+                meters, logged = [], []
+        await _copy(conn, meters, logged)
+        written += len(meters)
+        frames += len(logged)
+        await conn.execute("VACUUM ANALYZE")
+    finally:
+        await conn.close()
+    return _filled(samples, gateways, written, frames, started)
+
+
+async def _copy(conn: Any, meters: list[tuple[Any, ...]], logged: list[tuple[Any, ...]]) -> None:
+    async with conn.transaction():
+        await conn.copy_records_to_table("meter_messages", records=meters, columns=_METER_COLUMNS)
+        await conn.copy_records_to_table("frames", records=logged, columns=_FRAME_COLUMNS)
+
+
+def sqlite_tables(path: Path) -> tuple[int, dict[str, int]]:
+    """Bytes of the database file, and per table (with its indexes; ``dbstat``)."""
     conn = sqlite3.connect(path)
     by_table: dict[str, int] = {}
     for name, size in conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
@@ -233,7 +292,28 @@ def sizes(path: Path, filled: dict[str, Any], gateways: int) -> dict[str, Any]:
     for name, size in by_table.items():
         owner = tables.get(name, name)
         per_table[owner] = per_table.get(owner, 0) + size
-    total = path.stat().st_size
+    return path.stat().st_size, per_table
+
+
+async def postgres_tables(url: str) -> tuple[int, dict[str, int]]:
+    """Bytes of the database, and per table (with its indexes and TOAST)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        total = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+        rows = await conn.fetch(
+            "SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+            "WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace"
+        )
+    finally:
+        await conn.close()
+    return total, {row[0]: int(row[1]) for row in rows}
+
+
+def sizes(
+    total: int, per_table: dict[str, int], filled: dict[str, Any], gateways: int
+) -> dict[str, Any]:
     data = per_table.get("meter_messages", 0)
     log = per_table.get("frames", 0)
     samples = filled["samples"]
@@ -314,30 +394,92 @@ def query_plan(
     ]
 
 
-async def time_queries(path: Path, filled: dict[str, Any], gateways: int, repeat: int) -> None:
-    storage = Storage(path)
-    storage.open()
+async def time_queries(
+    storage: StorageBackend, filled: dict[str, Any], gateways: int, repeat: int
+) -> None:
+    """Run each query ``repeat`` times against random gateways; one line per query."""
     rng = random.Random(1)
+    for name, query, arguments in query_plan(filled):
+        times: list[float] = []
+        rows = 0
+        for _ in range(repeat):
+            gateway = f"GW-{rng.randrange(gateways):05d}"
+            started = time.perf_counter()
+            result = await storage.read(query, *arguments(gateway))
+            times.append((time.perf_counter() - started) * 1000)
+            rows = len(result) if isinstance(result, list) else 1
+        emit(
+            item="query",
+            query=name,
+            p50_ms=statistics.median(times),
+            max_ms=max(times),
+            rows=rows,
+            runs=repeat,
+        )
+
+
+async def run_sqlite(args: argparse.Namespace, path: Path) -> None:
+    if args.existing is None:
+        if path.exists():
+            path.unlink()
+        storage = Storage(path)  # the service's own schema and migrations
+        storage.open()
+        await storage.close()
+        filled = await asyncio.to_thread(fill, path, args.samples, args.gateways)
+        emit(item="fill", backend="sqlite", **filled)
+    storage = Storage(path)
+    storage.open()  # migrates a kept database of an older schema
     try:
-        for name, query, arguments in query_plan(filled):
-            times: list[float] = []
-            rows = 0
-            for _ in range(repeat):
-                gateway = f"GW-{rng.randrange(gateways):05d}"
-                started = time.perf_counter()
-                result = await storage.read(query, *arguments(gateway))
-                times.append((time.perf_counter() - started) * 1000)
-                rows = len(result) if isinstance(result, list) else 1
-            emit(
-                item="query",
-                query=name,
-                p50_ms=statistics.median(times),
-                max_ms=max(times),
-                rows=rows,
-                runs=repeat,
-            )
+        if args.existing is not None:
+            filled = await counted(storage, args.gateways)
+            emit(item="fill", backend="sqlite", **filled)
+        emit(item="size", backend="sqlite", **sizes(*sqlite_tables(path), filled, args.gateways))
+        await time_queries(storage, filled, args.gateways, args.repeat)
     finally:
         await storage.close()
+
+
+async def run_postgres(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from ntxcp.service.pg_storage import PostgresStorage
+    from pg_server import PostgresServer  # the tests' throw-away server
+
+    server = PostgresServer()
+    await asyncio.to_thread(server.start)
+    try:
+        storage = PostgresStorage(server.url)
+        await storage.start()  # the service's own schema and migrations
+        try:
+            filled = await fill_postgres(server.url, args.samples, args.gateways)
+            emit(item="fill", backend="postgresql", **filled)
+            total, tables = await postgres_tables(server.url)
+            emit(item="size", backend="postgresql", **sizes(total, tables, filled, args.gateways))
+            await time_queries(storage, filled, args.gateways, args.repeat)
+        finally:
+            await storage.close()
+    finally:
+        await asyncio.to_thread(server.remove)
+
+
+async def counted(storage: Storage, gateways: int) -> dict[str, Any]:
+    """What a kept database holds, in the terms of :func:`fill`'s result."""
+
+    def count(conn: sqlite3.Connection) -> tuple[int, int, int]:
+        messages, last = conn.execute(
+            "SELECT count(*), max(last_ms) FROM meter_messages"
+        ).fetchone()
+        frames = conn.execute("SELECT count(*) FROM frames").fetchone()[0]
+        return int(messages), int(frames), int(last)
+
+    messages, frames, last = await storage.read(count)
+    minutes = (last - int(START.timestamp() * 1000)) // MINUTE_MS + 1
+    return {
+        "messages": messages,
+        "samples": messages * SAMPLES_PER_MESSAGE,
+        "frames": frames,
+        "minutes": minutes,
+        "fill_seconds": 0.0,
+    }
 
 
 def main() -> int:
@@ -345,19 +487,21 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=10_000_000)
     ap.add_argument("--gateways", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=20, help="runs of each query")
-    ap.add_argument("--keep", type=Path, default=None, help="keep the database here")
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--keep", type=Path, default=None, help="keep the SQLite database here")
+    ap.add_argument(
+        "--existing",
+        type=Path,
+        default=None,
+        help="measure a SQLite database kept by --keep (migrated first) instead of filling one",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="ntxcp-bench-db-") as tmp:
-        path = args.keep or Path(tmp) / "cc.sqlite"
-        if path.exists():
-            path.unlink()
-        storage = Storage(path)  # the service's own schema and migrations
-        storage.open()
-        asyncio.run(storage.close())
-        filled = fill(path, args.samples, args.gateways)
-        emit(item="fill", **filled)
-        emit(item="size", **sizes(path, filled, args.gateways))
-        asyncio.run(time_queries(path, filled, args.gateways, args.repeat))
+        if args.backend == "postgresql":
+            asyncio.run(run_postgres(args))
+        else:
+            path = args.existing or args.keep or Path(tmp) / "cc.sqlite"
+            asyncio.run(run_sqlite(args, path))
         os.sync()
     return 0
 
