@@ -21,7 +21,7 @@ only those that can match.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -194,55 +194,63 @@ def _field(codes: tuple[str, ...], default: str | None, field: Any) -> Any:
     return field
 
 
-def unpack(samples: bytes | str, measurand: str | None = None) -> Iterator[Sample]:
+Tail = tuple[str, str | None, str, str, str, str]
+"""The enumerated fields of a :data:`Sample`: measurand, phase, unit, context, location,
+format."""
+
+_TAILS: dict[tuple[Any, ...], Tail] = {}
+_TAILS_MOST = 4096  # stored texts outside the spec's lists are keys too: bounded
+
+
+def _tail(codes: tuple[Any, ...]) -> Tail:
+    """The enumerated fields of a packed sampled value (its fields after the value)."""
+    tail = _TAILS.get(codes)
+    if tail is None:
+        m, p, u, c, loc, f = codes + (None,) * (6 - len(codes))
+        m_codes, p_codes, u_codes, c_codes, l_codes, f_codes = CODES[1:]
+        m_default, u_default, c_default, l_default, f_default = _DEFAULT_TEXTS
+        tail = (
+            _field(m_codes, m_default, m),
+            _field(p_codes, None, p),
+            _field(u_codes, u_default, u),
+            _field(c_codes, c_default, c),
+            _field(l_codes, l_default, loc),
+            _field(f_codes, f_default, f),
+        )
+        if len(_TAILS) < _TAILS_MOST:
+            _TAILS[codes] = tail
+    return tail
+
+
+def unpack(samples: bytes | str, measurand: str | None = None) -> list[Sample]:
     """The sampled values of a stored message, in the order they arrived.
+
+    The enumerated fields of each distinct combination of codes are looked up once
+    (:func:`_tail`): messages repeat a few combinations.
 
     Args:
         samples: the ``samples`` column.
         measurand: only the sampled values of this measurand.
 
-    Yields:
+    Returns:
         One :data:`Sample` per sampled value.
     """
-    m_codes, p_codes, u_codes, c_codes, l_codes, f_codes = CODES[1:]
-    m_default, u_default, c_default, l_default, f_default = _DEFAULT_TEXTS
     wanted: Any = None
     if measurand is not None:
         code = _MEASURAND_CODE.get(measurand)
         wanted = measurand if code is None else code
+    tails = _TAILS
+    found: list[Sample] = []
     for stamp, values in _decode(samples):
         for fields in values:
-            size = len(fields)
-            code = fields[1] if size > 1 else None
-            if (
-                wanted is not None
-                and code != wanted
-                and not (code is None and wanted == _DEFAULT_MEASURAND_CODE)
-            ):
-                continue
-            if size == 1:
-                yield (
-                    stamp,
-                    fields[0],
-                    m_default,
-                    None,
-                    u_default,
-                    c_default,
-                    l_default,
-                    f_default,
-                )
-                continue
-            fields = fields + [None] * (7 - size)
-            yield (
-                stamp,
-                fields[0],
-                _field(m_codes, m_default, fields[1]),
-                _field(p_codes, None, fields[2]),
-                _field(u_codes, u_default, fields[3]),
-                _field(c_codes, c_default, fields[4]),
-                _field(l_codes, l_default, fields[5]),
-                _field(f_codes, f_default, fields[6]),
-            )
+            codes = tuple(fields[1:])
+            if wanted is not None:
+                code = codes[0] if codes else None
+                if (_DEFAULT_MEASURAND_CODE if code is None else code) != wanted:
+                    continue
+            tail = tails.get(codes) or _tail(codes)
+            found.append((stamp, fields[0], *tail))
+    return found
 
 
 def measurand_bit(measurand: str) -> int:
