@@ -8,6 +8,7 @@ is saturated, and the open-file limit is raised at start-up where allowed.
 from __future__ import annotations
 
 import asyncio
+import logging
 import resource
 import socket
 import subprocess
@@ -27,9 +28,10 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """A service with a short API idle timeout and at most 4 API connections."""
+    """A service with short API idle and body timeouts and at most 4 API connections."""
     service = Service(ServiceConfig(port=0, api_port=0, db=str(tmp_path / "l.sqlite")))
     service.api_idle_timeout = 0.5
+    service.api_body_timeout = 0.5
     service.max_api_connections = 4
     async with service:
         yield service
@@ -120,3 +122,40 @@ def test_the_open_file_limit_is_raised_where_allowed() -> None:
     assert before == lowered
     expected = hard if hard != resource.RLIM_INFINITY else lowered
     assert reported == after == expected
+
+
+async def test_a_trickled_body_is_answered_408_after_the_body_timeout(service: Service) -> None:
+    head = (
+        b"POST /api/gateways HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100\r\n\r\n"
+    )
+    sock = _connect(service, head + b'{"id": ')  # the rest never comes
+    try:
+        answer = await _read_all(sock)
+    finally:
+        sock.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer[:80]
+    assert b"did not arrive within 0.5 s" in answer
+    url = service.api_url + "api/gateways"  # a whole body in time is served
+    async with aiohttp.ClientSession() as http, http.post(url, json={"id": "GW-B"}) as made:
+        assert made.status == 201
+
+
+async def test_malformed_requests_are_counted_and_logged_without_a_traceback(
+    service: Service, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for _ in range(5):
+        sock = _connect(service, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
+        try:
+            answer = await _read_all(sock)
+        finally:
+            sock.close()
+        assert answer.split(b" ", 2)[1] == b"400", answer[:80]
+    assert service.metrics.api_bad_requests.value() == 5
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) == 1, [r.getMessage() for r in loud]  # one line per minute at most
+    assert loud[0].exc_info is None
+    assert "malformed HTTP request" in loud[0].getMessage()
+    async with aiohttp.ClientSession() as http, http.get(service.api_url + "metrics") as page:
+        assert "ntxcp_api_bad_requests_total 5" in await page.text()

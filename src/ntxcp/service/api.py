@@ -49,6 +49,7 @@ from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.docs_page import DOCS_HTML
 from ntxcp.service.http_errors import (
     BodyError,
+    BodyTimeoutError,
     UnsupportedMediaTypeError,
     json_response,
     status_for,
@@ -107,13 +108,33 @@ def query(request: web.Request, operation: str) -> dict[str, Any]:
     return parse_query(request.query, operation)
 
 
+BODY_TIMEOUT = web.AppKey("body_timeout", float)
+"""Seconds a request's body may take to arrive once its head has (the service's
+``api_body_timeout``): a client trickling a body must not hold an API connection."""
+
+
+async def _in_time(request: web.Request, body: Awaitable[bytes]) -> bytes:
+    """``body`` read within the application's body timeout.
+
+    Raises:
+        BodyTimeoutError: the body did not arrive in time (408).
+    """
+    seconds = request.app[BODY_TIMEOUT]
+    try:
+        async with asyncio.timeout(seconds):
+            return await body
+    except TimeoutError:
+        raise BodyTimeoutError(f"the body did not arrive within {seconds:g} s") from None
+
+
 async def json_body(request: web.Request) -> bytes:
     """The request's body, if it is JSON by its declared media type (or declares none).
 
     Raises:
         UnsupportedMediaTypeError: the body declares another media type (415).
+        BodyTimeoutError: the body did not arrive within the body timeout (408).
     """
-    body = await request.read()
+    body = await _in_time(request, request.read())
     declared = request.headers.get("Content-Type")
     if body and declared is not None and request.content_type != "application/json":
         raise UnsupportedMediaTypeError(
@@ -143,6 +164,9 @@ def _error_middleware(service: Service) -> Any:
             )
         except (BodyError, UnsupportedMediaTypeError) as exc:
             response = json_response({"error": str(exc)}, status_for(exc))
+        except BodyTimeoutError as exc:  # the rest of the body may still come: end it
+            response = json_response({"error": str(exc)}, status_for(exc))
+            response.force_close()
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -474,6 +498,7 @@ async def _limited_json_body(request: web.Request, limit: int) -> bytes:
     Raises:
         ApiError: the body is larger (413).
         UnsupportedMediaTypeError: the body declares another media type (415).
+        BodyTimeoutError: the body did not arrive within the body timeout (408).
     """
     declared = request.headers.get("Content-Type")
     if declared is not None and request.content_type != "application/json":
@@ -483,12 +508,16 @@ async def _limited_json_body(request: web.Request, limit: int) -> bytes:
     too_large = ApiError(413, f"the body is larger than {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    body = bytearray()
-    while chunk := await request.content.read(65536):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
-    return bytes(body)
+
+    async def read() -> bytes:
+        body = bytearray()
+        while chunk := await request.content.read(65536):
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
+    return await _in_time(request, read())
 
 
 def _import_entries(raw: bytes) -> list[Any]:
@@ -567,6 +596,7 @@ def create_app(service: Service) -> web.Application:
     if service.config.api_token is not None:
         middlewares.append(_auth_middleware(service.config.api_token))
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    app[BODY_TIMEOUT] = service.api_body_timeout
     routes = _Routes(service)
     gateway = "/api/gateways/{id}"
     app.add_routes(

@@ -9,6 +9,11 @@ descriptors (spec §6.1), so a client of the API must not be able to starve them
 * at most ``max_connections`` API connections are open; one more is answered
   ``503`` and closed at once, so a flood of API connections never takes the file
   descriptors gateways need;
+* a request body must arrive within ``DEFAULT_API_BODY_TIMEOUT`` seconds of its head
+  (408, then the connection is closed after at most ``API_LINGERING_TIME``);
+* a malformed request (answered 400 by aiohttp's parser) is counted and reported in
+  one log line a minute at most, without a traceback (:class:`MalformedRequestLog`):
+  a peer sending garbage to the API port cannot flood the log;
 * at start-up the soft limit of open files is raised to the hard limit where the
   system allows (:func:`raise_open_file_limit`), and the API's share is capped at an
   eighth of it.
@@ -19,15 +24,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
+import sys
+import time
+from collections.abc import Callable, Mapping
 from ssl import SSLContext
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 __all__ = [
+    "API_LINGERING_TIME",
+    "DEFAULT_API_BODY_TIMEOUT",
     "DEFAULT_API_IDLE_TIMEOUT",
     "DEFAULT_MAX_API_CONNECTIONS",
     "ApiListener",
+    "MalformedRequestLog",
     "raise_open_file_limit",
 ]
 
@@ -35,6 +47,16 @@ _log = logging.getLogger("ntxcp.service")
 
 DEFAULT_API_IDLE_TIMEOUT = 5.0
 """Seconds an API connection may stay without a complete request head (or idle)."""
+
+DEFAULT_API_BODY_TIMEOUT = 10.0
+"""Seconds a request body may take to arrive once the request head has (then 408)."""
+
+API_LINGERING_TIME = 1.0
+"""Seconds the rest of an unread body is read and dropped after an early answer
+(408, 413) before the connection is closed (aiohttp's default is 10)."""
+
+MALFORMED_REPORT_INTERVAL = 60.0
+"""Seconds between two log lines about malformed API requests."""
 
 DEFAULT_MAX_API_CONNECTIONS = 256
 """API connections open at once (capped further at an eighth of the open-file limit)."""
@@ -66,6 +88,58 @@ def raise_open_file_limit() -> int:
             _log.warning("cannot raise the open-file limit from %d to %d: %s", soft, hard, exc)
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     return int(soft)
+
+
+class MalformedRequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's server log, with malformed requests counted instead of dumped.
+
+    aiohttp logs every request its parser rejects (400) at ERROR with a traceback;
+    anyone who can reach the API port could fill the log that way. Here such a request
+    calls ``count`` and is reported in one line (peer, reason, how many since the last
+    line) at most every :data:`MALFORMED_REPORT_INTERVAL` seconds; every other
+    problem aiohttp reports is logged as before.
+
+    Args:
+        count: called once per malformed request (the service's metric).
+    """
+
+    def __init__(self, count: Callable[[], None]) -> None:
+        super().__init__(logging.getLogger("aiohttp.server"), {})
+        self._count = count
+        self._unreported = 0
+        self._next_report = 0.0
+
+    def exception(
+        self,
+        msg: object,
+        *args: object,
+        exc_info: Any = True,
+        stacklevel: int = 1,
+        extra: Mapping[str, object] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Count a malformed request, or log any other problem with its traceback."""
+        error = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(error, HttpProcessingError) and 400 <= error.code < 500:
+            self._malformed(args[0] if args else "an unknown peer", error)
+            return
+        super().exception(msg, *args, exc_info=exc_info, extra=extra, **kwargs)
+
+    def _malformed(self, peer: object, error: HttpProcessingError) -> None:
+        self._count()
+        self._unreported += 1
+        now = time.monotonic()
+        if now < self._next_report:
+            return
+        _log.warning(
+            "malformed HTTP request on the API port from %s (%s); %d since the last "
+            "such line (counted in ntxcp_api_bad_requests_total)",
+            peer,
+            " ".join(str(error.message).split()),
+            self._unreported,
+        )
+        self._unreported = 0
+        self._next_report = now + MALFORMED_REPORT_INTERVAL
 
 
 class _Busy(asyncio.Protocol):

@@ -10,6 +10,7 @@ exception                       status  meaning
 ==============================  ======  =====================================================
 ``ParameterError``              400     a query parameter is unknown, empty or out of bounds
 ``BodyError``                   400     the body is not JSON (or nested too deep)
+``BodyTimeoutError``            408     the body did not arrive within the body timeout
 ``UnsupportedMediaTypeError``   415     the body is not ``application/json``
 ``PayloadValidationError``      422     the body breaks a rule (``code``, ``path``)
 ``NotConnectedError``           404     the gateway is not connected
@@ -43,6 +44,7 @@ from ntxcp.service.backend import DatabaseUnavailableError
 __all__ = [
     "STATUS_BY_ERROR",
     "BodyError",
+    "BodyTimeoutError",
     "UnsupportedMediaTypeError",
     "json_response",
     "status_for",
@@ -51,6 +53,10 @@ __all__ = [
 
 class BodyError(Exception):
     """A request body that is not JSON text (answered 400)."""
+
+
+class BodyTimeoutError(Exception):
+    """A request body that did not arrive in time (answered 408, connection closed)."""
 
 
 class UnsupportedMediaTypeError(Exception):
@@ -62,6 +68,7 @@ class UnsupportedMediaTypeError(Exception):
 STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int], ...]] = (
     (ParameterError, 400),
     (BodyError, 400),
+    (BodyTimeoutError, 408),
     (UnsupportedMediaTypeError, 415),
     (PayloadValidationError, 422),
     (DisconnectedError, 502),

@@ -21,6 +21,7 @@ name                                        type       labels
 ``gateway_auth_total``                      counter    outcome
 ``refused_gateways_total``                  counter
 ``gateway_connections_total``               counter
+``api_bad_requests_total``                  counter
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
 
@@ -312,6 +313,10 @@ class ServiceMetrics:
             "Gateway connections admitted (WebSocket upgrades completed; its rate is the "
             "admission rate, e.g. after a restart).",
         )
+        self.api_bad_requests = Counter(
+            "ntxcp_api_bad_requests_total",
+            "Malformed HTTP requests on the API port (answered 400 by the HTTP parser).",
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -333,6 +338,7 @@ class ServiceMetrics:
             self.gateway_auth,
             self.refused_gateways,
             self.gateway_connections,
+            self.api_bad_requests,
             self.start_time,
         ):
             self.registry.add(metric)

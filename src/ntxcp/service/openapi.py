@@ -403,6 +403,7 @@ def _operation(
     if body is not None:
         operation["requestBody"] = body
         limit = MAX_IMPORT_BODY if op_id == "importGateways" else MAX_BODY
+        operation["responses"]["408"] = _error("the body did not arrive within the body timeout")
         operation["responses"]["413"] = _error(f"the body is larger than {limit} bytes")
         operation["responses"]["415"] = _error("the body is not application/json")
     operation["security"] = [{"bearerAuth": []}] if secured else []

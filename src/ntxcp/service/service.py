@@ -26,9 +26,12 @@ from ntxcp.endpoints import ControlCenter
 from ntxcp.service.admission import GatewayAuthenticator
 from ntxcp.service.api import create_app
 from ntxcp.service.api_listener import (
+    API_LINGERING_TIME,
+    DEFAULT_API_BODY_TIMEOUT,
     DEFAULT_API_IDLE_TIMEOUT,
     DEFAULT_MAX_API_CONNECTIONS,
     ApiListener,
+    MalformedRequestLog,
     raise_open_file_limit,
 )
 from ntxcp.service.backend import create_storage
@@ -147,9 +150,12 @@ class Service:
         self.app: web.Application | None = None
         self.api_idle_timeout = DEFAULT_API_IDLE_TIMEOUT
         """Seconds an API connection may stay without a complete request (or idle)."""
+        self.api_body_timeout = DEFAULT_API_BODY_TIMEOUT
+        """Seconds a request's body may take once its head has arrived (then 408)."""
         self.max_api_connections = DEFAULT_MAX_API_CONNECTIONS
         """API connections open at once (at most an eighth of the open-file limit)."""
         self.api_listener: ApiListener | None = None
+        self._api_server_log = MalformedRequestLog(self.metrics.api_bad_requests.inc)
         self.open_file_limit = 0
         """The soft limit of open files after start-up (raised where allowed)."""
         self._runner: web.AppRunner | None = None
@@ -268,6 +274,8 @@ class Service:
             shutdown_timeout=2.0,
             handle_signals=False,
             keepalive_timeout=self.api_idle_timeout,
+            lingering_time=API_LINGERING_TIME,
+            logger=self._api_server_log,
         )
         await self._runner.setup()
         cap = min(self.max_api_connections, max(16, self.open_file_limit // 8))
