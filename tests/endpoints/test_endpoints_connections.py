@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from datetime import UTC, datetime
 
@@ -316,6 +317,17 @@ def test_sync_gateway_stop_closes_with_1000(threaded_loop, make_sync_gw):
         gw.stop()  # idempotent
     finally:
         threaded_loop.run(server.close())
+
+
+def test_sync_gateway_takes_a_failover_list(threaded_cc, make_sync_gw):
+    cc = threaded_cc()
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"ws://127.0.0.1:{probe.getsockname()[1]}/ntxcp"
+    gw = make_sync_gw()
+    gw.start([dead, cc.url])  # the first URL is down: the second answers
+    assert gw.is_connected and gw.url == f"{cc.url}/{GW}"
+    assert gw.urls == (f"{dead}/{GW}", f"{cc.url}/{GW}")
 
 
 # --- keep-alive (spec §1) ---------------------------------------------------------------------

@@ -142,12 +142,47 @@ async def test_a_gateway_that_never_connects_exits_3_with_the_reason(tmp_path: P
     assert code == 3 and f"none of the 2 gateways connected to {url}" in err, err
 
 
+async def test_repeated_url_fails_over_to_the_next_control_center(
+    cc: ControlCenter, recorder: Recorder
+) -> None:
+    standby = Recorder()
+    second = ControlCenter()
+    second.set_core_handler(standby)
+    await second.start(0)
+    process = await _spawn(
+        "--url",
+        cc.url,
+        "--url",
+        second.url,
+        "--id",
+        "GW-FO",
+        "--meter-interval",
+        "0.1",
+        "--summary-interval",
+        "0",
+    )
+    try:
+        await recorder.wait_for("MeterValues", timeout=8)
+        assert not standby.messages  # the first URL answered: the list is not spread
+        await cc.stop(grace=0.5)
+        await standby.wait_for("BootNotification", timeout=8)
+        await standby.wait_for("MeterValues", timeout=8)
+        assert second.is_connected("GW-FO")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code, _, err = await _finish(process)
+        await second.stop()
+    assert code == 0, err
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--url", "http://127.0.0.1:1/ntxcp", "--id", "A"], "--url must be"),
         (["--url", "ws:///ntxcp", "--id", "A"], "--url must be"),
         (["--url", "ws://h:99999/x", "--id", "A"], "bad port"),
+        (["--url", "ws://h/x", "--url", "ftp://h/x", "--id", "A"], "--url must be"),
+        (["--url", "ws://h/x", "--url", "ws://h/x", "--id", "A"], "--url given twice"),
         (["--url", "ws://h/x", "--id", "A", "--count", "2"], "not allowed with"),
         (["--url", "ws://h/x"], "one of the arguments --id --count --secrets is required"),
         (["--url", "ws://h/x", "--id", "a/b"], "invalid gateway id"),

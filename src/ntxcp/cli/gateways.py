@@ -12,8 +12,12 @@ prints a one-line summary, refreshed in place on a terminal and as plain lines e
 ``--duration``): every gateway closes with 1000 and the process exits 0 within 10 s
 (spec §6.3).
 
-Exit status: 0 after a clean stop; 1 when a single gateway is refused permanently
-(HTTP 400/401/403/404) at start; 2 for a usage error (bad URL, flags, files).
+``--url`` may be repeated: every gateway then gets the URLs as a failover list
+(:class:`ntxcp.Gateway`: the first that answers, then round-robin on every reconnect).
+
+Exit status: 0 after a clean stop; 1 when a single gateway with a single ``--url`` is
+refused permanently (HTTP 400/401/403/404) at start; 2 for a usage error (bad URL,
+flags, files); 3 when no gateway ever connected.
 """
 
 from __future__ import annotations
@@ -73,7 +77,10 @@ def _add_gateway_parser(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--url",
         required=True,
-        help="control center base URL, e.g. ws://127.0.0.1:8887/ntxcp (the id is appended)",
+        action="append",
+        help="control center base URL, e.g. ws://127.0.0.1:8887/ntxcp (the id is appended); "
+        "repeat for a failover list: the first that answers is used, every reconnect moves "
+        "on to the next, round-robin",
     )
     who = parser.add_mutually_exclusive_group(required=True)
     who.add_argument("--id", help="run one gateway with this id")
@@ -166,15 +173,18 @@ def _non_negative_float(text: str) -> float:
 # --- building the gateways -------------------------------------------------------------
 
 
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UsageError(f"--url must be ws://HOST[:PORT]/PATH or wss://…, got {url!r}")
-    try:
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise UsageError(f"--url has a bad port: {exc}") from None
-    return url
+def _check_urls(urls: Sequence[str]) -> tuple[str, ...]:
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("ws", "wss") or not parts.hostname:
+            raise UsageError(f"--url must be ws://HOST[:PORT]/PATH or wss://…, got {url!r}")
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError as exc:
+            raise UsageError(f"--url has a bad port: {exc}") from None
+    if len(set(urls)) != len(urls):
+        raise UsageError(f"--url given twice with the same URL: {' '.join(urls)}")
+    return tuple(urls)
 
 
 def gateway_secrets(args: argparse.Namespace) -> dict[str, str | None]:
@@ -230,7 +240,7 @@ def queue_file(path: str | None, gateway_id: str, many: bool) -> str | None:
 def _tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if args.keyfile and not args.certfile:
         raise UsageError("--keyfile needs --certfile")
-    wants_tls = urlsplit(args.url).scheme == "wss"
+    wants_tls = any(urlsplit(url).scheme == "wss" for url in args.url)
     if not (wants_tls or args.cafile or args.certfile):
         return None
     try:
@@ -245,14 +255,14 @@ def build_gateways(args: argparse.Namespace) -> list[SimulatedGateway]:
     Raises:
         UsageError: a flag is unusable.
     """
-    url = _check_url(args.url)
+    urls = _check_urls(args.url)
     secrets = gateway_secrets(args)
     context = _tls_context(args)
     try:
         return [
             SimulatedGateway(
                 gateway_id,
-                url,
+                urls,
                 password=password,
                 ssl=context,
                 services=args.services,
@@ -337,8 +347,9 @@ async def run_gateways(
     """Start the gateways, run until SIGINT/SIGTERM or ``duration``, stop them.
 
     Returns:
-        The exit status: 0; 1 when a single gateway is refused permanently at start;
-        3 when no gateway ever connected (the control center could not be reached).
+        The exit status: 0; 1 when a single gateway with one URL is refused
+        permanently at start; 3 when no gateway ever connected (the control center
+        could not be reached).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -402,19 +413,26 @@ def _never_connected(gateways: Sequence[SimulatedGateway]) -> str | None:
     first = gateways[0]
     reason = first.last_error or "no connection was made"
     if len(gateways) == 1:
-        return f"gateway {first.gateway_id!r} never connected to {first.url}: {reason}"
-    return f"none of the {len(gateways)} gateways connected to {first.url}: {reason}"
+        return f"gateway {first.gateway_id!r} never connected to {_where(first)}: {reason}"
+    return f"none of the {len(gateways)} gateways connected to {_where(first)}: {reason}"
+
+
+def _where(gateway: SimulatedGateway) -> str:
+    """The URL(s) a gateway connects to, for a message."""
+    return " or ".join(gateway.urls)
 
 
 def _refusal(gateways: Sequence[SimulatedGateway]) -> str | None:
     """A message when the only gateway was refused for good at start (else ``None``)."""
-    if len(gateways) != 1:
-        return None  # many gateways: the refused ones keep retrying in the background
+    if len(gateways) != 1 or len(gateways[0].urls) != 1:
+        # many gateways, or a failover list: the refused ones keep retrying in the
+        # background (another URL may answer)
+        return None
     gateway = gateways[0]
     error = gateway.last_error
     if gateway.connected or not isinstance(error, HandshakeRefusedError) or not error.permanent:
         return None
-    return f"gateway {gateway.gateway_id!r} cannot connect to {gateway.url}: {error}"
+    return f"gateway {gateway.gateway_id!r} cannot connect to {_where(gateway)}: {error}"
 
 
 async def _stop_all(gateways: Sequence[SimulatedGateway]) -> None:

@@ -18,15 +18,15 @@ import inspect
 import logging
 import os
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 from ntxcp.endpoints._dispatch import Dispatcher
 from ntxcp.endpoints._errors import ErrorStream
 from ntxcp.endpoints._hooks import call_hook, on_outcome
 from ntxcp.endpoints._session import FrameTap, Session
 from ntxcp.endpoints.backoff import Backoff
+from ntxcp.endpoints.failover import UrlRing, gateway_urls
 from ntxcp.endpoints.lifecycle import Lifecycle
 from ntxcp.endpoints.outbox import Outbox
 from ntxcp.endpoints.state import GatewayState, StateMachine
@@ -104,6 +104,16 @@ class Gateway(GatewayRequests):
     reported as ``"handshake-refused"`` on the error stream, logged as an error and
     retried at the longest delay only. ``start(url, retry=True)`` waits for the
     first connection with the same rules; ``start(url)`` makes one attempt.
+
+    **Failover** (without a load balancer): ``start([url1, url2, ...])`` gives
+    several control-center URLs. The first connection tries them in order and takes
+    the first that answers; every reconnect begins with the URL after the one last
+    connected, round-robin. One attempt of the backoff is one round over all URLs
+    (the next URL is tried at once after a failure; the delay is waited between
+    rounds), so ``max_attempts`` counts rounds; the round waits the longest delay
+    only when every URL refused permanently. The outbox and its ``uniqueId`` values
+    do not depend on the URL: what one node did not acknowledge goes to the next
+    (:mod:`ntxcp.endpoints.failover`).
 
     **Store and forward** (spec §6.2). ``MeterValues``, ``StatusNotification``,
     ``DiagnosticsStatusNotification`` and ``FirmwareStatusNotification`` never fail
@@ -226,7 +236,7 @@ class Gateway(GatewayRequests):
         self._error_capacity = error_capacity
         self._errors = ErrorStream(_log, error_capacity)
         self._errors_closed = False
-        self._url: str | None = None
+        self._ring: UrlRing | None = None
         self._session: Session | None = None
         self._supervisor: asyncio.Task[None] | None = None
         self._states = StateMachine()
@@ -372,8 +382,16 @@ class Gateway(GatewayRequests):
 
     @property
     def url(self) -> str | None:
-        """The full URL (``<control center URL>/<gatewayId>``) after :meth:`start`."""
-        return self._url
+        """The full URL (``<control center URL>/<gatewayId>``) of the latest attempt.
+
+        While connected, the URL of the connection; ``None`` before :meth:`start`.
+        """
+        return self._ring.current if self._ring is not None else None
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every full URL given to :meth:`start`, in order (the failover list)."""
+        return self._ring.urls if self._ring is not None else ()
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the gateway is connected (e.g. after a reconnect)."""
@@ -387,26 +405,29 @@ class Gateway(GatewayRequests):
 
     # --- start and stop ------------------------------------------------------------------
 
-    async def start(self, url: str, *, retry: bool = False) -> None:
+    async def start(self, url: str | Sequence[str], *, retry: bool = False) -> None:
         """Connect to ``<url>/<gatewayId>`` (spec §6.2).
 
         Once connected, the gateway reconnects by itself until :meth:`stop`. A
         failed ``start`` leaves the gateway idle; it may be called again.
 
         Args:
-            url: the control center's base URL, e.g. ``ws://host:8887/ntxcp``.
+            url: the control center's base URL, e.g. ``ws://host:8887/ntxcp``, or
+                several (a failover list, see the class docs).
             retry: keep trying with the reconnect backoff until connected (or
-                ``backoff.max_attempts`` failures, or :meth:`stop`); by default one
-                attempt is made and its failure raised (Go ``Start``).
+                ``backoff.max_attempts`` failed rounds, or :meth:`stop`); by default
+                one round is made (each URL once) and its last failure raised (Go
+                ``Start``).
 
         Raises:
+            ValueError: no URL given.
             HandshakeRefusedError: the server refused the upgrade.
             OSError, TimeoutError: the connection could not be opened.
             NotConnectedError: :meth:`stop` was called meanwhile.
         """
         if self._supervisor is not None:
             raise RuntimeError("gateway already started")
-        self._url = url.rstrip("/") + "/" + quote(self.gateway_id, safe="")
+        self._ring = UrlRing(gateway_urls(url, self.gateway_id))
         self._reopen()
         self._states.enter(GatewayState.CONNECTING)
         self._retry_index = 0
@@ -414,11 +435,10 @@ class Gateway(GatewayRequests):
             if retry:
                 await self._connect_with_backoff(wait_first=False)
             else:
-                try:
-                    await self._connect_once()
-                except Exception as exc:
-                    self.last_error = exc
-                    raise
+                failure = await self._connect_round()
+                if failure is not None:
+                    self.last_error = failure[0]
+                    raise failure[0]
         except BaseException:
             if self._states.state is GatewayState.CONNECTING:
                 self._states.enter(GatewayState.IDLE)
@@ -540,8 +560,55 @@ class Gateway(GatewayRequests):
 
     # --- connecting (spec §6.2) --------------------------------------------------------
 
-    async def _connect_once(self) -> None:
-        assert self._url is not None
+    async def _connect_round(self) -> tuple[Exception, bool] | None:
+        """Try each URL once, in ring order, until one connects (one backoff attempt).
+
+        A failure on one URL is reported and the next URL tried at once; the last
+        failure of the round is for the caller to report.
+
+        Returns:
+            ``None`` once connected; else the last failure, and whether every URL
+            refused permanently (retrying soon cannot help).
+
+        Raises:
+            NotConnectedError: :meth:`stop` was called.
+        """
+        assert self._ring is not None
+        permanent = True
+        for left in range(len(self._ring) - 1, -1, -1):
+            if self._states.is_stopping:
+                raise NotConnectedError("gateway stopped")
+            url = self._ring.take()
+            try:
+                await self._connect_once(url)
+                return None
+            except NotConnectedError:
+                if self._states.is_stopping:
+                    raise
+                failure: Exception = NotConnectedError("connection closed right after upgrade")
+            except Exception as exc:  # any failure is retried: only stop() ends the loop
+                failure = exc
+            permanent = permanent and _permanent(failure)
+            if left:
+                self.last_error = failure
+                self._report_url_failure(url, failure)
+        return failure, permanent
+
+    def _report_url_failure(self, url: str, failure: Exception) -> None:
+        """Report a failed URL of a round that goes on with the next URL."""
+        if _permanent(failure):
+            message = (
+                f"{url}: {failure}; retrying will not help until the gateway id, "
+                "credentials, URL or certificates change; trying the next URL"
+            )
+            self._log.error("[%s] %s", self.gateway_id, message)
+            kind = ErrorKind.HANDSHAKE_REFUSED
+        else:
+            message = f"{url}: {type(failure).__name__}: {failure}; trying the next URL"
+            kind = ErrorKind.CONNECTION_ERROR
+        self._report(EndpointError(kind, message, gateway_id=self.gateway_id))
+
+    async def _connect_once(self, url: str) -> None:
         rpc = RpcConnection(
             Role.GATEWAY,
             profiles=self._dispatcher.profiles,
@@ -561,7 +628,7 @@ class Gateway(GatewayRequests):
             tap=self._tap,
             after_answer=self._after_answer,
         )
-        await connect(self._url, self._options, session)
+        await connect(url, self._options, session)
         if self._states.is_stopping:  # stop() ran while we were connecting
             session.close(1000, "gateway stopping")
             raise NotConnectedError("gateway stopped")
@@ -571,7 +638,7 @@ class Gateway(GatewayRequests):
         self._connected_at = asyncio.get_running_loop().time()
         self.connect_count += 1
         self.last_error = None
-        self._log.info("[%s] connected to %s", self.gateway_id, self._url)
+        self._log.info("[%s] connected to %s", self.gateway_id, url)
         if self._lifecycle.enabled:
             self._states.enter(GatewayState.CONNECTED)
             self._lifecycle.start(session)
@@ -597,6 +664,8 @@ class Gateway(GatewayRequests):
     async def _connect_with_backoff(self, *, wait_first: bool) -> None:
         """Connect, retrying with the backoff until connected (spec §6.2).
 
+        Each attempt is one round over the URLs (:meth:`_connect_round`).
+
         Args:
             wait_first: wait the next backoff delay before the first attempt (after a
                 lost connection) instead of trying at once (``start(retry=True)``).
@@ -614,15 +683,10 @@ class Gateway(GatewayRequests):
                     raise NotConnectedError("gateway stopped")
             if self._states.is_stopping:
                 raise NotConnectedError("gateway stopped")
-            try:
-                await self._connect_once()
+            outcome = await self._connect_round()
+            if outcome is None:
                 return
-            except NotConnectedError:
-                if self._states.is_stopping:
-                    raise
-                failure: Exception = NotConnectedError("connection closed right after upgrade")
-            except Exception as exc:  # any failure is retried: only stop() ends this loop
-                failure = exc
+            failure, permanent = outcome
             failures += 1
             self.last_error = failure
             if self.backoff.exhausted(failures):
@@ -634,7 +698,7 @@ class Gateway(GatewayRequests):
                     )
                 )
                 raise failure
-            if _permanent(failure):
+            if permanent:
                 # A refusal that retrying cannot change: say so loudly, retry rarely.
                 delay = self.backoff.at_maximum()
                 message = (

@@ -35,7 +35,7 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +75,8 @@ class SimulatedGateway:
 
     Args:
         gateway_id: the gateway id (1..48 printable ASCII, no ``/``).
-        url: the control center's base URL; the id is appended (spec §6.2).
+        url: the control center's base URL; the id is appended (spec §6.2). Several
+            URLs make a failover list (see :class:`ntxcp.Gateway`).
         password: secret for HTTP Basic auth (security profiles 1/2).
         ssl: client TLS context (profiles 2/3), also used for ``https`` transfers.
         services: number of services (ids ``1``..``N``).
@@ -98,7 +99,7 @@ class SimulatedGateway:
     def __init__(
         self,
         gateway_id: str,
-        url: str,
+        url: str | Sequence[str],
         *,
         password: str | None = None,
         ssl: ssl.SSLContext | None = None,
@@ -119,7 +120,9 @@ class SimulatedGateway:
         if meter_interval < 0 or (heartbeat_interval is not None and heartbeat_interval < 0):
             raise ValueError("intervals must not be negative")
         self.gateway_id = gateway_id
-        self.url = url
+        self.urls = (url,) if isinstance(url, str) else tuple(url)
+        if not self.urls:
+            raise ValueError("give at least one control center URL")
         self.password = password
         self.ssl = ssl
         self.loopback_only = loopback_only
@@ -311,7 +314,7 @@ class SimulatedGateway:
     async def _power_on(self) -> None:
         endpoint = self.endpoint = self._new_endpoint()
         try:
-            await endpoint.start(self.url)
+            await endpoint.start(self.urls)
             self.last_error = None
         except (OSError, TimeoutError, HandshakeRefusedError, NotConnectedError) as exc:
             self.last_error = exc
@@ -320,7 +323,7 @@ class SimulatedGateway:
 
     async def _connect(self, endpoint: Gateway) -> None:
         try:
-            await endpoint.start(self.url, retry=True)
+            await endpoint.start(self.urls, retry=True)
             self.last_error = None
         except NtxcpError as exc:  # stopped, or backoff.max_attempts used up
             self.last_error = exc

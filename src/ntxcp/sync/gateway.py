@@ -16,7 +16,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, TypeVar
 
@@ -383,11 +383,19 @@ class Gateway(BlockingGatewayRequests):
 
     @property
     def url(self) -> str | None:
-        """The full URL (``<control center URL>/<gatewayId>``) after :meth:`start`."""
+        """The full URL (``<control center URL>/<gatewayId>``) of the latest attempt."""
         return self._gateway.url
 
-    def start(self, url: str, *, retry: bool = False) -> None:
-        """Connect to ``<url>/<gatewayId>``; see :meth:`ntxcp.Gateway.start`."""
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every full URL given to :meth:`start`, in order (the failover list)."""
+        return self._gateway.urls
+
+    def start(self, url: str | Sequence[str], *, retry: bool = False) -> None:
+        """Connect to ``<url>/<gatewayId>``, or to one of several URLs in turn.
+
+        See :meth:`ntxcp.Gateway.start` (and its class docs for the failover policy).
+        """
         self._run(self._gateway.start(url, retry=retry))
 
     def stop(self) -> None:
