@@ -13,9 +13,12 @@ Two modes:
 * ``http``: HAProxy reads the upgrade request (plain ``ws://`` only) and then tunnels
   the WebSocket; ``timeout tunnel`` keeps idle gateways connected.
 
-Either way HAProxy checks each node's ``GET /healthz`` on its API port (200: up) and
-closes the sessions of a node it marks down (``on-marked-down shutdown-sessions``), so
-that its gateways reconnect through the front door to a node that is up.
+Either way HAProxy checks each node's ``GET /healthz`` on its API port and sends new
+connections only to nodes that answer 200 (a node that cannot reach the database
+answers 503: it could not store a new gateway's data). Established connections are
+left alone when a node is marked down: the connections of a node that died close with
+it, and a gateway whose node hangs finds out by its own pings (spec §1) and reconnects
+through the front door to a node that is up.
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ def haproxy_config(
         "    balance leastconn",
         f"    option httpchk GET {health_path}",
         "    http-check expect status 200",
-        f"    default-server inter {check_ms}ms fall 2 rise 1 on-marked-down shutdown-sessions",
+        f"    default-server inter {check_ms}ms fall 2 rise 1",
         *(f"    server {b.name} {b.host}:{b.port} check port {b.health_port}" for b in backends),
     ]
     return "\n".join(lines) + "\n"
