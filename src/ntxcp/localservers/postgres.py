@@ -109,6 +109,7 @@ class PostgresServer:
             text=True,
             timeout=COMMAND_TIMEOUT,
             cwd=self.directory,
+            start_new_session=True,  # a Ctrl-C at the terminal is for the parent only
         )
 
     def _own(self, path: Path) -> None:
