@@ -20,7 +20,8 @@ from service_helpers import Api, ServiceProcess, at, run_cli, sample, until
 import ntxcp
 from ntxcp.service import Durability, ServiceConfig, queries
 from ntxcp.service.backend import DatabaseUnavailableError, create_storage
-from ntxcp.service.pg_schema import LATEST
+from ntxcp.service.packing import pack
+from ntxcp.service.pg_schema import LATEST, MIGRATIONS
 from ntxcp.service.pg_storage import PostgresStorage, redacted
 from ntxcp.service.storage import StorageError
 from ntxcp.v10 import core
@@ -57,7 +58,51 @@ async def test_migrations_run_once_and_are_recorded(postgres: PostgresServer) ->
     url = postgres.create_database("ntxcp_migrate")
     for _ in range(2):  # the second start finds the schema up to date
         storage = await _storage(url)
-        assert await storage.fetch("SELECT version FROM schema_version") == [(LATEST,)]
+        recorded = await storage.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert recorded == [(version,) for version, _ in MIGRATIONS]
+        await storage.close()
+
+
+async def test_migration_from_version_3_keeps_the_meter_data(postgres: PostgresServer) -> None:
+    # A database left at schema 3 with meter messages: the service brings it to the
+    # latest version and reads the same samples through the new index.
+    url = postgres.create_database("ntxcp_v3")
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        for statement in dict(MIGRATIONS)[3]:
+            await conn.execute(statement)
+        await conn.execute("INSERT INTO schema_version (version) VALUES (3)")
+        for minute, measurand in ((1, None), (2, t.Measurand.VOLTAGE), (3, None)):
+            value = t.MeterValue(
+                timestamp=at(minute), sampled_value=[sample(str(minute), measurand)]
+            )
+            packed = pack([value])
+            await conn.execute(
+                "INSERT INTO meter_messages (gateway_id, service_id, first_ms, last_ms, "
+                "measurands, received_ms, unique_id, samples) VALUES ('old-1', 1, $1, $1, $2, "
+                "$1, $3, $4)",
+                packed.last_ms,
+                packed.measurands,
+                f"u{minute}",
+                packed.samples,
+            )
+    finally:
+        await conn.close()
+    storage = await _storage(url)
+    try:
+        recorded = await storage.fetch("SELECT version FROM schema_version ORDER BY version")
+        assert recorded == [(version,) for version, _ in MIGRATIONS]
+        found = await storage.read(queries.meter_values, "old-1", queries.MeterFilter())
+        assert [item["value"] for item in found] == ["3", "2", "1"]
+        voltage = queries.MeterFilter(measurand="Voltage", ascending=True)
+        found = await storage.read(queries.meter_values, "old-1", voltage)
+        assert [item["value"] for item in found] == ["2"]
+        request = core.MeterValuesRequest(
+            service_id=1, meter_value=[t.MeterValue(timestamp=at(3), sampled_value=[sample("3")])]
+        )
+        assert await storage.record_meter_values("old-1", "u3", request) is None  # still known
+    finally:
         await storage.close()
 
 

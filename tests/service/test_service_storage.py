@@ -485,6 +485,40 @@ async def test_meter_queries_order_filter_and_limit_across_messages(
         await storage.close()
 
 
+async def test_meter_queries_read_past_many_pages(databases: Databases) -> None:
+    # More messages than one page of a read (PostgreSQL: 200, then doubling), several
+    # with the same last timestamp: every page continues exactly after the previous.
+    storage = create_storage(_config(databases.new()))
+    await storage.start()
+    voltage = t.Measurand.VOLTAGE
+    try:
+        stored = []
+        for index in range(700):
+            measurand = voltage if index % 3 else None
+            value = f"{'v' if measurand else 'e'}{index}"
+            when = at(index // 2)  # two messages per minute: ties broken by arrival
+            stored.append((when, index, value))
+            await storage.record_meter_values(
+                "pages", f"m{index}", _meter(when, [sample(value, measurand)])
+            )
+        newest = [value for _, _, value in sorted(stored, key=lambda s: (s[0], s[1]), reverse=True)]
+
+        async def values(**filters: Any) -> list[str]:
+            query = queries.MeterFilter(**filters)
+            return [
+                item["value"] for item in await storage.read(queries.meter_values, "pages", query)
+            ]
+
+        assert await values(limit=650) == newest[:650]
+        assert await values(ascending=True) == newest[::-1]
+        voltages = [value for value in newest if value.startswith("v")]
+        assert await values(measurand="Voltage", limit=450) == voltages[:450]
+        assert await values(measurand="Voltage", limit=450, ascending=True) == voltages[::-1][:450]
+        assert await values(measurand="Current.Import") == []
+    finally:
+        await storage.close()
+
+
 def _meter(when: datetime, values: list[t.SampledValue]) -> core.MeterValuesRequest:
     return core.MeterValuesRequest(
         service_id=1, meter_value=[t.MeterValue(timestamp=when, sampled_value=values)]

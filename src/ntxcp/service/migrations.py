@@ -299,7 +299,21 @@ def _v3(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE meter_values")
 
 
-MIGRATIONS: tuple[tuple[int, Sequence[Step]], ...] = ((1, _V1), (2, _V2), (3, (_v3,)))
+_V4: tuple[str, ...] = (
+    # The meter index keyed in the order every meter query reads (gateway, last_ms,
+    # id), still carrying the filter columns: a read follows the index with no sort
+    # step, and PostgreSQL (same version) can filter in the index alone.
+    "DROP INDEX meter_messages_time",
+    "CREATE INDEX meter_messages_time ON meter_messages "
+    "(gateway_id, last_ms, id, first_ms, service_id, measurands)",
+)
+
+MIGRATIONS: tuple[tuple[int, Sequence[Step]], ...] = (
+    (1, _V1),
+    (2, _V2),
+    (3, (_v3,)),
+    (4, _V4),
+)
 """Every migration as (version it produces, statements), oldest first."""
 
 LATEST = MIGRATIONS[-1][0]

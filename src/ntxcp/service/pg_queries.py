@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["PG_QUERIES", "numbered"]
 
 _NO_LIMIT = 2**62
-_METER_PAGE = 200  # messages fetched per round trip while collecting samples
+_METER_PAGE = 200  # messages of the first round trip while collecting samples
+_METER_PAGE_MOST = 3200  # each further page doubles, up to this many messages
 
 
 def numbered(clause: str) -> str:
@@ -101,25 +102,40 @@ async def status(conn: asyncpg.Connection, gateway_id: str, history: int) -> dic
 async def meter_values(
     conn: asyncpg.Connection, gateway_id: str, query: MeterFilter
 ) -> list[dict[str, Any]]:
-    """See :func:`ntxcp.service.queries.meter_values`: messages are read in pages."""
+    """See :func:`ntxcp.service.queries.meter_values`: messages are read in pages.
+
+    Each page selects the ids of the messages that can match from the index alone
+    (an index-only scan of ``meter_messages_time``, which carries the filter columns)
+    and fetches only those rows; the next page continues after the last
+    ``(last_ms, id)`` read. Pages grow from :data:`_METER_PAGE` messages.
+    """
     span = int(await conn.fetchval("SELECT max(max_ms) FROM meter_span") or 0)
     collector = MeterCollector(query, span)
     clause, args = collector.where(gateway_id, "$")
     order = collector.order
-    statement = (
-        "SELECT service_id, last_ms, received_ms, samples FROM meter_messages "
-        f"{clause}ORDER BY gateway_id {order}, last_ms {order}, id {order} "
-        f"LIMIT {_METER_PAGE} OFFSET ${len(args) + 1}"
-    )
-    offset = 0
+    after = len(args) + 1  # the placeholders of the page size and the cursor
+
+    def statement(cursor: str) -> str:
+        return (
+            f"WITH page AS (SELECT id, last_ms FROM meter_messages {clause}{cursor}"
+            f"ORDER BY gateway_id {order}, last_ms {order}, id {order} LIMIT ${after}) "
+            "SELECT m.service_id, page.last_ms, m.received_ms, m.samples, page.id "
+            f"FROM page JOIN meter_messages m USING (id) ORDER BY page.last_ms {order}, "
+            f"page.id {order}"
+        )
+
+    beyond = ">" if query.ascending else "<"
+    following = statement(f"AND (last_ms, id) {beyond} (${after + 1}, ${after + 2}) ")
+    size = _METER_PAGE
+    rows = await conn.fetch(statement(""), *args, size)
     while True:
-        rows = await conn.fetch(statement, *args, offset)
-        for service_id, last_ms, received_ms, samples in rows:
+        for service_id, last_ms, received_ms, samples, _ in rows:
             if not collector.add(service_id, last_ms, received_ms, samples):
                 return collector.items()
-        if len(rows) < _METER_PAGE:
+        if len(rows) < size:
             return collector.items()
-        offset += len(rows)
+        size = min(2 * size, _METER_PAGE_MOST)
+        rows = await conn.fetch(following, *args, size, rows[-1][1], rows[-1][4])
 
 
 async def frames(

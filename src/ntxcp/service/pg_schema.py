@@ -1,6 +1,6 @@
 """The PostgreSQL schema of the control center service and its migrations.
 
-The layout is the one of the SQLite backend's schema version 3
+The layout is the one of the SQLite backend's schema
 (:mod:`ntxcp.service.migrations`): the same tables, columns and meaning, in
 PostgreSQL's types. A new PostgreSQL database starts at version 3 (the first layout
 this backend supports); later layout changes get the same version number in both
@@ -183,7 +183,18 @@ _V3: tuple[str, ...] = (
     "CREATE INDEX commands_gateway ON commands (gateway_id, id)",
 )
 
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((3, _V3),)
+_V4: tuple[str, ...] = (
+    # The meter index keyed in the read order (gateway, last_ms, id) with the filter
+    # columns included: a query selects the messages that can match by an index-only
+    # scan (a row-by-row filter on measurands would fetch every message of the
+    # gateway from the heap), then fetches only those; pages continue from the last
+    # (last_ms, id) read instead of an offset.
+    "DROP INDEX meter_messages_time",
+    "CREATE INDEX meter_messages_time ON meter_messages (gateway_id, last_ms, id) "
+    "INCLUDE (first_ms, service_id, measurands)",
+)
+
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((3, _V3), (4, _V4))
 """Every migration as (version it produces, statements), oldest first."""
 
 LATEST = MIGRATIONS[-1][0]
