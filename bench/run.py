@@ -997,7 +997,7 @@ def disturbance_note(records: list[dict[str, Any]]) -> list[str]:
     ]
 
 
-EXTRA_KINDS = ("storage", "api")
+EXTRA_KINDS = ("storage", "api", "load")
 
 
 def run_service_extras(
@@ -1129,6 +1129,19 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _load_lines(meta: dict[str, Any], extras: list[dict[str, Any]]) -> list[str]:
+    """The machine's load average (1, 5, 15 minutes) at the start and the end of the run."""
+    start = meta.get("load_average")
+    end = next((e["load_average"] for e in extras if e.get("kind") == "load"), None)
+    if start is None:
+        return []
+    text = f"- Load average (1/5/15 min) at the start: {' / '.join(f'{x:.2f}' for x in start)}"
+    if end is not None:
+        text += f"; at the end: {' / '.join(f'{x:.2f}' for x in end)}"
+    busy = max(start[0], end[0] if end else 0.0) > 0.5 * int(meta["machine"].get("cpus") or 1)
+    return [text + (" (a loaded machine: compare ratios within the run)" if busy else "")]
+
+
 def write_doc(
     records: list[dict[str, Any]],
     meta: dict[str, Any],
@@ -1171,6 +1184,7 @@ def render_doc(
         f"- Libraries: {lib}",
         f"- Run: {meta['started']} UTC, {reps} repetition(s) per server x workload, "
         "medians shown; command `" + meta["command"] + "`",
+        *_load_lines(meta, extras),
         "",
         "## Method",
         "",
@@ -1334,6 +1348,7 @@ def main(argv: list[str] | None = None) -> int:
         "skipped": skipped,
         "smoke": smoke,
         "params": params,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     records: list[dict[str, Any]] = []
     null_ok = "null" in [s.name for s in servers] or SERVERS["null"].check()[0]
@@ -1375,6 +1390,10 @@ def main(argv: list[str] | None = None) -> int:
                     fh.flush()
                     print(one_line(rec), flush=True)
         extras = run_service_extras(args, smoke, servers, fh_path=out_path)
+        with out_path.open("a") as fh:  # the load average at the end, beside the start's
+            end = {"kind": "load", "load_average": [round(x, 2) for x in os.getloadavg()]}
+            fh.write(json.dumps(end) + "\n")
+            extras.append(end)
     finally:
         kill_all_children()
 
