@@ -221,25 +221,8 @@ def fill(path: Path, samples: int, gateways: int) -> dict[str, Any]:
     return _filled(samples, gateways, written, frames, started)
 
 
-_METER_COLUMNS = (
-    "gateway_id",
-    "service_id",
-    "first_ms",
-    "last_ms",
-    "measurands",
-    "received_ms",
-    "unique_id",
-    "samples",
-)
-_FRAME_COLUMNS = (
-    "gateway_id",
-    "direction",
-    "time_ms",
-    "message_type",
-    "action",
-    "unique_id",
-    "raw",
-)
+METER_COLS = _METER[_METER.index("(") + 1 : _METER.index(")")].split(", ")
+FRAME_COLS = ("gateway_id", "direction", "time_ms", "message_type", "action", "unique_id", "raw")
 
 
 async def fill_postgres(url: str, samples: int, gateways: int) -> dict[str, Any]:
@@ -276,8 +259,8 @@ async def fill_postgres(url: str, samples: int, gateways: int) -> dict[str, Any]
 
 async def _copy(conn: Any, meters: list[tuple[Any, ...]], logged: list[tuple[Any, ...]]) -> None:
     async with conn.transaction():
-        await conn.copy_records_to_table("meter_messages", records=meters, columns=_METER_COLUMNS)
-        await conn.copy_records_to_table("frames", records=logged, columns=_FRAME_COLUMNS)
+        await conn.copy_records_to_table("meter_messages", records=meters, columns=METER_COLS)
+        await conn.copy_records_to_table("frames", records=logged, columns=FRAME_COLS)
 
 
 def sqlite_tables(path: Path) -> tuple[int, dict[str, int]]:
