@@ -93,6 +93,10 @@ async def test_migration_from_version_3_keeps_the_meter_data(postgres: PostgresS
     try:
         recorded = await storage.fetch("SELECT version FROM schema_version ORDER BY version")
         assert recorded == [(version,) for version, _ in MIGRATIONS]
+        [(index,)] = await storage.fetch(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'meter_messages_time'"
+        )
+        assert "(gateway_id, last_ms, id) INCLUDE (first_ms, service_id, measurands)" in index
         found = await storage.read(queries.meter_values, "old-1", queries.MeterFilter())
         assert [item["value"] for item in found] == ["3", "2", "1"]
         voltage = queries.MeterFilter(measurand="Voltage", ascending=True)
