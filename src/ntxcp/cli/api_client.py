@@ -15,7 +15,14 @@ Commands (each takes ``--api URL`` (env ``NTXCP_API``, default
 ``ntxcp meter-values ID [filters]``    ``GET /api/gateways/{id}/meter-values``
 ``ntxcp messages ID [filters]``        ``GET /api/gateways/{id}/messages``
 ``ntxcp call ID Action [ARG ...]``     ``POST /api/gateways/{id}/calls/{Action}``
+``ntxcp commands [filters]``           ``GET /api/commands``
+``ntxcp tokens list``                  ``GET /api/tokens``
+``ntxcp tokens add NAME --role R``     ``POST /api/tokens``
+``ntxcp tokens revoke NAME``           ``DELETE /api/tokens/{name}``
+``ntxcp whoami``                       ``GET /api/whoami``
 =====================================  ==================================================
+
+The ``commands``, ``tokens`` and ``whoami`` commands are in :mod:`ntxcp.cli.tokens`.
 
 ``ntxcp call`` builds the request payload (spec §4) from ``field=value`` arguments
 named as on the wire; each value is converted to the field's type in the request class
@@ -54,8 +61,12 @@ from ntxcp.v10.registry import ACTIONS
 __all__ = [
     "DEFAULT_API",
     "ApiClient",
+    "Column",
+    "Command",
     "add_parsers",
     "build_payload",
+    "command_parser",
+    "listing",
     "render",
 ]
 
@@ -370,7 +381,8 @@ def _items(answer: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def _listing(answer: Any, columns: Sequence[Column], empty: str) -> tuple[Any, str | None]:
+def listing(answer: Any, columns: Sequence[Column], empty: str) -> tuple[Any, str | None]:
+    """The answer of a list route, and its records as a table (``empty`` for none)."""
     items = _items(answer)
     if items is None:
         return answer, None  # an unexpected shape: the generic rendering
@@ -432,7 +444,7 @@ def _list(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
         if not after:
             break
     answer = {"count": len(items), "items": items}
-    return _listing(answer, _GATEWAY_COLUMNS, "(no gateways)")
+    return listing(answer, _GATEWAY_COLUMNS, "(no gateways)")
 
 
 def _show(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
@@ -487,7 +499,7 @@ def _meter_values(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | 
         "limit": args.limit,
     }
     answer = api.request("GET", _gateway_path(args.gateway_id, "/meter-values"), query=query)
-    return _listing(answer, _METER_COLUMNS, "(no meter values)")
+    return listing(answer, _METER_COLUMNS, "(no meter values)")
 
 
 def _messages(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
@@ -576,9 +588,10 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
-def _leaf(
+def command_parser(
     subparsers: Subparsers, name: str, command: Command, help_text: str
 ) -> argparse.ArgumentParser:
+    """A sub-command that runs ``command`` against the API (``--api``, ``--token``, ``--json``)."""
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help_text, description=help_text, parents=[_common()]
     )
@@ -609,12 +622,14 @@ def add_parsers(subparsers: Subparsers) -> None:
         "gateways", help="list, show, add or remove gateways of the control center"
     )
     actions = gateways.add_subparsers(dest="gateways_command", required=True, metavar="ACTION")
-    _leaf(actions, "list", _list, "list the known gateways")
-    _leaf(actions, "show", _show, "show one gateway").add_argument("gateway_id", metavar="ID")
-    add = _leaf(actions, "add", _add, "register a gateway and its password")
+    command_parser(actions, "list", _list, "list the known gateways")
+    command_parser(actions, "show", _show, "show one gateway").add_argument(
+        "gateway_id", metavar="ID"
+    )
+    add = command_parser(actions, "add", _add, "register a gateway and its password")
     add.add_argument("gateway_id", metavar="ID")
     _secret_options(add)
-    set_password = _leaf(
+    set_password = command_parser(
         actions,
         "set-password",
         _set_password,
@@ -624,7 +639,7 @@ def add_parsers(subparsers: Subparsers) -> None:
     _secret_options(set_password).add_argument(
         "--clear", action="store_true", help="remove the password (Basic auth refused)"
     )
-    imports = _leaf(
+    imports = command_parser(
         actions,
         "import",
         gateway_import.import_gateways,
@@ -636,14 +651,16 @@ def add_parsers(subparsers: Subparsers) -> None:
         metavar="OUT",
         help="write the generated secrets here (a new file, mode 0600; default: stdout)",
     )
-    remove = _leaf(actions, "remove", _remove, "forget a gateway")
+    remove = command_parser(actions, "remove", _remove, "forget a gateway")
     remove.add_argument("gateway_id", metavar="ID")
 
-    _leaf(subparsers, "status", _status, "the last reported status of a gateway").add_argument(
-        "gateway_id", metavar="ID"
-    )
+    command_parser(
+        subparsers, "status", _status, "the last reported status of a gateway"
+    ).add_argument("gateway_id", metavar="ID")
 
-    meter = _leaf(subparsers, "meter-values", _meter_values, "stored meter values of a gateway")
+    meter = command_parser(
+        subparsers, "meter-values", _meter_values, "stored meter values of a gateway"
+    )
     meter.add_argument("gateway_id", metavar="ID")
     meter.add_argument("--service", type=int, metavar="S", help="only this service id")
     meter.add_argument("--measurand", help="only this measurand, e.g. Power.Active.Import")
@@ -651,14 +668,14 @@ def add_parsers(subparsers: Subparsers) -> None:
     meter.add_argument("--until", metavar="T", help="not after this RFC 3339 time")
     meter.add_argument("--limit", type=int, metavar="N", help="at most N values")
 
-    messages = _leaf(subparsers, "messages", _messages, "the message log of a gateway")
+    messages = command_parser(subparsers, "messages", _messages, "the message log of a gateway")
     messages.add_argument("gateway_id", metavar="ID")
     messages.add_argument("--action", help="only this action")
     messages.add_argument("--direction", choices=("in", "out"), help="only frames in or out")
     messages.add_argument("--since", metavar="T", help="not before this RFC 3339 time")
     messages.add_argument("--limit", type=int, metavar="N", help="at most N messages")
 
-    call = _leaf(subparsers, "call", _call, "send a C→G request to a connected gateway")
+    call = command_parser(subparsers, "call", _call, "send a C→G request to a connected gateway")
     call.add_argument("gateway_id", metavar="ID")
     call.add_argument("action", metavar="Action", help="e.g. Reset, GetConfiguration")
     call.add_argument(

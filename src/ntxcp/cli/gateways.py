@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from ntxcp.cli import api_client
+from ntxcp.cli import api_client, tokens
 from ntxcp.cli.errors import UsageError
 from ntxcp.cli.gateway_import import GENERATE, read_secrets_file
 from ntxcp.cli.runner import run
@@ -65,6 +65,7 @@ def add_parsers(subparsers: Subparsers) -> None:
     """
     _add_gateway_parser(subparsers)
     api_client.add_parsers(subparsers)
+    tokens.add_parsers(subparsers)
 
 
 def _add_gateway_parser(subparsers: Subparsers) -> None:

@@ -4,7 +4,8 @@ Sub-commands:
 
 * ``ntxcp control-center``: the control center service (:mod:`ntxcp.service`);
 * those of the gateway simulator, when it is installed (``gateway``, ``gateways``,
-  ``call``, ``meter-values``, ``status``, ``messages``; see :mod:`ntxcp.cli.gateways`
+  ``call``, ``meter-values``, ``status``, ``messages``, ``commands``, ``tokens``,
+  ``whoami``; see :mod:`ntxcp.cli.gateways`
   and :mod:`ntxcp.cli.api_client`).
 
 Every sub-command sets ``func`` on the parsed arguments; ``func(args)`` runs it and

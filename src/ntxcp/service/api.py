@@ -23,17 +23,17 @@ and answered 500, and never ends the process.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
 from aiohttp import web
 
-from ntxcp.service import dashboard, live_api, queries
+from ntxcp.service import dashboard, live_api, queries, tokens_api
+from ntxcp.service.access import access_middleware, add_route, current_principal
 from ntxcp.service.api_contract import (
     MAX_BODY,
     MAX_IMPORT_BODY,
@@ -59,6 +59,7 @@ from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ntxcp.service.metrics import KNOWN_HTTP_METHODS, known_label
 from ntxcp.service.openapi import build_openapi
 from ntxcp.service.passwords import hash_password
+from ntxcp.service.request_body import BODY_TIMEOUT, ApiError, decode_body, in_time, json_body
 from ntxcp.transport import valid_gateway_id
 from ntxcp.v10.codec import DECODE_ERRORS, error_from_validation
 
@@ -69,8 +70,6 @@ __all__ = ["MAX_LIMIT", "ApiError", "create_app", "json_body", "json_response", 
 
 _log = logging.getLogger("ntxcp.service.api")
 
-
-_Body = TypeVar("_Body", bound=msgspec.Struct)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -87,15 +86,6 @@ _IMPORT_RULES = {
 }
 
 
-class ApiError(Exception):
-    """A client mistake, answered with ``status`` and ``{"error": message}``."""
-
-    def __init__(self, status: int, message: str, **extra: Any) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body: dict[str, Any] = {"error": message, **extra}
-
-
 # --- request parts -------------------------------------------------------------------
 
 
@@ -106,41 +96,6 @@ def query(request: web.Request, operation: str) -> dict[str, Any]:
         ParameterError: unknown, repeated, empty or invalid parameter (answered 400).
     """
     return parse_query(request.query, operation)
-
-
-BODY_TIMEOUT = web.AppKey("body_timeout", float)
-"""Seconds a request's body may take to arrive once its head has (the service's
-``api_body_timeout``): a client trickling a body must not hold an API connection."""
-
-
-async def _in_time(request: web.Request, body: Awaitable[bytes]) -> bytes:
-    """``body`` read within the application's body timeout.
-
-    Raises:
-        BodyTimeoutError: the body did not arrive in time (408).
-    """
-    seconds = request.app[BODY_TIMEOUT]
-    try:
-        async with asyncio.timeout(seconds):
-            return await body
-    except TimeoutError:
-        raise BodyTimeoutError(f"the body did not arrive within {seconds:g} s") from None
-
-
-async def json_body(request: web.Request) -> bytes:
-    """The request's body, if it is JSON by its declared media type (or declares none).
-
-    Raises:
-        UnsupportedMediaTypeError: the body declares another media type (415).
-        BodyTimeoutError: the body did not arrive within the body timeout (408).
-    """
-    body = await _in_time(request, request.read())
-    declared = request.headers.get("Content-Type")
-    if body and declared is not None and request.content_type != "application/json":
-        raise UnsupportedMediaTypeError(
-            f"the body must be application/json, not {request.content_type!r}"
-        )
-    return body
 
 
 # --- middlewares ---------------------------------------------------------------------
@@ -192,26 +147,6 @@ def _http_text(exc: web.HTTPException) -> str:
     return text or exc.reason
 
 
-def _auth_middleware(token: str) -> Any:
-    expected = token.encode()
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/api" or request.path.startswith("/api/"):
-            # RFC 7235 §2.1: the scheme name is case-insensitive.
-            scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")
-            given = credentials.strip().encode("utf-8", "replace")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(given, expected):
-                return json_response(
-                    {"error": "missing or invalid bearer token (Authorization: Bearer <token>)"},
-                    401,
-                    {"WWW-Authenticate": 'Bearer realm="ntxcp"'},
-                )
-        return await handler(request)
-
-    return middleware
-
-
 # --- routes --------------------------------------------------------------------------
 
 
@@ -222,7 +157,7 @@ class _Routes:
         self.service = service
         self.storage = service.storage
         self.started = time.monotonic()
-        self._openapi: bytes | None = None
+        self._openapi: dict[bool, bytes] = {}
 
     def _known(self, request: web.Request) -> str:
         gateway_id = request.match_info["id"]
@@ -272,12 +207,13 @@ class _Routes:
 
     async def openapi(self, request: web.Request) -> web.Response:
         query(request, "openapi")
-        if self._openapi is None:  # generated once, on first use
-            document = build_openapi(
-                self.service.version, secured=self.service.config.api_token is not None
-            )
-            self._openapi = msgspec.json.encode(document)
-        return web.Response(body=self._openapi, content_type="application/json")
+        # Generated on first use, again when the first token closes the open API.
+        secured = not self.service.tokens.open
+        document = self._openapi.get(secured)
+        if document is None:
+            built = build_openapi(self.service.version, secured=secured)
+            document = self._openapi[secured] = msgspec.json.encode(built)
+        return web.Response(body=document, content_type="application/json")
 
     async def docs(self, request: web.Request) -> web.Response:
         query(request, "docs")
@@ -299,7 +235,7 @@ class _Routes:
 
     async def register_gateway(self, request: web.Request) -> web.Response:
         query(request, "registerGateway")
-        body = _decode_body(await json_body(request), NewGateway)
+        body = decode_body(await json_body(request), NewGateway, _FIELD_RULES)
         gateway_id = body.id
         if not valid_gateway_id(gateway_id):  # what the pattern's "$" lets through ("a\n")
             raise ApiError(422, _FIELD_RULES["id"], code="PropertyConstraintViolation", path="id")
@@ -361,7 +297,7 @@ class _Routes:
     async def set_password(self, request: web.Request) -> web.Response:
         query(request, "setGatewayPassword")
         gateway_id = self._known(request)
-        body = _decode_body(await json_body(request), GatewaySecret)
+        body = decode_body(await json_body(request), GatewaySecret, _FIELD_RULES)
         secret, password_hash = await self._secret(body.password, body.generate_password)
         await self.service.set_gateway_password(gateway_id, password_hash)  # also disconnects
         answer: dict[str, Any] = {"gatewayId": gateway_id, "hasPassword": password_hash is not None}
@@ -467,29 +403,10 @@ class _Routes:
         gateway_id = request.match_info["id"]
         action = request.match_info["action"]
         body = await json_body(request)
-        result = await self.service.commands.call(gateway_id, action, body, params["timeout"])
+        result = await self.service.commands.call(
+            gateway_id, action, body, params["timeout"], token_name=current_principal().name
+        )
         return json_response(result.body, result.status, result.headers)
-
-
-def _decode_body(raw: bytes, kind: type[_Body]) -> _Body:
-    """A JSON body decoded as ``kind``.
-
-    Raises:
-        BodyError: the body is not JSON (400).
-        ApiError: a field is missing, unknown or breaks its rule (422).
-    """
-    try:
-        msgspec.json.decode(raw or b"null")
-    except DECODE_ERRORS as exc:
-        raise BodyError(f"body is not valid JSON: {exc}") from None
-    try:
-        return msgspec.json.decode(raw or b"null", type=kind)
-    except msgspec.ValidationError as exc:
-        error = error_from_validation(exc)
-        # A known field that is missing or wrong: its rule; anything else (an unknown
-        # field, not an object): msgspec's own message.
-        message = _FIELD_RULES.get(error.path, error.description)
-        raise ApiError(422, message, code=error.code.value, path=error.path) from None
 
 
 async def _limited_json_body(request: web.Request, limit: int) -> bytes:
@@ -517,7 +434,7 @@ async def _limited_json_body(request: web.Request, limit: int) -> bytes:
                 raise too_large
         return bytes(body)
 
-    return await _in_time(request, read())
+    return await in_time(request, read())
 
 
 def _import_entries(raw: bytes) -> list[Any]:
@@ -592,36 +509,34 @@ def create_app(service: Service) -> web.Application:
         The application; the placeholder page at ``/`` comes from
         :mod:`ntxcp.service.dashboard`, which a dashboard may replace.
     """
-    middlewares: list[Any] = [_error_middleware(service)]
-    if service.config.api_token is not None:
-        middlewares.append(_auth_middleware(service.config.api_token))
+    middlewares = [_error_middleware(service), access_middleware(service)]
     app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[BODY_TIMEOUT] = service.api_body_timeout
     routes = _Routes(service)
     gateway = "/api/gateways/{id}"
-    app.add_routes(
-        [
-            web.get("/healthz", routes.healthz),
-            web.get("/metrics", routes.metrics),
-            web.get("/openapi.json", routes.openapi),
-            web.get("/docs", routes.docs),
-            web.get("/api/gateways", routes.list_gateways),
-            web.get("/api/refused-gateways", routes.refused_gateways),
-            web.post("/api/gateways", routes.register_gateway),
-            web.post("/api/gateway-imports", routes.import_gateways),
-            web.get(gateway, routes.get_gateway),
-            web.delete(gateway, routes.delete_gateway),
-            web.put(f"{gateway}/password", routes.set_password),
-            web.get(f"{gateway}/status", routes.status),
-            web.get(f"{gateway}/meter-values", routes.meter_values),
-            web.get(f"{gateway}/messages", routes.messages),
-            web.get(f"{gateway}/firmware-status", routes.firmware_status),
-            web.get(f"{gateway}/diagnostics-status", routes.diagnostics_status),
-            web.get(f"{gateway}/data-transfers", routes.data_transfers),
-            web.post(f"{gateway}/calls/{{action}}", routes.call),
-            web.get("/api/commands", routes.commands),
-        ]
-    )
+    for method, path, handler, operation in (
+        ("GET", "/healthz", routes.healthz, "health"),
+        ("GET", "/metrics", routes.metrics, "metrics"),
+        ("GET", "/openapi.json", routes.openapi, "openapi"),
+        ("GET", "/docs", routes.docs, "docs"),
+        ("GET", "/api/gateways", routes.list_gateways, "listGateways"),
+        ("GET", "/api/refused-gateways", routes.refused_gateways, "listRefusedGateways"),
+        ("POST", "/api/gateways", routes.register_gateway, "registerGateway"),
+        ("POST", "/api/gateway-imports", routes.import_gateways, "importGateways"),
+        ("GET", gateway, routes.get_gateway, "getGateway"),
+        ("DELETE", gateway, routes.delete_gateway, "deleteGateway"),
+        ("PUT", f"{gateway}/password", routes.set_password, "setGatewayPassword"),
+        ("GET", f"{gateway}/status", routes.status, "getStatus"),
+        ("GET", f"{gateway}/meter-values", routes.meter_values, "getMeterValues"),
+        ("GET", f"{gateway}/messages", routes.messages, "getMessages"),
+        ("GET", f"{gateway}/firmware-status", routes.firmware_status, "getFirmwareStatus"),
+        ("GET", f"{gateway}/diagnostics-status", routes.diagnostics_status, "getDiagnosticsStatus"),
+        ("GET", f"{gateway}/data-transfers", routes.data_transfers, "getDataTransfers"),
+        ("POST", f"{gateway}/calls/{{action}}", routes.call, "call"),
+        ("GET", "/api/commands", routes.commands, "listCommands"),
+    ):
+        add_route(app, method, path, handler, operation)
+    tokens_api.setup(app, service)
     dashboard.setup(app, service)
     live_api.setup(app, service)
     return app

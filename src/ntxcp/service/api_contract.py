@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import msgspec
 
+from ntxcp.service.api_tokens import NAME_PATTERN, Role
 from ntxcp.service.events import KINDS
 from ntxcp.service.machine_secrets import MIN_SECRET_CHARS
 from ntxcp.v10 import ACTIONS, Direction
@@ -44,10 +45,12 @@ __all__ = [
     "MIN_IMPORTED_SECRET",
     "MIN_TIMEOUT",
     "OPERATIONS",
+    "REQUIRED_ROLES",
     "GatewayImport",
     "GatewaySecret",
     "ImportedGateway",
     "NewGateway",
+    "NewToken",
     "ParameterError",
     "QueryParam",
     "gateway_actions",
@@ -315,6 +318,10 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
         gateway_id("gateway", "only events about this gateway (and `hello`/`resync`)"),
         kinds_list("kinds", "only these event kinds, comma-separated (default: all)"),
     ),
+    "whoAmI": (),
+    "listTokens": (),
+    "addToken": (),
+    "revokeToken": (),
     "call": (
         number(
             "timeout",
@@ -326,6 +333,48 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
     ),
 }
 """The query parameters of every operation, by ``operationId`` (all calls share ``call``)."""
+
+_READ, _OPERATE, _ADMIN = Role.READ_ONLY, Role.OPERATOR, Role.ADMIN
+
+REQUIRED_ROLES: Final[dict[str, Role | None]] = {
+    # Pages outside /api: open to anyone who reaches the port, as before tokens had
+    # roles (a Prometheus scraper, a load balancer's health check, the docs).
+    "health": None,
+    "metrics": None,
+    "openapi": None,
+    "docs": None,
+    "dashboard": None,
+    "dashboardAsset": None,
+    # Reading.
+    "whoAmI": _READ,
+    "listGateways": _READ,
+    "getGateway": _READ,
+    "listRefusedGateways": _READ,
+    "getStatus": _READ,
+    "getMeterValues": _READ,
+    "getMessages": _READ,
+    "getFirmwareStatus": _READ,
+    "getDiagnosticsStatus": _READ,
+    "getDataTransfers": _READ,
+    "listCommands": _READ,
+    "listStatuses": _READ,
+    "streamEvents": _READ,
+    # Commands to gateways (every action's route is the operation ``call``).
+    "call": _OPERATE,
+    # Administration.
+    "registerGateway": _ADMIN,
+    "importGateways": _ADMIN,
+    "deleteGateway": _ADMIN,
+    "setGatewayPassword": _ADMIN,
+    "listTokens": _ADMIN,
+    "addToken": _ADMIN,
+    "revokeToken": _ADMIN,
+}
+"""The role each route needs, by its name (``operationId``); ``None``: no token at all.
+
+Every route of the application is named and listed here: a request to a route that is
+not is refused (403), never let through.
+"""
 
 
 def parse_query(query: MultiMapping[str], operation: str) -> dict[str, Any]:
@@ -457,3 +506,15 @@ class GatewaySecret(msgspec.Struct, forbid_unknown_fields=True):
 
     password: _Password | None = None
     generate_password: _GeneratePassword = msgspec.field(default=False, name="generatePassword")
+
+
+class NewToken(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of ``POST /api/tokens``: a named API token and its role.
+
+    Attributes:
+        name: the token's name, unique for ever (shown in the command log).
+        role: what it may do (``read-only``, ``operator``, ``admin``).
+    """
+
+    name: Annotated[str, msgspec.Meta(pattern=NAME_PATTERN, min_length=1, max_length=64)]
+    role: Role

@@ -101,6 +101,12 @@ class StorageBackend(Protocol):
     async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL statement (``?`` placeholders), for tools and tests."""
 
+    async def execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement (``?`` placeholders) in the next batch; wait for it."""
+
+    def post_execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement with the next batch, without waiting for it."""
+
     def ensure_gateway(self, gateway_id: str) -> GatewayRecord:
         """The record of a gateway, created unregistered when first seen."""
 
@@ -179,8 +185,10 @@ class StorageBackend(Protocol):
     def shorten_frame(self, handle: FrameHandle, raw: bytes, size: int) -> bool:
         """Replace a buffered frame by an excerpt, if still buffered."""
 
-    async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
-        """Record a C→G request sent through the API; its command id."""
+    async def command_started(
+        self, gateway_id: str, action: str, request_json: str, token_name: str | None = None
+    ) -> int:
+        """Record a C→G request sent through the API (and the token that sent it)."""
 
     async def command_finished(
         self,

@@ -90,7 +90,13 @@ class CommandRunner:
         self.metrics = metrics
 
     async def call(
-        self, gateway_id: str, action: str, body: bytes, timeout: float | None = None
+        self,
+        gateway_id: str,
+        action: str,
+        body: bytes,
+        timeout: float | None = None,
+        *,
+        token_name: str | None = None,
     ) -> CommandResult:
         """Validate and send one C→G request; never raises for a bad request.
 
@@ -99,6 +105,7 @@ class CommandRunner:
             action: the action's wire name, e.g. ``"Reset"``.
             body: the request payload as JSON (empty means ``{}``).
             timeout: seconds to wait for the answer (default: the endpoint's).
+            token_name: the API token that sent it, for the command log.
 
         Returns:
             The HTTP status and JSON body to answer with.
@@ -130,7 +137,9 @@ class CommandRunner:
             # Every invalid field, in words (the decoder stops at the first).
             return CommandResult(status_for(exc), invalid_payload_body(action, payload, exc))
         request_json = encode_payload(request, validate=False).decode("utf-8")
-        command_id = await self.storage.command_started(gateway_id, action, request_json)
+        command_id = await self.storage.command_started(
+            gateway_id, action, request_json, token_name
+        )
         started = time.perf_counter()
         result: CommandResult
         try:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from ntxcp.service.access import add_route
+
 if TYPE_CHECKING:
     from ntxcp.service.service import Service
 
@@ -124,5 +126,5 @@ def setup(app: web.Application, service: Service) -> None:
         service: the running service.
     """
     dashboard = _Dashboard(service)
-    app.router.add_get("/", dashboard.index)
-    app.router.add_get("/dashboard/{name}", dashboard.asset)
+    add_route(app, "GET", "/", dashboard.index, "dashboard")
+    add_route(app, "GET", "/dashboard/{name}", dashboard.asset, "dashboardAsset")

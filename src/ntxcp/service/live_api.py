@@ -6,7 +6,8 @@
   see :mod:`.events` for the kinds. Query parameters (declared in
   :mod:`.api_contract`): ``gateway`` (only events about this gateway) and ``kinds``
   (comma-separated). Like every ``/api/*`` route it needs the bearer token when one is
-  configured; the dashboard reads the stream with ``fetch`` so it can send the
+  configured, and ends as soon as that token is revoked; the dashboard reads the
+  stream with ``fetch`` so it can send the
   ``Authorization`` header (an ``EventSource`` cannot), and the token never appears
   in a URL;
 * ``GET /api/status``: the current status of every service of a page of gateways
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ntxcp.service import queries
+from ntxcp.service.access import add_route, current_principal
 from ntxcp.service.api_contract import parse_query
 from ntxcp.service.events import Subscription, TooManySubscribersError
 from ntxcp.service.http_errors import json_response
@@ -52,6 +54,13 @@ class _LiveApi:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.streams: dict[str | None, set[Subscription]] = {}
+        """The open event streams, by the name of the token that opened them."""
+
+    def end_streams_of(self, token_name: str) -> None:
+        """End every event stream opened with a token (it was revoked)."""
+        for subscription in self.streams.pop(token_name, set()):
+            subscription.close()
 
     async def statuses(self, request: web.Request) -> web.Response:
         params = parse_query(request.query, "listStatuses")
@@ -78,10 +87,17 @@ class _LiveApi:
             subscription = stream.__enter__()
         except TooManySubscribersError as exc:
             return json_response({"error": str(exc)}, 503)
+        name = current_principal().name
+        self.streams.setdefault(name, set()).add(subscription)
         try:
             return await self._stream(request, subscription)
         finally:
             stream.__exit__(None, None, None)
+            open_streams = self.streams.get(name)
+            if open_streams is not None:
+                open_streams.discard(subscription)
+                if not open_streams:
+                    del self.streams[name]
 
     async def _stream(self, request: web.Request, subscription: Subscription) -> web.StreamResponse:
         """Write the subscription's events until it ends, the client leaves or stalls."""
@@ -171,5 +187,6 @@ def setup(app: web.Application, service: Service) -> None:
         service: the running service.
     """
     live = _LiveApi(service)
-    app.router.add_get("/api/events", live.events)
-    app.router.add_get("/api/status", live.statuses)
+    add_route(app, "GET", "/api/events", live.events, "streamEvents")
+    add_route(app, "GET", "/api/status", live.statuses, "listStatuses")
+    service.tokens.on_revoke.append(live.end_streams_of)

@@ -24,7 +24,15 @@ import json
 import sqlite3
 from collections.abc import Callable, Sequence
 
-__all__ = ["LATEST", "MIGRATIONS", "RARE_ACTIONS", "MigrationError", "current_version", "migrate"]
+__all__ = [
+    "LATEST",
+    "MIGRATIONS",
+    "RARE_ACTIONS",
+    "V5",
+    "MigrationError",
+    "current_version",
+    "migrate",
+]
 
 
 Step = str | Callable[[sqlite3.Connection], None]
@@ -308,11 +316,31 @@ _V4: tuple[str, ...] = (
     "(gateway_id, last_ms, id, first_ms, service_id, measurands)",
 )
 
+V5: tuple[str, ...] = (
+    # Named API tokens with roles: the keyed hash of the secret, never the secret;
+    # a revoked token stays (revoked_at set), so its name is never given out again.
+    """
+    CREATE TABLE api_tokens (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        last_used_at TEXT,
+        revoked_at TEXT
+    )
+    """,
+    # The token that sent each command (NULL: sent before tokens had names, or through
+    # the open API).
+    "ALTER TABLE commands ADD COLUMN token_name TEXT",
+)
+"""Version 5, the same statements on both backends (SQL both dialects read)."""
+
 MIGRATIONS: tuple[tuple[int, Sequence[Step]], ...] = (
     (1, _V1),
     (2, _V2),
     (3, (_v3,)),
     (4, _V4),
+    (5, V5),
 )
 """Every migration as (version it produces, statements), oldest first."""
 

@@ -21,11 +21,14 @@ from ntxcp.service.api_contract import (
     MAX_BODY,
     MAX_IMPORT_BODY,
     OPERATIONS,
+    REQUIRED_ROLES,
     GatewayImport,
     GatewaySecret,
     NewGateway,
+    NewToken,
     gateway_actions,
 )
+from ntxcp.service.api_tokens import Role
 from ntxcp.service.events import KINDS
 from ntxcp.v10 import ACTIONS
 from ntxcp.v10.schema import confirmation_schema, request_schema
@@ -38,6 +41,7 @@ _TIME = {"type": "string", "format": "date-time"}
 _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
+_ROLE = {"enum": [role.value for role in Role]}
 _NEXT = {
     "type": ["string", "null"],
     "description": "the cursor of the next page (pass it as `after`); null on the last page",
@@ -190,6 +194,58 @@ def _api_schemas() -> dict[str, Any]:
             ("error",),
         ),
         "GatewayList": _list_of("Gateway", next=_NEXT),
+        "RoleError": _object(
+            {
+                "error": _STR,
+                "requiredRole": {**_ROLE, "description": "the role the route needs"},
+                "role": {**_ROLE, "description": "the role of the token sent"},
+            },
+            ("error", "requiredRole", "role"),
+        ),
+        "WhoAmI": _object(
+            {
+                "name": {
+                    **_NSTR,
+                    "description": "the token's name (bootstrap: --api-token); null "
+                    "when the API is open (no token configured)",
+                },
+                "role": _ROLE,
+                "authenticated": {
+                    **_BOOL,
+                    "description": "false when the API is open: no token is needed",
+                },
+            },
+            ("name", "role", "authenticated"),
+        ),
+        "Token": _object(
+            {
+                "name": _STR,
+                "role": _ROLE,
+                "createdAt": _TIME,
+                "lastUsedAt": {
+                    **_NTIME,
+                    "description": "last use, to the minute (null: never used)",
+                },
+                "revokedAt": {**_NTIME, "description": "null while the token is active"},
+            },
+            ("name", "role", "createdAt", "lastUsedAt", "revokedAt"),
+        ),
+        "TokenList": _list_of("Token"),
+        "NewTokenAnswer": {
+            "allOf": [
+                _ref("Token"),
+                _object(
+                    {
+                        "token": {
+                            **_STR,
+                            "description": "the bearer token, <name>.<secret>: shown in "
+                            "this answer only, never stored in clear nor shown again",
+                        }
+                    },
+                    ("token",),
+                ),
+            ]
+        },
         "StatusEntry": status_entry,
         "StatusReport": _object(
             {
@@ -364,6 +420,13 @@ _ID = {
     "schema": {**_STR, "minLength": 1, "maxLength": 48, "pattern": GATEWAY_ID_PATTERN},
     "description": "the gateway id (spec §1)",
 }
+_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {**_STR, "minLength": 1, "maxLength": 64},
+    "description": "the token's name",
+}
 _BAD_PARAMETER = {
     "400": _error("a query parameter is unknown, repeated, empty or invalid", "ParameterError")
 }
@@ -382,11 +445,16 @@ def _operation(
     gateway: bool = False,
     errors: dict[str, dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
+    path_parameters: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """One operation; its query parameters are those of ``OPERATIONS[params_of or op_id]``."""
     responses = {**ok, **_BAD_PARAMETER, **(_NOT_FOUND if gateway else {}), **(errors or {})}
+    role = REQUIRED_ROLES[params_of or op_id]
+    secured = secured and role is not None
     if secured:
-        responses["401"] = _error("missing or wrong bearer token")
+        responses["401"] = _error("missing, wrong or revoked bearer token")
+        if role is not Role.READ_ONLY:
+            responses["403"] = _error(f"the token's role is below {role}", "RoleError")
     responses.update(_INTERNAL)
     if op_id not in ("health", "metrics"):
         responses.setdefault("503", _error("the database cannot be reached now (the reason)"))
@@ -397,7 +465,7 @@ def _operation(
         "responses": dict(sorted(responses.items())),
     }
     query = [param.openapi() for param in OPERATIONS[params_of or op_id]]
-    parameters = ([_ID] if gateway else []) + query
+    parameters = ([_ID] if gateway else []) + (path_parameters or []) + query
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
@@ -407,6 +475,7 @@ def _operation(
         operation["responses"]["413"] = _error(f"the body is larger than {limit} bytes")
         operation["responses"]["415"] = _error("the body is not application/json")
     operation["security"] = [{"bearerAuth": []}] if secured else []
+    operation["x-required-role"] = "none" if role is None else role.value
     return operation
 
 
@@ -477,6 +546,7 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
     _lift(msgspec.json.schema(NewGateway), schemas)  # defines NewGateway
     _lift(msgspec.json.schema(GatewayImport), schemas)  # defines it and ImportedGateway
     _lift(msgspec.json.schema(GatewaySecret), schemas)  # defines GatewaySecret
+    _lift(msgspec.json.schema(NewToken), schemas)  # defines NewToken and Role
     for name in ("NewGateway", "ImportedGateway", "GatewaySecret"):
         schemas[name]["not"] = _PASSWORD_AND_GENERATED
     events = _event_schemas()
@@ -735,6 +805,7 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
             )
         },
     }
+    paths.update(_token_paths(secured))
     for action in gateway_actions():
         request = _lift(request_schema(action), schemas)
         confirmation = _lift(confirmation_schema(action), schemas)
@@ -772,7 +843,8 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
     # Boot info of a gateway is a BootNotification request payload.
     _lift(request_schema("BootNotification"), schemas)
     auth = (
-        "Every `/api/*` route needs `Authorization: Bearer <token>`."
+        "Every `/api/*` route needs `Authorization: Bearer <token>`, of a role that "
+        "allows it (`x-required-role` of each operation: read-only < operator < admin)."
         if secured
         else "This service runs without an API token: no route needs one."
     )
@@ -792,6 +864,58 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
         "components": {
             "schemas": schemas,
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+    }
+
+
+def _token_paths(secured: bool) -> dict[str, Any]:
+    """The routes of ``/api/whoami`` and the named tokens (see :mod:`.tokens_api`)."""
+    conflict = "the name is taken, or the change would lock every administrator out"
+    return {
+        "/api/whoami": {
+            "get": _operation(
+                "whoAmI",
+                "The name and role of the token that sent this request",
+                "tokens",
+                {"200": _json_body(_ref("WhoAmI"), "who you are")},
+                secured=secured,
+            )
+        },
+        "/api/tokens": {
+            "get": _operation(
+                "listTokens",
+                "Every API token, active and revoked (never a secret)",
+                "tokens",
+                {"200": _json_body(_ref("TokenList"), "the tokens, by name")},
+                secured=secured,
+            ),
+            "post": _operation(
+                "addToken",
+                "Create a named API token; the answer shows its secret, once",
+                "tokens",
+                {"201": _json_body(_ref("NewTokenAnswer"), "created")},
+                errors={
+                    "400": _error("a query parameter is invalid, or the body is not JSON"),
+                    "409": _error(conflict),
+                    "422": _error("invalid name or role", "ValidationError"),
+                },
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("NewToken")}},
+                },
+                secured=secured,
+            ),
+        },
+        "/api/tokens/{name}": {
+            "delete": _operation(
+                "revokeToken",
+                "Revoke a token at once: its requests get 401, its event streams end",
+                "tokens",
+                {"200": _json_body(_ref("Token"), "revoked (or revoked before)")},
+                errors={"404": _error("unknown token"), "409": _error(conflict)},
+                path_parameters=[_NAME],
+                secured=secured,
+            )
         },
     }
 

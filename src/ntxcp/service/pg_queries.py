@@ -216,7 +216,7 @@ async def commands(
     args.append(limit)
     rows = await conn.fetch(
         "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
-        "error_code, error_description, error_details, duration_ms FROM commands "
+        "error_code, error_description, error_details, duration_ms, token_name FROM commands "
         f"{numbered(clause)}ORDER BY id DESC LIMIT ${len(args)}",
         *args,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ntxcp.service.migrations import RARE_ACTIONS, MigrationError
+from ntxcp.service.migrations import RARE_ACTIONS, V5, MigrationError
 
 if TYPE_CHECKING:
     import asyncpg
@@ -194,7 +194,7 @@ _V4: tuple[str, ...] = (
     "INCLUDE (first_ms, service_id, measurands)",
 )
 
-MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((3, _V3), (4, _V4))
+MIGRATIONS: tuple[tuple[int, Sequence[str]], ...] = ((3, _V3), (4, _V4), (5, V5))
 """Every migration as (version it produces, statements), oldest first."""
 
 LATEST = MIGRATIONS[-1][0]

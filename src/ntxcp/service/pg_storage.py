@@ -41,6 +41,7 @@ from ntxcp.service.pg_writer import PgBatchWriter, PgJob, describe, is_connectio
 from ntxcp.service.storage import (
     DATA_TABLES,
     FRAME_LOG_PAUSED,
+    INSERT_COMMAND,
     INSERT_STATUS_HISTORY,
     PRUNE_CHUNK,
     UPSERT_STATUS,
@@ -108,6 +109,16 @@ def redacted(url: str) -> str:
     if not at or ":" not in credentials:
         return url
     return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"
+
+
+def _statement(statement: str, args: Sequence[Any]) -> PgJob:
+    """A job that runs one statement (``?`` placeholders numbered for PostgreSQL)."""
+    text = numbered(statement)
+
+    async def job(conn: asyncpg.Connection) -> None:
+        await conn.execute(text, *args)
+
+    return job
 
 
 def _inserted(status: str) -> bool:
@@ -393,6 +404,14 @@ class PostgresStorage(ProgressRecords):
         async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
             rows = await conn.fetch(numbered(statement), *args)
         return [tuple(row) for row in rows]
+
+    async def execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement (``?`` placeholders) in the next batch; wait for its commit."""
+        await self._submit(_statement(statement, args))
+
+    def post_execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement with the next batch, without waiting for it."""
+        self._post(_statement(statement, args))
 
     async def write(self, job: PgJob) -> Any:
         """Run ``job(connection)`` in the next write transaction; its result once committed."""
@@ -754,23 +773,14 @@ class PostgresStorage(ProgressRecords):
         frames[index] = (*frames[index][:6], raw, size)
         return True
 
-    async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
+    async def command_started(
+        self, gateway_id: str, action: str, request_json: str, token_name: str | None = None
+    ) -> int:
         """Record a C→G request sent through the API (written with the next batch)."""
         command_id = self._next_command = self._next_command + 1
-        sent = now_text()
-
-        async def insert(conn: asyncpg.Connection) -> None:
-            await conn.execute(
-                "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome) "
-                "VALUES ($1, $2, $3, $4, $5, 'pending')",
-                command_id,
-                gateway_id,
-                action,
-                request_json,
-                sent,
-            )
-
-        self._post(insert)
+        self.post_execute(
+            INSERT_COMMAND, command_id, gateway_id, action, request_json, now_text(), token_name
+        )
         return command_id
 
     async def command_finished(

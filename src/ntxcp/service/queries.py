@@ -450,7 +450,7 @@ def commands(
     args.append(limit)
     rows = conn.execute(
         "SELECT id, gateway_id, action, request, sent_at, finished_at, outcome, response, "
-        "error_code, error_description, error_details, duration_ms FROM commands "
+        "error_code, error_description, error_details, duration_ms, token_name FROM commands "
         f"{clause}ORDER BY id DESC LIMIT ?",
         args,
     ).fetchall()
@@ -471,4 +471,5 @@ def _command(row: Any) -> dict[str, Any]:
         if row[8] is None
         else {"code": row[8], "description": row[9], "details": _json(row[10])},
         "durationMs": row[11],
+        "tokenName": row[12],
     }

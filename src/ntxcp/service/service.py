@@ -34,6 +34,7 @@ from ntxcp.service.api_listener import (
     MalformedRequestLog,
     raise_open_file_limit,
 )
+from ntxcp.service.api_tokens import TokenRegistry
 from ntxcp.service.backend import create_storage
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
@@ -49,7 +50,7 @@ from ntxcp.service.machine_secrets import (
 from ntxcp.service.memory import TRIM_INTERVAL, map_large_blocks, release_free_memory
 from ntxcp.service.metrics import ServiceMetrics
 from ntxcp.service.passwords import PasswordVerifier
-from ntxcp.service.storage import SYNCHRONOUS, StorageError
+from ntxcp.service.storage import SYNCHRONOUS, StorageError, now_text
 from ntxcp.transport import HandshakeInfo, server_tls_context
 from ntxcp.v10.core import RegistrationStatus
 
@@ -139,6 +140,8 @@ class Service:
             on_outcome=lambda outcome: self.metrics.gateway_auth.inc((outcome,)),
         )
         self.events = EventHub()
+        self.tokens = TokenRegistry(self.storage, config.api_token, now_text)
+        """The named API tokens (loaded by :meth:`start`)."""
         self.handler = GatewayTrafficHandler(
             self.storage,
             self.metrics,
@@ -197,6 +200,7 @@ class Service:
             raise ServiceError(str(exc)) from None
         try:
             await self.storage.start()
+            await self.tokens.load(self.server_key)
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
         self.open_file_limit = raise_open_file_limit()

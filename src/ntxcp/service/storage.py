@@ -104,6 +104,10 @@ INSERT_STATUS_HISTORY = (
     f"INSERT INTO status_history ({STATUS_COLUMNS}, unique_id) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+INSERT_COMMAND = (
+    "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome, token_name) "
+    "VALUES (?, ?, ?, ?, ?, 'pending', ?)"
+)
 _INSERT_GATEWAY = (
     "INSERT OR IGNORE INTO gateways (id, created_at, first_seen, last_seen) VALUES (?, ?, ?, ?)"
 )
@@ -487,6 +491,14 @@ class Storage(ProgressRecords):
         """
         return await self.read(lambda conn: conn.execute(statement, args).fetchall())
 
+    async def execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement (``?`` placeholders) in the next batch; wait for its commit."""
+        await self._submit(lambda conn: conn.execute(statement, args))
+
+    def post_execute(self, statement: str, *args: Any) -> None:
+        """Run one write statement with the next batch, without waiting for it."""
+        self._post(lambda conn: conn.execute(statement, args))
+
     async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job(connection)`` in the next write transaction; its result once committed.
 
@@ -787,21 +799,24 @@ class Storage(ProgressRecords):
         frames[index] = (*frames[index][:6], raw, size)
         return True
 
-    async def command_started(self, gateway_id: str, action: str, request_json: str) -> int:
+    async def command_started(
+        self, gateway_id: str, action: str, request_json: str, token_name: str | None = None
+    ) -> int:
         """Record a C→G request sent through the API; returns its command id.
 
         The row is written with the next batch, not waited for: the request goes to
         the gateway at once. :meth:`command_finished` (queued after it, so committed
         with or after it) is awaited.
+
+        Args:
+            gateway_id: the gateway it is sent to.
+            action: the action.
+            request_json: the request payload (wire JSON).
+            token_name: the name of the API token that sent it (``None``: no token).
         """
         command_id = self._next_command = self._next_command + 1
-        row = (command_id, gateway_id, action, request_json, now_text())
-        self._post(
-            lambda conn: conn.execute(
-                "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome) "
-                "VALUES (?, ?, ?, ?, ?, 'pending')",
-                row,
-            )
+        self.post_execute(
+            INSERT_COMMAND, command_id, gateway_id, action, request_json, now_text(), token_name
         )
         return command_id
 
