@@ -23,7 +23,7 @@ from ntxcp.service.access import ROUTE_OPERATIONS
 from ntxcp.service.api import create_app
 from ntxcp.service.api_contract import OPERATIONS, REQUIRED_ROLES
 from ntxcp.service.api_tokens import Role
-from ntxcp.service.storage import Storage
+from ntxcp.service.backend import create_storage
 from waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -272,7 +272,7 @@ async def test_tokens_are_stored_hashed_and_listed_without_secrets(
     assert status == 409, body
     for bad in ({"name": "a.b", "role": "admin"}, {"name": "x", "role": "root"}, {}):
         assert (await api.post("/api/tokens", bad))[0] == 422, bad
-    assert (await api.post("/api/tokens", {"name": "bootstrap", "role": "admin"}))[0] == 422
+    assert (await api.post("/api/tokens", {"name": "bootstrap", "role": "admin"}))[0] == 409
 
 
 async def test_tokens_survive_a_restart(databases: Databases, http: aiohttp.ClientSession) -> None:
@@ -373,21 +373,43 @@ async def test_the_command_log_names_the_token_that_sent_each_command(
     assert [row.split()[-1] for row in rows] == ["bootstrap", "night-shift"]
 
 
+_OLD_COMMAND = (
+    "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome) "
+    "VALUES (1, 'GW-OLD', 'Reset', '{}', '2026-11-23T18:00:00.000Z', 'ok')"
+)
+
+
+async def _database_before_tokens(databases: Databases, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A database at schema version 4 (before tokens) holding one command."""
+    db = databases.new()
+    with monkeypatch.context() as patch:
+        if databases.backend == "sqlite":
+            conn = sqlite3.connect(db, isolation_level=None)
+            patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:4])
+            assert migrations.migrate(conn) == [1, 2, 3, 4]
+            conn.execute(_OLD_COMMAND)
+            conn.close()
+        else:
+            import asyncpg
+
+            from ntxcp.service import pg_schema
+
+            patch.setattr(pg_schema, "MIGRATIONS", pg_schema.MIGRATIONS[:2])
+            pg = await asyncpg.connect(db)
+            try:
+                assert await pg_schema.migrate(pg) == [3, 4]
+                await pg.execute(_OLD_COMMAND)
+            finally:
+                await pg.close()
+    return db
+
+
 async def test_commands_logged_before_tokens_had_names_read_null(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    databases: Databases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "v3.sqlite"
-    conn = sqlite3.connect(path, isolation_level=None)
-    with monkeypatch.context() as patch:  # a database of schema version 3
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:3])
-        assert migrations.migrate(conn) == [1, 2, 3]
-    conn.execute(
-        "INSERT INTO commands (id, gateway_id, action, request, sent_at, outcome) "
-        "VALUES (1, 'GW-OLD', 'Reset', '{}', '2026-11-23T18:00:00.000Z', 'ok')"
-    )
-    conn.close()
-    storage = Storage(path)
-    storage.open()
+    db = await _database_before_tokens(databases, monkeypatch)
+    storage = create_storage(ServiceConfig(db=db))
+    await storage.start()
     try:
         items = await storage.read(queries.commands, None, None, 10)
         assert [(c["gatewayId"], c["tokenName"]) for c in items] == [("GW-OLD", None)]

@@ -217,7 +217,7 @@ class TokenRegistry:
         """Create a token; returns it and its full ``<name>.<secret>`` (shown once).
 
         Raises:
-            TokenError: the name is invalid or reserved (422), taken (409), or the first
+            TokenError: the name is invalid (422), taken or reserved (409), or the first
                 token of an open API is not an admin token (409).
         """
         if not _NAME.fullmatch(name):
@@ -225,7 +225,7 @@ class TokenRegistry:
                 422, "a token name is 1..64 letters, digits, '_' or '-' (no '.', no spaces)"
             )
         if name == BOOTSTRAP:
-            raise TokenError(422, f"{BOOTSTRAP!r} is the name of --api-token: choose another")
+            raise TokenError(409, f"{BOOTSTRAP!r} is the name of --api-token: choose another")
         if name in self.tokens:
             raise TokenError(409, f"a token named {name!r} exists already (names are not reused)")
         if self.open and role is not Role.ADMIN:
