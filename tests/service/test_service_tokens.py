@@ -40,13 +40,6 @@ async def service(databases: Databases) -> AsyncIterator[Service]:
         yield svc
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    """An HTTP client session."""
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def _new_token(api: Api, name: str, role: str) -> str:
     status, answer = await api.post("/api/tokens", {"name": name, "role": role})
     assert status == 201, answer
