@@ -45,3 +45,10 @@ def test_fleet_admission_benchmark_runs_a_small_fleet() -> None:
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     table = result.stdout.split("probe p50")[-1]
     assert "generated" in table and "not all" not in table, result.stdout
+
+
+def test_token_check_benchmark_runs_each_kind() -> None:
+    result = _run("bench/token_checks.py", "--rounds", "50", "--tokens", "3", timeout=120)
+    assert result.returncode == 0, result.stderr
+    for kind in ("valid token", "wrong secret", "unknown name", "--api-token"):
+        assert kind in result.stdout
