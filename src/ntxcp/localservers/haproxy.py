@@ -36,13 +36,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Literal
+from typing import Literal, Self
+
+from ntxcp.localservers._process import ChildServer
 
 __all__ = ["Backend", "HAProxy", "HAProxyMissing", "find_binary", "haproxy_config"]
 
 START_TIMEOUT = 15.0  # s
-STOP_TIMEOUT = 5.0  # s: after SIGTERM (hard stop of the master), before SIGKILL
 Mode = Literal["tcp", "http"]
 
 
@@ -162,7 +162,7 @@ def _free_port() -> int:
         return port
 
 
-class HAProxy:
+class HAProxy(ChildServer):
     """HAProxy in front of ``backends``, listening on a free port of 127.0.0.1.
 
     Args:
@@ -207,16 +207,6 @@ class HAProxy:
         """The configuration in use."""
         return self._config.read_text()
 
-    @property
-    def running(self) -> bool:
-        """Whether the master process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """The master process's id while running."""
-        return self._proc.pid if self.running and self._proc is not None else None
-
     def _write_config(self) -> None:
         self._config.write_text(
             haproxy_config(
@@ -243,7 +233,7 @@ class HAProxy:
         if result.returncode != 0:
             raise RuntimeError(f"haproxy refuses the configuration:\n{result.stderr}")
 
-    def start(self, timeout: float = START_TIMEOUT) -> HAProxy:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start HAProxy and wait until it accepts connections and answers its socket.
 
         Raises:
@@ -360,48 +350,3 @@ class HAProxy:
             return set(self.server_states()) == names
         except OSError:
             return False
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop at once (SIGTERM: connections are closed), SIGKILL after ``timeout`` s."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL the master (its worker exits when the master is gone)."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(STOP_TIMEOUT)
-        self._proc = None
-
-    def log(self) -> str:
-        """HAProxy's own messages (alerts, warnings), for error messages."""
-        with contextlib.suppress(OSError):
-            return self._log.read_text(errors="replace")
-        return ""
-
-    def remove(self) -> None:
-        """Stop HAProxy and delete its directory."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> HAProxy:
-        return self.start() if not self.running else self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()

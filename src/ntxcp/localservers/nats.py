@@ -15,22 +15,21 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sysconfig
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
+from typing import Self
+
+from ntxcp.localservers._process import ChildServer
 
 BINARY = "nats-server"
 START_TIMEOUT = 15.0  # s: a loaded machine may take a while to exec a 19 MB binary
-STOP_TIMEOUT = 5.0  # s: after SIGTERM, before SIGKILL
 
 
 class NatsServerMissing(RuntimeError):
@@ -53,7 +52,7 @@ def find_binary() -> Path:
     return Path(found)
 
 
-class NatsServer:
+class NatsServer(ChildServer):
     """One ``nats-server`` process on 127.0.0.1.
 
     Args:
@@ -83,12 +82,7 @@ class NatsServer:
         """The ``http://`` URL of the monitoring endpoints (``/varz``, ``/connz``, ...)."""
         return f"http://127.0.0.1:{self.monitor_port}"
 
-    @property
-    def running(self) -> bool:
-        """Whether the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self, timeout: float = START_TIMEOUT) -> NatsServer:
+    def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Start the server and wait until it accepts clients.
 
         Args:
@@ -156,52 +150,7 @@ class NatsServer:
         except OSError:
             return False
 
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM (the server closes its clients), then SIGKILL after ``timeout`` s."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGTERM)
-            try:
-                self._proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self._proc = None
-
-    def kill(self) -> None:
-        """SIGKILL: the server disappears without a goodbye, like a crashed machine."""
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait(STOP_TIMEOUT)
-        self._proc = None
-
-    def restart(self, timeout: float = START_TIMEOUT) -> NatsServer:
+    def restart(self, timeout: float = START_TIMEOUT) -> Self:
         """Stop and start again on the same ports."""
         self.stop()
         return self.start(timeout)
-
-    def log(self) -> str:
-        """The server's log (for error and assertion messages)."""
-        with contextlib.suppress(OSError):
-            return self._log.read_text(errors="replace")
-        return ""
-
-    def remove(self) -> None:
-        """Stop the server and delete its directory."""
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> NatsServer:
-        return self.start() if not self.running else self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()

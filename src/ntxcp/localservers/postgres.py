@@ -25,7 +25,9 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from types import TracebackType
+from typing import Self
+
+from ntxcp.localservers._process import LocalServer
 
 __all__ = ["DATABASE", "USER", "PostgresMissing", "PostgresServer", "binaries"]
 
@@ -65,7 +67,7 @@ def _system_user() -> str | None:
     raise RuntimeError("running as root and no unprivileged user to run PostgreSQL as")
 
 
-class PostgresServer:
+class PostgresServer(LocalServer):
     """One PostgreSQL cluster in a temporary directory, on 127.0.0.1.
 
     Raises:
@@ -117,7 +119,7 @@ class PostgresServer:
             record = pwd.getpwnam(self._user)
             os.chown(path, record.pw_uid, record.pw_gid)
 
-    def start(self) -> PostgresServer:
+    def start(self) -> Self:
         """Create the cluster (first time), start the server and create the database.
 
         Raises:
@@ -159,9 +161,10 @@ class PostgresServer:
         self.stop()
         self.start()
 
-    def log(self) -> str:
-        """The server's log (for error and assertion messages)."""
-        return self._log.read_text(errors="replace") if self._log.exists() else ""
+    @property
+    def running(self) -> bool:
+        """Whether the server runs."""
+        return self.postmaster() is not None
 
     def postmaster(self) -> int | None:
         """The server's process id (from ``postmaster.pid``), if it is running."""
@@ -181,14 +184,3 @@ class PostgresServer:
                 with contextlib.suppress(OSError):  # pg_ctl could not stop it
                     os.kill(pid, signal.SIGKILL)
             shutil.rmtree(self.directory, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.remove()
