@@ -26,12 +26,30 @@ new ResizeObserver(() => {
   document.documentElement.style.setProperty("--topbar-height", `${topbar.offsetHeight}px`);
 }).observe(topbar);
 
+// Roles in order: each allows what the ones before it allow (GET /api/whoami).
+const ROLES = ["read-only", "operator", "admin"];
+
 const ctx = {
   openapi: null,
   gatewayUrl: document.querySelector('meta[name="ntxcp-gateway-url"]')?.content || "",
+  who: null, // {name, role, authenticated}, from GET /api/whoami after sign-in
+  /** May the signed-in token use what needs this role? (Forms it may not use are left out.) */
+  may(role) {
+    return ctx.who !== null && ROLES.indexOf(ctx.who.role) >= ROLES.indexOf(role);
+  },
   toast,
   confirm,
 };
+const whoNode = document.getElementById("who");
+
+/** Ask the API who the token is; the views show only the forms its role may use. */
+async function whoAmI() {
+  const result = await request("GET", "/api/whoami");
+  if (!result.ok) throw new Error(result.data?.error || `HTTP ${result.status}`);
+  ctx.who = result.data;
+  whoNode.textContent = ctx.who.authenticated ? `${ctx.who.name} · ${ctx.who.role}` : "";
+  whoNode.hidden = !ctx.who.authenticated;
+}
 
 let current = null; // {view, stream, fallback}
 let signingIn = false;
@@ -153,8 +171,7 @@ function showSignIn(message) {
         button.disabled = true;
         auth.set(token);
         try {
-          const result = await request("GET", "/api/gateways");
-          if (!result.ok) throw new Error(result.data?.error || `HTTP ${result.status}`);
+          await whoAmI();
           signingIn = false;
           route();
         } catch (failure) {
@@ -168,7 +185,7 @@ function showSignIn(message) {
       },
     },
     h("h1", { id: "sign-in-title" }, "Sign in"),
-    h("p", { class: "muted" }, "This control center's API needs a bearer token (the service's ", h("code", {}, "--api-token"), "). It is kept in this browser tab only."),
+    h("p", { class: "muted" }, "This control center's API needs a bearer token (the service's ", h("code", {}, "--api-token"), ", or one made with ", h("code", {}, "ntxcp tokens add"), "). It is kept in this browser tab only."),
     h("div", { class: "field" }, h("label", { for: input.id }, "API token"), input, error),
     h("div", { class: "form-actions" }, button),
   );
@@ -181,11 +198,15 @@ function showSignIn(message) {
 setAuthHandler(() => {
   const hadToken = Boolean(auth.token);
   auth.set("");
+  ctx.who = null;
+  whoNode.hidden = true;
   showSignIn(hadToken ? "The token was not accepted (any more). Enter it again." : "");
 });
 
 signOut.addEventListener("click", () => {
   auth.set("");
+  ctx.who = null;
+  whoNode.hidden = true;
   showSignIn("Signed out.");
 });
 
@@ -199,6 +220,12 @@ async function start() {
     return;
   }
   window.addEventListener("hashchange", () => route());
+  try {
+    await whoAmI();
+  } catch (error) {
+    if (!(error instanceof AuthRequired)) showError(error);
+    return; // a 401 shows the sign-in screen, which routes once signed in
+  }
   route();
 }
 

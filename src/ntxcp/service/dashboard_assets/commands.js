@@ -114,14 +114,15 @@ export function commandsCard(ctx, gatewayId) {
   );
   const form = h("form", { class: "command-form", novalidate: true, onsubmit: (event) => send(event) }, neverNote, fields);
   const historyBody = h("div", { class: "history table-scroll" });
+  // Sending needs the operator role: a read-only token sees the recent commands only.
+  const maySend = ctx.may("operator");
   const node = h(
     "section",
     { class: "card span-7", "aria-labelledby": "commands-title" },
     h("h2", { id: "commands-title" }, "Commands"),
-    h("div", { class: "field" }, h("label", { for: select.id }, "Action"), select),
-    description,
-    form,
-    result,
+    maySend
+      ? [h("div", { class: "field" }, h("label", { for: select.id }, "Action"), select), description, form, result]
+      : h("p", { class: "muted read-only-note" }, `The token ${ctx.who?.name ?? ""} is read-only: it cannot send commands.`),
     h("h3", {}, "Recent commands"),
     historyBody,
   );
@@ -257,6 +258,7 @@ export function commandsCard(ctx, gatewayId) {
           ["Action", (row) => row.action],
           ["Outcome", (row) => outcomeBadge(row)],
           ["Took", (row) => (row.durationMs === null ? "—" : `${Math.round(row.durationMs)} ms`)],
+          ["Sent by", (row) => row.tokenName ?? "—"],
           [
             "Details",
             (row) =>

@@ -36,7 +36,8 @@ export function gatewayPage(ctx, gatewayId) {
   const title = h("h1", { class: "mono" }, gatewayId);
   const headBadges = h("div", { class: "badges" });
   const meta = h("div", { class: "meta" });
-  const removeButton = h("button", { class: "button ghost danger-text", type: "button", onclick: () => remove() }, "Remove gateway");
+  // Removal needs the admin role: other tokens do not see the button.
+  const removeButton = h("button", { class: "button ghost danger-text", type: "button", hidden: !ctx.may("admin"), onclick: () => remove() }, "Remove gateway");
   const header = h(
     "div",
     { class: "page-head" },
@@ -245,7 +246,7 @@ export function gatewayPage(ctx, gatewayId) {
     }
     banner.hidden = true;
     grid.hidden = false;
-    removeButton.hidden = false;
+    removeButton.hidden = !ctx.may("admin");
     missing = false;
     const [info, status, firmwareStatus, diagnosticsStatus, dataTransfers] = data;
     gateway = info;

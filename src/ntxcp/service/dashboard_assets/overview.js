@@ -147,7 +147,8 @@ export function overview(ctx) {
       h("div", { class: "field filter" }, h("label", { for: filter.id }, "Filter gateways"), filter),
     ),
     h("div", { class: "card flush" }, h("div", { class: "table-scroll" }, gatewayTable)),
-    h(
+    // Registration needs the admin role: other tokens do not see the form.
+    !ctx.may("admin") ? null : h(
       "div",
       { class: "card" },
       h("h2", { id: "register-title" }, "Register a gateway"),
@@ -266,7 +267,7 @@ export function overview(ctx) {
       h(
         "td",
         { "data-col": "actions", "data-label": "Actions" },
-        h(
+        !ctx.may("admin") ? null : h(
           "button",
           { class: "button ghost small danger-text", type: "button", "aria-label": `Remove ${gateway.id}`, onclick: () => remove(gateway.id) },
           "Remove",
