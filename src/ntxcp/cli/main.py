@@ -163,6 +163,16 @@ def _add_control_center_parser(subparsers: Any) -> None:
     )
     api.add_argument("--api-certfile", help="PEM certificate: serve the API over HTTPS")
     api.add_argument("--api-keyfile", help="PEM private key of --api-certfile")
+    cluster = parser.add_argument_group("cluster (several nodes sharing one PostgreSQL database)")
+    cluster.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="run as one node of a cluster: nats://HOST:PORT of the NATS server "
+        "(needs --db postgresql://...)",
+    )
+    cluster.add_argument(
+        "--node-id", metavar="NAME", help="this node's name (default: host name and process id)"
+    )
     other = parser.add_argument_group("other")
     other.add_argument(
         "--log-level",
@@ -206,6 +216,8 @@ _SETTINGS = (
     "max_db_size",
     "min_free_disk",
     "server_key_file",
+    "cluster",
+    "node_id",
 )
 
 

@@ -159,15 +159,22 @@ class _Routes:
         self.started = time.monotonic()
         self._openapi: dict[bool, bytes] = {}
 
-    def _known(self, request: web.Request) -> str:
+    async def _known(self, request: web.Request) -> str:
         gateway_id = request.match_info["id"]
-        if gateway_id not in self.storage.gateways:
+        cluster = self.service.cluster
+        known = await cluster.knows(gateway_id) if cluster else gateway_id in self.storage.gateways
+        if not known:
             raise ApiError(404, f"unknown gateway {gateway_id!r}")
         return gateway_id
 
     def _live(self, gateway: dict[str, Any]) -> dict[str, Any]:
-        """Overlay the live connection state (the database may lag a moment)."""
-        connected = self.service.control_center.is_connected(gateway["id"])
+        """Overlay the live connection state (the database may lag a moment).
+
+        In a cluster a gateway held by another node is connected as its node recorded.
+        """
+        connected = self.service.control_center.is_connected(gateway["id"]) or (
+            self.service.cluster is not None and bool(gateway["connected"])
+        )
         gateway["connected"] = connected
         if not connected:
             gateway["connectedSince"] = None
@@ -177,9 +184,12 @@ class _Routes:
         query(request, "health")
         storage = self.storage
         unreachable = storage.unreachable
-        state = "degraded" if storage.alarms else "ok"
+        cluster = self.service.cluster
+        degraded = storage.alarms or (cluster is not None and not cluster.bus.connected)
+        state = "degraded" if degraded else "ok"
         if unreachable is not None:
             state = "unavailable"
+        extra = {} if cluster is None else {"cluster": cluster.health()}
         return json_response(
             {
                 "status": state,
@@ -195,6 +205,7 @@ class _Routes:
                 "uptimeSeconds": round(time.monotonic() - self.started, 3),
                 "alarms": list(storage.alarms),
                 "databaseBytes": storage.database_bytes,
+                **extra,
             },
             503 if unreachable is not None else 200,
         )
@@ -227,7 +238,7 @@ class _Routes:
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         query(request, "getGateway")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         item = await self.storage.read(queries.gateway, gateway_id)
         if item is None:
             raise ApiError(404, f"unknown gateway {gateway_id!r}")
@@ -245,6 +256,7 @@ class _Routes:
         secret, password_hash = await self._secret(body.password, body.generate_password)
         if not await self.storage.register_gateway(gateway_id, password_hash):
             raise ApiError(409, f"gateway {gateway_id!r} is already registered")
+        self.service.gateways_changed([gateway_id])
         item = await self.storage.read(queries.gateway, gateway_id)
         assert item is not None
         self._live(item)
@@ -285,6 +297,8 @@ class _Routes:
                 if gateway_id in taken
             ]
             statuses.add(409)
+        if not errors:
+            self.service.gateways_changed([gateway_id for gateway_id, _ in rows])
         if errors:
             # Conflicts alone are 409; any invalid entry makes it 422.
             raise ApiError(
@@ -296,7 +310,7 @@ class _Routes:
 
     async def set_password(self, request: web.Request) -> web.Response:
         query(request, "setGatewayPassword")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         body = decode_body(await json_body(request), GatewaySecret, _FIELD_RULES)
         secret, password_hash = await self._secret(body.password, body.generate_password)
         await self.service.set_gateway_password(gateway_id, password_hash)  # also disconnects
@@ -333,19 +347,19 @@ class _Routes:
 
     async def delete_gateway(self, request: web.Request) -> web.Response:
         query(request, "deleteGateway")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         await self.service.remove_gateway(gateway_id)  # also closes its connection
         return web.Response(status=204)
 
     async def status(self, request: web.Request) -> web.Response:
         params = query(request, "getStatus")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         result = await self.storage.read(queries.status, gateway_id, params["history"])
         return json_response(result)
 
     async def meter_values(self, request: web.Request) -> web.Response:
         params = query(request, "getMeterValues")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         meter_filter = queries.MeterFilter(  # since > until: an empty range, no error
             service=params["service"],
             measurand=params["measurand"],
@@ -359,7 +373,7 @@ class _Routes:
 
     async def messages(self, request: web.Request) -> web.Response:
         params = query(request, "getMessages")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         frame_filter = queries.FrameFilter(
             action=params["action"],
             direction=params["direction"],
@@ -371,7 +385,7 @@ class _Routes:
 
     async def firmware_status(self, request: web.Request) -> web.Response:
         params = query(request, "getFirmwareStatus")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         result = await self.storage.read(
             queries.progress_status, "firmware_status", gateway_id, params["limit"]
         )
@@ -379,7 +393,7 @@ class _Routes:
 
     async def diagnostics_status(self, request: web.Request) -> web.Response:
         params = query(request, "getDiagnosticsStatus")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         result = await self.storage.read(
             queries.progress_status, "diagnostics_status", gateway_id, params["limit"]
         )
@@ -387,7 +401,7 @@ class _Routes:
 
     async def data_transfers(self, request: web.Request) -> web.Response:
         params = query(request, "getDataTransfers")
-        gateway_id = self._known(request)
+        gateway_id = await self._known(request)
         items = await self.storage.read(queries.data_transfers, gateway_id, params["limit"])
         return json_response({"gatewayId": gateway_id, "count": len(items), "items": items})
 

@@ -17,15 +17,22 @@ status  when
         field with its ``path``, ``code`` and a message in words; ``code`` and
         ``path`` are those of the first)
 502     the gateway answered a CALLERROR, or disconnected first
-503     too many requests already wait for this gateway (spec §2.3.1)
+503     too many requests already wait for this gateway (spec §2.3.1); in a
+        cluster, the gateway is held by another node and the bus is down
 504     no answer within the call timeout (spec §2.3.2)
 ======  ===============================================================
+
+In a cluster (:mod:`ntxcp.service.cluster`) a command for a gateway held by another
+node is sent to that node (:attr:`CommandRunner.remote`), which raises what the
+owner's endpoint raised, so the table holds whichever node holds the gateway. The
+node whose API received the command records it, once.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +49,7 @@ from ntxcp.errors import (
     QueueFullError,
 )
 from ntxcp.service.api_contract import gateway_actions, wire_datetime
+from ntxcp.service.cluster.bus import BusUnavailableError
 from ntxcp.service.http_errors import status_for
 from ntxcp.service.payload_problems import invalid_payload_body
 from ntxcp.v10 import ACTIONS, Direction, Request
@@ -50,6 +58,7 @@ from ntxcp.v10.codec import DECODE_ERRORS, decode_payload, encode_payload, to_bu
 if TYPE_CHECKING:
     from ntxcp.endpoints import ControlCenter
     from ntxcp.service.backend import StorageBackend
+    from ntxcp.service.cluster.routing import RemoteCaller
     from ntxcp.service.metrics import ServiceMetrics
 
 __all__ = ["CommandResult", "CommandRunner", "gateway_actions"]
@@ -88,6 +97,10 @@ class CommandRunner:
         self.control_center = control_center
         self.storage = storage
         self.metrics = metrics
+        self.remote: RemoteCaller | None = None
+        """Sends commands to gateways held by other nodes (cluster mode)."""
+        self.known: Callable[[str], Awaitable[bool]] | None = None
+        """Whether any node knows a gateway (cluster mode; else the local mirror)."""
 
     async def call(
         self,
@@ -125,10 +138,16 @@ class CommandRunner:
                     "actions": gateway_actions(),
                 },
             )
+        send: Callable[..., Awaitable[Any]] = self.control_center.send_request
         if not self.control_center.is_connected(gateway_id):
-            if gateway_id not in self.storage.gateways:
+            known = self.known
+            if not (
+                gateway_id in self.storage.gateways if known is None else await known(gateway_id)
+            ):
                 return CommandResult(404, {"error": f"unknown gateway {gateway_id!r}"})
-            return CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+            if self.remote is None:
+                return CommandResult(404, {"error": f"gateway {gateway_id!r} is not connected"})
+            send = self.remote.send_request  # held by another node, or by none (404)
         payload = body.strip() or b"{}"
         try:
             payload = _api_body(payload, spec.request)  # 1.0 → 1, date-times in wire form
@@ -143,9 +162,7 @@ class CommandRunner:
         started = time.perf_counter()
         result: CommandResult
         try:
-            confirmation = await self.control_center.send_request(
-                gateway_id, request, timeout=timeout
-            )
+            confirmation = await send(gateway_id, request, timeout=timeout)
         except CallTimeoutError as exc:
             result = CommandResult(status_for(exc), {"error": str(exc)})
             await self._finish(command_id, "timeout", started, action, error=("", str(exc), {}))
@@ -166,6 +183,11 @@ class CommandRunner:
         except QueueFullError as exc:
             result = CommandResult(status_for(exc), {"error": str(exc)})
             await self._finish(command_id, "queue-full", started, action, error=("", str(exc), {}))
+        except BusUnavailableError as exc:
+            result = CommandResult(status_for(exc), {"error": str(exc)})
+            await self._finish(
+                command_id, "bus-unavailable", started, action, error=("", str(exc), {})
+            )
         except CallError as exc:
             # spec §2.1: the gateway's CALLERROR, or an invalid confirmation (§2.2 rule 6).
             result = CommandResult(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -131,6 +132,9 @@ class ServiceConfig:
             frame log stops and the storage alarm is raised (0: no check).
         server_key_file: the key file of generated gateway secrets (see
             :mod:`ntxcp.service.machine_secrets`); default: :meth:`server_key_path`.
+        cluster: ``nats://`` URL of the NATS server: run as one node of a cluster
+            sharing a PostgreSQL database (see :mod:`ntxcp.service.cluster`).
+        node_id: this node's name in the cluster (default: host name and process id).
     """
 
     host: str = "127.0.0.1"
@@ -162,6 +166,8 @@ class ServiceConfig:
     max_db_size: int = 0
     min_free_disk: int = 2**30
     server_key_file: str | None = None
+    cluster: str | None = None
+    node_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
     """Settings for add-ons (e.g. a dashboard); not validated here."""
 
@@ -177,7 +183,7 @@ class ServiceConfig:
         """
         if self.server_key_file is not None:
             return Path(self.server_key_file)
-        if self.db.startswith(("postgresql://", "postgres://")):
+        if self.postgresql:
             state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
             return Path(state) / "ntxcp" / "server.key"
         return Path(self.db + ".key")
@@ -228,6 +234,7 @@ class ServiceConfig:
                 raise ConfigError(f"--{_flag(name)}: no such file: {value}")
         if not self.db:
             raise ConfigError("--db must name a SQLite file or a postgresql:// URL")
+        self._validate_cluster()
         # The API can change gateways and send them commands: never expose it
         # beyond this machine without a token.
         if not is_loopback(self.api_host) and self.api_token is None:
@@ -236,6 +243,35 @@ class ServiceConfig:
                 "without --api-token",
                 exit_code=2,
             )
+
+    @property
+    def postgresql(self) -> bool:
+        """Whether the database is a PostgreSQL server (a ``postgresql://`` URL)."""
+        return self.db.startswith(("postgresql://", "postgres://"))
+
+    def _validate_cluster(self) -> None:
+        """Cluster mode needs a shared PostgreSQL database and a ``nats://`` URL."""
+        if self.cluster is None:
+            if self.node_id is not None:
+                raise ConfigError("--node-id needs --cluster", exit_code=2)
+            return
+        if not self.cluster.startswith(("nats://", "tls://")):
+            raise ConfigError(
+                f"--cluster must be a nats:// URL (e.g. nats://127.0.0.1:4222), "
+                f"not {self.cluster!r}",
+                exit_code=2,
+            )
+        if not self.postgresql:
+            raise ConfigError(
+                "--cluster needs --db postgresql://...: the nodes of a cluster share one "
+                "PostgreSQL database (a SQLite file belongs to one process)",
+                exit_code=2,
+            )
+        if self.node_id is not None and not _NODE_ID.fullmatch(self.node_id):
+            raise ConfigError("--node-id must be 1..64 letters, digits, '-' or '_'", exit_code=2)
+
+
+_NODE_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def _flag(name: str) -> str:

@@ -29,7 +29,8 @@ kind              when, and what ``data`` holds besides ``gatewayId``
 ``frame``         a frame passed: ``direction``, ``time``, ``messageType``,
                   ``action``, ``uniqueId``, ``raw`` (``null`` past 16 KiB)
 ``seen``          a frame came in (at most one per gateway per second): ``time``
-``resync``        the subscriber fell behind: its stream ends after this event;
+``resync``        the subscriber fell behind (or, in a cluster, this node missed
+                  other nodes' events): its stream ends after this event;
                   reconnect and reload
 ================  ==============================================================
 
@@ -177,13 +178,21 @@ class Subscription:
         if queue.qsize() < self._maxsize:
             queue.put_nowait(event)
             return True
+        self.dropped += 1
+        self.end_with_resync(event.id)
+        return False
+
+    def end_with_resync(self, event_id: int) -> None:
+        """Replace what is queued by ``resync`` and the end of the stream."""
+        if self.overflowed:
+            return
         self.overflowed = True
-        self.dropped += queue.qsize() + 1
+        queue = self._queue
+        self.dropped += queue.qsize()
         while not queue.empty():
             queue.get_nowait()
-        queue.put_nowait(Event(event.id, "resync", None, {}, _encode(event.id, "resync", {})))
+        queue.put_nowait(Event(event_id, "resync", None, {}, _encode(event_id, "resync", {})))
         queue.put_nowait(None)
-        return False
 
     def close(self) -> None:
         """Wake the reader: :meth:`get` returns ``None`` once the queue is read."""
@@ -241,11 +250,15 @@ class EventHub:
         self._last_id = 0
         self._seen: dict[str, float] = {}
         self._closed = False
+        self.forward: Callable[[str, str | None, dict[str, Any]], object] | None = None
+        """Also given every event published here (a cluster node relays them)."""
+        self.forwarding: Callable[[], bool] = lambda: False
+        """Whether :attr:`forward` wants events now (another node listens)."""
 
     @property
     def active(self) -> bool:
         """Whether anybody listens (publishers may skip their work when not)."""
-        return bool(self._subscriptions)
+        return bool(self._subscriptions) or self.forwarding()
 
     @property
     def subscribers(self) -> int:
@@ -261,7 +274,9 @@ class EventHub:
         """Whether some subscription wants an event of this kind about this gateway."""
         return any(sub.wants(kind, gateway_id) for sub in self._subscriptions)
 
-    def publish(self, kind: str, gateway_id: str | None, data: Payload) -> Event | None:
+    def publish(
+        self, kind: str, gateway_id: str | None, data: Payload, *, relay: bool = True
+    ) -> Event | None:
         """Deliver an event to every subscription that wants it.
 
         Args:
@@ -269,14 +284,17 @@ class EventHub:
             gateway_id: the gateway the event is about (``None``: the service).
             data: the payload, or a function returning it (called only when some
                 subscription wants the event). ``gatewayId`` is added.
+            relay: also hand it to :attr:`forward` (``False`` for events that came
+                from another node).
 
         Returns:
             The event, or ``None`` when nobody wanted it.
         """
-        if not self._subscriptions:
+        forward = self.forward if relay and self.forwarding() else None
+        if not self._subscriptions and forward is None:
             return None
         targets = [sub for sub in self._subscriptions if sub.wants(kind, gateway_id)]
-        if not targets:
+        if not targets and forward is None:
             return None
         payload = data() if callable(data) else dict(data)
         if gateway_id is not None:
@@ -288,6 +306,8 @@ class EventHub:
         for sub in targets:
             if not sub.put(event):
                 self._drop(sub)
+        if forward is not None:
+            forward(kind, gateway_id, payload)
         return event
 
     def _drop(self, subscription: Subscription) -> None:
@@ -305,7 +325,7 @@ class EventHub:
             gateway_id: the gateway.
             at: when (spec §3 date-time text).
         """
-        if not self._subscriptions:
+        if not self.active:
             return
         now = time.monotonic()
         if now - self._seen.get(gateway_id, -_SEEN_INTERVAL) < _SEEN_INTERVAL:
@@ -365,6 +385,12 @@ class EventHub:
             self._subscriptions.discard(subscription)
             if not self._subscriptions:
                 self._seen.clear()
+
+    def resync(self) -> None:
+        """End every stream with ``resync``: events were missed (e.g. of another node)."""
+        subscriptions, self._subscriptions = self._subscriptions, set()
+        for subscription in subscriptions:
+            subscription.end_with_resync(self._last_id)
 
     def close(self) -> None:
         """End every stream (the service stops); later subscriptions end at once."""

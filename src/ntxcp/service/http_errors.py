@@ -19,6 +19,7 @@ exception                       status  meaning
 ``QueueFullError``              503     too many requests wait for this gateway (§2.3.1)
 ``CallTimeoutError``            504     no answer within the call timeout (§2.3.2)
 ``DatabaseUnavailableError``    503     the database cannot be reached (PostgreSQL backend)
+``BusUnavailableError``         503     the cluster bus is down (the gateway is elsewhere)
 anything else                   500     a bug: logged, the process goes on
 ==============================  ======  =====================================================
 """
@@ -40,6 +41,7 @@ from ntxcp.errors import (
 )
 from ntxcp.service.api_contract import ParameterError
 from ntxcp.service.backend import DatabaseUnavailableError
+from ntxcp.service.cluster.bus import BusUnavailableError
 
 __all__ = [
     "STATUS_BY_ERROR",
@@ -77,6 +79,7 @@ STATUS_BY_ERROR: Final[tuple[tuple[type[Exception], int], ...]] = (
     (QueueFullError, 503),
     (CallTimeoutError, 504),
     (DatabaseUnavailableError, 503),
+    (BusUnavailableError, 503),
 )
 """Exception class → HTTP status, most specific class first."""
 

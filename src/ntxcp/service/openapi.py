@@ -343,8 +343,9 @@ def _api_schemas() -> dict[str, Any]:
             {
                 "status": {
                     "enum": ["ok", "degraded", "unavailable"],
-                    "description": "degraded while a storage alarm is raised; unavailable "
-                    "while the database cannot be reached (answered with HTTP 503)",
+                    "description": "degraded while a storage alarm is raised (or, in a "
+                    "cluster, while the bus is down); unavailable while the database "
+                    "cannot be reached (answered with HTTP 503)",
                 },
                 "database": _object(
                     {
@@ -373,6 +374,40 @@ def _api_schemas() -> dict[str, Any]:
                     "--min-free-disk free; the frame log is stopped",
                 },
                 "databaseBytes": {**_INT, "description": "database and WAL size"},
+                "cluster": _object(
+                    {
+                        "node": {**_STR, "description": "this node's id"},
+                        "bus": _object(
+                            {
+                                "connected": {"type": "boolean"},
+                                "error": {
+                                    "type": ["string", "null"],
+                                    "description": "why the bus is not connected",
+                                },
+                                "reconnects": _INT,
+                            }
+                        ),
+                        "gatewaysOwned": {
+                            **_INT,
+                            "description": "gateways whose socket this node holds",
+                        },
+                        "commandSubscriptions": {
+                            **_INT,
+                            "description": "gateways this node receives commands for "
+                            "on the bus (equal to gatewaysOwned while the bus is up)",
+                        },
+                        "takeovers": {
+                            **_INT,
+                            "description": "sockets closed here because another node "
+                            "admitted the gateway later",
+                        },
+                        "otherNodesListening": {
+                            "type": "boolean",
+                            "description": "another node has event-stream subscribers "
+                            "(this node sends them its events)",
+                        },
+                    }
+                ),
             },
             ("status",),
         ),

@@ -25,8 +25,9 @@ Every method is called on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,6 +36,12 @@ from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError
 from ntxcp.service.packing import pack
+from ntxcp.service.pg_cluster import (
+    DISCONNECTED_IF_OWNER,
+    NEXT_COMMAND_ID,
+    prepare_cluster,
+    reset_own_sessions,
+)
 from ntxcp.service.pg_queries import PG_QUERIES, numbered
 from ntxcp.service.pg_schema import migrate
 from ntxcp.service.pg_writer import PgBatchWriter, PgJob, describe, is_connection_problem
@@ -176,6 +183,8 @@ class PostgresStorage(ProgressRecords):
         self._seen_due = False
         self._meters: _MeterBatch | None = None
         self._probe: asyncio.Task[None] | None = None
+        self.node_id: str | None = None
+        """This node's name in a cluster (set before :meth:`start`; see :mod:`.pg_cluster`)."""
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -207,7 +216,11 @@ class PostgresStorage(ProgressRecords):
             raise StorageError(f"cannot connect to database {where}: {describe(exc)}") from None
         try:
             await migrate(conn)
-            await conn.execute("UPDATE gateways SET connected = false WHERE connected")
+            if self.node_id is None:
+                await conn.execute("UPDATE gateways SET connected = false WHERE connected")
+            else:  # the other nodes' gateways stay connected
+                await prepare_cluster(conn)
+                await reset_own_sessions(conn, self.node_id)
             rows = await conn.fetch(
                 "SELECT id, registered, password_hash, registration_status FROM gateways"
             )
@@ -417,6 +430,65 @@ class PostgresStorage(ProgressRecords):
         """Run ``job(connection)`` in the next write transaction; its result once committed."""
         return await self._submit(job)
 
+    def post(self, job: PgJob) -> None:
+        """Run ``job(connection)`` in the next write transaction, without waiting."""
+        self._post(job)
+
+    @contextlib.asynccontextmanager
+    async def _reader(self) -> AsyncIterator[asyncpg.Connection]:
+        """A read connection, without waiting for the queued writes.
+
+        Raises:
+            DatabaseUnavailableError: the server cannot be reached.
+        """
+        pool = self._pool
+        if pool is None:
+            raise StorageError("database is not open")
+        try:
+            async with pool.acquire(timeout=_CONNECT_TIMEOUT) as conn:
+                yield conn
+        except Exception as exc:
+            if is_connection_problem(exc) or isinstance(exc, TimeoutError):
+                raise DatabaseUnavailableError(
+                    f"cannot reach PostgreSQL ({describe(exc)})"
+                ) from None
+            raise
+
+    async def _read_value(self, statement: str, *args: Any) -> Any:
+        """One value read at once (see :meth:`_reader`)."""
+        async with self._reader() as conn:
+            return await conn.fetchval(statement, *args)
+
+    async def refresh_gateways(self, gateway_ids: Sequence[str] | None = None) -> None:
+        """Re-read gateways from the database into the mirror (all when ``None``).
+
+        In a cluster another node may have registered, changed or removed them, or
+        seen them first. Named gateways missing from the database leave the mirror;
+        a refresh of all only adds and updates (a gateway seen here a moment ago may
+        not be committed yet).
+
+        Raises:
+            DatabaseUnavailableError: the server cannot be reached.
+        """
+        select = "SELECT id, registered, password_hash, registration_status FROM gateways"
+        async with self._reader() as conn:
+            if gateway_ids is None:
+                rows = await conn.fetch(select)
+            else:
+                rows = await conn.fetch(select + " WHERE id = any($1::text[])", gateway_ids)
+        found = {row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows}
+        for gateway_id in gateway_ids or ():
+            if gateway_id not in found:
+                self.gateways.pop(gateway_id, None)
+        for gateway_id, record in found.items():
+            known = self.gateways.get(gateway_id)
+            if known is None:
+                self.gateways[gateway_id] = record
+            else:
+                known.registered = record.registered
+                known.password_hash = record.password_hash
+                known.registration_status = record.registration_status
+
     # --- gateways ----------------------------------------------------------------------
 
     def ensure_gateway(self, gateway_id: str) -> GatewayRecord:
@@ -570,6 +642,8 @@ class PostgresStorage(ProgressRecords):
                     tls,
                     gateway_id,
                 )
+            elif self.node_id is not None:
+                await conn.execute(DISCONNECTED_IF_OWNER, now, gateway_id, self.node_id)
             else:
                 await conn.execute(
                     "UPDATE gateways SET connected = false, last_seen = $1 WHERE id = $2",
@@ -777,7 +851,10 @@ class PostgresStorage(ProgressRecords):
         self, gateway_id: str, action: str, request_json: str, token_name: str | None = None
     ) -> int:
         """Record a C→G request sent through the API (written with the next batch)."""
-        command_id = self._next_command = self._next_command + 1
+        if self.node_id is None:
+            command_id = self._next_command = self._next_command + 1
+        else:  # several nodes write commands: the ids come from a sequence
+            command_id = int((await self._read_value(NEXT_COMMAND_ID)) or 0)
         self.post_execute(
             INSERT_COMMAND, command_id, gateway_id, action, request_json, now_text(), token_name
         )

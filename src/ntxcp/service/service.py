@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 import ntxcp
-from ntxcp.endpoints import ControlCenter
+from ntxcp.endpoints import ControlCenter, GatewayConnection
 from ntxcp.service.admission import GatewayAuthenticator
 from ntxcp.service.api import create_app
 from ntxcp.service.api_listener import (
@@ -36,6 +36,7 @@ from ntxcp.service.api_listener import (
 )
 from ntxcp.service.api_tokens import TokenRegistry
 from ntxcp.service.backend import create_storage
+from ntxcp.service.cluster.node import ClusterNode, ClusterUnavailableError
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
@@ -150,6 +151,12 @@ class Service:
             self.control_center,
             self.events,
         )
+        self.cluster: ClusterNode | None = None
+        """This process as a node of a cluster (``--cluster``), else ``None``."""
+        if config.cluster is not None:
+            self.cluster = self._cluster_node(config.cluster)
+            self.commands.remote = self.cluster.remote
+            self.commands.known = self.cluster.knows
         self.app: web.Application | None = None
         self.api_idle_timeout = DEFAULT_API_IDLE_TIMEOUT
         """Seconds an API connection may stay without a complete request (or idle)."""
@@ -168,6 +175,26 @@ class Service:
         self._started = False
         self.server_key = b""
         """The key of generated gateway secrets (read or created by :meth:`start`)."""
+
+    def _cluster_node(self, url: str) -> ClusterNode:
+        """The cluster node of ``--cluster`` (the storage must be PostgreSQL).
+
+        Raises:
+            ServiceError: the database is not PostgreSQL (a usage error).
+        """
+        from ntxcp.service.pg_storage import PostgresStorage
+
+        if not isinstance(self.storage, PostgresStorage):
+            raise ServiceError("--cluster needs --db postgresql://... (a shared database)", 2)
+        return ClusterNode(
+            url,
+            self.config.node_id,
+            control_center=self.control_center,
+            storage=self.storage,
+            events=self.events,
+            metrics=self.metrics,
+            call_timeout=self.config.call_timeout,
+        )
 
     # --- addresses -------------------------------------------------------------------
 
@@ -203,6 +230,12 @@ class Service:
             await self.tokens.load(self.server_key)
         except StorageError as exc:
             raise ServiceError(str(exc)) from None
+        if self.cluster is not None:
+            try:
+                await self.cluster.start()
+            except ClusterUnavailableError as exc:
+                await self.storage.close()
+                raise ServiceError(str(exc), 2) from None
         self.open_file_limit = raise_open_file_limit()
         map_large_blocks()  # scrypt's 16 MiB buffers go back when freed (see .memory)
         warning = exposure_warning(config)
@@ -246,8 +279,8 @@ class Service:
         cc = self.control_center
         cc.set_core_handler(self.handler)
         cc.set_firmware_management_handler(self.handler)
-        cc.set_new_gateway_handler(self.handler.on_connected)
-        cc.set_gateway_disconnected_handler(self.handler.on_disconnected)
+        cc.set_new_gateway_handler(self._gateway_connected)
+        cc.set_gateway_disconnected_handler(self._gateway_disconnected)
         cc.set_frame_logger(
             FrameRecorder(
                 self.storage,
@@ -346,6 +379,8 @@ class Service:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.cluster is not None:
+            await self.cluster.close()
         await self.storage.close()
         self._started = False
 
@@ -370,6 +405,7 @@ class Service:
         self.control_center.disconnect(gateway_id, "gateway removed")
         removed = await self.storage.delete_gateway(gateway_id)
         if removed:
+            self.gateways_changed([gateway_id], "gateway removed")
             self.events.publish("gateway", gateway_id, {"change": "removed"})
         return removed
 
@@ -381,6 +417,17 @@ class Service:
         """
         await self.storage.set_password(gateway_id, password_hash)
         self.control_center.disconnect(gateway_id, "gateway credentials changed")
+        self.gateways_changed([gateway_id], "gateway credentials changed")
+
+    def gateways_changed(self, gateway_ids: list[str], disconnect: str | None = None) -> None:
+        """Registered gateways were added, changed or removed: tell the other nodes.
+
+        Args:
+            gateway_ids: the gateways.
+            disconnect: the node holding one of them closes its socket with this reason.
+        """
+        if self.cluster is not None:
+            self.cluster.gateways_changed(gateway_ids, disconnect)
 
     def new_generated_secret(self) -> tuple[str, str]:
         """A new gateway secret and its stored form.
@@ -392,6 +439,16 @@ class Service:
         return secret, hash_machine_secret(self.server_key, secret)
 
     # --- hooks of the control center ---------------------------------------------------
+
+    def _gateway_connected(self, connection: GatewayConnection) -> None:
+        if self.cluster is not None:  # first: the session row precedes "connected"
+            self.cluster.gateway_admitted(connection.id)
+        self.handler.on_connected(connection)
+
+    def _gateway_disconnected(self, connection: GatewayConnection) -> None:
+        self.handler.on_disconnected(connection)
+        if self.cluster is not None:
+            self.cluster.gateway_left(connection.id)
 
     def _stored_hash(self, gateway_id: str) -> str | None:
         """The password hash of a registered gateway (``None``: it cannot log in)."""

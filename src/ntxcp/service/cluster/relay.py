@@ -1,0 +1,124 @@
+"""Live events of the whole fleet on every node: each node relays its events to the others.
+
+The dashboard's stream (``GET /api/events``) of any node shows every gateway, wherever
+its socket is. A node publishes its events on ``ntxcp.events.<kind>`` and delivers the
+other nodes' events to its own stream subscribers (never its own a second time: the
+bus does not echo a node's messages back, and each message names its node).
+
+Publishing costs CPU on the ingest path, so a node sends its events only while some
+other node has stream subscribers: a node with subscribers says so on
+``ntxcp.listeners`` at once when its first subscriber arrives and then every
+:data:`ANNOUNCE_INTERVAL` seconds; the others send for :data:`LISTENING_TTL` seconds
+after each announcement. Events are at-most-once (NATS core): a node that was cut off
+from the bus ends its streams with ``resync`` when the bus returns, and the dashboard
+reloads what it shows from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ntxcp.service.cluster.subjects import LISTENERS, event_subject
+from ntxcp.service.cluster.wire import Listening, RemoteEvent
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from ntxcp.service.cluster.bus import Bus
+    from ntxcp.service.events import EventHub
+
+__all__ = ["ANNOUNCE_INTERVAL", "LISTENING_TTL", "EventRelay"]
+
+ANNOUNCE_INTERVAL = 1.0
+"""Seconds between two announcements of a node with stream subscribers."""
+
+LISTENING_TTL = 3.5
+"""Seconds a node sends its events after another node's announcement."""
+
+_CHECK_INTERVAL = 0.1  # s between two looks at the number of local subscribers
+_LOCAL_ONLY = frozenset({"hello", "resync"})  # about one stream, never relayed
+_log = logging.getLogger("ntxcp.service.cluster")
+_EVENT = msgspec.json.Decoder(RemoteEvent)
+_LISTENING = msgspec.json.Decoder(Listening)
+
+
+class EventRelay:
+    """Sends this node's events to the bus, and the other nodes' to local streams.
+
+    Args:
+        node_id: this node's name.
+        bus: the node's bus.
+        hub: the node's event hub (its publishers and stream subscribers).
+    """
+
+    def __init__(self, node_id: str, bus: Bus, hub: EventHub) -> None:
+        self.node_id = node_id
+        self.bus = bus
+        self.hub = hub
+        self.relayed = 0
+        """Events of other nodes delivered to local streams."""
+        self._listeners_until = 0.0
+        self._announcer: asyncio.Task[None] | None = None
+        hub.forward = self._forward
+        hub.forwarding = self.others_listening
+
+    def others_listening(self) -> bool:
+        """Whether another node has stream subscribers now (and the bus is up)."""
+        return self.bus.connected and time.monotonic() < self._listeners_until
+
+    def _forward(self, kind: str, gateway_id: str | None, data: dict[str, Any]) -> None:
+        if kind in _LOCAL_ONLY:
+            return
+        event = RemoteEvent(self.node_id, kind, gateway_id, data)
+        self.bus.publish(event_subject(kind), msgspec.json.encode(event))
+
+    async def on_event(self, message: Msg) -> None:
+        """An event of another node: deliver it to the local streams."""
+        try:
+            event = _EVENT.decode(message.data)
+        except msgspec.DecodeError:
+            _log.warning("ignoring an unreadable event on %s", message.subject)
+            return
+        if event.node == self.node_id or event.kind in _LOCAL_ONLY:
+            return
+        self.relayed += 1
+        self.hub.publish(event.kind, event.gateway_id, event.data, relay=False)
+
+    async def on_listening(self, message: Msg) -> None:
+        """Another node has stream subscribers: send it events for a while."""
+        try:
+            listening = _LISTENING.decode(message.data)
+        except msgspec.DecodeError:
+            return
+        if listening.node != self.node_id:
+            self._listeners_until = time.monotonic() + LISTENING_TTL
+
+    def start(self) -> None:
+        """Start announcing this node's stream subscribers."""
+        self._announcer = asyncio.get_running_loop().create_task(
+            self._announce(), name="ntxcp-cluster-announce"
+        )
+
+    async def _announce(self) -> None:
+        message = msgspec.json.encode(Listening(self.node_id))
+        last = 0.0
+        had = False
+        while True:
+            now = time.monotonic()
+            has = self.hub.subscribers > 0
+            if has and (not had or now - last >= ANNOUNCE_INTERVAL):
+                self.bus.publish(LISTENERS, message)
+                last = now
+            had = has and self.bus.connected
+            await asyncio.sleep(_CHECK_INTERVAL)
+
+    async def close(self) -> None:
+        """Stop announcing."""
+        if self._announcer is not None:
+            self._announcer.cancel()
+            await asyncio.gather(self._announcer, return_exceptions=True)

@@ -1,0 +1,112 @@
+"""The messages nodes exchange on NATS (JSON, encoded with msgspec).
+
+Every message names the node that sent it (``node``), so that a node ignores its own
+messages even where the server would echo them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "CallReply",
+    "CallRequest",
+    "Listening",
+    "RegistryChange",
+    "RemoteEvent",
+    "Takeover",
+]
+
+
+class CallRequest(msgspec.Struct, frozen=True):
+    """A C→G command for the owner of a gateway (``ntxcp.gw.<token>.call``).
+
+    Attributes:
+        action: the action's wire name, e.g. ``"Reset"``.
+        payload: the request payload, validated wire JSON.
+        timeout: seconds the owner waits for the gateway's answer (``None``: its
+            ``--call-timeout``).
+    """
+
+    action: str
+    payload: msgspec.Raw
+    timeout: float | None = None
+
+
+class CallReply(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The owner's answer to a :class:`CallRequest`.
+
+    Attributes:
+        outcome: ``ok``, ``callerror``, ``timeout``, ``disconnected``,
+            ``not-connected`` or ``queue-full`` (the outcomes of the command log),
+            or ``failed`` (the owner failed: a bug there).
+        confirmation: the gateway's confirmation, wire JSON (``ok`` only).
+        code: the CALLERROR's error code (``callerror`` only, spec §2.1).
+        description: the CALLERROR's description, or what went wrong.
+        details: the CALLERROR's details.
+        capacity: the size of the gateway's request queue (``queue-full`` only).
+    """
+
+    outcome: str
+    confirmation: msgspec.Raw = msgspec.Raw(b"null")
+    code: str = ""
+    description: str = ""
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+    capacity: int = 0
+
+
+class Takeover(msgspec.Struct, frozen=True):
+    """A node admitted a gateway (``ntxcp.takeover``).
+
+    Attributes:
+        node: the node that holds the new session.
+        gateway_id: the gateway.
+        epoch: the new session's epoch (see :mod:`.ownership`).
+    """
+
+    node: str
+    gateway_id: str
+    epoch: tuple[int, str]
+
+
+class RemoteEvent(msgspec.Struct, frozen=True):
+    """A live event of another node (``ntxcp.events.<kind>``).
+
+    Attributes:
+        node: the node it happened on.
+        kind: the event kind (:data:`ntxcp.service.events.KINDS`).
+        gateway_id: the gateway it is about (``None``: the node).
+        data: the event's JSON payload.
+    """
+
+    node: str
+    kind: str
+    gateway_id: str | None
+    data: dict[str, Any]
+
+
+class Listening(msgspec.Struct, frozen=True):
+    """A node has event-stream subscribers (``ntxcp.listeners``).
+
+    Attributes:
+        node: the node.
+    """
+
+    node: str
+
+
+class RegistryChange(msgspec.Struct, frozen=True):
+    """Gateways registered, changed or removed through one node's API (``ntxcp.registry``).
+
+    Attributes:
+        node: the node whose API made the change.
+        gateway_ids: the gateways concerned.
+        disconnect: close their connections with this reason (their secret changed or
+            they were removed), ``None`` to keep them.
+    """
+
+    node: str
+    gateway_ids: list[str]
+    disconnect: str | None = None

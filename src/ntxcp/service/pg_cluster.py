@@ -1,0 +1,85 @@
+"""What cluster mode keeps in the shared PostgreSQL database, beside the data layout.
+
+Several nodes share one database (``--cluster``, :mod:`ntxcp.service.cluster`). The
+data tables are the same as for one node; cluster mode adds two objects, created at
+a node's start if missing (``IF NOT EXISTS``: any node may be first):
+
+* ``cluster_sessions``: one row per gateway, the node that holds its newest session
+  and the session's epoch. It is for display and for the ``connected`` flag of the
+  gateway list, never for routing (routing follows NATS subscriptions). A node marks a
+  gateway disconnected only while the row still names that node, so a node whose
+  old socket closes after a takeover does not hide the new session; a row is only
+  replaced by a newer epoch.
+* ``cluster_command_ids``: a sequence for the ids of the command log, so that the
+  nodes' commands never share an id. At start it is moved past the largest id
+  already used (never back).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "DISCONNECTED_IF_OWNER",
+    "NEXT_COMMAND_ID",
+    "SESSION_UPSERT",
+    "prepare_cluster",
+    "reset_own_sessions",
+]
+
+_DDL = (
+    """
+    CREATE TABLE IF NOT EXISTS cluster_sessions (
+        gateway_id text COLLATE "C" PRIMARY KEY,
+        node text NOT NULL,
+        epoch bigint NOT NULL,
+        since text NOT NULL
+    )
+    """,
+    "CREATE SEQUENCE IF NOT EXISTS cluster_command_ids",
+)
+
+_ADVANCE_COMMAND_IDS = (
+    "SELECT setval('cluster_command_ids', greatest("
+    "(SELECT coalesce(max(id), 0) FROM commands) + 1, "
+    "(SELECT last_value FROM cluster_command_ids)), false)"
+)
+
+NEXT_COMMAND_ID = "SELECT nextval('cluster_command_ids')"
+"""The id of a new command (unique across the nodes)."""
+
+SESSION_UPSERT = (
+    "INSERT INTO cluster_sessions (gateway_id, node, epoch, since) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT (gateway_id) DO UPDATE SET node = excluded.node, epoch = excluded.epoch, "
+    "since = excluded.since "
+    "WHERE (cluster_sessions.epoch, cluster_sessions.node) < (excluded.epoch, excluded.node)"
+)
+"""Record a node's new session of a gateway, unless a newer one is recorded already."""
+
+DISCONNECTED_IF_OWNER = (
+    "UPDATE gateways SET connected = false, last_seen = $1 WHERE id = $2 AND NOT EXISTS "
+    "(SELECT 1 FROM cluster_sessions WHERE gateway_id = $2 AND node <> $3)"
+)
+"""Mark a gateway disconnected, unless another node holds a newer session of it."""
+
+
+async def prepare_cluster(conn: asyncpg.Connection) -> None:
+    """Create the cluster's table and sequence if missing; move the ids past the used ones."""
+    async with conn.transaction():
+        # Two nodes starting together: one creates, the other waits (any constant key).
+        await conn.execute("SELECT pg_advisory_xact_lock(1853125731)")
+        for statement in _DDL:
+            await conn.execute(statement)
+        await conn.execute(_ADVANCE_COMMAND_IDS)
+
+
+async def reset_own_sessions(conn: asyncpg.Connection, node: str) -> None:
+    """At a node's start: its gateways of an earlier run are not connected any more."""
+    await conn.execute(
+        "UPDATE gateways SET connected = false WHERE connected AND id IN "
+        "(SELECT gateway_id FROM cluster_sessions WHERE node = $1)",
+        node,
+    )

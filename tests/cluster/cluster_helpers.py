@@ -1,0 +1,134 @@
+"""Helpers of the cluster tests: nodes as real processes, their health, event streams.
+
+A node is ``python -m ntxcp control-center --cluster nats://... --db postgresql://...``
+in a subprocess (:class:`ServiceProcess`); every node of a test module shares the
+module's NATS server and one database of the session's PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from service_helpers import TOKEN, Api
+
+from ntxcp.localservers.nats import NatsServer
+from pg_server import PostgresServer
+from service_process import ServiceProcess
+from waiting import eventually
+
+WAIT = 15.0  # s: a loaded machine may take a while to connect a node to the bus
+_databases = itertools.count(1)
+
+
+def cluster_database(postgres: PostgresServer) -> str:
+    """A new empty database on the session's PostgreSQL server."""
+    return postgres.create_database(f"cluster_{next(_databases)}")
+
+
+def start_node(
+    directory: Path, nats: NatsServer, db: str, node_id: str, *args: str
+) -> ServiceProcess:
+    """Start one node (call timeout 1 s, API token) and wait for its ready line."""
+    node_dir = directory / node_id
+    node_dir.mkdir(exist_ok=True)
+    return ServiceProcess(
+        node_dir,
+        "--cluster", nats.url, "--node-id", node_id, "--api-token", TOKEN,
+        "--call-timeout", "1", *args,
+        db=db,
+    ).start(timeout=30)  # fmt: skip
+
+
+@contextlib.contextmanager
+def stopped_at_exit(*nodes: ServiceProcess) -> Iterator[None]:
+    """Stop the nodes at the end of the block (SIGTERM, then kill)."""
+    try:
+        yield
+    finally:
+        for node in nodes:
+            try:
+                node.stop()
+            finally:
+                node.kill()
+
+
+async def health(api: Api) -> dict[str, Any]:
+    """The node's ``/healthz`` body."""
+    _, body = await api.get("/healthz")
+    assert isinstance(body, dict), body
+    return body
+
+
+async def cluster_state(api: Api) -> dict[str, Any]:
+    """The ``cluster`` part of the node's ``/healthz``."""
+    state = (await health(api))["cluster"]
+    assert isinstance(state, dict)
+    return state
+
+
+async def wait_bus(api: Api, connected: bool = True) -> None:
+    """Wait until the node's bus is (dis)connected."""
+
+    async def reached() -> bool:
+        return bool((await cluster_state(api))["bus"]["connected"]) is connected
+
+    await eventually(reached, WAIT, what=f"bus connected == {connected} at {api.base}")
+
+
+async def wait_subscribed(api: Api, count: int) -> None:
+    """Wait until the node answers commands for ``count`` gateways on the bus."""
+
+    async def reached() -> bool:
+        return (await cluster_state(api))["commandSubscriptions"] == count
+
+    await eventually(reached, WAIT, what=f"{count} command subscriptions at {api.base}")
+
+
+class EventStream:
+    """A reader of one node's ``/api/events`` (server-sent events), in a task."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.ended = False
+
+    def of(self, kind: str, **match: Any) -> list[dict[str, Any]]:
+        """The events of a kind whose data holds every ``match`` item."""
+        return [
+            data
+            for event_kind, data in self.events
+            if event_kind == kind and all(data.get(k) == v for k, v in match.items())
+        ]
+
+    async def _read(self, response: aiohttp.ClientResponse) -> None:
+        kind = ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line[7:]
+            elif line.startswith("data: "):
+                self.events.append((kind, json.loads(line[6:])))
+        self.ended = True
+
+
+@contextlib.asynccontextmanager
+async def event_stream(session: aiohttp.ClientSession, api: Api) -> AsyncIterator[EventStream]:
+    """Read the node's event stream for the duration of the block."""
+    stream = EventStream()
+    async with session.get(
+        api.base + "/api/events", headers={"Authorization": f"Bearer {TOKEN}"}
+    ) as response:
+        assert response.status == 200
+        task = asyncio.get_running_loop().create_task(stream._read(response))
+        try:
+            await eventually(lambda: bool(stream.of("hello")), WAIT, what="hello event")
+            yield stream
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
