@@ -67,9 +67,7 @@ async def test_a_command_through_b_reaches_the_gateway_on_a(
         status, body = await b.call("gw-1", "DataTransfer", {"vendorId": "v", "data": "x"})
         assert (status, body) == (200, {"status": "Accepted", "data": "echo:x"})
         # The gateway's CALLERROR, as on one node (spec §2.1).
-        status, body = await b.call(
-            "gw-1", "ChangeConfiguration", {"key": "fail", "value": "1"}
-        )
+        status, body = await b.call("gw-1", "ChangeConfiguration", {"key": "fail", "value": "1"})
         assert status == 502, body
         assert body["code"] == "GenericError" and body["description"] == "refused by the test"
         assert body["details"] == {"key": "fail"}
