@@ -10,6 +10,7 @@ command once.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -87,6 +88,19 @@ async def test_a_command_through_b_reaches_the_gateway_on_a(
             ("DataTransfer", "ok"),
             ("Reset", "timeout"),
         ]
+
+
+async def test_gateway_ids_that_are_not_subject_tokens_are_routed(
+    nodes: tuple[ServiceProcess, ServiceProcess], apis: tuple[Api, Api, aiohttp.ClientSession]
+) -> None:
+    node_a, _ = nodes
+    a, b, _ = apis
+    odd = "gw.1 *>~"  # NATS subjects cannot carry these characters as they are
+    async with gateway(node_a.ws_url, odd) as gw:
+        await gw.boot_notification("DX-100")
+        await wait_subscribed(a, 1)
+        status, body = await b.call(quote(odd, safe=""), "ClearCache", {})
+        assert (status, body) == (200, {"status": "Accepted"})
 
 
 async def test_no_node_holds_the_gateway_404(apis: tuple[Api, Api, aiohttp.ClientSession]) -> None:

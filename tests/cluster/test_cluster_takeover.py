@@ -1,0 +1,111 @@
+"""Takeover: a gateway admitted by node B while node A still holds a socket for it.
+
+A raw WebSocket client connects to node A as gateway ``moving-1`` and then stops
+reading (its TCP session stays open, as one whose peer vanished). The real gateway
+then connects to node B: B publishes the takeover with its session epoch, A closes
+its older socket with 1008 "replaced" (as one node does when a gateway connects
+twice, spec §1) and stops answering commands for it. Exactly one session remains,
+and every node shows the gateway connected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import aiohttp
+import pytest
+from cluster_helpers import (
+    WAIT,
+    cluster_database,
+    cluster_state,
+    start_node,
+    stopped_at_exit,
+    wait_bus,
+    wait_subscribed,
+)
+from service_helpers import TOKEN, Api, gateway
+
+from ntxcp.localservers.nats import NatsServer
+from pg_server import PostgresServer
+from service_process import ServiceProcess
+from waiting import eventually
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture(scope="module")
+def nodes(
+    tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer, postgres: PostgresServer
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    directory = tmp_path_factory.mktemp("takeover")
+    db = cluster_database(postgres)
+    a = start_node(directory, nats_server, db, "a")
+    b = start_node(directory, nats_server, db, "b")
+    with stopped_at_exit(a, b):
+        yield a, b
+
+
+async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
+    nodes: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    node_a, node_b = nodes
+    async with aiohttp.ClientSession() as session:
+        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
+        await wait_bus(a)
+        await wait_bus(b)
+        stale = await session.ws_connect(
+            f"{node_a.ws_url}/moving-1", protocols=("ntxcp1.0",), autoping=False
+        )
+        try:
+            await wait_subscribed(a, 1)  # A holds the socket; nothing is read from now on
+            async with gateway(node_b.ws_url, "moving-1") as gw:
+                await gw.boot_notification("DX-100")
+                # A closed its older socket the way one node closes a replaced one.
+                message = await stale.receive(timeout=WAIT)
+                assert message.type is aiohttp.WSMsgType.CLOSE, message
+                assert (message.data, message.extra) == (1008, "replaced")
+                await wait_subscribed(a, 0)
+                await wait_subscribed(b, 1)
+                state_a, state_b = await cluster_state(a), await cluster_state(b)
+                assert (state_a["gatewaysOwned"], state_a["takeovers"]) == (0, 1)
+                assert (state_b["gatewaysOwned"], state_b["takeovers"]) == (1, 0)
+                # Commands through A now reach the gateway on B.
+                status, body = await a.call("moving-1", "ClearCache", {})
+                assert (status, body) == (200, {"status": "Accepted"})
+                # A's closing did not mark the gateway disconnected: B holds it.
+                for api in (a, b):
+                    status, body = await api.get("/api/gateways/moving-1")
+                    assert status == 200 and body["connected"] is True, (api.base, body)
+        finally:
+            await stale.close()
+
+
+async def test_the_newer_session_wins_on_either_node(
+    nodes: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    """Back and forth: each admission takes the gateway over from the other node."""
+    node_a, node_b = nodes
+    async with aiohttp.ClientSession() as session:
+        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
+        await wait_bus(a)
+        await wait_bus(b)
+        async with gateway(node_a.ws_url, "flip-1"):
+            await wait_subscribed(a, 1)
+            async with gateway(node_b.ws_url, "flip-1"):
+
+                async def only_b_holds() -> bool:
+                    return (await cluster_state(a))["gatewaysOwned"] == 0 and (
+                        await cluster_state(b)
+                    )["gatewaysOwned"] == 1
+
+                await eventually(only_b_holds, WAIT, what="only node b holds flip-1")
+                async with gateway(node_a.ws_url, "flip-1"):
+
+                    async def only_a_holds() -> bool:
+                        return (await cluster_state(a))["gatewaysOwned"] == 1 and (
+                            await cluster_state(b)
+                        )["gatewaysOwned"] == 0
+
+                    await eventually(only_a_holds, WAIT, what="only node a holds flip-1")
+                    status, body = await b.call("flip-1", "ClearCache", {})
+                    assert (status, body) == (200, {"status": "Accepted"})
