@@ -66,6 +66,11 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
                 assert (message.data, message.extra) == (1008, "replaced")
                 await wait_subscribed(a, 0)
                 await wait_subscribed(b, 1)
+
+                async def a_closed_it() -> bool:  # A's disconnection hooks have run
+                    return (await cluster_state(a))["gatewaysOwned"] == 0
+
+                await eventually(a_closed_it, WAIT, what="node a's socket of moving-1 closed")
                 state_a, state_b = await cluster_state(a), await cluster_state(b)
                 assert (state_a["gatewaysOwned"], state_a["takeovers"]) == (0, 1)
                 assert (state_b["gatewaysOwned"], state_b["takeovers"]) == (1, 0)

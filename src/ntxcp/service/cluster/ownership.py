@@ -114,6 +114,9 @@ class Ownership:
         if self.control_center.is_connected(gateway_id):
             return
         self.epochs.pop(gateway_id, None)
+        self._unsubscribe(gateway_id)
+
+    def _unsubscribe(self, gateway_id: str) -> None:
         subscription = self._subscriptions.pop(gateway_id, None)
         if subscription is not None:
             self._spawn(self.bus.unsubscribe(subscription))
@@ -128,25 +131,27 @@ class Ownership:
         mine = self.epochs.get(takeover.gateway_id)
         if takeover.node == self.node_id or mine is None or mine >= tuple(takeover.epoch):
             return
+        if not self.control_center.disconnect(takeover.gateway_id, "replaced"):  # as on one node
+            return  # closing already
         _log.info(
-            "[%s] taken over by node %s: closing the older socket",
+            "[%s] taken over by node %s: older socket closed",
             takeover.gateway_id,
             takeover.node,
             extra={"gateway_id": takeover.gateway_id},
         )
         self.taken_over += 1
-        self.control_center.disconnect(takeover.gateway_id, "replaced")  # as on one node
-        self.released(takeover.gateway_id)
+        # No more commands from now on; the epoch goes when the socket has closed.
+        self._unsubscribe(takeover.gateway_id)
 
     # --- command subscriptions ---------------------------------------------------------
 
     async def _subscribe(self, gateway_id: str) -> None:
-        if gateway_id in self._subscriptions:
+        if gateway_id in self._subscriptions or not self.control_center.is_connected(gateway_id):
             return
         subscription = await self.bus.subscribe(call_subject(gateway_id), self._server(gateway_id))
         if subscription is None:  # the bus is not up yet: resubscribe() does it later
             return
-        if gateway_id not in self.epochs or gateway_id in self._subscriptions:
+        if gateway_id in self._subscriptions or not self.control_center.is_connected(gateway_id):
             await self.bus.unsubscribe(subscription)  # released (or subscribed) meanwhile
             return
         self._subscriptions[gateway_id] = subscription
