@@ -1,15 +1,18 @@
 """Takeover: a gateway admitted by node B while node A still holds a socket for it.
 
-A raw WebSocket client connects to node A as gateway ``moving-1`` and then stops
-reading (its TCP session stays open, as one whose peer vanished). The real gateway
-then connects to node B: B publishes the takeover with its session epoch, A closes
-its older socket with 1008 "replaced" (as one node does when a gateway connects
-twice, spec §1) and stops answering commands for it. Exactly one session remains,
-and every node shows the gateway connected.
+The nodes check gateway passwords (``--auth basic``); gateways are registered
+through one node and connect to the other, which learns of them from the registry
+messages on the bus. A raw WebSocket client connects to node A as gateway
+``moving-1`` and then stops reading (its TCP session stays open, as one whose peer
+vanished). The real gateway then connects to node B: B publishes the takeover with
+its session epoch, A closes its older socket with 1008 "replaced" (as one node does
+when a gateway connects twice, spec §1) and stops answering commands for it.
+Exactly one session remains, and every node shows the gateway connected.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import aiohttp
@@ -18,6 +21,7 @@ from cluster_helpers import (
     WAIT,
     cluster_database,
     cluster_state,
+    health,
     start_node,
     stopped_at_exit,
     wait_bus,
@@ -39,10 +43,30 @@ def nodes(
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
     directory = tmp_path_factory.mktemp("takeover")
     db = cluster_database(postgres)
-    a = start_node(directory, nats_server, db, "a")
-    b = start_node(directory, nats_server, db, "b")
+    a = start_node(directory, nats_server, db, "a", "--auth", "basic")
+    b = start_node(directory, nats_server, db, "b", "--auth", "basic")
     with stopped_at_exit(a, b):
         yield a, b
+
+
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+async def register(registrar: Api, other: Api, gateway_id: str) -> str:
+    """Register a gateway through one node; wait until the other knows it. Its secret."""
+    known_before = (await health(other))["knownGateways"]
+    status, body = await registrar.post(
+        "/api/gateways", {"id": gateway_id, "generatePassword": True}
+    )
+    assert status == 201, body
+
+    async def other_knows() -> bool:
+        return bool((await health(other))["knownGateways"] == known_before + 1)
+
+    await eventually(other_knows, WAIT, what=f"the other node knows {gateway_id}")
+    return str(body["password"])
 
 
 async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
@@ -53,12 +77,16 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
         await wait_bus(a)
         await wait_bus(b)
+        password = await register(a, b, "moving-1")
         stale = await session.ws_connect(
-            f"{node_a.ws_url}/moving-1", protocols=("ntxcp1.0",), autoping=False
+            f"{node_a.ws_url}/moving-1",
+            protocols=("ntxcp1.0",),
+            autoping=False,
+            headers=basic_auth("moving-1", password),
         )
         try:
             await wait_subscribed(a, 1)  # A holds the socket; nothing is read from now on
-            async with gateway(node_b.ws_url, "moving-1") as gw:
+            async with gateway(node_b.ws_url, "moving-1", password=password) as gw:
                 await gw.boot_notification("DX-100")
                 # A closed its older socket the way one node closes a replaced one.
                 message = await stale.receive(timeout=WAIT)
@@ -94,9 +122,10 @@ async def test_the_newer_session_wins_on_either_node(
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
         await wait_bus(a)
         await wait_bus(b)
-        async with gateway(node_a.ws_url, "flip-1"):
+        password = await register(b, a, "flip-1")
+        async with gateway(node_a.ws_url, "flip-1", password=password):
             await wait_subscribed(a, 1)
-            async with gateway(node_b.ws_url, "flip-1"):
+            async with gateway(node_b.ws_url, "flip-1", password=password):
 
                 async def only_b_holds() -> bool:
                     return (await cluster_state(a))["gatewaysOwned"] == 0 and (
@@ -104,7 +133,7 @@ async def test_the_newer_session_wins_on_either_node(
                     )["gatewaysOwned"] == 1
 
                 await eventually(only_b_holds, WAIT, what="only node b holds flip-1")
-                async with gateway(node_a.ws_url, "flip-1"):
+                async with gateway(node_a.ws_url, "flip-1", password=password):
 
                     async def only_a_holds() -> bool:
                         return (await cluster_state(a))["gatewaysOwned"] == 1 and (
@@ -114,3 +143,34 @@ async def test_the_newer_session_wins_on_either_node(
                     await eventually(only_a_holds, WAIT, what="only node a holds flip-1")
                     status, body = await b.call("flip-1", "ClearCache", {})
                     assert (status, body) == (200, {"status": "Accepted"})
+
+
+async def test_a_new_secret_set_through_b_closes_the_socket_on_a(
+    nodes: tuple[ServiceProcess, ServiceProcess],
+) -> None:
+    """Spec §1: a connection admitted with the old secret does not outlive it."""
+    node_a, node_b = nodes
+    async with aiohttp.ClientSession() as session:
+        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
+        await wait_bus(a)
+        await wait_bus(b)
+        password = await register(a, b, "rekeyed-1")
+        socket = await session.ws_connect(
+            f"{node_a.ws_url}/rekeyed-1",
+            protocols=("ntxcp1.0",),
+            headers=basic_auth("rekeyed-1", password),
+        )
+        try:
+            await wait_subscribed(a, 1)
+            status, body = await b.request(
+                "PUT", "/api/gateways/rekeyed-1/password", json={"generatePassword": True}
+            )
+            assert status == 200, body
+            message = await socket.receive(timeout=WAIT)
+            assert message.type is aiohttp.WSMsgType.CLOSE, message
+            assert (message.data, message.extra) == (1008, "gateway credentials changed")
+            # The new secret works on the node that learned it from the bus.
+            async with gateway(node_a.ws_url, "rekeyed-1", password=body["password"]):
+                await wait_subscribed(a, 1)
+        finally:
+            await socket.close()

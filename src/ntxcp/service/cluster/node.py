@@ -187,13 +187,13 @@ class ClusterNode:
             return
         if change.node == self.node_id:
             return
-        if change.disconnect is not None:
-            for gateway_id in change.gateway_ids:
-                self.control_center.disconnect(gateway_id, change.disconnect)
-        try:
+        try:  # first: a gateway that reconnects at once meets the new secret
             await self.storage.refresh_gateways(change.gateway_ids)
         except DatabaseUnavailableError as exc:  # re-read at the next reconnection
             _log.warning("cannot re-read changed gateways: %s", exc)
+        if change.disconnect is not None:
+            for gateway_id in change.gateway_ids:
+                self.control_center.disconnect(gateway_id, change.disconnect)
 
     async def knows(self, gateway_id: str) -> bool:
         """Whether the gateway is registered or was seen by any node (re-read if needed)."""
