@@ -3,8 +3,9 @@
 NATS stopped: the node that holds a gateway keeps serving it and storing its data
 (the ingest path never waits for the bus); a command sent through another node
 answers 503 with the reason; once NATS is back, every node reconnects by itself and
-commands are routed again. A node killed with SIGKILL: its gateways connect to the
-other node and are served there, commands included.
+commands are routed again; its event streams end with ``resync``, so that a
+dashboard reloads what it missed from the database. A node killed with SIGKILL:
+its gateways connect to the other node and are served there, commands included.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cluster_helpers import (
     WAIT,
     cluster_database,
     cluster_state,
+    event_stream,
     health,
     start_node,
     stopped_at_exit,
@@ -62,7 +64,10 @@ async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
         await wait_bus(a)
         await wait_bus(b)
-        async with gateway(node_a.ws_url, "ingest-1") as gw:
+        async with (
+            event_stream(session, b) as stream,
+            gateway(node_a.ws_url, "ingest-1") as gw,
+        ):
             await gw.boot_notification("DX-100")
             await wait_subscribed(a, 1)
             nats_server.kill()
@@ -99,6 +104,9 @@ async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
             )
             assert (await health(b))["status"] == "ok"
             assert (await cluster_state(b))["bus"]["reconnects"] >= 1
+            # B missed A's events meanwhile: its streams end with resync (reload).
+            await eventually(lambda: stream.ended, WAIT, what="b's event stream ended")
+            assert stream.events[-1][0] == "resync"
         _, log = await b.get("/api/commands", gateway="ingest-1")
         assert {c["outcome"] for c in log["items"]} >= {"ok", "bus-unavailable"}
 
