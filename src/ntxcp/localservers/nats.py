@@ -28,6 +28,8 @@ from typing import Self
 
 from ntxcp.localservers._process import ChildServer
 
+__all__ = ["NatsServer", "NatsServerMissing", "find_binary"]
+
 BINARY = "nats-server"
 START_TIMEOUT = 15.0  # s: a loaded machine may take a while to exec a 19 MB binary
 
