@@ -127,13 +127,16 @@ async def test_reads_and_connection_state_are_the_same_on_every_node(
         for api in (a, b):
             status, body = await api.get("/api/gateways/gw-read")
             assert status == 200 and body["connected"] is True, (api.base, body)
+            assert body["node"] == "a", (api.base, body)
+            _, page = await api.get("/api/gateways")
+            assert {g["id"]: g["node"] for g in page["items"]}["gw-read"] == "a"
             status, body = await api.get("/api/gateways/gw-read/status")
             assert status == 200 and body["current"][0]["status"] == "Available", body
     for api in (a, b):
 
         async def disconnected(api: Api = api) -> bool:
             _, body = await api.get("/api/gateways/gw-read")
-            return body["connected"] is False
+            return body["connected"] is False and body["node"] is None
 
         await eventually(disconnected, WAIT, what=f"gw-read disconnected at {api.base}")
 

@@ -109,6 +109,7 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
                 for api in (a, b):
                     status, body = await api.get("/api/gateways/moving-1")
                     assert status == 200 and body["connected"] is True, (api.base, body)
+                    assert body["node"] == "b", (api.base, body)
         finally:
             await stale.close()
 

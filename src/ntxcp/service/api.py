@@ -180,6 +180,18 @@ class _Routes:
             gateway["connectedSince"] = None
         return gateway
 
+    async def _live_all(self, gateways: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """:meth:`_live` for each gateway; in a cluster also ``node``, the node holding it."""
+        for gateway in gateways:
+            self._live(gateway)
+        cluster = self.service.cluster
+        if cluster is not None:
+            connected = [g["id"] for g in gateways if g["connected"]]
+            nodes = await cluster.owners(connected) if connected else {}
+            for gateway in gateways:
+                gateway["node"] = nodes.get(gateway["id"]) if gateway["connected"] else None
+        return gateways
+
     async def healthz(self, request: web.Request) -> web.Response:
         query(request, "health")
         storage = self.storage
@@ -234,7 +246,7 @@ class _Routes:
         params = query(request, "listGateways")
         limit = params["limit"]
         items = await self.storage.read(queries.gateways, params["after"], limit + 1)
-        return json_response(_page([self._live(g) for g in items], limit, "id"))
+        return json_response(_page(await self._live_all(items), limit, "id"))
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         query(request, "getGateway")
@@ -242,7 +254,7 @@ class _Routes:
         item = await self.storage.read(queries.gateway, gateway_id)
         if item is None:
             raise ApiError(404, f"unknown gateway {gateway_id!r}")
-        return json_response(self._live(item))
+        return json_response((await self._live_all([item]))[0])
 
     async def register_gateway(self, request: web.Request) -> web.Response:
         query(request, "registerGateway")
@@ -259,7 +271,7 @@ class _Routes:
         self.service.gateways_changed([gateway_id])
         item = await self.storage.read(queries.gateway, gateway_id)
         assert item is not None
-        self._live(item)
+        await self._live_all([item])
         self.service.events.publish(
             "gateway", gateway_id, {"change": "registered", "gateway": item}
         )

@@ -144,6 +144,11 @@ def _api_schemas() -> dict[str, Any]:
                 "connectedSince": _NTIME,
                 "remoteAddress": _NSTR,
                 "tls": _BOOL,
+                "node": {
+                    **_NSTR,
+                    "description": "cluster mode only: the node holding the gateway's "
+                    "socket (null while disconnected)",
+                },
             }
         ),
         "RegisteredGateway": {

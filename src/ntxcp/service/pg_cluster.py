@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DISCONNECTED_IF_OWNER",
     "NEXT_COMMAND_ID",
+    "SESSION_NODES",
     "SESSION_UPSERT",
     "prepare_cluster",
     "reset_own_sessions",
@@ -58,6 +59,9 @@ SESSION_UPSERT = (
     "WHERE (cluster_sessions.epoch, cluster_sessions.node) < (excluded.epoch, excluded.node)"
 )
 """Record a node's new session of a gateway, unless a newer one is recorded already."""
+
+SESSION_NODES = "SELECT gateway_id, node FROM cluster_sessions WHERE gateway_id = any($1::text[])"
+"""The node recorded for each of some gateways (the gateway list's ``node``)."""
 
 DISCONNECTED_IF_OWNER = (
     "UPDATE gateways SET connected = false, last_seen = $1 WHERE id = $2 AND NOT EXISTS "

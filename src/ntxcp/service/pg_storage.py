@@ -39,6 +39,7 @@ from ntxcp.service.packing import pack
 from ntxcp.service.pg_cluster import (
     DISCONNECTED_IF_OWNER,
     NEXT_COMMAND_ID,
+    SESSION_NODES,
     prepare_cluster,
     reset_own_sessions,
 )
@@ -458,6 +459,16 @@ class PostgresStorage(ProgressRecords):
         """One value read at once (see :meth:`_reader`)."""
         async with self._reader() as conn:
             return await conn.fetchval(statement, *args)
+
+    async def session_nodes(self, gateway_ids: Sequence[str]) -> dict[str, str]:
+        """The node recorded as holding each gateway (cluster mode, see :mod:`.pg_cluster`).
+
+        Raises:
+            DatabaseUnavailableError: the server cannot be reached.
+        """
+        async with self._reader() as conn:
+            rows = await conn.fetch(SESSION_NODES, gateway_ids)
+        return {row[0]: row[1] for row in rows}
 
     async def refresh_gateways(self, gateway_ids: Sequence[str] | None = None) -> None:
         """Re-read gateways from the database into the mirror (all when ``None``).

@@ -201,6 +201,14 @@ class ClusterNode:
             await self.storage.refresh_gateways([gateway_id])
         return gateway_id in self.storage.gateways
 
+    async def owners(self, gateway_ids: list[str]) -> dict[str, str]:
+        """The node holding each of these gateways (as recorded; display only)."""
+        owners = await self.storage.session_nodes(gateway_ids)
+        for gateway_id in gateway_ids:  # this node's own sockets are known for sure
+            if self.control_center.is_connected(gateway_id):
+                owners[gateway_id] = self.node_id
+        return owners
+
     def health(self) -> dict[str, Any]:
         """The node's cluster state for ``/healthz``."""
         return {
