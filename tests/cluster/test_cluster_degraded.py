@@ -50,6 +50,12 @@ def cluster(
         yield a, b
 
 
+async def metrics_of(api: Api) -> str:
+    status, text = await api.get("/metrics")
+    assert status == 200
+    return str(text)
+
+
 async def _meter_count(api: Api, gateway_id: str) -> int:
     status, body = await api.get(f"/api/gateways/{gateway_id}/meter-values")
     assert status == 200, body
@@ -90,6 +96,11 @@ async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
                 assert status == 503, body
                 assert "cluster bus is unavailable" in body["error"], body
                 assert (await health(b))["status"] == "degraded"
+                metrics = await metrics_of(b)
+                assert 'ntxcp_cluster_node_info{node="b"} 1' in metrics
+                assert "ntxcp_cluster_bus_connected 0" in metrics
+                assert "ntxcp_cluster_database_reachable 1" in metrics
+                assert "ntxcp_cluster_gateways_owned 1" in await metrics_of(a)
             finally:
                 nats_server.restart()
             await wait_bus(a)
@@ -103,6 +114,7 @@ async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
                 routed_again, WAIT, what="commands through b reach ingest-1 again", interval=0.2
             )
             assert (await health(b))["status"] == "ok"
+            assert "ntxcp_cluster_bus_connected 1" in await metrics_of(b)
             assert (await cluster_state(b))["bus"]["reconnects"] >= 1
             # B missed A's events meanwhile: its streams end with resync (reload).
             await eventually(lambda: stream.ended, WAIT, what="b's event stream ended")

@@ -46,6 +46,7 @@ __all__ = [
     "Counter",
     "Gauge",
     "Histogram",
+    "Info",
     "Registry",
     "ServiceMetrics",
     "known_label",
@@ -152,6 +153,20 @@ class Gauge(_Metric):
     def render(self) -> list[str]:
         """The metric's lines of the exposition text."""
         return [*self._header(), f"{self.name} {_number(float(self.read()))}"]
+
+
+class Info(_Metric):
+    """Constant facts of the process as labels of one gauge of value 1 (``*_info``)."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help_text: str, labels: dict[str, str]) -> None:
+        super().__init__(name, help_text, tuple(labels))
+        self.values = tuple(labels.values())
+
+    def render(self) -> list[str]:
+        """The metric's lines of the exposition text."""
+        return [*self._header(), f"{self.name}{_labels(self.label_names, self.values)} 1"]
 
 
 class Histogram(_Metric):

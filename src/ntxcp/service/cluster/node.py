@@ -23,7 +23,7 @@ from ntxcp.service.cluster.relay import EventRelay
 from ntxcp.service.cluster.routing import RemoteCaller
 from ntxcp.service.cluster.subjects import EVENTS, LISTENERS, REGISTRY, TAKEOVER
 from ntxcp.service.cluster.wire import RegistryChange
-from ntxcp.service.metrics import Gauge
+from ntxcp.service.metrics import Gauge, Info
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -89,6 +89,9 @@ class ClusterNode:
 
     def _add_metrics(self, metrics: ServiceMetrics) -> None:
         for metric in (
+            Info(
+                "ntxcp_cluster_node_info", "This node's id in the cluster.", {"node": self.node_id}
+            ),
             Gauge(
                 "ntxcp_cluster_bus_connected",
                 "1 while this node is connected to the cluster bus (NATS).",
