@@ -5,7 +5,8 @@ NATS stopped: the node that holds a gateway keeps serving it and storing its dat
 answers 503 with the reason; once NATS is back, every node reconnects by itself and
 commands are routed again; its event streams end with ``resync``, so that a
 dashboard reloads what it missed from the database. A node killed with SIGKILL:
-its gateways connect to the other node and are served there, commands included.
+its gateways show as disconnected once its heartbeat has stopped, connect to the other
+node and are served there, commands included.
 """
 
 from __future__ import annotations
@@ -128,14 +129,29 @@ async def test_the_gateways_of_a_killed_node_are_served_by_the_other(
 ) -> None:
     node_a, node_b = cluster
     async with aiohttp.ClientSession() as session:
-        b = Api(session, node_b.api_url, TOKEN)
+        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
         await wait_bus(b)
+
+        async def both_alive() -> bool:
+            return (await cluster_state(b))["nodes"] == ["a", "b"]
+
+        await eventually(both_alive, WAIT, what="b hears a's heartbeat")
         async with gateway(node_a.ws_url, "survivor-1") as gw:
             await gw.boot_notification("DX-100")
+            await wait_subscribed(a, 1)
+            _, body = await b.get("/api/gateways/survivor-1")
+            assert (body["connected"], body["node"]) == (True, "a")
             status, body = await b.call("survivor-1", "ClearCache", {})
             assert (status, body) == (200, {"status": "Accepted"}), body
             node_a.signal(signal.SIGKILL)
             node_a.wait()
+
+            async def shown_disconnected() -> bool:  # node a's heartbeat stopped
+                _, body = await b.get("/api/gateways/survivor-1")
+                return body["connected"] is False and body["node"] is None
+
+            await eventually(shown_disconnected, WAIT, what="b shows survivor-1 disconnected")
+            assert (await cluster_state(b))["nodes"] == ["b"]
         # The gateway comes back on the surviving node (what a failover URL list or a
         # load balancer does), and commands reach it there.
         async with gateway(node_b.ws_url, "survivor-1") as gw:
@@ -144,4 +160,4 @@ async def test_the_gateways_of_a_killed_node_are_served_by_the_other(
             status, body = await b.call("survivor-1", "ClearCache", {})
             assert (status, body) == (200, {"status": "Accepted"})
             status, body = await b.get("/api/gateways/survivor-1")
-            assert body["connected"] is True
+            assert (body["connected"], body["node"]) == (True, "b")

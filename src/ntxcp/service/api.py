@@ -185,11 +185,14 @@ class _Routes:
         for gateway in gateways:
             self._live(gateway)
         cluster = self.service.cluster
-        if cluster is not None:
+        if cluster is not None:  # a gateway recorded on a node that is gone is not connected
             connected = [g["id"] for g in gateways if g["connected"]]
             nodes = await cluster.owners(connected) if connected else {}
             for gateway in gateways:
-                gateway["node"] = nodes.get(gateway["id"]) if gateway["connected"] else None
+                gateway["node"] = nodes.get(gateway["id"])
+                if gateway["node"] is None:
+                    gateway["connected"] = False
+                    gateway["connectedSince"] = None
         return gateways
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -382,6 +382,12 @@ def _api_schemas() -> dict[str, Any]:
                 "cluster": _object(
                     {
                         "node": {**_STR, "description": "this node's id"},
+                        "nodes": {
+                            "type": "array",
+                            "items": _STR,
+                            "description": "the nodes heard from in the last 5 s (this "
+                            "one included)",
+                        },
                         "bus": _object(
                             {
                                 "connected": {"type": "boolean"},

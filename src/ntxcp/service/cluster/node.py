@@ -19,9 +19,10 @@ import msgspec
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.cluster.bus import Bus
 from ntxcp.service.cluster.ownership import Ownership
+from ntxcp.service.cluster.presence import Presence
 from ntxcp.service.cluster.relay import EventRelay
 from ntxcp.service.cluster.routing import RemoteCaller
-from ntxcp.service.cluster.subjects import EVENTS, LISTENERS, REGISTRY, TAKEOVER
+from ntxcp.service.cluster.subjects import EVENTS, LISTENERS, NODES, REGISTRY, TAKEOVER
 from ntxcp.service.cluster.wire import RegistryChange
 from ntxcp.service.metrics import Gauge, Info
 
@@ -82,6 +83,7 @@ class ClusterNode:
         self.ownership = Ownership(self.node_id, self.bus, control_center, storage)
         self.relay = EventRelay(self.node_id, self.bus, events)
         self.remote = RemoteCaller(self.bus, call_timeout)
+        self.presence = Presence(self.node_id, self.bus)
         self.events = events
         self._subscribed = False
         self._connections = 0
@@ -144,16 +146,19 @@ class ClusterNode:
             ) from None
         await self.bus.start()
         self.relay.start()
+        self.presence.start()
 
     async def _bus_connected(self) -> None:
         """After every (re)connection: subscribe, and re-read what may have been missed."""
         self._connections += 1
+        self.presence.bus_up()
         if not self._subscribed:  # nats-py renews these after a reconnection itself
             for subject, handler in (
                 (TAKEOVER, self.ownership.on_takeover),
                 (EVENTS, self.relay.on_event),
                 (LISTENERS, self.relay.on_listening),
                 (REGISTRY, self._registry_changed),
+                (NODES, self.presence.on_heartbeat),
             ):
                 await self.bus.subscribe(subject, handler)
             self._subscribed = True
@@ -205,8 +210,12 @@ class ClusterNode:
         return gateway_id in self.storage.gateways
 
     async def owners(self, gateway_ids: list[str]) -> dict[str, str]:
-        """The node holding each of these gateways (as recorded; display only)."""
-        owners = await self.storage.session_nodes(gateway_ids)
+        """The live node holding each of these gateways (display only).
+
+        A gateway recorded on a node that is gone (see :mod:`.presence`) has none.
+        """
+        recorded = await self.storage.session_nodes(gateway_ids)
+        owners = {g: node for g, node in recorded.items() if self.presence.alive(node)}
         for gateway_id in gateway_ids:  # this node's own sockets are known for sure
             if self.control_center.is_connected(gateway_id):
                 owners[gateway_id] = self.node_id
@@ -216,6 +225,7 @@ class ClusterNode:
         """The node's cluster state for ``/healthz``."""
         return {
             "node": self.node_id,
+            "nodes": self.presence.nodes(),
             "bus": {
                 "connected": self.bus.connected,
                 "error": self.bus.error,
@@ -229,5 +239,5 @@ class ClusterNode:
 
     async def close(self) -> None:
         """Leave the bus."""
-        await asyncio.gather(self.relay.close(), self.ownership.close())
+        await asyncio.gather(self.relay.close(), self.ownership.close(), self.presence.close())
         await self.bus.close()

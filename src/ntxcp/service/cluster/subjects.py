@@ -13,6 +13,7 @@ subject                         carries
                                 send it their events for the next few seconds
 ``ntxcp.registry``              gateways registered, changed or removed through
                                 one node's API: the others re-read them
+``ntxcp.nodes``                 every node's heartbeat (which nodes are alive)
 ==============================  =====================================================
 
 Gateway ids are 1..48 printable ASCII characters without ``/`` (spec §1); NATS
@@ -30,6 +31,7 @@ import re
 __all__ = [
     "EVENTS",
     "LISTENERS",
+    "NODES",
     "REGISTRY",
     "TAKEOVER",
     "call_subject",
@@ -41,6 +43,7 @@ __all__ = [
 TAKEOVER = "ntxcp.takeover"
 REGISTRY = "ntxcp.registry"
 LISTENERS = "ntxcp.listeners"
+NODES = "ntxcp.nodes"
 EVENTS = "ntxcp.events.>"
 """Every event subject (a wildcard subscription)."""
 

@@ -88,7 +88,7 @@ class RemoteEvent(msgspec.Struct, frozen=True):
 
 
 class Listening(msgspec.Struct, frozen=True):
-    """A node has event-stream subscribers (``ntxcp.listeners``).
+    """A node has stream subscribers (``ntxcp.listeners``), or is alive (``ntxcp.nodes``).
 
     Attributes:
         node: the node.

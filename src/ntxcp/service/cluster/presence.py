@@ -1,0 +1,102 @@
+"""Which nodes are alive: a heartbeat of every node on ``ntxcp.nodes``.
+
+Each node publishes its id every :data:`HEARTBEAT_INTERVAL` seconds. A node not heard
+from for :data:`NODE_TTL` seconds is taken for gone (killed, or cut off from the bus).
+This is for display only: the gateway list shows a gateway whose recorded node is
+gone as disconnected, while the database row still names that node (a killed node
+writes nothing more). Routing never depends on it: a gone node's subscriptions went
+with its NATS connection.
+
+While this node's own bus is down, or has been up for less than :data:`NODE_TTL`
+(it is still learning who is there), every node counts as alive: the recorded state
+is shown as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ntxcp.service.cluster.subjects import NODES
+from ntxcp.service.cluster.wire import Listening
+
+if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from ntxcp.service.cluster.bus import Bus
+
+__all__ = ["HEARTBEAT_INTERVAL", "NODE_TTL", "Presence"]
+
+HEARTBEAT_INTERVAL = 1.0
+"""Seconds between two heartbeats of a node."""
+
+NODE_TTL = 5.0
+"""Seconds without a heartbeat after which a node counts as gone."""
+
+_HEARTBEAT = msgspec.json.Decoder(Listening)
+
+
+class Presence:
+    """The nodes this node hears from.
+
+    Args:
+        node_id: this node's name.
+        bus: the node's bus.
+    """
+
+    def __init__(self, node_id: str, bus: Bus) -> None:
+        self.node_id = node_id
+        self.bus = bus
+        self._seen: dict[str, float] = {}
+        self._up_since: float | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def bus_up(self) -> None:
+        """The bus (re)connected: learn who is there from now on."""
+        self._up_since = time.monotonic()
+
+    async def on_heartbeat(self, message: Msg) -> None:
+        """Another node's heartbeat."""
+        try:
+            node = _HEARTBEAT.decode(message.data).node
+        except msgspec.DecodeError:
+            return
+        self._seen[node] = time.monotonic()
+
+    def _learning(self, now: float) -> bool:
+        up = self._up_since
+        return not self.bus.connected or up is None or now - up < NODE_TTL
+
+    def alive(self, node: str) -> bool:
+        """Whether ``node`` is there (see the module's description)."""
+        now = time.monotonic()
+        if node == self.node_id or self._learning(now):
+            return True
+        return now - self._seen.get(node, -NODE_TTL) < NODE_TTL
+
+    def nodes(self) -> list[str]:
+        """The nodes heard from within :data:`NODE_TTL`, this one included."""
+        now = time.monotonic()
+        others = [node for node, seen in self._seen.items() if now - seen < NODE_TTL]
+        return sorted({self.node_id, *others})
+
+    def start(self) -> None:
+        """Start the heartbeat."""
+        self._task = asyncio.get_running_loop().create_task(
+            self._beat(), name="ntxcp-cluster-heartbeat"
+        )
+
+    async def _beat(self) -> None:
+        message = msgspec.json.encode(Listening(self.node_id))
+        while True:
+            self.bus.publish(NODES, message)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    async def close(self) -> None:
+        """Stop the heartbeat."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
