@@ -82,6 +82,13 @@ async def wait_bus(api: Api, connected: bool = True) -> None:
     await eventually(reached, WAIT, what=f"bus connected == {connected} at {api.base}")
 
 
+async def wait_ready(*apis: Api) -> None:
+    """Wait until the nodes are on the bus and hold no gateway of an earlier test."""
+    for api in apis:
+        await wait_bus(api)
+        await wait_subscribed(api, 0)
+
+
 async def wait_subscribed(api: Api, count: int) -> None:
     """Wait until the node answers commands for ``count`` gateways on the bus."""
 

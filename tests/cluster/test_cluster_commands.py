@@ -20,7 +20,7 @@ from cluster_helpers import (
     event_stream,
     start_node,
     stopped_at_exit,
-    wait_bus,
+    wait_ready,
     wait_subscribed,
 )
 from service_helpers import TOKEN, Api, gateway
@@ -52,8 +52,7 @@ async def apis(
 ) -> AsyncIterator[tuple[Api, Api, aiohttp.ClientSession]]:
     async with aiohttp.ClientSession() as session:
         a, b = (Api(session, node.api_url, TOKEN) for node in nodes)
-        await wait_bus(a)
-        await wait_bus(b)
+        await wait_ready(a, b)
         yield a, b, session
 
 

@@ -26,6 +26,7 @@ from cluster_helpers import (
     start_node,
     stopped_at_exit,
     wait_bus,
+    wait_ready,
     wait_subscribed,
 )
 from service_helpers import TOKEN, Api, gateway, sample
@@ -69,8 +70,7 @@ async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
     node_a, node_b = cluster
     async with aiohttp.ClientSession() as session:
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_bus(a)
-        await wait_bus(b)
+        await wait_ready(a, b)
         async with (
             event_stream(session, b) as stream,
             gateway(node_a.ws_url, "ingest-1") as gw,
@@ -130,7 +130,7 @@ async def test_the_gateways_of_a_killed_node_are_served_by_the_other(
     node_a, node_b = cluster
     async with aiohttp.ClientSession() as session:
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_bus(b)
+        await wait_ready(a, b)
 
         async def both_alive() -> bool:
             return (await cluster_state(b))["nodes"] == ["a", "b"]

@@ -24,7 +24,7 @@ from cluster_helpers import (
     health,
     start_node,
     stopped_at_exit,
-    wait_bus,
+    wait_ready,
     wait_subscribed,
 )
 from service_helpers import TOKEN, Api, gateway
@@ -75,8 +75,7 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
     node_a, node_b = nodes
     async with aiohttp.ClientSession() as session:
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_bus(a)
-        await wait_bus(b)
+        await wait_ready(a, b)
         password = await register(a, b, "moving-1")
         stale = await session.ws_connect(
             f"{node_a.ws_url}/moving-1",
@@ -108,8 +107,9 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
                 # A's closing did not mark the gateway disconnected: B holds it.
                 for api in (a, b):
                     status, body = await api.get("/api/gateways/moving-1")
-                    assert status == 200 and body["connected"] is True, (api.base, body)
-                    assert body["node"] == "b", (api.base, body)
+                    state = await cluster_state(api)
+                    assert status == 200 and body["connected"] is True, (api.base, body, state)
+                    assert body["node"] == "b", (api.base, body, state)
         finally:
             await stale.close()
 
@@ -121,8 +121,7 @@ async def test_the_newer_session_wins_on_either_node(
     node_a, node_b = nodes
     async with aiohttp.ClientSession() as session:
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_bus(a)
-        await wait_bus(b)
+        await wait_ready(a, b)
         password = await register(b, a, "flip-1")
         async with gateway(node_a.ws_url, "flip-1", password=password):
             await wait_subscribed(a, 1)
@@ -142,6 +141,7 @@ async def test_the_newer_session_wins_on_either_node(
                         )["gatewaysOwned"] == 0
 
                     await eventually(only_a_holds, WAIT, what="only node a holds flip-1")
+                    await wait_subscribed(a, 1)
                     status, body = await b.call("flip-1", "ClearCache", {})
                     assert (status, body) == (200, {"status": "Accepted"})
 
@@ -153,8 +153,7 @@ async def test_a_new_secret_set_through_b_closes_the_socket_on_a(
     node_a, node_b = nodes
     async with aiohttp.ClientSession() as session:
         a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_bus(a)
-        await wait_bus(b)
+        await wait_ready(a, b)
         password = await register(a, b, "rekeyed-1")
         socket = await session.ws_connect(
             f"{node_a.ws_url}/rekeyed-1",

@@ -23,9 +23,9 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
-    "DISCONNECTED_IF_OWNER",
     "NEXT_COMMAND_ID",
     "SESSION_NODES",
+    "SESSION_OWNER_LOCKED",
     "SESSION_UPSERT",
     "prepare_cluster",
     "reset_own_sessions",
@@ -63,11 +63,15 @@ SESSION_UPSERT = (
 SESSION_NODES = "SELECT gateway_id, node FROM cluster_sessions WHERE gateway_id = any($1::text[])"
 """The node recorded for each of some gateways (the gateway list's ``node``)."""
 
-DISCONNECTED_IF_OWNER = (
-    "UPDATE gateways SET connected = false, last_seen = $1 WHERE id = $2 AND NOT EXISTS "
-    "(SELECT 1 FROM cluster_sessions WHERE gateway_id = $2 AND node <> $3)"
-)
-"""Mark a gateway disconnected, unless another node holds a newer session of it."""
+SESSION_OWNER_LOCKED = "SELECT node FROM cluster_sessions WHERE gateway_id = $1 FOR UPDATE"
+"""The node recorded for a gateway, its row locked until the transaction ends.
+
+A node marks a gateway disconnected only when this names the node itself. Locking the
+row orders the check against another node's :data:`SESSION_UPSERT`: a plain
+``NOT EXISTS`` test in the ``UPDATE`` would see the snapshot taken before the other
+node's commit even after waiting for its lock on the gateway's row (read committed),
+and could overwrite the other node's "connected".
+"""
 
 
 async def prepare_cluster(conn: asyncpg.Connection) -> None:

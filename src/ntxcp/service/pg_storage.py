@@ -37,9 +37,9 @@ from ntxcp.service.config import Durability
 from ntxcp.service.migrations import MigrationError
 from ntxcp.service.packing import pack
 from ntxcp.service.pg_cluster import (
-    DISCONNECTED_IF_OWNER,
     NEXT_COMMAND_ID,
     SESSION_NODES,
+    SESSION_OWNER_LOCKED,
     prepare_cluster,
     reset_own_sessions,
 )
@@ -653,9 +653,7 @@ class PostgresStorage(ProgressRecords):
                     tls,
                     gateway_id,
                 )
-            elif self.node_id is not None:
-                await conn.execute(DISCONNECTED_IF_OWNER, now, gateway_id, self.node_id)
-            else:
+            elif await self._holds(conn, gateway_id):
                 await conn.execute(
                     "UPDATE gateways SET connected = false, last_seen = $1 WHERE id = $2",
                     now,
@@ -663,6 +661,12 @@ class PostgresStorage(ProgressRecords):
                 )
 
         self._post(update)
+
+    async def _holds(self, conn: asyncpg.Connection, gateway_id: str) -> bool:
+        """Whether no other node of a cluster holds the gateway (see :mod:`.pg_cluster`)."""
+        if self.node_id is None:
+            return True
+        return await conn.fetchval(SESSION_OWNER_LOCKED, gateway_id) in (None, self.node_id)
 
     def touch(self, gateway_id: str, time_ms: int) -> None:
         """Note that a gateway was heard from (written with the next write)."""

@@ -53,10 +53,12 @@ class Presence:
         self._seen: dict[str, float] = {}
         self._up_since: float | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heartbeat = msgspec.json.encode(Listening(node_id))
 
     def bus_up(self) -> None:
-        """The bus (re)connected: learn who is there from now on."""
+        """The bus (re)connected: say so at once, and learn who is there from now on."""
         self._up_since = time.monotonic()
+        self.bus.publish(NODES, self._heartbeat)
 
     async def on_heartbeat(self, message: Msg) -> None:
         """Another node's heartbeat."""
@@ -90,9 +92,8 @@ class Presence:
         )
 
     async def _beat(self) -> None:
-        message = msgspec.json.encode(Listening(self.node_id))
         while True:
-            self.bus.publish(NODES, message)
+            self.bus.publish(NODES, self._heartbeat)
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def close(self) -> None:
