@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from service_helpers import TOKEN, Api
 
 from ntxcp.localservers.nats import NatsServer
@@ -44,6 +45,33 @@ def start_node(
         "--call-timeout", "1", *args,
         db=db,
     ).start(timeout=30)  # fmt: skip
+
+
+def two_nodes(
+    factory: pytest.TempPathFactory,
+    nats: NatsServer,
+    postgres: PostgresServer,
+    name: str,
+    *args: str,
+) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
+    """Nodes ``a`` and ``b`` of one cluster on a new database (for a module fixture)."""
+    directory = factory.mktemp(name)
+    db = cluster_database(postgres)
+    a = start_node(directory, nats, db, "a", *args)
+    b = start_node(directory, nats, db, "b", *args)
+    with stopped_at_exit(a, b):
+        yield a, b
+
+
+@contextlib.asynccontextmanager
+async def node_apis(
+    nodes: tuple[ServiceProcess, ServiceProcess],
+) -> AsyncIterator[tuple[Api, Api, aiohttp.ClientSession]]:
+    """API clients of both nodes, once they are ready (see :func:`wait_ready`)."""
+    async with aiohttp.ClientSession() as session:
+        a, b = (Api(session, node.api_url, TOKEN) for node in nodes)
+        await wait_ready(a, b)
+        yield a, b, session
 
 
 @contextlib.contextmanager

@@ -16,14 +16,12 @@ import aiohttp
 import pytest
 from cluster_helpers import (
     WAIT,
-    cluster_database,
     event_stream,
-    start_node,
-    stopped_at_exit,
-    wait_ready,
+    node_apis,
+    two_nodes,
     wait_subscribed,
 )
-from service_helpers import TOKEN, Api, gateway
+from service_helpers import Api, gateway
 
 from ntxcp.localservers.nats import NatsServer
 from pg_server import PostgresServer
@@ -38,22 +36,15 @@ def nodes(
     tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer, postgres: PostgresServer
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
     """Nodes ``a`` and ``b`` of one cluster."""
-    directory = tmp_path_factory.mktemp("cluster")
-    db = cluster_database(postgres)
-    a = start_node(directory, nats_server, db, "a")
-    b = start_node(directory, nats_server, db, "b")
-    with stopped_at_exit(a, b):
-        yield a, b
+    yield from two_nodes(tmp_path_factory, nats_server, postgres, "cluster")
 
 
 @pytest.fixture
 async def apis(
     nodes: tuple[ServiceProcess, ServiceProcess],
 ) -> AsyncIterator[tuple[Api, Api, aiohttp.ClientSession]]:
-    async with aiohttp.ClientSession() as session:
-        a, b = (Api(session, node.api_url, TOKEN) for node in nodes)
-        await wait_ready(a, b)
-        yield a, b, session
+    async with node_apis(nodes) as apis:
+        yield apis
 
 
 async def test_a_command_through_b_reaches_the_gateway_on_a(

@@ -15,21 +15,18 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-import aiohttp
 import pytest
 from cluster_helpers import (
     WAIT,
-    cluster_database,
     cluster_state,
     event_stream,
     health,
-    start_node,
-    stopped_at_exit,
+    node_apis,
+    two_nodes,
     wait_bus,
-    wait_ready,
     wait_subscribed,
 )
-from service_helpers import TOKEN, Api, gateway, sample
+from service_helpers import Api, gateway, sample
 
 from ntxcp.localservers.nats import NatsServer
 from ntxcp.v10 import types as t
@@ -44,12 +41,7 @@ pytestmark = pytest.mark.timeout(180)
 def cluster(
     tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer, postgres: PostgresServer
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    directory = tmp_path_factory.mktemp("degraded")
-    db = cluster_database(postgres)
-    a = start_node(directory, nats_server, db, "a")
-    b = start_node(directory, nats_server, db, "b")
-    with stopped_at_exit(a, b):
-        yield a, b
+    yield from two_nodes(tmp_path_factory, nats_server, postgres, "degraded")
 
 
 async def metrics_of(api: Api) -> str:
@@ -67,10 +59,8 @@ async def _meter_count(api: Api, gateway_id: str) -> int:
 async def test_with_the_bus_down_ingest_goes_on_and_remote_commands_answer_503(
     cluster: tuple[ServiceProcess, ServiceProcess], nats_server: NatsServer
 ) -> None:
-    node_a, node_b = cluster
-    async with aiohttp.ClientSession() as session:
-        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_ready(a, b)
+    node_a, _ = cluster
+    async with node_apis(cluster) as (a, b, session):
         async with (
             event_stream(session, b) as stream,
             gateway(node_a.ws_url, "ingest-1") as gw,
@@ -128,9 +118,7 @@ async def test_the_gateways_of_a_killed_node_are_served_by_the_other(
     cluster: tuple[ServiceProcess, ServiceProcess],
 ) -> None:
     node_a, node_b = cluster
-    async with aiohttp.ClientSession() as session:
-        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_ready(a, b)
+    async with node_apis(cluster) as (a, b, _):
 
         async def both_alive() -> bool:
             return (await cluster_state(b))["nodes"] == ["a", "b"]

@@ -19,15 +19,13 @@ import aiohttp
 import pytest
 from cluster_helpers import (
     WAIT,
-    cluster_database,
     cluster_state,
     health,
-    start_node,
-    stopped_at_exit,
-    wait_ready,
+    node_apis,
+    two_nodes,
     wait_subscribed,
 )
-from service_helpers import TOKEN, Api, gateway
+from service_helpers import Api, gateway
 
 from ntxcp.localservers.nats import NatsServer
 from pg_server import PostgresServer
@@ -41,17 +39,20 @@ pytestmark = pytest.mark.timeout(120)
 def nodes(
     tmp_path_factory: pytest.TempPathFactory, nats_server: NatsServer, postgres: PostgresServer
 ) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    directory = tmp_path_factory.mktemp("takeover")
-    db = cluster_database(postgres)
-    a = start_node(directory, nats_server, db, "a", "--auth", "basic")
-    b = start_node(directory, nats_server, db, "b", "--auth", "basic")
-    with stopped_at_exit(a, b):
-        yield a, b
+    yield from two_nodes(tmp_path_factory, nats_server, postgres, "takeover", "--auth", "basic")
 
 
-def basic_auth(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
+async def raw_socket(
+    session: aiohttp.ClientSession, node: ServiceProcess, gateway_id: str, password: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A bare WebSocket of a gateway that sends nothing and reads only when told to."""
+    token = base64.b64encode(f"{gateway_id}:{password}".encode()).decode()
+    return await session.ws_connect(
+        f"{node.ws_url}/{gateway_id}",
+        protocols=("ntxcp1.0",),
+        autoping=False,
+        headers={"Authorization": f"Basic {token}"},
+    )
 
 
 async def register(registrar: Api, other: Api, gateway_id: str) -> str:
@@ -73,16 +74,9 @@ async def test_a_half_open_socket_on_a_is_closed_when_b_admits_the_gateway(
     nodes: tuple[ServiceProcess, ServiceProcess],
 ) -> None:
     node_a, node_b = nodes
-    async with aiohttp.ClientSession() as session:
-        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_ready(a, b)
+    async with node_apis(nodes) as (a, b, session):
         password = await register(a, b, "moving-1")
-        stale = await session.ws_connect(
-            f"{node_a.ws_url}/moving-1",
-            protocols=("ntxcp1.0",),
-            autoping=False,
-            headers=basic_auth("moving-1", password),
-        )
+        stale = await raw_socket(session, node_a, "moving-1", password)
         try:
             await wait_subscribed(a, 1)  # A holds the socket; nothing is read from now on
             async with gateway(node_b.ws_url, "moving-1", password=password) as gw:
@@ -119,9 +113,7 @@ async def test_the_newer_session_wins_on_either_node(
 ) -> None:
     """Back and forth: each admission takes the gateway over from the other node."""
     node_a, node_b = nodes
-    async with aiohttp.ClientSession() as session:
-        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_ready(a, b)
+    async with node_apis(nodes) as (a, b, _):
         password = await register(b, a, "flip-1")
         async with gateway(node_a.ws_url, "flip-1", password=password):
             await wait_subscribed(a, 1)
@@ -150,16 +142,10 @@ async def test_a_new_secret_set_through_b_closes_the_socket_on_a(
     nodes: tuple[ServiceProcess, ServiceProcess],
 ) -> None:
     """Spec §1: a connection admitted with the old secret does not outlive it."""
-    node_a, node_b = nodes
-    async with aiohttp.ClientSession() as session:
-        a, b = Api(session, node_a.api_url, TOKEN), Api(session, node_b.api_url, TOKEN)
-        await wait_ready(a, b)
+    node_a, _ = nodes
+    async with node_apis(nodes) as (a, b, session):
         password = await register(a, b, "rekeyed-1")
-        socket = await session.ws_connect(
-            f"{node_a.ws_url}/rekeyed-1",
-            protocols=("ntxcp1.0",),
-            headers=basic_auth("rekeyed-1", password),
-        )
+        socket = await raw_socket(session, node_a, "rekeyed-1", password)
         try:
             await wait_subscribed(a, 1)
             status, body = await b.request(

@@ -23,7 +23,7 @@ from ntxcp.service.cluster.presence import Presence
 from ntxcp.service.cluster.relay import EventRelay
 from ntxcp.service.cluster.routing import RemoteCaller
 from ntxcp.service.cluster.subjects import EVENTS, LISTENERS, NODES, REGISTRY, TAKEOVER
-from ntxcp.service.cluster.wire import RegistryChange
+from ntxcp.service.cluster.wire import RegistryChange, decode
 from ntxcp.service.metrics import Gauge, Info
 
 if TYPE_CHECKING:
@@ -188,12 +188,8 @@ class ClusterNode:
         self.bus.publish(REGISTRY, msgspec.json.encode(change))
 
     async def _registry_changed(self, message: Msg) -> None:
-        try:
-            change = _REGISTRY.decode(message.data)
-        except msgspec.DecodeError:
-            _log.warning("ignoring an unreadable registry message")
-            return
-        if change.node == self.node_id:
+        change = decode(_REGISTRY, message.data, "registry")
+        if change is None or change.node == self.node_id:
             return
         try:  # first: a gateway that reconnects at once meets the new secret
             await self.storage.refresh_gateways(change.gateway_ids)

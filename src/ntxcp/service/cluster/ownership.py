@@ -35,7 +35,7 @@ import msgspec
 
 from ntxcp.service.cluster.routing import reply_for
 from ntxcp.service.cluster.subjects import TAKEOVER, call_subject
-from ntxcp.service.cluster.wire import CallReply, CallRequest, Takeover
+from ntxcp.service.cluster.wire import CallReply, CallRequest, Takeover, decode
 from ntxcp.service.pg_cluster import SESSION_UPSERT
 from ntxcp.service.storage import now_text
 from ntxcp.v10 import ACTIONS
@@ -123,10 +123,8 @@ class Ownership:
 
     async def on_takeover(self, message: Msg) -> None:
         """Another node admitted a gateway: close the older socket held here."""
-        try:
-            takeover = _TAKEOVER.decode(message.data)
-        except msgspec.DecodeError:
-            _log.warning("ignoring an unreadable takeover message")
+        takeover = decode(_TAKEOVER, message.data, "takeover")
+        if takeover is None:
             return
         mine = self.epochs.get(takeover.gateway_id)
         if takeover.node == self.node_id or mine is None or mine >= tuple(takeover.epoch):

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from ntxcp.service.cluster.subjects import NODES
-from ntxcp.service.cluster.wire import Listening
+from ntxcp.service.cluster.wire import Listening, decode
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -62,11 +62,9 @@ class Presence:
 
     async def on_heartbeat(self, message: Msg) -> None:
         """Another node's heartbeat."""
-        try:
-            node = _HEARTBEAT.decode(message.data).node
-        except msgspec.DecodeError:
-            return
-        self._seen[node] = time.monotonic()
+        heartbeat = decode(_HEARTBEAT, message.data, "heartbeat")
+        if heartbeat is not None:
+            self._seen[heartbeat.node] = time.monotonic()
 
     def _learning(self, now: float) -> bool:
         up = self._up_since

@@ -17,14 +17,13 @@ reloads what it shows from the database.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ntxcp.service.cluster.subjects import LISTENERS, event_subject
-from ntxcp.service.cluster.wire import Listening, RemoteEvent
+from ntxcp.service.cluster.wire import Listening, RemoteEvent, decode
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -42,7 +41,6 @@ LISTENING_TTL = 3.5
 
 _CHECK_INTERVAL = 0.1  # s between two looks at the number of local subscribers
 _LOCAL_ONLY = frozenset({"hello", "resync"})  # about one stream, never relayed
-_log = logging.getLogger("ntxcp.service.cluster")
 _EVENT = msgspec.json.Decoder(RemoteEvent)
 _LISTENING = msgspec.json.Decoder(Listening)
 
@@ -79,23 +77,16 @@ class EventRelay:
 
     async def on_event(self, message: Msg) -> None:
         """An event of another node: deliver it to the local streams."""
-        try:
-            event = _EVENT.decode(message.data)
-        except msgspec.DecodeError:
-            _log.warning("ignoring an unreadable event on %s", message.subject)
-            return
-        if event.node == self.node_id or event.kind in _LOCAL_ONLY:
+        event = decode(_EVENT, message.data, "event")
+        if event is None or event.node == self.node_id or event.kind in _LOCAL_ONLY:
             return
         self.relayed += 1
         self.hub.publish(event.kind, event.gateway_id, event.data, relay=False)
 
     async def on_listening(self, message: Msg) -> None:
         """Another node has stream subscribers: send it events for a while."""
-        try:
-            listening = _LISTENING.decode(message.data)
-        except msgspec.DecodeError:
-            return
-        if listening.node != self.node_id:
+        listening = decode(_LISTENING, message.data, "listeners")
+        if listening is not None and listening.node != self.node_id:
             self._listeners_until = time.monotonic() + LISTENING_TTL
 
     def start(self) -> None:

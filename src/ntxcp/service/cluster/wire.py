@@ -6,7 +6,8 @@ messages even where the server would echo them.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -17,7 +18,20 @@ __all__ = [
     "RegistryChange",
     "RemoteEvent",
     "Takeover",
+    "decode",
 ]
+
+T = TypeVar("T")
+_log = logging.getLogger("ntxcp.service.cluster")
+
+
+def decode(decoder: msgspec.json.Decoder[T], data: bytes, what: str) -> T | None:
+    """A message decoded; ``None`` (and a warning naming ``what``) when unreadable."""
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError:
+        _log.warning("ignoring an unreadable %s message", what)
+        return None
 
 
 class CallRequest(msgspec.Struct, frozen=True):
