@@ -24,6 +24,7 @@ from ntxcp.service.api import create_app
 from ntxcp.service.api_contract import OPERATIONS, REQUIRED_ROLES
 from ntxcp.service.api_tokens import Role
 from ntxcp.service.backend import create_storage
+from pg_server import PostgresServer
 from waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
@@ -310,6 +311,36 @@ async def test_revoking_a_token_ends_its_event_streams(
     finally:
         revoked_stream.close()
         kept_stream.close()
+
+
+async def test_processes_sharing_a_database_learn_of_new_and_revoked_tokens(
+    postgres: PostgresServer, http: aiohttp.ClientSession
+) -> None:
+    url = postgres.create_database("ntxcp_shared_tokens")
+    config = ServiceConfig(port=0, api_port=0, db=url, api_token=BOOTSTRAP)
+    async with Service(config) as first, Service(config) as second:
+        admin = Api(http, first.api_url, BOOTSTRAP)
+        token = await _new_token(admin, "shared", "operator")
+        on_second = Api(http, second.api_url, token)
+
+        async def answers(expected: int) -> bool:
+            status, _ = await on_second.get("/api/whoami")
+            return status == expected
+
+        await eventually(lambda: answers(200), timeout=WAIT * 2, what="known there")
+        stream = await http.get(
+            f"{second.api_url}api/events", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            assert stream.status == 200
+            await stream.content.readline()
+            assert (await admin.request("DELETE", "/api/tokens/shared"))[0] == 200
+            await eventually(lambda: answers(401), timeout=WAIT * 2, what="revoked there")
+            async with asyncio.timeout(WAIT):
+                while await stream.content.readline():
+                    pass  # the stream opened on the other process ended too
+        finally:
+            stream.close()
 
 
 # --- the open API on loopback ----------------------------------------------------------

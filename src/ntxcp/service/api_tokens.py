@@ -26,9 +26,12 @@ request acts as an admin without a name. Once a token exists (revoked or not), e
 last active admin token cannot be revoked while no ``--api-token`` is configured
 (either would lock every administrator out of the running service).
 
-The tokens are kept in memory (loaded at start-up, changed only through
-:class:`TokenRegistry`), so a check never waits for the database. The time a token was
-last used is written at most once a minute per token (:data:`LAST_USED_RESOLUTION`).
+The tokens are kept in memory (loaded at start-up, changed through
+:class:`TokenRegistry`), so a check never waits for the database. Control-center
+processes sharing one PostgreSQL database read the table again every
+:data:`REFRESH_INTERVAL` seconds, so a token created or revoked through one of them is
+known to the others within that time. The time a token was last used is written at
+most once a minute per token (:data:`LAST_USED_RESOLUTION`).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "BOOTSTRAP",
     "LAST_USED_RESOLUTION",
     "NAME_PATTERN",
+    "REFRESH_INTERVAL",
     "ApiToken",
     "Principal",
     "Role",
@@ -68,6 +72,9 @@ NAME_PATTERN: Final = "^[A-Za-z0-9_-]{1,64}$"
 _NAME = re.compile(NAME_PATTERN.strip("^$"))
 LAST_USED_RESOLUTION: Final = 60.0
 """Seconds: a token's last use is written when the stored one is older than this."""
+REFRESH_INTERVAL: Final = 2.0
+"""Seconds between two reads of the tokens other processes sharing a PostgreSQL database
+created or revoked (:meth:`TokenRegistry.refresh`)."""
 
 # The stored tokens, on both backends (PostgreSQL numbers the ``?`` placeholders).
 SELECT_TOKENS = (
@@ -174,10 +181,27 @@ class TokenRegistry:
         self.key = key
         # A hash no secret matches: an unknown name costs the same check as a known one.
         self._dummy = hash_machine_secret(key, generate_secret())
-        rows = await self.storage.fetch(SELECT_TOKENS)
-        self.tokens = {
-            row[0]: ApiToken(row[0], Role(row[1]), row[2], row[3], row[4], row[5]) for row in rows
-        }
+        self.tokens = {}
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Take in the tokens created or revoked by other processes sharing the database.
+
+        A token revoked elsewhere is refused from now on and its event streams end, as
+        if it had been revoked here.
+        """
+        for name, role, secret_hash, created, last_used, revoked in await self.storage.fetch(
+            SELECT_TOKENS
+        ):
+            token = self.tokens.get(name)
+            if token is None:
+                self.tokens[name] = ApiToken(
+                    name, Role(role), secret_hash, created, last_used, revoked
+                )
+            elif revoked is not None and token.revoked_at is None:
+                token.revoked_at = revoked
+                for callback in self.on_revoke:
+                    callback(name)
 
     @property
     def open(self) -> bool:

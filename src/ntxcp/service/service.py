@@ -34,7 +34,7 @@ from ntxcp.service.api_listener import (
     MalformedRequestLog,
     raise_open_file_limit,
 )
-from ntxcp.service.api_tokens import TokenRegistry
+from ntxcp.service.api_tokens import REFRESH_INTERVAL, TokenRegistry
 from ntxcp.service.backend import create_storage
 from ntxcp.service.cluster.node import ClusterNode, ClusterUnavailableError
 from ntxcp.service.commands import CommandRunner
@@ -254,6 +254,8 @@ class Service:
             loop.create_task(self._trim_loop(), name="ntxcp-trim"),
             loop.create_task(self._count_errors(), name="ntxcp-errors"),
         ]
+        if self.storage.backend == "postgresql":  # other processes may share the database
+            self._tasks.append(loop.create_task(self._token_loop(), name="ntxcp-tokens"))
         _log.info("gateways: %s/<gatewayId>; API: %s", self.ws_url, self.api_url)
         if self.storage.backend == "sqlite":
             setting = f"SQLite synchronous={SYNCHRONOUS[config.durability]}"
@@ -495,6 +497,15 @@ class Service:
             except Exception:  # retention is retried at the next run
                 _log.exception("frame log retention failed")
             await asyncio.sleep(_PRUNE_INTERVAL)
+
+    async def _token_loop(self) -> None:
+        """Take in the API tokens other processes created or revoked (see .api_tokens)."""
+        while True:
+            await asyncio.sleep(REFRESH_INTERVAL)
+            try:
+                await self.tokens.refresh()
+            except Exception as exc:  # the database away: the known tokens stay in force
+                _log.debug("reading the API tokens failed: %s", exc)
 
     async def _count_errors(self) -> None:
         async for error in self.control_center.errors():
