@@ -1098,9 +1098,17 @@ def extras_text(extras: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     errors = [e["error"] for e in extras if e.get("error")]
     apis = [e for e in extras if e.get("kind") == "api" and not e.get("error")]
+    # A storage item belongs to the backend of the fill before it (older results name
+    # no backend: SQLite).
+    by_backend: dict[str, list[dict[str, Any]]] = {"sqlite": [], "postgresql": []}
+    backend = "sqlite"
+    for extra in extras:
+        if extra.get("kind") == "storage":
+            if extra.get("item") == "fill":
+                backend = extra.get("backend", "sqlite")
+            by_backend.setdefault(backend, []).append(extra)
     for backend, title in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
-        mine = [e for e in extras if e.get("backend", "sqlite") == backend]
-        out += _storage_text(title, mine)
+        out += _storage_text(title, by_backend[backend])
     if apis:
         out += [
             "### The service's HTTP API: command round trip",

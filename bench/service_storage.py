@@ -393,6 +393,7 @@ async def time_queries(
             rows = len(result) if isinstance(result, list) else 1
         emit(
             item="query",
+            backend=storage.backend,
             query=name,
             p50_ms=statistics.median(times),
             max_ms=max(times),
