@@ -172,3 +172,17 @@ def test_haproxy_accepts_the_recipe_and_bad_input_is_refused(tmp_path: Path) -> 
         haproxy_config([Backend("a", "h", 0, 2)], bind=":443")
     with pytest.raises(ValueError, match="mode"):
         haproxy_config(nodes, bind=":443", mode="udp")  # type: ignore[arg-type]
+
+
+def test_the_recipe_in_the_deployment_guide_is_what_the_tests_run() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
+    block = guide.split("<!-- haproxy-recipe: begin -->\n```\n")[1].split("```\n")[0]
+    nodes = [Backend(f"node-{n}", f"10.0.1.1{n}", 8887, 8080) for n in (1, 2, 3)]
+    expected = haproxy_config(
+        nodes,
+        bind=":443",
+        max_connections=220_000,
+        admin_socket="/run/haproxy/admin.sock",
+        check_interval=2.0,
+    )
+    assert block == expected
