@@ -14,9 +14,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from frontdoor_helpers import backend_of
 
 import ntxcp
 from ntxcp import Backoff, Gateway
@@ -26,13 +26,6 @@ from service_process import ServiceProcess
 from waiting import WAIT, eventually
 
 FAST = Backoff(initial=0.05, maximum=0.3, reset_after=0.5)
-
-
-def backend(name: str, node: ServiceProcess) -> Backend:
-    """The node as HAProxy sees it: its WebSocket port and its API port for /healthz."""
-    ws, api = urlsplit(node.ws_url), urlsplit(node.api_url)
-    assert ws.port is not None and api.port is not None
-    return Backend(name, "127.0.0.1", ws.port, api.port)
 
 
 def connected_gateways(node: ServiceProcess) -> int:
@@ -64,7 +57,7 @@ def nodes(tmp_path: Path) -> Iterator[list[ServiceProcess]]:
 
 @pytest.fixture
 def front_door(nodes: list[ServiceProcess]) -> Iterator[HAProxy]:
-    proxy = HAProxy([backend(f"node{n}", node) for n, node in enumerate(nodes)])
+    proxy = HAProxy([backend_of(f"node{n}", node) for n, node in enumerate(nodes)])
     try:
         proxy.start()
         proxy.wait_states({"node0": "UP", "node1": "UP"})
@@ -97,7 +90,7 @@ async def test_gateways_pass_haproxy_and_come_back_on_the_other_node(
 
 
 async def test_plain_websocket_through_http_mode(nodes: list[ServiceProcess]) -> None:
-    proxy = HAProxy([backend(f"node{n}", node) for n, node in enumerate(nodes)], mode="http")
+    proxy = HAProxy([backend_of(f"node{n}", node) for n, node in enumerate(nodes)], mode="http")
     gw = Gateway("GW-HTTP")
     try:
         proxy.start()
@@ -121,7 +114,7 @@ async def test_tls_passes_through_to_the_node(tmp_path: Path, pki: Any) -> None:
         "--keyfile",
         str(pki.server_key),
     ).start()
-    proxy = HAProxy([backend("node0", node)])
+    proxy = HAProxy([backend_of("node0", node)])
     gw = Gateway("GW-TLS", ssl=ntxcp.client_tls_context(str(pki.ca_cert)))
     try:
         assert node.ws_url.startswith("wss://")
@@ -143,7 +136,7 @@ async def test_reload_keeps_established_connections(
     gw = Gateway("GW-RELOAD", backoff=FAST)
     try:
         await gw.start(front_door.url())
-        front_door.reload([backend("node0", nodes[0])])
+        front_door.reload([backend_of("node0", nodes[0])])
         assert set(front_door.server_states()) == {"node0"}
         assert isinstance(await gw.heartbeat(timeout=WAIT), core.HeartbeatConfirmation)
         assert gw.connect_count == 1

@@ -22,30 +22,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ntxcp.v10 import core, types
+from ntxcp.v10 import core
+from payloads import meter_values as meter_values  # re-exported
+from payloads import seq_of as seq_of  # re-exported
 
 HERE = Path(__file__).resolve().parent
+# The helper scripts import the modules shared by the tests (tests/payloads.py).
+_TESTS_PATH = os.pathsep.join(p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p)
 PYTHON = sys.executable
 
 
 # --- payloads -----------------------------------------------------------------------
-
-
-def meter_values(seq: int) -> core.MeterValuesRequest:
-    """A MeterValues whose (only) sampled value is the sequence number."""
-    return core.MeterValuesRequest(
-        service_id=1,
-        meter_value=[
-            types.MeterValue(
-                timestamp=dt.datetime.now(dt.UTC),
-                sampled_value=[types.SampledValue(value=str(seq))],
-            )
-        ],
-    )
-
-
-def seq_of(request: core.MeterValuesRequest) -> int:
-    return int(request.meter_value[0].sampled_value[0].value)
 
 
 def boot_request() -> core.BootNotificationRequest:
@@ -175,7 +162,7 @@ def spawn(name: str, script: str, args: list[str], workdir: Path) -> Proc:
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": _TESTS_PATH},
         )
     return Proc(name, popen, stdout, stderr)
 
