@@ -3,6 +3,8 @@
 Sub-commands:
 
 * ``ntxcp control-center``: the control center service (:mod:`ntxcp.service`);
+* ``ntxcp cluster-demo``: NATS, PostgreSQL, N nodes and HAProxy on this machine
+  (:mod:`ntxcp.cli.cluster_demo`);
 * those of the gateway simulator, when it is installed (``gateway``, ``gateways``,
   ``call``, ``meter-values``, ``status``, ``messages``, ``commands``, ``tokens``,
   ``whoami``; see :mod:`ntxcp.cli.gateways`
@@ -38,6 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from ntxcp import __version__
+from ntxcp.cli import cluster_demo
 from ntxcp.cli.runner import run
 from ntxcp.v10.types import encode_datetime
 
@@ -319,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ntxcp {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_control_center_parser(subparsers)
+    cluster_demo.add_parser(subparsers)
     try:
         from ntxcp.cli import gateways
     except ModuleNotFoundError as exc:
