@@ -52,3 +52,11 @@ def test_token_check_benchmark_runs_each_kind() -> None:
     assert result.returncode == 0, result.stderr
     for kind in ("valid token", "wrong secret", "unknown name", "--api-token"):
         assert kind in result.stdout
+
+
+def test_cluster_benchmark_runs_one_and_two_nodes() -> None:
+    result = _run("bench/cluster.py", "--smoke", timeout=240)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    rows = [line for line in result.stdout.splitlines() if line.startswith('{"kind": "cluster"')]
+    assert len(rows) == 2, result.stdout
+    assert "cross_node" in rows[1] and "kb_per_gateway" in rows[1]

@@ -1,0 +1,291 @@
+"""The control center on 1 and 2 nodes: ingest, command round trips, idle gateways.
+
+Starts a throw-away PostgreSQL and NATS (``ntxcp.localservers``), then for 1 and for
+2 nodes (``ntxcp control-center --cluster``, a fresh database each time; HAProxy in
+front of 2 nodes):
+
+* **ingest**: ``bench/loadgen.py --mode calls`` (``--conns`` gateways sending
+  MeterValues back to back, one outstanding each) through the front door (the node
+  itself for 1 node); a node answers a MeterValues only after its commit, so answered
+  calls/s are stored MeterValues/s. The rows in PostgreSQL are counted afterwards as a
+  check;
+* **command round trip**: one library gateway answering ``GetConfiguration`` is
+  connected to node 1; ``POST /api/gateways/BENCH-GW/calls/GetConfiguration`` one
+  after the other on node 1 (same node) and, with 2 nodes, on node 2 (cross node:
+  NATS request-reply to node 1): p50/p99 ms;
+* **idle gateways** (2 nodes only): ``--idle`` gateways held, half connected straight
+  to each node by ``loadgen.py --mode idle``; each node's RSS before and while they
+  are held gives the memory per gateway per node.
+
+The 1-node figures are the baseline of the 2-node ones in the same run. Prints one
+JSON line per measurement and a table. ``--smoke``: tiny and short (for CI).
+
+    python bench/cluster.py [--duration 10] [--conns 100] [--calls 500] [--idle 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from service_api import Answering, round_trips, summary
+
+import ntxcp
+from ntxcp.localservers.haproxy import Backend, HAProxy
+from ntxcp.localservers.nats import NatsServer
+from ntxcp.localservers.node import NodeProcess
+from ntxcp.localservers.postgres import PostgresServer
+
+BENCH = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a process, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def port_of(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+class Cluster:
+    """``count`` nodes on a fresh database, with HAProxy in front of 2 or more."""
+
+    def __init__(self, postgres: PostgresServer, nats: NatsServer, count: int, work: Path):
+        self.database = postgres.create_database(f"bench_cluster_{count}")
+        self.nodes = [
+            NodeProcess(
+                [
+                    "--db", self.database, "--cluster", nats.url, "--node-id", f"node{n}",
+                    "--server-key-file", str(work / "server.key"),
+                    "--unknown-gateways", "accept", "--log-level", "warning",
+                ],
+                work / f"node{count}-{n}.log",
+            )
+            for n in range(count)
+        ]  # fmt: skip
+        self.proxy: HAProxy | None = None
+
+    def start(self) -> Cluster:
+        for node in self.nodes:
+            node.start(timeout=60)
+        if len(self.nodes) > 1:
+            backends = [
+                Backend(f"node{n}", "127.0.0.1", port_of(node.ws_url), port_of(node.api_url))
+                for n, node in enumerate(self.nodes)
+            ]
+            self.proxy = HAProxy(backends)
+            self.proxy.start()
+            self.proxy.wait_states({b.name: "UP" for b in backends}, timeout=60)
+        return self
+
+    @property
+    def front_door(self) -> str:
+        return self.proxy.url() if self.proxy is not None else self.nodes[0].ws_url
+
+    def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.remove()
+        for node in self.nodes:
+            if node.running:
+                node.stop(15)
+
+
+def loadgen(*args: str, budget: float) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PY, str(BENCH / "loadgen.py"), *args, "--max-runtime", str(budget)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+
+
+def result_of(proc: subprocess.Popen[str], budget: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=budget + 30)
+    for line in out.splitlines():
+        event = json.loads(line)
+        if event.get("event") == "result":
+            return dict(event)
+    raise RuntimeError(f"loadgen printed no result:\n{out[-2000:]}")
+
+
+async def ingest(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    budget = args.duration * 3 + 60
+    proc = loadgen(
+        "--mode", "calls", "--url", cluster.front_door, "--prefix", f"ING{len(cluster.nodes)}",
+        "--conns", str(args.conns), "--warmup", "2", "--duration", str(args.duration),
+        budget=budget,
+    )  # fmt: skip
+    result = await asyncio.to_thread(result_of, proc, budget)
+    connection = await asyncpg.connect(cluster.database)
+    try:
+        rows = await connection.fetchval("SELECT count(*) FROM meter_messages")
+    finally:
+        await connection.close()
+    return {
+        "stored_per_s": round(result["calls_per_s"]),
+        "connected": result["connected"],
+        "rows_after": rows,
+        "call_p50_ms": result.get("p50_ms"),
+        "call_p99_ms": result.get("p99_ms"),
+    }
+
+
+async def commands(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    gateway = ntxcp.Gateway("BENCH-GW", reconnect=False)
+    gateway.set_core_handler(Answering())
+    await gateway.start(cluster.nodes[0].ws_url)
+    out: dict[str, Any] = {}
+    try:
+        async with aiohttp.ClientSession() as http:
+            for where, node in zip(("same_node", "cross_node"), cluster.nodes, strict=False):
+                url = f"{node.api_url}api/gateways/BENCH-GW/calls/GetConfiguration"
+                await round_trips(http, url, 2.0, 20)  # warm-up
+                out[where] = summary(await round_trips(http, url, args.duration, args.calls))
+    finally:
+        await gateway.stop()
+    return out
+
+
+def wait_event(proc: subprocess.Popen[str], name: str) -> list[dict[str, Any]]:
+    """Read loadgen's events up to ``name`` (bounded by its --max-runtime)."""
+    assert proc.stdout is not None
+    seen: list[dict[str, Any]] = []
+    for line in proc.stdout:
+        seen.append(json.loads(line))
+        if seen[-1].get("event") == name:
+            return seen
+    raise RuntimeError(f"loadgen ended before {name!r}: {seen[-3:]}")
+
+
+async def idle(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    share = args.idle // len(cluster.nodes)
+    pids = [node.pid for node in cluster.nodes if node.pid is not None]
+    before = [rss_kb(pid) for pid in pids]
+    budget = args.hold + 300
+    procs = [
+        loadgen(
+            "--mode",
+            "idle",
+            "--url",
+            node.ws_url,
+            "--prefix",
+            f"IDLE{n}",
+            "--conns",
+            str(share),
+            "--hold",
+            str(args.hold),
+            "--settle",
+            "3",
+            "--hb-ms",
+            "1000",
+            "--ramp",
+            "200",
+            budget=budget,
+        )
+        for n, node in enumerate(cluster.nodes)
+    ]
+    for proc in procs:  # both hold their gateways from here on
+        await asyncio.to_thread(wait_event, proc, "hold_start")
+    held_rss = [rss_kb(pid) for pid in pids]
+    held = [int(str(await asyncio.to_thread(connected, node.api_url))) for node in cluster.nodes]
+    results = [await asyncio.to_thread(result_of, proc, budget) for proc in procs]
+    return {
+        "gateways_per_node": held,
+        "connect_failed": sum(int(r.get("connect_failed", 0)) for r in results),
+        "rss_before_kb": before,
+        "rss_held_kb": held_rss,
+        "kb_per_gateway": [
+            round((after - b) / max(1, n), 2)
+            for after, b, n in zip(held_rss, before, held, strict=True)
+        ],
+    }
+
+
+def connected(api_url: str) -> object:
+    """The node's count of connected gateways (``/healthz``)."""
+    with urllib.request.urlopen(f"{api_url}healthz", timeout=10) as answer:
+        return json.load(answer)["connectedGateways"]
+
+
+async def run(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="ntxcp-bench-cluster-"))
+    postgres = PostgresServer().start()
+    nats = NatsServer().start()
+    rows: list[dict[str, Any]] = []
+    try:
+        for count in (1, 2):
+            cluster = Cluster(postgres, nats, count, work).start()
+            try:
+                row: dict[str, Any] = {"kind": "cluster", "nodes": count}
+                row["ingest"] = await ingest(cluster, args)
+                row["commands"] = await commands(cluster, args)
+                if count == 2 and args.idle:
+                    row["idle"] = await idle(cluster, args)
+            finally:
+                cluster.stop()
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        nats.remove()
+        postgres.remove()
+    print_table(rows)
+    return 0
+
+
+def latency(commands: dict[str, Any], where: str) -> str:
+    """``p50 / p99`` ms of one kind of round trip, ``-`` when not measured."""
+    if where not in commands:
+        return "-"
+    return f"{commands[where]['p50_ms']:.1f} / {commands[where]['p99_ms']:.1f}"
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    base = rows[0]["ingest"]["stored_per_s"] or 1
+    print("\nnodes | stored MeterValues/s (vs 1 node) | same-node p50/p99 ms | cross-node")
+    for row in rows:
+        stored = row["ingest"]["stored_per_s"]
+        print(
+            f"{row['nodes']} | {stored} ({stored / base:.2f}x) | "
+            f"{latency(row['commands'], 'same_node')} | "
+            f"{latency(row['commands'], 'cross_node')}"
+        )
+    for row in rows:
+        if "idle" in row:
+            idle_row = row["idle"]
+            print(
+                f"idle: {sum(idle_row['gateways_per_node'])} gateways held "
+                f"({idle_row['gateways_per_node']} per node), "
+                f"KiB per gateway per node {idle_row['kb_per_gateway']}"
+            )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds of each window")
+    ap.add_argument("--conns", type=int, default=100, help="ingesting gateways")
+    ap.add_argument("--calls", type=int, default=500, help="most command round trips")
+    ap.add_argument("--idle", type=int, default=10_000, help="idle gateways on 2 nodes")
+    ap.add_argument("--hold", type=float, default=10.0, help="seconds the idle ones stay")
+    ap.add_argument("--smoke", action="store_true", help="tiny and short, for CI")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.duration, args.conns, args.calls, args.idle, args.hold = 1.0, 5, 20, 20, 2.0
+    return args
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(run(parse_args())))
