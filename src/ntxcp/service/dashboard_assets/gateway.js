@@ -205,13 +205,23 @@ export function gatewayPage(ctx, gatewayId) {
     fill(meta);
   }
 
+  // An event that arrives while a reload is on its way may describe what that reload's
+  // answers already missed (a boot stored after the gateway was read): reload once more.
   let reloading = null;
+  let reloadAgain = false;
   function reloadWhenItAppears() {
-    if (reloading) return;
+    if (reloading) {
+      reloadAgain = true;
+      return;
+    }
     reloading = load()
       .catch(() => {})
       .finally(() => {
         reloading = null;
+        if (reloadAgain) {
+          reloadAgain = false;
+          reloadWhenItAppears();
+        }
       });
   }
 
