@@ -23,7 +23,7 @@ from ntxcp.service.access import ROUTE_OPERATIONS
 from ntxcp.service.api import create_app
 from ntxcp.service.api_contract import OPERATIONS, REQUIRED_ROLES
 from ntxcp.service.api_tokens import Role
-from ntxcp.service.backend import create_storage
+from ntxcp.service.backend import DatabaseUnavailableError, create_storage
 from pg_server import PostgresServer
 from waiting import eventually
 
@@ -341,6 +341,37 @@ async def test_processes_sharing_a_database_learn_of_new_and_revoked_tokens(
                     pass  # the stream opened on the other process ended too
         finally:
             stream.close()
+
+
+async def test_a_revocation_the_database_missed_is_written_when_repeated(
+    postgres: PostgresServer,
+) -> None:
+    storage = create_storage(ServiceConfig(db=postgres.create_database("ntxcp_missed")))
+    await storage.start()
+    try:
+        registry = api_tokens.TokenRegistry(storage, BOOTSTRAP, lambda: "2026-12-05T00:00:00Z")
+        await registry.load(b"k" * 32)
+        _, token = await registry.add("missed", Role.OPERATOR)
+        await asyncio.to_thread(postgres.stop, "immediate")
+        try:
+            with pytest.raises(DatabaseUnavailableError):
+                await registry.revoke("missed")
+            assert registry.authenticate(token) is None  # refused at once all the same
+        finally:
+            await asyncio.to_thread(postgres.start)
+
+        async def reconnected() -> bool:
+            storage.check_disk()
+            return storage.unreachable is None
+
+        await eventually(reconnected, timeout=20, interval=0.2)
+        await registry.revoke("missed")  # again: now it is written
+        reloaded = api_tokens.TokenRegistry(storage, BOOTSTRAP, lambda: "")
+        await reloaded.load(b"k" * 32)
+        assert reloaded.tokens["missed"].revoked_at == "2026-12-05T00:00:00Z"
+        assert reloaded.authenticate(token) is None
+    finally:
+        await storage.close()
 
 
 # --- the open API on loopback ----------------------------------------------------------

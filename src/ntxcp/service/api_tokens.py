@@ -273,6 +273,10 @@ class TokenRegistry:
     async def revoke(self, name: str) -> ApiToken | None:
         """Revoke a token at once (``None``: no such token); revoking again changes nothing.
 
+        The token is refused, and its event streams end, before the revocation is
+        written; should the write fail (the database away), the token stays refused in
+        this process and revoking it again writes it.
+
         Raises:
             TokenError: it is the last active admin token and no ``--api-token`` is
                 configured (409).
@@ -280,21 +284,29 @@ class TokenRegistry:
         token = self.tokens.get(name)
         if token is None:
             return None
-        if token.revoked_at is not None:
-            return token
-        if token.role is Role.ADMIN and self._bootstrap is None:
-            admins = [t for t in self.tokens.values() if t.role is Role.ADMIN and not t.revoked_at]
-            if admins == [token]:
-                raise TokenError(
-                    409,
-                    f"{name!r} is the last admin token and no --api-token is set: create "
-                    "another admin token first",
-                )
-        token.revoked_at = self._now()  # refused from now on, before the write
-        for callback in self.on_revoke:
-            callback(name)
+        if token.revoked_at is None:
+            self._check_not_last_admin(token)
+            token.revoked_at = self._now()
+            for callback in self.on_revoke:
+                callback(name)
         await self.storage.execute(REVOKE_TOKEN, token.revoked_at, name)
         return token
+
+    def _check_not_last_admin(self, token: ApiToken) -> None:
+        """Refuse to revoke the last active admin token while no ``--api-token`` is set.
+
+        Raises:
+            TokenError: it is (409).
+        """
+        if token.role is not Role.ADMIN or self._bootstrap is not None:
+            return
+        admins = [t for t in self.tokens.values() if t.role is Role.ADMIN and not t.revoked_at]
+        if admins == [token]:
+            raise TokenError(
+                409,
+                f"{token.name!r} is the last admin token and no --api-token is set: create "
+                "another admin token first",
+            )
 
     def listing(self) -> list[dict[str, Any]]:
         """Every token (active and revoked), by name."""
