@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -204,3 +205,47 @@ def _import_open(
 ) -> subprocess.CompletedProcess[str]:
     return run_cli(["gateways", "import", str(source), "--output", str(out),
                     "--api", service.api_url])  # fmt: skip
+
+
+async def _next_gateway_event(stream: aiohttp.ClientResponse) -> dict[str, Any]:
+    """The data of the next ``gateway`` event of a server-sent event stream."""
+    kind = ""
+    async with asyncio.timeout(30):
+        while True:
+            line = (await stream.content.readline()).decode().rstrip("\n")
+            if line.startswith("event: "):
+                kind = line.removeprefix("event: ")
+            elif line.startswith("data: ") and kind == "gateway":
+                data: dict[str, Any] = json.loads(line.removeprefix("data: "))
+                return data
+
+
+async def test_an_import_is_one_event_on_the_live_streams(
+    service: ServiceProcess, api: Api, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    url = service.api_url + "api/events"
+    async with (
+        http.get(url, params={"kinds": "gateway"}, headers=headers) as overview,
+        http.get(url, params={"gateway": "live-2"}, headers=headers) as page,
+    ):
+        assert overview.status == 200 and page.status == 200
+        # A refused import registers nothing and says nothing.
+        status, _ = await api.post(
+            "/api/gateway-imports", {"gateways": [{"id": "live-1"}, {"id": "bad/1"}]}
+        )
+        assert status == 422
+        status, _ = await api.post(
+            "/api/gateway-imports", {"gateways": [{"id": f"live-{n}"} for n in (1, 2, 3)]}
+        )
+        assert status == 201
+        expected = {"change": "imported", "count": 3, "gatewayIds": ["live-1", "live-2", "live-3"]}
+        assert await _next_gateway_event(overview) == expected
+        assert await _next_gateway_event(page) == expected  # an import is about no one gateway
+        # The command line imports through the same endpoint.
+        source = tmp_path / "live.csv"
+        source.write_text("live-4,generate\nlive-5,\n")
+        done = _import(service, str(source), "--output", str(tmp_path / "secrets.csv"))
+        assert done.returncode == 0, done.stderr
+        expected = {"change": "imported", "count": 2, "gatewayIds": ["live-4", "live-5"]}
+        assert await _next_gateway_event(overview) == expected

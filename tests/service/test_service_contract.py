@@ -319,6 +319,9 @@ async def test_every_event_matches_its_documented_schema(
         await read_until("connection", lambda data: data["connected"] is False)
         await api.request("DELETE", "/api/gateways/events-1")
         await read_until("gateway", lambda data: data["change"] == "removed")
+        status, _ = await api.post("/api/gateway-imports", {"gateways": [{"id": "events-2"}]})
+        assert status == 201
+        await read_until("gateway", lambda data: data["change"] == "imported")
     kinds = {kind for kind, _ in events}
     assert kinds >= KINDS - {"resync"}, kinds
     for kind, data in events:

@@ -321,6 +321,14 @@ class _Routes:
                 f"{len(errors)} of {len(entries)} entries are wrong; no gateway was registered",
                 errors=errors,
             )
+        # One event for the whole import: one per gateway would overflow every
+        # subscriber's queue (DEFAULT_QUEUE_SIZE) with a large import and drop it.
+        imported = [gateway_id for gateway_id, _ in rows]
+        self.service.events.publish(
+            "gateway",
+            None,
+            lambda: {"change": "imported", "count": len(imported), "gatewayIds": imported},
+        )
         return json_response({"count": len(items), "items": items}, 201)
 
     async def set_password(self, request: web.Request) -> web.Response:

@@ -14,7 +14,9 @@ always carries ``gatewayId`` when the event is about a gateway):
 kind              when, and what ``data`` holds besides ``gatewayId``
 ================  ==============================================================
 ``hello``         first event of every stream: ``time``, ``version``
-``gateway``       registered or removed through the API: ``change``, ``gateway``
+``gateway``       registered or removed through the API: ``change``, ``gateway``;
+                  a bulk import is one event without ``gatewayId``: ``change``
+                  ``imported``, ``count``, ``gatewayIds``
 ``connection``    a gateway connected or left: ``connected``, ``at``,
                   ``remoteAddress``, ``tls``
 ``boot``          a BootNotification was stored: ``registrationStatus``,

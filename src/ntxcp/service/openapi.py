@@ -537,10 +537,28 @@ def _event_schemas() -> dict[str, Any]:
 
     events: dict[str, Any] = {
         "hello": _object({"time": _TIME, "version": _STR}, ("time", "version")),
-        "gateway": _object(
-            {**about, "change": {"enum": ["registered", "removed"]}, "gateway": _ref("Gateway")},
-            (g, "change"),
-        ),
+        "gateway": {
+            "oneOf": [
+                _object(
+                    {
+                        **about,
+                        "change": {"enum": ["registered", "removed"]},
+                        "gateway": _ref("Gateway"),
+                    },
+                    (g, "change"),
+                ),
+                _object(
+                    {
+                        "change": {"enum": ["imported"]},
+                        "count": _INT,
+                        "gatewayIds": {"type": "array", "items": _STR},
+                    },
+                    ("change", "count", "gatewayIds"),
+                ),
+            ],
+            "description": "one gateway registered or removed, or a whole bulk import "
+            "(one event without gatewayId)",
+        },
         "connection": _object(
             {**about, "connected": _BOOL, "at": _TIME, "remoteAddress": _NSTR, "tls": _BOOL},
             (g, "connected", "at"),

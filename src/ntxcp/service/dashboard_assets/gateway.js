@@ -274,6 +274,11 @@ export function gatewayPage(ctx, gatewayId) {
       load().catch(() => {});
       return;
     }
+    if (kind === "gateway" && data.change === "imported") {
+      // One event for a whole import (no gatewayId): reload when this gateway is in it.
+      if (data.gatewayIds.includes(gatewayId)) reloadWhenItAppears();
+      return;
+    }
     if (data.gatewayId !== gatewayId) return;
     if (missing) {
       if (kind !== "gateway" || data.change !== "removed") reloadWhenItAppears();

@@ -434,6 +434,11 @@ export function overview(ctx) {
       load().catch(() => {});
       return;
     }
+    if (kind === "gateway" && data.change === "imported") {
+      // One event for a whole import (thousands of gateways): read the lists again.
+      load().catch(() => {});
+      return;
+    }
     if (id === undefined) return;
     if (kind === "gateway") {
       if (data.change === "removed") drop(id);
