@@ -48,3 +48,28 @@ def test_scrypt_buffers_are_returned_once_large_blocks_are_mapped() -> None:
     # after a trim: this is what the service's setting is for.
     assert _growth_kib("default") > 12 * 1024
     assert _growth_kib("mapped") < 4 * 1024
+
+
+# What the service's process does once started, then a cycle made afterwards.
+GC_SCRIPT = """
+import gc
+from ntxcp.service.memory import FULL_COLLECTION_THRESHOLD, tune_garbage_collector
+
+before = gc.get_threshold()
+started = [[n] for n in range(1000)]  # the service's structures at its start
+tune_garbage_collector()
+assert gc.get_freeze_count() >= len(started), gc.get_freeze_count()
+assert gc.get_threshold() == (*before[:2], FULL_COLLECTION_THRESHOLD), gc.get_threshold()
+cycle = []
+cycle.append(cycle)
+del cycle
+print(gc.collect())  # cycles made later are still found
+"""
+
+
+def test_the_service_process_keeps_full_collections_rare() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GC_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 1

@@ -280,6 +280,7 @@ def control_center_command(args: argparse.Namespace) -> int:
         sys.stderr.write(f"ntxcp control-center: error: {exc}\n")
         return exc.exit_code
     configure_logging(config.log_level, config.log_format)
+    from ntxcp.service.memory import tune_garbage_collector
     from ntxcp.service.service import Service, ServiceError
 
     async def serve() -> int:
@@ -297,6 +298,7 @@ def control_center_command(args: argparse.Namespace) -> int:
         except ServiceError as exc:
             sys.stderr.write(f"ntxcp control-center: error: {exc}\n")
             return exc.exit_code
+        tune_garbage_collector()  # after the start: what exists now is frozen
         sys.stdout.write(
             f"ntxcp control center ready: gateways {service.ws_url}/<id>  api {service.api_url}\n"
         )
