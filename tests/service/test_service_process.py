@@ -374,3 +374,50 @@ def test_keep_alive_settings_are_checked(tmp_path: Path) -> None:
         done = run_cli(["control-center", "--db", str(tmp_path / "x.sqlite"), flag, value])
         assert done.returncode == 2, done.stderr
         assert flag in done.stderr
+
+
+async def _metric(http: aiohttp.ClientSession, service: ServiceProcess, name: str) -> float:
+    async with http.get(service.api_url + "metrics") as response:
+        text = await response.text()
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in the metrics")
+
+
+async def test_admission_pacing_is_settable_and_shown_in_the_metrics(
+    tmp_path: Path, started: Any, http: aiohttp.ClientSession
+) -> None:
+    service = started(tmp_path, "--max-handshakes", "1", "--accept-rate", "0")
+
+    async def metric(name: str) -> float:
+        return await _metric(http, service, "ntxcp_" + name)
+
+    port = int(service.ws_url.rsplit(":", 1)[1].split("/")[0])
+    gw = ntxcp.Gateway("paced-1", reconnect=False)
+    silent = socket.create_connection(("127.0.0.1", port))  # never sends its upgrade
+    try:
+        await until(lambda: _equals(metric("handshakes_in_progress"), 1))
+        waiting = asyncio.ensure_future(gw.start(service.ws_url))
+        await until(lambda: _equals(metric("handshakes_waiting"), 1))
+        assert not waiting.done()
+        silent.close()  # its place goes to the waiting gateway
+        await asyncio.wait_for(waiting, 15)
+        await until(lambda: _equals(metric("handshakes_total"), 1))
+        assert await metric("accepted_connections_total") == 2
+        assert await metric("handshakes_in_progress") == 0
+        assert await metric("accept_pauses_total") >= 1
+    finally:
+        silent.close()
+        await gw.stop()
+
+
+async def _equals(value: Any, expected: float) -> bool:
+    return bool(await value == expected)
+
+
+def test_admission_pacing_settings_are_checked(tmp_path: Path) -> None:
+    for flag, value in (("--max-handshakes", "-1"), ("--accept-rate", "-5")):
+        done = run_cli(["control-center", "--db", str(tmp_path / "x.sqlite"), flag, value])
+        assert done.returncode == 2, done.stderr
+        assert flag in done.stderr

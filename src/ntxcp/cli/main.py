@@ -98,6 +98,20 @@ def _add_control_center_parser(subparsers: Any) -> None:
         help="seconds of silence before a WebSocket ping to a gateway (default 30; 0: off)",
     )
     gateways.add_argument(
+        "--max-handshakes",
+        type=int,
+        metavar="N",
+        help="gateway connections in their handshake at once; more wait in the listen "
+        "backlog (default 64; 0: no limit)",
+    )
+    gateways.add_argument(
+        "--accept-rate",
+        type=float,
+        metavar="PER_S",
+        help="gateway connections accepted per second; more wait in the listen backlog "
+        "(default 1000; 0: no limit)",
+    )
+    gateways.add_argument(
         "--ping-timeout",
         type=float,
         metavar="S",
@@ -208,6 +222,8 @@ _SETTINGS = (
     "call_timeout",
     "ping_interval",
     "ping_timeout",
+    "max_handshakes",
+    "accept_rate",
     "log_level",
     "log_format",
     "demo",

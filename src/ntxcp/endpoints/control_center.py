@@ -24,13 +24,18 @@ from ntxcp.rpc import (
     RpcConnection,
 )
 from ntxcp.transport import (
+    AdmissionCounts,
     HandshakeInfo,
     Refusal,
     ServerOptions,
     WebSocketServer,
     listen,
 )
-from ntxcp.transport.options import DEFAULT_MAX_MESSAGE_SIZE
+from ntxcp.transport.options import (
+    DEFAULT_ACCEPT_RATE,
+    DEFAULT_MAX_HANDSHAKES,
+    DEFAULT_MAX_MESSAGE_SIZE,
+)
 from ntxcp.v10 import Confirmation, Profile, Request, core, firmware, remotetrigger
 
 __all__ = ["ControlCenter", "GatewayConnection"]
@@ -108,6 +113,10 @@ class ControlCenter(ControlCenterRequests):
         ping_timeout: seconds to wait for the pong.
         handshake_timeout: seconds a client has to complete the upgrade.
         max_message_size: largest message in bytes (spec §1, closes with 1009).
+        max_handshakes: connections whose upgrade is not decided yet at most; more
+            wait in the listen backlog (0: no limit; see :attr:`admission`).
+        accept_rate: connections accepted per second at most; more wait in the
+            listen backlog (0: no limit).
         error_capacity: reports kept on the error stream for a reader.
     """
 
@@ -127,6 +136,8 @@ class ControlCenter(ControlCenterRequests):
         handshake_timeout: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         error_capacity: int = 1000,
+        max_handshakes: int = DEFAULT_MAX_HANDSHAKES,
+        accept_rate: float = DEFAULT_ACCEPT_RATE,
     ) -> None:
         self._options = ServerOptions(
             host=host,
@@ -136,6 +147,8 @@ class ControlCenter(ControlCenterRequests):
             ping_timeout=ping_timeout,
             handshake_timeout=handshake_timeout,
             max_message_size=max_message_size,
+            max_handshakes=max_handshakes,
+            accept_rate=accept_rate,
         )
         self.strict = strict
         self.call_timeout = call_timeout
@@ -240,6 +253,18 @@ class ControlCenter(ControlCenterRequests):
         if self._bound_port is None:
             raise RuntimeError("control center not started")
         return self._bound_port
+
+    @property
+    def admission(self) -> AdmissionCounts:
+        """Connections accepted, handshakes decided, in progress and waiting so far.
+
+        Zero before :meth:`start`. A storm of reconnecting gateways is admitted at
+        most ``max_handshakes`` at a time and ``accept_rate`` a second; the rest wait
+        in the kernel's listen backlog (``waiting``), none is refused for it.
+        """
+        if self._server is None:
+            return AdmissionCounts()
+        return self._server.admission()
 
     @property
     def path(self) -> str:

@@ -19,6 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ntxcp.transport.options import DEFAULT_ACCEPT_RATE, DEFAULT_MAX_HANDSHAKES
+
 __all__ = [
     "AuthMode",
     "ConfigError",
@@ -116,6 +118,10 @@ class ServiceConfig:
         ping_interval: seconds of silence on a gateway connection before a WebSocket
             ping (0: no pings).
         ping_timeout: seconds to wait for its pong before the connection is closed.
+        max_handshakes: gateway connections whose upgrade is not decided yet, at
+            most; more wait in the listen backlog (0: no limit).
+        accept_rate: gateway connections accepted per second at most; more wait in
+            the listen backlog (0: no limit).
         log_level: ``debug`` .. ``critical``.
         log_format: ``text`` or ``json`` (one object per line).
         demo: simulated gateways to run in the same process (``demo-1`` ..).
@@ -155,6 +161,8 @@ class ServiceConfig:
     call_timeout: float = 30.0
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    accept_rate: float = DEFAULT_ACCEPT_RATE
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     demo: int = 0
@@ -213,6 +221,10 @@ class ServiceConfig:
             raise ConfigError("--ping-interval must be 0 (off) .. 3600 seconds")
         if not 0 < self.ping_timeout <= 3600:
             raise ConfigError("--ping-timeout must be > 0 and <= 3600 seconds")
+        if not 0 <= self.max_handshakes <= 1_000_000:
+            raise ConfigError("--max-handshakes must be 0 (no limit) .. 1000000")
+        if not 0 <= self.accept_rate <= 1_000_000:
+            raise ConfigError("--accept-rate must be 0 (no limit) .. 1000000 per second")
         if self.demo < 0 or self.demo > 10_000:
             raise ConfigError("--demo must be 0..10000")
         if self.frame_log_retention < 0:
@@ -304,8 +316,8 @@ _ENUMS: dict[str, type[StrEnum]] = {
     "durability": Durability,
     "frame_log": FrameLogMode,
 }
-_INTS = {"port", "api_port", "heartbeat_interval", "demo"}
-_FLOATS = {"call_timeout", "ping_interval", "ping_timeout", "frame_log_retention"}
+_INTS = {"port", "api_port", "heartbeat_interval", "demo", "max_handshakes"}
+_FLOATS = {"call_timeout", "ping_interval", "ping_timeout", "frame_log_retention", "accept_rate"}
 _SIZES = ("frame_log_gateway_budget", "frame_log_budget", "max_db_size", "min_free_disk")
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 _SECTION_NAMES = ("control-center", "control_center")

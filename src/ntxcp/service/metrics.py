@@ -22,6 +22,11 @@ name                                        type       labels
 ``refused_gateways_total``                  counter
 ``gateway_connections_total``               counter
 ``api_bad_requests_total``                  counter
+``accepted_connections_total``              counter
+``handshakes_total``                        counter
+``handshakes_in_progress``                  gauge
+``handshakes_waiting``                      gauge
+``accept_pauses_total``                     counter
 ``start_time_seconds``                      gauge
 ==========================================  =========  ================================
 
@@ -38,6 +43,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 
 from ntxcp.errors import ErrorCode
+from ntxcp.transport import AdmissionCounts
 from ntxcp.v10.registry import ACTIONS
 
 __all__ = [
@@ -47,6 +53,7 @@ __all__ = [
     "Gauge",
     "Histogram",
     "Info",
+    "ReadCounter",
     "Registry",
     "ServiceMetrics",
     "known_label",
@@ -169,6 +176,12 @@ class Info(_Metric):
         return [*self._header(), f"{self.name}{_labels(self.label_names, self.values)} 1"]
 
 
+class ReadCounter(Gauge):
+    """A counter kept elsewhere, read from a function at scrape time."""
+
+    kind = "counter"
+
+
 class Histogram(_Metric):
     """Observations counted in cumulative buckets, per label combination."""
 
@@ -246,6 +259,7 @@ class ServiceMetrics:
         connected: Callable[[], float],
         database_bytes: Callable[[], float] = lambda: 0,
         storage_alarm: Callable[[], float] = lambda: 0,
+        admission: Callable[[], AdmissionCounts] = AdmissionCounts,
     ) -> None:
         self.registry = Registry()
         started = time.time()
@@ -332,6 +346,31 @@ class ServiceMetrics:
             "ntxcp_api_bad_requests_total",
             "Malformed HTTP requests on the API port (answered 400 by the HTTP parser).",
         )
+        self.accepted_connections = ReadCounter(
+            "ntxcp_accepted_connections_total",
+            "TCP connections accepted by the gateway listener (paced: --accept-rate).",
+            lambda: admission().accepted,
+        )
+        self.handshakes = ReadCounter(
+            "ntxcp_handshakes_total",
+            "Upgrade requests of gateways decided (admitted or refused).",
+            lambda: admission().handshakes,
+        )
+        self.handshakes_in_progress = Gauge(
+            "ntxcp_handshakes_in_progress",
+            "Accepted connections whose upgrade is not decided yet (at most --max-handshakes).",
+            lambda: admission().in_progress,
+        )
+        self.handshakes_waiting = Gauge(
+            "ntxcp_handshakes_waiting",
+            "Connections waiting in the listen backlog to be accepted (Linux).",
+            lambda: admission().waiting,
+        )
+        self.accept_pauses = ReadCounter(
+            "ntxcp_accept_pauses_total",
+            "Times accepting paused because of --max-handshakes or --accept-rate.",
+            lambda: admission().pauses,
+        )
         self.start_time = Gauge(
             "ntxcp_start_time_seconds", "Start time of the service (Unix time).", lambda: started
         )
@@ -354,6 +393,11 @@ class ServiceMetrics:
             self.refused_gateways,
             self.gateway_connections,
             self.api_bad_requests,
+            self.accepted_connections,
+            self.handshakes,
+            self.handshakes_in_progress,
+            self.handshakes_waiting,
+            self.accept_pauses,
             self.start_time,
         ):
             self.registry.add(metric)

@@ -127,11 +127,14 @@ class Service:
             # A hung gateway (no TCP close) is closed after ping_interval + ping_timeout.
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout,
+            max_handshakes=config.max_handshakes,
+            accept_rate=config.accept_rate,
         )
         self.metrics = ServiceMetrics(
             lambda: len(self.control_center.gateways()),
             lambda: self.storage.database_bytes,
             lambda: float(self.storage.frame_log_paused),
+            lambda: self.control_center.admission,
         )
         self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
         self.verifier = PasswordVerifier()

@@ -13,6 +13,7 @@ from ntxcp.transport._base import (
     parse_basic_auth,
     valid_gateway_id,
 )
+from ntxcp.transport._pacing import AdmissionCounts
 from ntxcp.transport._picows import PicowsLink, WebSocketServer, connect, listen
 from ntxcp.transport.options import (
     ClientOptions,
@@ -23,6 +24,7 @@ from ntxcp.transport.options import (
 
 __all__ = [
     "SUBPROTOCOL",
+    "AdmissionCounts",
     "ClientOptions",
     "HandshakeInfo",
     "Link",

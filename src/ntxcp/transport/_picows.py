@@ -45,6 +45,13 @@ from ntxcp.transport._base import (
     valid_gateway_id,
 )
 from ntxcp.transport._gate import Authenticate, AuthGate, Verdict
+from ntxcp.transport._pacing import (
+    AdmissionCounts,
+    AdmissionPacer,
+    HandshakeSlot,
+    PacedListener,
+    listening_sockets,
+)
 from ntxcp.transport.options import ClientOptions, ServerOptions
 
 __all__ = ["PicowsLink", "WebSocketServer", "connect", "listen"]
@@ -312,6 +319,7 @@ class _Upgrade:
         "on_refused",
         "options",
         "protocol",
+        "slot",
         "verdict",
     )
 
@@ -320,12 +328,15 @@ class _Upgrade:
         options: ServerOptions,
         accept: AcceptHook,
         on_refused: RefusalHook,
+        slot: HandshakeSlot,
         *,
         gated: bool = False,
     ) -> None:
         self.options = options
         self.accept = accept
         self.on_refused = on_refused
+        self.slot = slot
+        """The connection's place among the handshakes in progress (see ._pacing)."""
         self.protocol: Any = None
         self.decided = False
         self.gated = gated
@@ -340,6 +351,7 @@ class _Upgrade:
 
     def __call__(self, request: WSUpgradeRequest) -> Any:
         self.decided = True
+        self.slot.release(decided=True)
         info: HandshakeInfo | None = None
         try:
             info = self._handshake_info(request)
@@ -423,23 +435,38 @@ def _offered(headers: Any) -> list[str]:
     return [p.strip() for p in offered.split(",") if p.strip()]
 
 
+class _PacedProtocol(WSProtocol):  # type: ignore[misc]
+    """picows' protocol, releasing its handshake slot when the connection ends early."""
+
+    slot: HandshakeSlot
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.slot.release(decided=False)  # no-op once the upgrade was decided
+        super().connection_lost(exc)
+
+
 class WebSocketServer:
-    """A listening WebSocket server (spec §1)."""
+    """A listening WebSocket server (spec §1), accepting at the pace of its options."""
 
     def __init__(
         self,
-        server: asyncio.Server,
+        listener: PacedListener,
         options: ServerOptions,
         upgrades: weakref.WeakSet[_Upgrade] | None = None,
     ) -> None:
-        self._server = server
+        self._listener = listener
         self.options = options
-        bound = server.sockets[0].getsockname()
+        bound = listener.sockets[0].getsockname()
         self._host = str(bound[0])
         self._port = int(bound[1])
         self._upgrades = upgrades if upgrades is not None else weakref.WeakSet()
+        self._starting: set[asyncio.Task[Any]] = set()
         self.authenticate: Authenticate | None = None
         """The asynchronous check of new connections (see :func:`listen`); settable."""
+
+    def admission(self) -> AdmissionCounts:
+        """Connections accepted, handshakes decided, in progress and waiting so far."""
+        return self._listener.counts()
 
     @property
     def port(self) -> int:
@@ -458,13 +485,32 @@ class WebSocketServer:
         keeps :meth:`wait_closed` from waiting for their handshake timeout (Python 3.12+
         waits for every connection of a closed server).
         """
-        self._server.close()
+        self._listener.close()
+        for task in self._starting:
+            task.cancel()  # a TLS handshake in progress
         for upgrade in list(self._upgrades):
             upgrade.abort_undecided()
 
     async def wait_closed(self) -> None:
-        """Wait until the listening socket is closed."""
-        await self._server.wait_closed()
+        """Wait until the connections being started (TLS handshakes) are gone."""
+        if self._starting:
+            await asyncio.gather(*self._starting, return_exceptions=True)
+
+    def _start(self, connection: socket.socket, protocol: Any, slot: HandshakeSlot) -> None:
+        """Run an accepted connection (its TLS handshake first, when TLS)."""
+        loop = asyncio.get_running_loop()
+        options = self.options
+        tls: dict[str, Any] = {}
+        if options.ssl is not None:
+            tls = {"ssl": options.ssl, "ssl_handshake_timeout": options.handshake_timeout}
+        task = loop.create_task(loop.connect_accepted_socket(lambda: protocol, connection, **tls))
+        self._starting.add(task)
+        task.add_done_callback(lambda done: self._started(done, slot))
+
+    def _started(self, task: asyncio.Task[Any], slot: HandshakeSlot) -> None:
+        self._starting.discard(task)
+        if task.cancelled() or task.exception() is not None:  # e.g. a failed TLS handshake
+            slot.release(decided=False)
 
 
 async def listen(
@@ -492,18 +538,17 @@ async def listen(
     Returns:
         The server, already listening.
     """
-    loop = asyncio.get_running_loop()
     ping = options.ping_interval is not None and options.ping_interval > 0
 
     upgrades: weakref.WeakSet[_Upgrade] = weakref.WeakSet()
     web_socket_server: WebSocketServer | None = None
 
-    def protocol_factory() -> Any:
+    def start(connection: socket.socket, slot: HandshakeSlot) -> None:
         assert web_socket_server is not None
         authenticate = web_socket_server.authenticate
-        upgrade = _Upgrade(options, accept, on_refused, gated=authenticate is not None)
+        upgrade = _Upgrade(options, accept, on_refused, slot, gated=authenticate is not None)
         upgrades.add(upgrade)
-        protocol = WSProtocol(
+        protocol = _PacedProtocol(
             None,
             None,
             False,
@@ -520,21 +565,17 @@ async def listen(
             None,
             2048,
         )
+        protocol.slot = slot
         upgrade.protocol = protocol
-        if authenticate is not None:
-            return AuthGate(protocol, upgrade, authenticate)
-        return protocol
+        gate = None if authenticate is None else AuthGate(protocol, upgrade, authenticate)
+        web_socket_server._start(connection, gate or protocol, slot)
 
-    server = await loop.create_server(
-        protocol_factory,
-        host=options.host,
-        port=options.port,
-        ssl=options.ssl,
-        backlog=options.backlog,
-        reuse_address=True,
-    )
-    web_socket_server = WebSocketServer(server, options, upgrades)
+    sockets = await listening_sockets(options.host, options.port, options.backlog)
+    pacer = AdmissionPacer(options.max_handshakes, options.accept_rate)
+    listener = PacedListener(sockets, pacer, start)
+    web_socket_server = WebSocketServer(listener, options, upgrades)
     web_socket_server.authenticate = authenticate
+    listener.resume()
     return web_socket_server
 
 

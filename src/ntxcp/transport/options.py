@@ -7,8 +7,11 @@ import ssl
 from dataclasses import dataclass, field
 
 from ntxcp.transport._base import SUBPROTOCOL
+from ntxcp.transport._pacing import DEFAULT_ACCEPT_RATE, DEFAULT_MAX_HANDSHAKES
 
 __all__ = [
+    "DEFAULT_ACCEPT_RATE",
+    "DEFAULT_MAX_HANDSHAKES",
     "DEFAULT_SEND_BUFFER",
     "ClientOptions",
     "ServerOptions",
@@ -40,7 +43,13 @@ class ServerOptions:
         ping_timeout: seconds to wait for the pong before closing.
         handshake_timeout: seconds a client has to complete its upgrade request.
         max_message_size: largest message in bytes; larger closes with 1009.
-        backlog: listen backlog (raise it for thousands of gateways connecting at once).
+        backlog: listen backlog: connections the kernel holds while accepting is
+            paused (see ``max_handshakes``); at least the largest storm expected (Linux
+            caps it at ``net.core.somaxconn``).
+        max_handshakes: connections whose upgrade is not decided yet (TLS handshake,
+            request, authentication) at most; more wait in the backlog (0: no limit).
+        accept_rate: connections accepted per second at most; more wait in the
+            backlog (0: no limit).
         send_buffer: bytes a connection may have unsent (socket buffer and our own
             buffer each) before we stop reading from its peer; small, so a peer that
             sends but never reads is throttled after a few thousand answers instead
@@ -56,7 +65,9 @@ class ServerOptions:
     ping_timeout: float = 30.0
     handshake_timeout: float = 10.0
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    backlog: int = 4096
+    backlog: int = 16384
+    max_handshakes: int = DEFAULT_MAX_HANDSHAKES
+    accept_rate: float = DEFAULT_ACCEPT_RATE
     send_buffer: int | None = DEFAULT_SEND_BUFFER
 
 
