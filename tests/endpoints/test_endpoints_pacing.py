@@ -16,14 +16,20 @@ from endpoint_helpers import G2C_REPLIES, T0, Recording, eventually
 
 import ntxcp
 from ntxcp import HandshakeInfo, client_tls_context, server_tls_context
-from ntxcp.transport import AdmissionCounts
+from ntxcp.transport import AdmissionCounts, _pacing
 from ntxcp.transport._pacing import AdmissionPacer, TokenBucket
 
 pytestmark = pytest.mark.timeout(30)
 
 
+@pytest.fixture
+def places_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Places that never expire during a test (the default frees them after 1 s)."""
+    monkeypatch.setattr(_pacing, "PLACE_TIMEOUT", 60.0)
+
+
 async def test_a_connection_beyond_the_cap_waits_and_is_admitted_when_one_finishes(
-    make_cc, make_gw
+    make_cc, make_gw, places_kept
 ):
     cc = await make_cc(max_handshakes=2, accept_rate=0)
     Recording(control_center=True, replies=G2C_REPLIES).install(cc)
@@ -53,7 +59,7 @@ async def test_a_connection_beyond_the_cap_waits_and_is_admitted_when_one_finish
     assert (counts.accepted, counts.handshakes, counts.in_progress) == (3, 3, 0)
 
 
-async def test_a_connection_gone_before_its_upgrade_frees_its_place(make_cc, make_gw):
+async def test_a_connection_gone_before_its_upgrade_frees_its_place(make_cc, make_gw, places_kept):
     cc = await make_cc(max_handshakes=1, accept_rate=0)
     silent = socket.create_connection(("127.0.0.1", cc.port))
     try:
@@ -69,7 +75,17 @@ async def test_a_connection_gone_before_its_upgrade_frees_its_place(make_cc, mak
     assert (counts.accepted, counts.handshakes, counts.in_progress) == (2, 1, 0)
 
 
-async def test_a_failed_tls_handshake_frees_its_place(make_cc, make_gw, pki):
+async def test_a_silent_connection_holds_its_place_for_a_while_only(make_cc, make_gw, monkeypatch):
+    monkeypatch.setattr(_pacing, "PLACE_TIMEOUT", 0.2)
+    cc = await make_cc(max_handshakes=1, accept_rate=0)
+    with socket.create_connection(("127.0.0.1", cc.port)):  # sends nothing, stays open
+        gw = await make_gw(cc.url, "GW-next")  # admitted once the silent place expired
+        assert gw.is_connected
+        counts = cc.admission
+        assert (counts.accepted, counts.handshakes, counts.in_progress) == (2, 1, 0)
+
+
+async def test_a_failed_tls_handshake_frees_its_place(make_cc, make_gw, pki, places_kept):
     tls = server_tls_context(str(pki.server_cert), str(pki.server_key))
     cc = await make_cc(ssl=tls, max_handshakes=1, accept_rate=0)
     with socket.create_connection(("127.0.0.1", cc.port)) as plain:
@@ -119,9 +135,18 @@ def test_the_pacer_counts_places_and_says_when_there_is_room_again() -> None:
     first, second = pacer.started(), pacer.started()
     assert pacer.room() == 0 and pacer.in_progress == 2
     first.release(decided=True)
-    first.release(decided=False)  # a slot is released once
+    first.release(decided=True)  # a place is freed once, a decision counted once
     assert rooms == [1] and pacer.handshakes == 1 and pacer.in_progress == 1
     second.release(decided=False)  # gone before its upgrade: no handshake counted
     assert rooms == [1] and pacer.handshakes == 1 and pacer.in_progress == 0
     with pytest.raises(ValueError):
         AdmissionPacer(max_handshakes=-1)
+
+
+async def test_a_decision_after_the_place_expired_is_still_counted() -> None:
+    pacer = AdmissionPacer(max_handshakes=1, accept_rate=0)
+    slot = pacer.started()
+    slot.expire_after(0)
+    await eventually(lambda: pacer.in_progress == 0)
+    slot.release(decided=True)
+    assert (pacer.in_progress, pacer.handshakes) == (0, 1)

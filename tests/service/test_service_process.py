@@ -388,28 +388,29 @@ async def _metric(http: aiohttp.ClientSession, service: ServiceProcess, name: st
 async def test_admission_pacing_is_settable_and_shown_in_the_metrics(
     tmp_path: Path, started: Any, http: aiohttp.ClientSession
 ) -> None:
-    service = started(tmp_path, "--max-handshakes", "1", "--accept-rate", "0")
+    # One connection every 5 s: the first takes the bucket's token, the second waits
+    # in the listen backlog until the next one.
+    service = started(tmp_path, "--max-handshakes", "1", "--accept-rate", "0.2")
 
     async def metric(name: str) -> float:
         return await _metric(http, service, "ntxcp_" + name)
 
-    port = int(service.ws_url.rsplit(":", 1)[1].split("/")[0])
-    gw = ntxcp.Gateway("paced-1", reconnect=False)
-    silent = socket.create_connection(("127.0.0.1", port))  # never sends its upgrade
+    first = ntxcp.Gateway("paced-1", reconnect=False)
+    second = ntxcp.Gateway("paced-2", reconnect=False)
     try:
-        await until(lambda: _equals(metric("handshakes_in_progress"), 1))
-        waiting = asyncio.ensure_future(gw.start(service.ws_url))
+        await first.start(service.ws_url)
+        waiting = asyncio.ensure_future(second.start(service.ws_url))
         await until(lambda: _equals(metric("handshakes_waiting"), 1))
         assert not waiting.done()
-        silent.close()  # its place goes to the waiting gateway
-        await asyncio.wait_for(waiting, 15)
-        await until(lambda: _equals(metric("handshakes_total"), 1))
+        assert await metric("accepted_connections_total") == 1
+        await asyncio.wait_for(waiting, 15)  # admitted, not refused
+        await until(lambda: _equals(metric("handshakes_total"), 2))
         assert await metric("accepted_connections_total") == 2
         assert await metric("handshakes_in_progress") == 0
         assert await metric("accept_pauses_total") >= 1
     finally:
-        silent.close()
-        await gw.stop()
+        await first.stop()
+        await second.stop()
 
 
 async def _equals(value: Any, expected: float) -> bool:

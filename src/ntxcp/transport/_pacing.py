@@ -12,6 +12,12 @@ server therefore accepts from its listening socket only while
 * a token bucket of ``accept_rate`` connections per second (a tenth of a second's
   worth at once) has a token.
 
+A connection stops counting once its upgrade is decided, once it is gone, or
+:data:`PLACE_TIMEOUT` seconds after its accept, whichever comes first: a client that
+opens connections and sends nothing (or a password check queued behind others) does
+not hold a place for its whole handshake timeout, so a few silent clients cannot stop
+the admission of everyone else.
+
 Otherwise the listening socket is not read at all: new connections wait, already
 connected at the TCP level, in the kernel's accept queue (the ``listen`` backlog),
 and are taken in order as handshakes finish and tokens come back. Nothing is refused
@@ -60,6 +66,9 @@ About 0.6 ms of event-loop time follows each admitted gateway (its handshake, bo
 status notifications): 1,000 a second leave the loop at least a third of its time
 for the gateways already connected, and bring 10,000 back in about ten seconds.
 """
+
+PLACE_TIMEOUT = 1.0
+"""Seconds an accepted connection counts among the handshakes in progress, at most."""
 
 _ACCEPT_BATCH = 32  # most connections accepted in one readiness callback
 _RESOURCE_PAUSE = 1.0  # s without accepting after the process ran out of descriptors
@@ -180,28 +189,50 @@ class AdmissionPacer:
         self.in_progress += 1
         return HandshakeSlot(self)
 
-    def _finished(self, decided: bool) -> None:
+    def _free(self) -> None:
         full = bool(self.max_handshakes) and self.in_progress >= self.max_handshakes
         self.in_progress -= 1
-        if decided:
-            self.handshakes += 1
         if full and self.on_room is not None:
             self.on_room()
 
 
 class HandshakeSlot:
-    """One connection's place among the handshakes in progress; released once."""
+    """One connection's place among the handshakes in progress.
 
-    __slots__ = ("_pacer",)
+    The place is freed once (decision, end of the connection, or expiry); the decision
+    is counted once, even when it comes after the place expired.
+    """
+
+    __slots__ = ("_decided", "_held", "_pacer", "_timer")
 
     def __init__(self, pacer: AdmissionPacer) -> None:
-        self._pacer: AdmissionPacer | None = pacer
+        self._pacer = pacer
+        self._held = True
+        self._decided = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def expire_after(self, seconds: float) -> None:
+        """Free the place after ``seconds`` unless it was freed before."""
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._free()
 
     def release(self, decided: bool) -> None:
         """The upgrade was decided (``decided``) or the connection ended before that."""
-        pacer, self._pacer = self._pacer, None
-        if pacer is not None:
-            pacer._finished(decided)
+        if decided and not self._decided:
+            self._decided = True
+            self._pacer.handshakes += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._free()
+
+    def _free(self) -> None:
+        if self._held:
+            self._held = False
+            self._pacer._free()
 
 
 async def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
@@ -328,7 +359,9 @@ class PacedListener:
             conn.setblocking(False)
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._start(conn, pacer.started())
+            slot = pacer.started()
+            slot.expire_after(PLACE_TIMEOUT)
+            self._start(conn, slot)
         if pacer.room() <= 0:
             full = pacer.max_handshakes and pacer.in_progress >= pacer.max_handshakes
             self._pause(None if full else pacer.bucket.wait())
