@@ -16,11 +16,18 @@ latency of a probe gateway that calls back to back during the storm. Modes:
 * ``tls-generated``: as ``generated``, over TLS (security profile 2, an ECDSA P-256
   certificate made for the run).
 
-All traffic is on 127.0.0.1. The load generator shares the machine with the control
-center, so the numbers are an upper bound of what the server alone needs.
+All traffic is on 127.0.0.1. The load generator (its own process) shares the machine
+with the control center, so the numbers are an upper bound of what the server alone
+needs; the CPU seconds each process spent during the storm and the load average are
+printed next to every row. ``--baseline`` runs every case a second time with the
+admission pacing off (``--max-handshakes 0 --accept-rate 0``), in the same run.
 
+    python bench/fleet_admission.py --gateways 1000,5000,10000 --baseline  # the table
     python bench/fleet_admission.py [--gateways 1000] [--modes none,generated,scrypt]
     python bench/fleet_admission.py --quick      # 100 gateways, every mode, a smoke run
+
+scrypt runs a KDF per gateway after every restart (tens of ms each, minutes for
+thousands): it is measured up to ``--scrypt-max`` gateways (1,000) and left out above.
 """
 
 from __future__ import annotations
@@ -146,10 +153,24 @@ async def _probe(
             await gw.stop()
 
 
-def _register(mode: str, args: argparse.Namespace, work: Path, db: Path) -> tuple[Path, str]:
+_UNPACED = ("--max-handshakes", "0", "--accept-rate", "0")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _register(
+    mode: str, gateways: int, args: argparse.Namespace, work: Path, db: Path
+) -> tuple[Path, str]:
     """Register the fleet and the probe; returns the secrets file and the probe's secret."""
     secrets_file = work / "secrets.csv"
-    ids = [f"FLEET-{n}" for n in range(args.gateways)]
+    ids = [f"FLEET-{n}" for n in range(gateways)]
     if mode == "none":
         secrets_file.write_text("".join(f"{gateway_id},\n" for gateway_id in ids))
         return secrets_file, ""
@@ -184,7 +205,7 @@ def _register(mode: str, args: argparse.Namespace, work: Path, db: Path) -> tupl
         took = time.perf_counter() - started
     finally:
         service.stop()
-    print(f"  registration: {args.gateways + 1} gateways with generated secrets by "
+    print(f"  registration: {gateways + 1} gateways with generated secrets by "
           f"'ntxcp gateways import' in {took:.2f} s")  # fmt: skip
     lines = secrets_file.read_text().splitlines()[1:]
     probe_secret = next(line.split(",", 1)[1] for line in lines if line.startswith(PROBE + ","))
@@ -205,14 +226,21 @@ def _wait_for(api_url: str, count: int, timeout: float) -> list[tuple[float, int
     return timeline
 
 
-def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
-    """One mode: register, connect the fleet, kill and restart, measure."""
-    print(f"mode {mode}: {args.gateways} gateways")
+def run_mode(mode: str, gateways: int, paced: bool, args: argparse.Namespace) -> dict[str, object]:
+    """One case: register, connect the fleet, kill and restart, measure."""
+    pacing = "paced" if paced else "unpaced"
+    print(f"mode {mode}: {gateways} gateways, {pacing}")
+    result: dict[str, object] = {"mode": mode, "gateways": gateways, "pacing": pacing}
+    if mode == "scrypt" and gateways > args.scrypt_max:
+        result["error"] = f"left out (over --scrypt-max {args.scrypt_max})"
+        return result
     work = Path(tempfile.mkdtemp(prefix=f"ntxcp-fleet-{mode}-"))
     db = work / "cc.sqlite"
-    secrets_file, probe_secret = _register(mode, args, work, db)
+    secrets_file, probe_secret = _register(mode, gateways, args, work, db)
     port, api_port = _free_port(), _free_port()
     flags = ["--port", str(port), "--api-port", str(api_port), "--log-level", "error"]
+    if not paced:
+        flags += _UNPACED
     if mode != "none":
         flags += ["--auth", "basic"]
     context: ssl.SSLContext | None = None
@@ -240,30 +268,34 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
         loop.run_until_complete(_probe(service.ws_url, password, context, samples, stop))
 
     thread = threading.Thread(target=run_probe, daemon=True)
-    result: dict[str, object] = {"mode": mode, "gateways": args.gateways}
     try:
-        first = _wait_for(service.api_url, args.gateways, args.timeout)
-        if first[-1][1] < args.gateways:
-            print(f"  the fleet did not connect: {first[-1][1]} of {args.gateways}")
+        first = _wait_for(service.api_url, gateways, args.timeout)
+        if first[-1][1] < gateways:
+            print(f"  the fleet did not connect: {first[-1][1]} of {gateways}")
             result["error"] = "fleet did not connect"
             return result
         thread.start()
-        _wait_for(service.api_url, args.gateways + 1, 30)
+        _wait_for(service.api_url, gateways + 1, 30)
         assert service.proc is not None
         os.kill(service.proc.pid, signal.SIGKILL)
         service.proc.wait()
         killed = time.time()
+        simulator_cpu = _cpu_seconds(simulator.pid)
+        load_before = os.getloadavg()[0]
         service = ServiceProcess(work, *flags, db=db)
         service.start()
         ready = time.time()
-        timeline = _wait_for(service.api_url, args.gateways + 1, args.timeout)
+        timeline = _wait_for(service.api_url, gateways + 1, args.timeout)
         done_at, reached = timeline[-1]
+        assert service.proc is not None
+        service_cpu = _cpu_seconds(service.proc.pid)
+        simulator_cpu = _cpu_seconds(simulator.pid) - simulator_cpu
         storm = [lat for at, lat in samples if ready <= at <= done_at]
         rates = _rates(timeline)
         result.update(
             {
                 "restart_s": round(ready - killed, 2),
-                "all_admitted_s": round(done_at - killed, 2) if reached > args.gateways else None,
+                "all_admitted_s": round(done_at - killed, 2) if reached > gateways else None,
                 "after_ready_s": round(done_at - ready, 2),
                 "admitted": reached,
                 "peak_rate": rates[0],
@@ -272,6 +304,9 @@ def run_mode(mode: str, args: argparse.Namespace) -> dict[str, object]:
                 "probe_p50_ms": round(_percentile(storm, 50) * 1000, 2),
                 "probe_p99_ms": round(_percentile(storm, 99) * 1000, 2),
                 "probe_max_ms": round(max(storm, default=float("nan")) * 1000, 2),
+                "service_cpu_s": round(service_cpu, 2),
+                "simulator_cpu_s": round(simulator_cpu, 2),
+                "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}",
             }
         )
         print("  " + json.dumps(result))
@@ -321,35 +356,56 @@ def _check_costs() -> None:
     print(f"one check: generated secret {fast * 1e6:.1f} us, scrypt {slow * 1e3:.1f} ms")
 
 
+def _table(results: list[dict[str, object]]) -> None:
+    """The compact table: one row per case."""
+    heads = ("mode", "N", "pacing", "all in s", "after ready", "peak/s", "mean/s",
+             "p50 ms", "p99 ms", "max ms", "calls", "cc CPU s", "sim CPU s", "load")  # fmt: skip
+    widths = (13, 6, 7, 8, 11, 7, 7, 7, 7, 7, 6, 8, 9, 9)
+    print(" ".join(f"{head:>{width}}" for head, width in zip(heads, widths, strict=True)))
+    keys = ("all_admitted_s", "after_ready_s", "peak_rate", "mean_rate", "probe_p50_ms",
+            "probe_p99_ms", "probe_max_ms", "probe_calls", "service_cpu_s",
+            "simulator_cpu_s", "load")  # fmt: skip
+    for r in results:
+        start = f"{r['mode']:>13} {r['gateways']:>6} {r['pacing']:>7}"
+        if "error" in r:
+            print(f"{start} {r['error']}")
+            continue
+        cells = ["not all" if r[key] is None else r[key] for key in keys]
+        print(
+            start,
+            " ".join(f"{cell!s:>{width}}" for cell, width in zip(cells, widths[3:], strict=True)),
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gateways", type=int, default=1000)
+    parser.add_argument("--gateways", default="1000", help="fleet sizes, comma-separated")
     parser.add_argument("--modes", default="none,generated,scrypt,tls-generated")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per wait")
+    parser.add_argument("--scrypt-max", type=int, default=1000, help="largest scrypt fleet")
+    parser.add_argument(
+        "--baseline", action="store_true", help="each case also without admission pacing"
+    )
     parser.add_argument("--quick", action="store_true", help="100 gateways, 60 s waits")
     args = parser.parse_args()
     if args.quick:
-        args.gateways, args.timeout = 100, 60.0
+        args.gateways, args.timeout = "100", 60.0
+    try:
+        sizes = [int(size) for size in args.gateways.split(",") if size.strip()]
+    except ValueError:
+        parser.error(f"--gateways takes comma-separated numbers, not {args.gateways!r}")
     modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
     unknown = set(modes) - set(MODES)
     if unknown:
         parser.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     _check_costs()
-    results = [run_mode(mode, args) for mode in modes]
+    pacings = (True, False) if args.baseline else (True,)
+    results = [
+        run_mode(mode, size, paced, args) for size in sizes for mode in modes for paced in pacings
+    ]
     print()
-    print(f"{'mode':14} {'N':>6} {'restart s':>9} {'all in s':>9} {'after ready':>11} "
-          f"{'peak/s':>7} {'mean/s':>7} {'probe p50':>9} {'p99 ms':>7} {'max ms':>7}")  # fmt: skip
-    for r in results:
-        if "error" in r:
-            print(f"{r['mode']:14} {r['gateways']:>6} {r['error']}")
-            continue
-        print(
-            f"{r['mode']:14} {r['gateways']:>6} {r['restart_s']:>9} "
-            f"{r['all_admitted_s'] if r['all_admitted_s'] is not None else 'not all':>9} "
-            f"{r['after_ready_s']:>11} {r['peak_rate']:>7} {r['mean_rate']:>7} "
-            f"{r['probe_p50_ms']:>9} {r['probe_p99_ms']:>7} {r['probe_max_ms']:>7}"
-        )
+    _table(results)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
