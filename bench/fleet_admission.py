@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import os
 import re
@@ -52,6 +50,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests")]
+
+from tls_handshake import self_signed  # noqa: E402
 
 import ntxcp  # noqa: E402
 from ntxcp.service.backend import create_storage  # noqa: E402
@@ -83,43 +83,6 @@ def _connected(api_url: str) -> int:
     except OSError:
         return -1
     return int(match[1]) if match else -1
-
-
-def _certificate(work: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate for 127.0.0.1 (and its key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = work / "server.pem", work / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -246,7 +209,7 @@ def run_mode(mode: str, gateways: int, paced: bool, args: argparse.Namespace) ->
     context: ssl.SSLContext | None = None
     simulator_tls: list[str] = []
     if mode.startswith("tls"):
-        cert, key = _certificate(work)
+        cert, key = self_signed(work)
         flags += ["--certfile", str(cert), "--keyfile", str(key)]
         context = ssl.create_default_context(cafile=str(cert))
         simulator_tls = ["--cafile", str(cert)]

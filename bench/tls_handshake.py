@@ -35,8 +35,12 @@ from cryptography.x509.oid import NameOID
 KeyType = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 
-def _certificate(work: Path, kind: str) -> Path:
-    """A self-signed certificate for 127.0.0.1 with its key, in one PEM file."""
+def self_signed(work: Path, kind: str = "ec") -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (``ec``: ECDSA P-256, ``rsa``: RSA-2048).
+
+    Returns:
+        The PEM files of the certificate and of its key.
+    """
     key: KeyType = (
         rsa.generate_private_key(65537, 2048)
         if kind == "rsa"
@@ -59,16 +63,16 @@ def _certificate(work: Path, kind: str) -> Path:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    path = work / f"{kind}.pem"
-    path.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
+    cert_path, key_path = work / f"server-{kind}.pem", work / f"server-{kind}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    return path
+    return cert_path, key_path
 
 
 def _pump(source: ssl.MemoryBIO, target: ssl.MemoryBIO) -> None:
@@ -119,17 +123,22 @@ class _Pair:
         self.client.read(1)
 
 
-def _contexts(cert: Path, version: ssl.TLSVersion) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+def _contexts(
+    files: tuple[Path, Path], version: ssl.TLSVersion
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = files
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.minimum_version = ssl.TLSVersion.TLSv1_2
-    server.load_cert_chain(str(cert))
+    server.load_cert_chain(str(cert), str(key))
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.load_verify_locations(str(cert))
     client.minimum_version = client.maximum_version = version
     return server, client
 
 
-def _case(cert: Path, version: ssl.TLSVersion, resume: bool, count: int) -> tuple[float, bool]:
+def _case(
+    cert: tuple[Path, Path], version: ssl.TLSVersion, resume: bool, count: int
+) -> tuple[float, bool]:
     """Server CPU seconds per handshake, and whether the last one was a resumption."""
     server, client = _contexts(cert, version)
     session: ssl.SSLSession | None = None
@@ -156,7 +165,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{ssl.OPENSSL_VERSION}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     work = Path(tempfile.mkdtemp(prefix="ntxcp-tls-"))
-    certs = {"RSA-2048": _certificate(work, "rsa"), "ECDSA P-256": _certificate(work, "ec")}
+    certs = {"RSA-2048": self_signed(work, "rsa"), "ECDSA P-256": self_signed(work, "ec")}
     tickets = _contexts(certs["ECDSA P-256"], ssl.TLSVersion.TLSv1_3)[0].num_tickets
     print(f"TLS 1.3 session tickets a server context issues per handshake: {tickets}")
     cases = [
