@@ -102,7 +102,7 @@ def _add_control_center_parser(subparsers: Any) -> None:
         type=int,
         metavar="N",
         help="gateway connections in their handshake at once; more wait in the listen "
-        "backlog (default 64; 0: no limit)",
+        "backlog (default 0: no limit)",
     )
     gateways.add_argument(
         "--accept-rate",
