@@ -5,6 +5,8 @@ Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
 * ``/api/gateways`` (list, register), ``/api/gateways/{id}`` (read, delete),
   ``/api/gateways/{id}/password`` (set, clear or generate the Basic-auth secret),
   ``/api/gateway-imports`` (register many at once, all or none);
+* ``/api/fleet``: the overview's page of gateways, filtered and sorted, with the
+  fleet's counts (from memory, see :mod:`.fleet`);
 * the data of a gateway: ``status``, ``meter-values``, ``messages`` (frame log),
   ``firmware-status``, ``diagnostics-status``, ``data-transfers``;
 * ``POST /api/gateways/{id}/calls/{Action}``: send a C→G request (see :mod:`.commands`);
@@ -47,6 +49,7 @@ from ntxcp.service.api_contract import (
 )
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.docs_page import DOCS_HTML
+from ntxcp.service.fleet import FleetQuery
 from ntxcp.service.http_errors import (
     BodyError,
     BodyTimeoutError,
@@ -250,6 +253,20 @@ class _Routes:
         limit = params["limit"]
         items = await self.storage.read(queries.gateways, params["after"], limit + 1)
         return json_response(_page(await self._live_all(items), limit, "id"))
+
+    async def fleet(self, request: web.Request) -> web.Response:
+        params = query(request, "getFleet")
+        attention = params["attention"]
+        fleet_query = FleetQuery(
+            text=params["q"] or "",
+            state=params["state"],
+            attention=None if attention is None else attention == "true",
+            sort=params["sort"] or "id",
+            descending=params["order"] == "desc",
+            offset=params["offset"],
+            limit=params["limit"],
+        )
+        return json_response(self.service.fleet.query(fleet_query).json(fleet_query))
 
     async def get_gateway(self, request: web.Request) -> web.Response:
         query(request, "getGateway")
@@ -557,6 +574,7 @@ def create_app(service: Service) -> web.Application:
         ("GET", "/openapi.json", routes.openapi, "openapi"),
         ("GET", "/docs", routes.docs, "docs"),
         ("GET", "/api/gateways", routes.list_gateways, "listGateways"),
+        ("GET", "/api/fleet", routes.fleet, "getFleet"),
         ("GET", "/api/refused-gateways", routes.refused_gateways, "listRefusedGateways"),
         ("POST", "/api/gateways", routes.register_gateway, "registerGateway"),
         ("POST", "/api/gateway-imports", routes.import_gateways, "importGateways"),

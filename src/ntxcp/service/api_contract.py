@@ -28,6 +28,7 @@ import msgspec
 
 from ntxcp.service.api_tokens import NAME_PATTERN, Role
 from ntxcp.service.events import KINDS
+from ntxcp.service.fleet import SORTS, STATES
 from ntxcp.service.machine_secrets import MIN_SECRET_CHARS
 from ntxcp.v10 import ACTIONS, Direction
 from ntxcp.v10.types import MAX_INTEGER, Measurand, encode_datetime
@@ -66,6 +67,10 @@ MAX_IMPORT_GATEWAYS: Final = 20_000
 """Largest request body, in bytes (413 beyond)."""
 MAX_LIMIT: Final = 10_000
 """Largest ``limit`` any list accepts."""
+MAX_FLEET_PAGE: Final = 1_000
+"""Largest ``limit`` of ``GET /api/fleet`` (a page of the overview)."""
+MAX_FILTER_TEXT: Final = 100
+"""Longest ``q`` of ``GET /api/fleet``."""
 MIN_TIMEOUT: Final = 1.0
 """Shortest ``timeout`` of a call, in seconds: shorter ones cannot see an answer."""
 MAX_TIMEOUT: Final = 600.0
@@ -249,6 +254,22 @@ def date_time(name: str, description: str) -> QueryParam:
     return QueryParam(name, {"type": "string", "format": "date-time"}, description, wire_datetime)
 
 
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f]*$"  # no C0 control character, no DEL
+
+
+def text(name: str, max_length: int, description: str) -> QueryParam:
+    """Free text: 1..``max_length`` characters, none of them a control character."""
+    no_control = re.compile(_NO_CONTROL)
+
+    def parse(value: str) -> str:
+        if len(value) > max_length or not no_control.fullmatch(value):
+            raise ValueError(f"must be 1..{max_length} characters without control characters")
+        return value
+
+    schema = {"type": "string", "minLength": 1, "maxLength": max_length, "pattern": _NO_CONTROL}
+    return QueryParam(name, schema, description, parse)
+
+
 def kinds_list(name: str, description: str) -> QueryParam:
     """A comma-separated list of event kinds (``status,meter``)."""
     alternatives = "|".join(re.escape(kind) for kind in sorted(KINDS))
@@ -314,6 +335,19 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
         _limit(100),
     ),
     "listStatuses": (_after("gateways' statuses"), _limit(500)),
+    "getFleet": (
+        text(
+            "q",
+            MAX_FILTER_TEXT,
+            "only gateways whose id, vendor, model or firmware contains this (case ignored)",
+        ),
+        choice("state", STATES, "only gateways in this connection state"),
+        choice("attention", ["true", "false"], "only gateways that need attention, or not"),
+        choice("sort", SORTS, "order: id (natural), lastSeen or state; ties by id"),
+        choice("order", ["asc", "desc"], "ascending (default) or descending"),
+        integer("offset", 0, MAX_INTEGER, 0, "matching gateways skipped (the page's start)"),
+        integer("limit", 1, MAX_FLEET_PAGE, 100, "most items returned"),
+    ),
     "streamEvents": (
         gateway_id("gateway", "only events about this gateway (and `hello`/`resync`)"),
         kinds_list("kinds", "only these event kinds, comma-separated (default: all)"),
@@ -358,6 +392,7 @@ REQUIRED_ROLES: Final[dict[str, Role | None]] = {
     "getDataTransfers": _READ,
     "listCommands": _READ,
     "listStatuses": _READ,
+    "getFleet": _READ,
     "streamEvents": _READ,
     # Commands to gateways (every action's route is the operation ``call``).
     "call": _OPERATE,

@@ -27,6 +27,7 @@ from ntxcp.rpc import FrameInfo
 from ntxcp.service.backend import DatabaseUnavailableError, StorageBackend
 from ntxcp.service.config import FrameLogMode, UnknownGatewayPolicy
 from ntxcp.service.events import MAX_RAW_FRAME, EventHub
+from ntxcp.service.fleet import FleetIndex
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets, excerpt
 from ntxcp.service.metrics import KNOWN_ACTIONS, KNOWN_ERROR_CODES, known_label
 from ntxcp.service.storage import FrameHandle, ms_text, now_ms, now_text
@@ -146,6 +147,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         heartbeat_interval: the ``interval`` sent with ``Accepted`` (seconds).
         control_center: the endpoint (to tell a replaced connection from a lost one).
         events: where stored data and connections are published (``None``: nowhere).
+        fleet: the overview's index, kept current with connections, boots and statuses.
     """
 
     def __init__(
@@ -156,6 +158,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         heartbeat_interval: int,
         control_center: ControlCenter,
         events: EventHub | None = None,
+        fleet: FleetIndex | None = None,
     ) -> None:
         self.storage = storage
         self.metrics = metrics
@@ -163,6 +166,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self.heartbeat_interval = heartbeat_interval
         self.control_center = control_center
         self.events = events or EventHub()
+        self.fleet = fleet or FleetIndex()
         self.refused = RefusedGateways()
 
     # --- boot policy (spec §4.1 BootNotification) ----------------------------------------
@@ -237,6 +241,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
                 status=status, current_time=datetime.now(UTC), interval=BOOT_RETRY_INTERVAL
             )
         await self._stored(gateway_id, self.storage.record_boot(gateway_id, request, status.value))
+        self.fleet.boot(gateway_id, request)
         self.metrics.boots.inc((status.value,))
         if self.events.active:
             self.events.publish(
@@ -267,6 +272,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
     ) -> core.StatusNotificationConfirmation:
         """Store the status (current per service, and history) before answering."""
         await self._store(gateway_id, request)
+        self.fleet.status(gateway_id, request, now_text())
         return core.StatusNotificationConfirmation()
 
     async def on_meter_values(
@@ -343,13 +349,15 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self.metrics.refused_gateways.inc()
             return
         self.storage.set_connected(connection.id, True, remote_address=remote, tls=connection.tls)
+        at = now_text()
+        self.fleet.connected(connection.id, at, remote, connection.tls)
         if self.events.active:
             self.events.publish(
                 "connection",
                 connection.id,
                 {
                     "connected": True,
-                    "at": now_text(),
+                    "at": at,
                     "remoteAddress": remote,
                     "tls": connection.tls,
                 },
@@ -362,6 +370,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         if connection.id not in self.storage.gateways:  # removed: must not come back
             return
         self.storage.set_connected(connection.id, False)
+        self.fleet.disconnected(connection.id)
         if self.events.active:
             self.events.publish("connection", connection.id, {"connected": False, "at": now_text()})
 
@@ -392,6 +401,7 @@ class FrameRecorder:
         budgets: the byte budgets (``None``: no limit).
         accepted: whether a gateway is accepted (its frames are logged whole);
             ``None``: every gateway is.
+        fleet: the overview's index, told when a gateway was heard from.
     """
 
     def __init__(
@@ -403,10 +413,12 @@ class FrameRecorder:
         mode: FrameLogMode = FrameLogMode.ALL,
         budgets: FrameBudgets | None = None,
         accepted: Callable[[str], bool] | None = None,
+        fleet: FleetIndex | None = None,
     ) -> None:
         self.storage = storage
         self.metrics = metrics
         self.events = events or EventHub()
+        self.fleet = fleet or FleetIndex()
         self.mode = mode
         self.budgets = budgets
         self.accepted = accepted
@@ -430,6 +442,7 @@ class FrameRecorder:
             self._log(gateway_id, direction, time, message_type, action, unique_id, frame)
         if direction == "in":
             self.storage.touch(gateway_id, time)
+            self.fleet.seen(gateway_id, time)
         if self.events.active:
             self._publish(
                 gateway_id, direction, ms_text(time), message_type, action, unique_id, frame

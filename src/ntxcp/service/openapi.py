@@ -30,6 +30,7 @@ from ntxcp.service.api_contract import (
 )
 from ntxcp.service.api_tokens import Role
 from ntxcp.service.events import KINDS
+from ntxcp.service.fleet import STATES
 from ntxcp.v10 import ACTIONS
 from ntxcp.v10.schema import confirmation_schema, request_schema
 
@@ -42,6 +43,7 @@ _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _INT = {"type": "integer"}
 _BOOL = {"type": "boolean"}
 _ROLE = {"enum": [role.value for role in Role]}
+_STATE = {"type": "string", "enum": list(STATES)}
 _NEXT = {
     "type": ["string", "null"],
     "description": "the cursor of the next page (pass it as `after`); null on the last page",
@@ -334,6 +336,49 @@ def _api_schemas() -> dict[str, Any]:
         "CommandList": _list_of("Command"),
         "CurrentStatus": _object({"gatewayId": _STR, **status_entry["properties"]}),
         "CurrentStatusList": _list_of("CurrentStatus", next=_NEXT),
+        "FleetGateway": _object(
+            {
+                "id": _STR,
+                "registered": _BOOL,
+                "hasPassword": _BOOL,
+                "registrationStatus": _NSTR,
+                "state": {**_STATE, "description": "connection state"},
+                "connected": {
+                    **_BOOL,
+                    "description": "its connection is open (state connected or unresponsive)",
+                },
+                "connectedSince": _NTIME,
+                "remoteAddress": _NSTR,
+                "tls": _BOOL,
+                "firstSeen": _NTIME,
+                "lastSeen": _NTIME,
+                "vendor": {**_NSTR, "description": "dingxGatewayVendor of the last boot"},
+                "model": {**_NSTR, "description": "dingxGatewayModel of the last boot"},
+                "firmware": {**_NSTR, "description": "firmwareVersion of the last boot"},
+                "services": {"type": "array", "items": status_entry},
+                "attentionServices": {
+                    **_INT,
+                    "description": "services Faulted or with an errorCode, while connected",
+                },
+                "needsAttention": {
+                    **_BOOL,
+                    "description": "unresponsive, or attentionServices above 0",
+                },
+            }
+        ),
+        "FleetPage": _object(
+            {
+                "total": {**_INT, "description": "gateways known"},
+                "states": _object({state: _INT for state in STATES}, tuple(STATES)),
+                "attention": _object(
+                    {"gateways": _INT, "services": _INT}, ("gateways", "services")
+                ),
+                "matched": {**_INT, "description": "gateways the filters keep"},
+                "offset": _INT,
+                "items": {"type": "array", "items": _ref("FleetGateway")},
+            },
+            ("total", "states", "attention", "matched", "offset", "items"),
+        ),
         "RefusedGateway": _object(
             {
                 "id": _STR,
@@ -830,6 +875,15 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                         "refused gateway ids, most recently seen first",
                     )
                 },
+                secured=secured,
+            )
+        },
+        "/api/fleet": {
+            "get": _operation(
+                "getFleet",
+                "The overview: a filtered, sorted page of gateways and the fleet's counts",
+                "gateways",
+                {"200": _json_body(_ref("FleetPage"), "a page and the counts")},
                 secured=secured,
             )
         },

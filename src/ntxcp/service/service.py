@@ -23,6 +23,7 @@ from aiohttp import web
 
 import ntxcp
 from ntxcp.endpoints import ControlCenter, GatewayConnection
+from ntxcp.service import queries
 from ntxcp.service.admission import GatewayAuthenticator
 from ntxcp.service.api import create_app
 from ntxcp.service.api_listener import (
@@ -40,6 +41,7 @@ from ntxcp.service.cluster.node import ClusterNode, ClusterUnavailableError
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
 from ntxcp.service.events import EventHub
+from ntxcp.service.fleet import FleetIndex
 from ntxcp.service.framelog import FrameBudgets
 from ntxcp.service.handlers import FrameRecorder, GatewayTrafficHandler
 from ntxcp.service.machine_secrets import (
@@ -146,6 +148,8 @@ class Service:
         self.events = EventHub()
         self.tokens = TokenRegistry(self.storage, config.api_token, now_text)
         """The named API tokens (loaded by :meth:`start`)."""
+        self.fleet = FleetIndex()
+        """What the overview filters, sorts and counts (``GET /api/fleet``)."""
         self.handler = GatewayTrafficHandler(
             self.storage,
             self.metrics,
@@ -153,6 +157,7 @@ class Service:
             config.heartbeat_interval,
             self.control_center,
             self.events,
+            self.fleet,
         )
         self.cluster: ClusterNode | None = None
         """This process as a node of a cluster (``--cluster``), else ``None``."""
@@ -245,6 +250,7 @@ class Service:
         if warning is not None:
             _log.warning("%s", warning)
         try:
+            await self._load_fleet()
             await self._start_listeners()
         except BaseException:
             await self._shutdown()
@@ -279,6 +285,13 @@ class Service:
                 await self._shutdown()
                 raise
 
+    async def _load_fleet(self) -> None:
+        """Fill the overview's index from the database (before any gateway connects)."""
+        storage = self.storage
+        gateways = await storage.read(queries.gateways)
+        statuses = await storage.read(queries.current_statuses)
+        self.fleet.load(storage.gateways, gateways, statuses)
+
     async def _start_listeners(self) -> None:
         config = self.config
         cc = self.control_center
@@ -294,6 +307,7 @@ class Service:
                 mode=config.frame_log,
                 budgets=FrameBudgets(config.frame_log_gateway_budget, config.frame_log_budget),
                 accepted=self._accepted,
+                fleet=self.fleet,
             )
         )
         if config.auth is AuthMode.BASIC:
@@ -409,6 +423,7 @@ class Service:
         """
         self.control_center.disconnect(gateway_id, "gateway removed")
         removed = await self.storage.delete_gateway(gateway_id)
+        self.fleet.forget(gateway_id)
         if removed:
             self.gateways_changed([gateway_id], "gateway removed")
             self.events.publish("gateway", gateway_id, {"change": "removed"})

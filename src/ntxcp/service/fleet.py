@@ -1,0 +1,421 @@
+"""The fleet index: what the gateways overview filters, sorts and counts, in memory.
+
+With tens of thousands of gateways the overview cannot read every gateway and every
+status for each keystroke of its filter. :class:`FleetIndex` keeps, per gateway, what
+the overview shows and filters on (boot identity, connection state, last seen, the
+current status of each service), loaded once from the database at start (either
+backend) and kept current by the service's handlers as frames arrive. One call of
+:meth:`FleetIndex.query` answers a page of gateways (filtered, sorted) together with
+the fleet's counts, without a database round trip (``GET /api/fleet``).
+
+The set of gateways is the storage's in-memory mirror (``storage.gateways``): a
+gateway registered, imported, seen or removed is in the answer at once. The natural
+order of the mirror's ids is computed once and reused until the mirror's set of ids
+changes; each query checks that with one pass (the pass it makes anyway to count).
+
+Connection states (``state``):
+
+* ``connected``: its WebSocket is open and it answers;
+* ``unresponsive``: its WebSocket is open but it missed a pong (see
+  :mod:`ntxcp.transport.keepalive`); it is closed if it stays silent;
+* ``disconnected``: it was connected once, not now;
+* ``never``: registered but never connected.
+
+A gateway *needs attention* when it is unresponsive, or when it has an open
+connection and one of its services is ``Faulted`` or reports an ``errorCode`` other
+than ``NoError`` (spec §4.1 StatusNotification). The statuses of a gateway without
+a connection are only the last ones it reported and do not count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, Protocol
+
+from ntxcp.service.storage import ms_text, now_ms
+from ntxcp.v10 import core
+from ntxcp.v10.types import encode_datetime
+
+__all__ = [
+    "SORTS",
+    "STATES",
+    "FleetEntry",
+    "FleetIndex",
+    "FleetPage",
+    "FleetQuery",
+    "natural_key",
+]
+
+State = Literal["connected", "unresponsive", "disconnected", "never"]
+STATES: Final[tuple[State, ...]] = ("connected", "unresponsive", "disconnected", "never")
+"""The connection states, in the order ``sort=state`` puts them."""
+_STATE_RANK: Final = {state: rank for rank, state in enumerate(STATES)}
+SORTS: Final = ("id", "lastSeen", "state")
+"""What ``GET /api/fleet`` can sort by."""
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[Any, ...], str]:
+    """The natural sort key of an id: ``LOAD-2`` before ``LOAD-10``, case ignored.
+
+    Text and digit runs alternate in the split, so two keys compare text with text and
+    number with number; the id itself breaks ties (``a`` and ``A``).
+    """
+    parts = _DIGITS.split(text.lower())
+    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), text
+
+
+class _Record(Protocol):
+    """What the index reads of the storage mirror's record (``GatewayRecord``)."""
+
+    registered: bool
+    password_hash: str | None
+    registration_status: str | None
+
+
+def _needs_attention(status: Mapping[str, Any]) -> bool:
+    error = status.get("errorCode")
+    return status.get("status") == "Faulted" or (error is not None and error != "NoError")
+
+
+@dataclass(slots=True)
+class FleetEntry:
+    """What the overview shows of one gateway, beyond the storage mirror's record.
+
+    Attributes:
+        id: the gateway id.
+        vendor: ``dingxGatewayVendor`` of its last BootNotification (spec §4.1).
+        model: ``dingxGatewayModel`` of that boot.
+        firmware: ``firmwareVersion`` of that boot.
+        first_seen: when it first connected (spec §3 text), ``None`` if never.
+        last_seen: when it was last heard from, in ms since the epoch.
+        state: ``connected``, ``unresponsive`` or ``disconnected`` once seen.
+        connected_since: when its connection opened (spec §3 text).
+        remote_address: the peer address of its connection.
+        tls: whether that connection uses TLS.
+        statuses: current status per service id, as ``GET /api/status`` items.
+    """
+
+    id: str
+    vendor: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    first_seen: str | None = None
+    last_seen: int | None = None
+    state: State = "never"
+    connected_since: str | None = None
+    remote_address: str | None = None
+    tls: bool = False
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    haystack: str = ""
+
+    def __post_init__(self) -> None:
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Rebuild the lower-case text the filter searches (id, vendor, model, firmware)."""
+        words = (self.id, self.vendor, self.model, self.firmware)
+        self.haystack = "\n".join(w for w in words if w).lower()
+
+    @property
+    def open(self) -> bool:
+        """Whether it has a connection (connected or unresponsive)."""
+        return self.state == "connected" or self.state == "unresponsive"
+
+    def attention_services(self) -> int:
+        """Services needing attention: faulted or erroring, while connected."""
+        if not self.open:
+            return 0
+        return sum(1 for status in self.statuses.values() if _needs_attention(status))
+
+    def item(self, record: _Record | None) -> dict[str, Any]:
+        """The JSON item of ``GET /api/fleet``."""
+        services = sorted(self.statuses.values(), key=lambda s: natural_key(s["serviceId"]))
+        attention = self.attention_services()
+        return {
+            "id": self.id,
+            "registered": bool(record and record.registered),
+            "hasPassword": bool(record and record.password_hash is not None),
+            "registrationStatus": record.registration_status if record else None,
+            "state": self.state,
+            "connected": self.open,
+            "connectedSince": self.connected_since if self.open else None,
+            "remoteAddress": self.remote_address,
+            "tls": self.tls,
+            "firstSeen": self.first_seen,
+            "lastSeen": None if self.last_seen is None else ms_text(self.last_seen),
+            "vendor": self.vendor,
+            "model": self.model,
+            "firmware": self.firmware,
+            "services": services,
+            "attentionServices": attention,
+            "needsAttention": attention > 0 or self.state == "unresponsive",
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetQuery:
+    """One request of ``GET /api/fleet``.
+
+    Attributes:
+        text: keep gateways whose id, vendor, model or firmware contains this
+            (case ignored); empty: all.
+        state: keep gateways in this connection state (``None``: all).
+        attention: keep gateways that need attention (``True``) or do not
+            (``False``); ``None``: all.
+        sort: ``id`` (natural order), ``lastSeen`` or ``state`` (ties in natural order).
+        descending: reverse the order.
+        offset: skip this many matching gateways.
+        limit: at most this many items.
+    """
+
+    text: str = ""
+    state: State | None = None
+    attention: bool | None = None
+    sort: str = "id"
+    descending: bool = False
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPage:
+    """The answer of :meth:`FleetIndex.query`.
+
+    Attributes:
+        total: gateways known.
+        states: gateways per connection state (every state present, zeros too).
+        attention_gateways: gateways needing attention.
+        attention_services: services needing attention (of connected gateways).
+        matched: gateways the filters kept.
+        items: the page of them, as JSON items.
+    """
+
+    total: int
+    states: dict[str, int]
+    attention_gateways: int
+    attention_services: int
+    matched: int
+    items: list[dict[str, Any]]
+
+    def json(self, query: FleetQuery) -> dict[str, Any]:
+        """The JSON body of ``GET /api/fleet``."""
+        return {
+            "total": self.total,
+            "states": self.states,
+            "attention": {
+                "gateways": self.attention_gateways,
+                "services": self.attention_services,
+            },
+            "matched": self.matched,
+            "offset": query.offset,
+            "items": self.items,
+        }
+
+
+class FleetIndex:
+    """The fleet's overview data, in memory (see the module's description).
+
+    Until :meth:`load` it knows no gateway.
+    """
+
+    def __init__(self) -> None:
+        self.mirror: Mapping[str, _Record] = {}
+        self._entries: dict[str, FleetEntry] = {}
+        self._order: list[str] | None = None  # the mirror's ids in natural order
+
+    # --- loading ------------------------------------------------------------------------
+
+    def load(
+        self,
+        mirror: Mapping[str, _Record],
+        gateways: Iterable[Mapping[str, Any]],
+        statuses: Iterable[Mapping[str, Any]],
+    ) -> None:
+        """Fill the index from the database at start.
+
+        Args:
+            mirror: the storage's mirror of known gateways (id → record): the set of
+                gateways the index answers about; read, never changed.
+            gateways: items of ``queries.gateways``.
+            statuses: items of ``queries.current_statuses``.
+        """
+        entries: dict[str, FleetEntry] = {}
+        for item in gateways:
+            boot_info = item.get("bootInfo")
+            boot: Mapping[str, Any] = boot_info if isinstance(boot_info, dict) else {}
+            first_seen = item.get("firstSeen")
+            entries[item["id"]] = FleetEntry(
+                item["id"],
+                vendor=boot.get("dingxGatewayVendor"),
+                model=boot.get("dingxGatewayModel"),
+                firmware=boot.get("firmwareVersion"),
+                first_seen=first_seen,
+                last_seen=_ms(item.get("lastSeen")),
+                # Nothing is connected before the service listens.
+                state="never" if first_seen is None else "disconnected",
+                remote_address=item.get("remoteAddress"),
+                tls=bool(item.get("tls")),
+            )
+        for status in statuses:
+            entry = entries.get(status["gatewayId"])
+            if entry is not None:
+                current = {k: v for k, v in status.items() if k != "gatewayId"}
+                entry.statuses[status["serviceId"]] = current
+        self.mirror = mirror
+        self._entries = entries
+        self._order = None
+
+    # --- updates from the handlers ------------------------------------------------------
+
+    def _entry(self, gateway_id: str) -> FleetEntry:
+        entry = self._entries.get(gateway_id)
+        if entry is None:
+            entry = self._entries[gateway_id] = FleetEntry(gateway_id)
+        return entry
+
+    def connected(self, gateway_id: str, at: str, remote_address: str | None, tls: bool) -> None:
+        """A gateway's connection opened (spec §6.1)."""
+        entry = self._entry(gateway_id)
+        entry.state = "connected"
+        entry.connected_since = at
+        entry.first_seen = entry.first_seen or at
+        entry.remote_address = remote_address
+        entry.tls = tls
+        entry.last_seen = now_ms()
+
+    def disconnected(self, gateway_id: str) -> None:
+        """A gateway's connection closed."""
+        entry = self._entry(gateway_id)
+        entry.state = "disconnected" if entry.first_seen else "never"
+        entry.connected_since = None
+
+    def responsive(self, gateway_id: str, answers: bool) -> None:
+        """A connected gateway missed a pong (``False``) or was heard again (``True``)."""
+        entry = self._entries.get(gateway_id)
+        if entry is not None and entry.open:
+            entry.state = "connected" if answers else "unresponsive"
+
+    def seen(self, gateway_id: str, time_ms: int) -> None:
+        """A frame came in from a gateway (the hot path: one dictionary look-up)."""
+        entry = self._entries.get(gateway_id)
+        if entry is not None:
+            entry.last_seen = time_ms
+
+    def boot(self, gateway_id: str, request: core.BootNotificationRequest) -> None:
+        """A BootNotification was stored (spec §4.1)."""
+        entry = self._entry(gateway_id)
+        entry.vendor = request.dingx_gateway_vendor
+        entry.model = request.dingx_gateway_model
+        entry.firmware = request.firmware_version
+        entry.reindex()
+
+    def status(
+        self, gateway_id: str, request: core.StatusNotificationRequest, received_at: str
+    ) -> None:
+        """A StatusNotification was stored; a late one never replaces a newer status.
+
+        The rule is the storage's (``status_current``): replace unless both have a
+        timestamp and the stored one is newer.
+        """
+        timestamp = None if request.timestamp is None else encode_datetime(request.timestamp)
+        services = self._entry(gateway_id).statuses
+        current = services.get(request.service_id)
+        stored = None if current is None else current["timestamp"]
+        if timestamp is not None and stored is not None and timestamp < stored:
+            return
+        services[request.service_id] = {
+            "serviceId": request.service_id,
+            "status": request.status.value,
+            "errorCode": request.error_code.value,
+            "info": request.info,
+            "vendorId": request.vendor_id,
+            "vendorErrorCode": request.vendor_error_code,
+            "timestamp": timestamp,
+            "receivedAt": received_at,
+        }
+
+    def forget(self, gateway_id: str) -> None:
+        """A gateway was removed: a later one with its id starts afresh."""
+        self._entries.pop(gateway_id, None)
+
+    def state(self, gateway_id: str) -> str | None:
+        """The connection state of a gateway (``None``: not in the index)."""
+        entry = self._entries.get(gateway_id)
+        return None if entry is None else entry.state
+
+    # --- the query ------------------------------------------------------------------------
+
+    def _natural_order(self) -> list[str]:
+        if self._order is None:
+            self._order = sorted(self.mirror, key=natural_key)
+        return self._order
+
+    def query(self, query: FleetQuery) -> FleetPage:
+        """A page of the gateways the query keeps, and the fleet's counts.
+
+        One pass over the fleet in natural order counts and filters; if that pass
+        finds the mirror's ids changed, the natural order is computed again first.
+        """
+        mirror = self.mirror
+        order = self._natural_order()
+        present = sum(1 for gateway_id in order if gateway_id in mirror)
+        if present != len(order) or present != len(mirror):
+            self._order = None
+            order = self._natural_order()
+            for gone in self._entries.keys() - mirror.keys():
+                del self._entries[gone]
+        text = query.text.lower()
+        states: dict[str, int] = dict.fromkeys(STATES, 0)
+        attention_gateways = attention_services = 0
+        matches: list[FleetEntry] = []
+        entries = self._entries
+        for gateway_id in order:
+            entry = entries.get(gateway_id)
+            if entry is None:
+                entry = entries[gateway_id] = FleetEntry(gateway_id)
+            states[entry.state] += 1
+            services = entry.attention_services() if entry.statuses else 0
+            attention = services > 0 or entry.state == "unresponsive"
+            attention_services += services
+            attention_gateways += attention
+            if text and text not in entry.haystack:
+                continue
+            if query.state is not None and entry.state != query.state:
+                continue
+            if query.attention is not None and attention != query.attention:
+                continue
+            matches.append(entry)
+        if query.sort == "lastSeen":
+            matches.sort(key=_last_seen, reverse=query.descending)
+        elif query.sort == "state":
+            matches.sort(key=_state_rank, reverse=query.descending)
+        elif query.descending:
+            matches.reverse()
+        window = matches[query.offset : query.offset + query.limit]
+        return FleetPage(
+            total=len(order),
+            states=states,
+            attention_gateways=attention_gateways,
+            attention_services=attention_services,
+            matched=len(matches),
+            items=[entry.item(mirror.get(entry.id)) for entry in window],
+        )
+
+
+def _last_seen(entry: FleetEntry) -> int:
+    return -1 if entry.last_seen is None else entry.last_seen
+
+
+def _state_rank(entry: FleetEntry) -> int:
+    return _STATE_RANK[entry.state]
+
+
+def _ms(text: str | None) -> int | None:
+    """Milliseconds since the epoch of a stored spec §3 time text."""
+    if text is None:
+        return None
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
