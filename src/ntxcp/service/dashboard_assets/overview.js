@@ -1,18 +1,35 @@
-// The gateways overview (route "#/"): every gateway, live, and gateway registration.
+// The gateways overview (route "#/"): one page of the fleet at a time, live, and
+// gateway registration. The service filters, sorts and counts (GET /api/fleet); the
+// page holds only the rows of its current page (PAGE_SIZE), whatever the fleet's size.
 
-import { ApiError, gatewayPath, get, getAll, request } from "./api.js";
+import { gatewayPath, get, query, request } from "./api.js";
 import { agoNode, badge, fill, flash, formatTime, gatewayHref, h, refreshAgo, tone, uid } from "./dom.js";
 
 const KINDS = "gateway,connection,boot,status,seen";
 const COLUMNS = ["Gateway", "Connection", "Registration", "Model", "Firmware", "Last seen", "Services", "Actions"];
 
+/** Rows on one page of the overview. */
+export const PAGE_SIZE = 100;
+/** Shortest time between two live refreshes of the page (events are coalesced). */
+const REFRESH_GAP_MS = 300;
+
+// The sort choices: [value of the select, label, sort, order] (GET /api/fleet).
+const SORTS = [
+  ["id", "Gateway id (A–Z)", "id", "asc"],
+  ["id-desc", "Gateway id (Z–A)", "id", "desc"],
+  ["seen", "Last seen (newest first)", "lastSeen", "desc"],
+  ["state", "Connection state", "state", "asc"],
+];
+const STATES = [
+  ["", "Any connection state"],
+  ["connected", "Connected"],
+  ["unresponsive", "Unresponsive"],
+  ["disconnected", "Disconnected"],
+  ["never", "Never connected"],
+];
+
 /** Natural order of ids: "LOAD-2" before "LOAD-10" (as people count). */
 export const naturalCompare = new Intl.Collator("en", { numeric: true }).compare;
-
-/** Does a current status need the operator (a fault or an error code)? */
-export function needsAttention(entry) {
-  return entry.status === "Faulted" || Boolean(entry.errorCode && entry.errorCode !== "NoError");
-}
 
 /**
  * A chip for the current status of one service, coloured by status and error code.
@@ -66,6 +83,12 @@ export function newer(current, candidate) {
 }
 
 export function connectionBadge(gateway) {
+  if (gateway.state === "unresponsive") {
+    return badge("Unresponsive", "warn", {
+      "data-connection": "unresponsive",
+      title: "connected, but it did not answer the last ping in time",
+    });
+  }
   if (gateway.connected) return badge("Connected", "ok", { "data-connection": "connected" });
   if (!gateway.firstSeen) return badge("Never connected", "off", { "data-connection": "never" });
   return badge("Disconnected", "off", { "data-connection": "disconnected" });
@@ -77,17 +100,27 @@ export function registrationBadge(gateway) {
 }
 
 export function overview(ctx) {
-  const gateways = new Map(); // id → gateway (as /api/gateways returns it)
-  const statuses = new Map(); // id → Map(serviceId → status entry)
-  const rows = new Map(); // id → <tr>
-  const fetching = new Map();
+  const rows = new Map(); // id → [<tr>, the item it shows as JSON text]
+  const view = { offset: 0 };
+  let latest = 0; // number of the latest request: older answers are dropped
 
   const filter = h("input", {
     type: "search",
     id: uid("filter"),
     placeholder: "id, model, vendor, firmware…",
-    oninput: () => applyFilter(),
+    oninput: () => changed(),
   });
+  const stateSelect = h(
+    "select",
+    { id: uid("state"), onchange: () => changed() },
+    STATES.map(([value, label]) => h("option", { value }, label)),
+  );
+  const attentionBox = h("input", { type: "checkbox", id: uid("attention"), onchange: () => changed() });
+  const sortSelect = h(
+    "select",
+    { id: uid("sort"), onchange: () => changed() },
+    SORTS.map(([value, label]) => h("option", { value }, label)),
+  );
   const summary = h("p", { class: "summary", "aria-live": "polite" });
   const tbody = h("tbody");
   const gatewayTable = h(
@@ -108,9 +141,13 @@ export function overview(ctx) {
       ".",
     ),
   );
-
   const noMatchText = h("span");
   const noMatchRow = h("tr", { class: "empty no-match", hidden: true }, h("td", { colspan: COLUMNS.length }, noMatchText));
+
+  const pageInfo = h("span", { class: "page-info", "aria-live": "polite" });
+  const previous = h("button", { type: "button", class: "button ghost small", onclick: () => turn(-1) }, "Previous");
+  const next = h("button", { type: "button", class: "button ghost small", onclick: () => turn(1) }, "Next");
+  const pager = h("nav", { class: "pager", "aria-label": "Pages of gateways" }, pageInfo, h("span", { class: "pager-buttons" }, previous, next));
 
   // --- registration ---------------------------------------------------------------
   const idInput = h("input", { id: uid("gw-id"), name: "id", autocomplete: "off", spellcheck: "false", required: true });
@@ -144,9 +181,16 @@ export function overview(ctx) {
       "div",
       { class: "page-head" },
       h("div", {}, h("h1", { id: "overview-title" }, "Gateways"), summary),
-      h("div", { class: "field filter" }, h("label", { for: filter.id }, "Filter gateways"), filter),
+      h(
+        "div",
+        { class: "controls overview-controls" },
+        h("div", { class: "field filter" }, h("label", { for: filter.id }, "Filter gateways"), filter),
+        h("div", { class: "field" }, h("label", { for: stateSelect.id }, "Connection"), stateSelect),
+        h("div", { class: "field" }, h("label", { for: sortSelect.id }, "Sort by"), sortSelect),
+        h("div", { class: "field inline-field check" }, attentionBox, h("label", { for: attentionBox.id }, "Needs attention only")),
+      ),
     ),
-    h("div", { class: "card flush" }, h("div", { class: "table-scroll" }, gatewayTable)),
+    h("div", { class: "card flush" }, h("div", { class: "table-scroll" }, gatewayTable), pager),
     // Registration needs the admin role: other tokens do not see the form.
     !ctx.may("admin") ? null : h(
       "div",
@@ -179,7 +223,7 @@ export function overview(ctx) {
     try {
       const result = await request("POST", "/api/gateways", body);
       if (result.status === 201) {
-        upsert(result.data, true);
+        refresh();
         ctx.toast(`Gateway ${result.data.id} registered.`, "ok");
         registerForm.reset();
         return;
@@ -210,7 +254,7 @@ export function overview(ctx) {
     try {
       const result = await request("DELETE", gatewayPath(id));
       if (result.status === 204 || result.status === 404) {
-        drop(id);
+        refresh();
         ctx.toast(`Gateway ${id} removed.`, "ok");
       } else {
         ctx.toast(result.data?.error || `Could not remove ${id} (HTTP ${result.status}).`, "bad");
@@ -222,14 +266,12 @@ export function overview(ctx) {
 
   // --- rows -----------------------------------------------------------------------
   function renderRow(gateway) {
-    const boot = gateway.bootInfo || {};
-    const services = [...(statuses.get(gateway.id)?.values() || [])].sort((a, b) => naturalCompare(a.serviceId, b.serviceId));
+    const services = gateway.services;
     const stale = !gateway.connected;
-    const attention = !stale && services.some(needsAttention);
     const asOf = stale ? lastReported(services) : null;
     return h(
       "tr",
-      { "data-gateway": gateway.id, class: attention ? "attention" : null },
+      { "data-gateway": gateway.id, "data-state": gateway.state, class: gateway.needsAttention ? "attention" : null },
       h(
         "th",
         { scope: "row" },
@@ -247,10 +289,10 @@ export function overview(ctx) {
       h(
         "td",
         { "data-col": "model", "data-label": "Model" },
-        boot.dingxGatewayModel || h("span", { class: "muted" }, "—"),
-        boot.dingxGatewayVendor ? h("div", { class: "sub" }, boot.dingxGatewayVendor) : null,
+        gateway.model || h("span", { class: "muted" }, "—"),
+        gateway.vendor ? h("div", { class: "sub" }, gateway.vendor) : null,
       ),
-      h("td", { "data-col": "firmware", "data-label": "Firmware" }, boot.firmwareVersion || h("span", { class: "muted" }, "—")),
+      h("td", { "data-col": "firmware", "data-label": "Firmware" }, gateway.firmware || h("span", { class: "muted" }, "—")),
       h("td", { "data-col": "last-seen", "data-label": "Last seen" }, agoNode(gateway.lastSeen)),
       h(
         "td",
@@ -276,224 +318,169 @@ export function overview(ctx) {
     );
   }
 
-  function place(id, row) {
-    const old = rows.get(id);
-    rows.set(id, row);
-    if (old) {
-      old.replaceWith(row);
-      return;
-    }
-    emptyRow.remove();
-    let after = null;
-    for (const other of rows.keys()) {
-      if (other !== id && naturalCompare(other, id) > 0 && (after === null || naturalCompare(other, after) < 0)) after = other;
-    }
-    const next = after === null ? null : rows.get(after);
-    if (next && next.parentNode === tbody) tbody.insertBefore(row, next);
-    else tbody.append(row);
-  }
-
-  function update(id, live) {
-    const gateway = gateways.get(id);
-    if (!gateway) return;
-    const row = renderRow(gateway);
-    place(id, row);
-    matches(row, gateway);
-    showNoMatch();
-    if (live) flash(row);
-    updateSummary();
-  }
-
-  function upsert(gateway, live) {
-    gateways.set(gateway.id, { ...(gateways.get(gateway.id) || {}), ...gateway });
-    update(gateway.id, live);
-  }
-
-  function drop(id) {
-    gateways.delete(id);
-    statuses.delete(id);
-    rows.get(id)?.remove();
-    rows.delete(id);
-    if (!rows.size) tbody.append(emptyRow);
-    showNoMatch();
-    updateSummary();
-  }
-
-  function matches(row, gateway) {
-    const text = filter.value.trim().toLowerCase();
-    const boot = gateway.bootInfo || {};
-    const haystack = [gateway.id, boot.dingxGatewayModel, boot.dingxGatewayVendor, boot.firmwareVersion]
-      .filter(Boolean)
-      .join(" ")
-      .toLowerCase();
-    row.hidden = Boolean(text) && !haystack.includes(text);
-  }
-
-  function applyFilter() {
-    for (const [id, row] of rows) matches(row, gateways.get(id));
-    showNoMatch();
-  }
-
-  // A filter that hides every row says so (instead of an empty table).
-  function showNoMatch() {
-    const text = filter.value.trim();
-    let visible = false;
-    if (text) {
-      for (const row of rows.values()) {
-        if (!row.hidden) {
-          visible = true;
-          break;
-        }
+  // Show one answer: rows whose gateway did not change are kept as they are (a live
+  // refresh neither flickers nor loses a focused button); changed ones flash.
+  function show(page, live) {
+    const kept = new Map();
+    const ordered = [];
+    for (const item of page.items) {
+      const text = JSON.stringify(item);
+      const old = rows.get(item.id);
+      let row = old && old[1] === text ? old[0] : null;
+      if (!row) {
+        row = renderRow(item);
+        if (live) flash(row);
       }
+      kept.set(item.id, [row, text]);
+      ordered.push(row);
     }
-    noMatchRow.hidden = !text || visible || rows.size === 0;
-    if (!noMatchRow.hidden) {
-      noMatchText.textContent = `No gateway matches “${text}” (id, model, vendor or firmware). `;
-      noMatchText.append(h("button", { type: "button", class: "button ghost small", onclick: () => clearFilter() }, "Clear the filter"));
-    }
-    if (noMatchRow.parentNode !== tbody || noMatchRow !== tbody.lastElementChild) tbody.append(noMatchRow);
+    rows.clear();
+    for (const [id, entry] of kept) rows.set(id, entry);
+    const empty = page.total === 0 ? emptyRow : null;
+    tbody.replaceChildren(...ordered, ...(empty ? [empty] : []), noMatchRow);
+    showNoMatch(page);
+    showPager(page);
+    showSummary(page);
+  }
+
+  function filtered() {
+    return Boolean(filter.value.trim() || stateSelect.value || attentionBox.checked);
+  }
+
+  // Filters that keep no gateway say so (instead of an empty table).
+  function showNoMatch(page) {
+    noMatchRow.hidden = !(page.total > 0 && page.matched === 0);
+    if (noMatchRow.hidden) return;
+    const text = filter.value.trim();
+    noMatchText.textContent = text
+      ? `No gateway matches “${text}” (id, model, vendor or firmware)${stateSelect.value || attentionBox.checked ? " with these filters" : ""}. `
+      : "No gateway matches these filters. ";
+    noMatchText.append(h("button", { type: "button", class: "button ghost small", onclick: () => clearFilter() }, "Clear the filter"));
+  }
+
+  function showPager(page) {
+    const first = page.matched ? page.offset + 1 : 0;
+    const end = page.offset + page.items.length;
+    const of = filtered() ? `${page.matched.toLocaleString("en")} matching` : page.matched.toLocaleString("en");
+    pageInfo.textContent = page.matched ? `${first.toLocaleString("en")}–${end.toLocaleString("en")} of ${of}` : "";
+    previous.disabled = page.offset === 0;
+    next.disabled = end >= page.matched;
+    pager.hidden = page.matched <= PAGE_SIZE && page.offset === 0;
+  }
+
+  function showSummary(page) {
+    const stat = (count, one, many, bad = false) =>
+      h("span", { class: `stat${bad && count ? " stat-bad" : ""}` }, h("strong", {}, count.toLocaleString("en")), count === 1 ? one : many);
+    const services = page.attention.services;
+    fill(
+      summary,
+      stat(page.total, " gateway", " gateways"),
+      stat(page.states.connected + page.states.unresponsive, " connected", " connected"),
+      page.states.unresponsive ? stat(page.states.unresponsive, " unresponsive", " unresponsive", true) : null,
+      stat(services, " service needs attention", " services need attention", true),
+    );
   }
 
   function clearFilter() {
     filter.value = "";
-    applyFilter();
+    stateSelect.value = "";
+    attentionBox.checked = false;
+    changed();
     filter.focus();
   }
 
-  function updateSummary() {
-    const all = [...gateways.values()];
-    const connected = all.filter((gateway) => gateway.connected).length;
-    // Only connected gateways' statuses are current; a disconnected one's are last-known.
-    let attention = 0;
-    for (const [id, services] of statuses) {
-      if (!gateways.get(id)?.connected) continue;
-      for (const entry of services.values()) if (needsAttention(entry)) attention += 1;
-    }
-    fill(summary, 
-      h("span", { class: "stat" }, h("strong", {}, String(all.length)), all.length === 1 ? " gateway" : " gateways"),
-      h("span", { class: "stat" }, h("strong", {}, String(connected)), " connected"),
-      h(
-        "span",
-        { class: `stat${attention ? " stat-bad" : ""}` },
-        h("strong", {}, String(attention)),
-        attention === 1 ? " service needs attention" : " services need attention",
-      ),
-    );
+  function turn(direction) {
+    view.offset = Math.max(0, view.offset + direction * PAGE_SIZE);
+    refresh();
   }
 
-  // A gateway the page does not know yet (it just connected for the first time).
-  // Events that arrive while its fetch is under way may be newer than the answer, so
-  // such a fetch is repeated once it ends (fetching maps id -> "events came meanwhile").
-  async function fetchGateway(id) {
-    if (fetching.has(id)) {
-      fetching.set(id, true);
+  function changed() {
+    view.offset = 0;
+    refresh();
+  }
+
+  function params() {
+    const [, , sort, order] = SORTS.find(([value]) => value === sortSelect.value) || SORTS[0];
+    return {
+      q: filter.value.trim(),
+      state: stateSelect.value,
+      attention: attentionBox.checked ? "true" : "",
+      sort: sort === "id" ? "" : sort,
+      order: order === "asc" ? "" : order,
+      offset: view.offset || "",
+      limit: PAGE_SIZE,
+    };
+  }
+
+  // One request per change; only the answer to the latest one is shown. A page past
+  // the end (gateways removed meanwhile) falls back to the last page.
+  async function refresh(live = false) {
+    const number = ++latest;
+    const page = await get(`/api/fleet${query(params())}`);
+    if (number !== latest) return;
+    if (page.offset > 0 && page.items.length === 0 && page.matched > 0) {
+      view.offset = Math.floor((page.matched - 1) / PAGE_SIZE) * PAGE_SIZE;
+      await refresh(live);
       return;
     }
-    fetching.set(id, false);
-    try {
-      const [gateway, status] = await Promise.all([get(gatewayPath(id)), get(`${gatewayPath(id, "status")}?history=0`)]);
-      statuses.set(id, new Map(status.current.map((entry) => [entry.serviceId, entry])));
-      upsert(gateway, true);
-    } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) console.warn("gateway", id, error);
-    } finally {
-      const again = fetching.get(id);
-      fetching.delete(id);
-      if (again) fetchGateway(id);
-    }
+    show(page, live);
   }
 
-  async function load() {
-    // Both lists are paged: read every page (a page holds at most 500 gateways).
-    const [list, current] = await Promise.all([getAll("/api/gateways"), getAll("/api/status")]);
-    gateways.clear();
-    statuses.clear();
-    for (const entry of current) {
-      if (!statuses.has(entry.gatewayId)) statuses.set(entry.gatewayId, new Map());
-      statuses.get(entry.gatewayId).set(entry.serviceId, entry);
-    }
-    for (const row of rows.values()) row.remove();
-    rows.clear();
-    for (const gateway of list) gateways.set(gateway.id, gateway);
-    if (list.length) emptyRow.remove();
-    else fill(tbody, emptyRow);
-    // In natural order, each row goes at the end (no search for its place).
-    for (const gateway of [...list].sort((a, b) => naturalCompare(a.id, b.id))) {
-      const row = renderRow(gateway);
-      rows.set(gateway.id, row);
-      tbody.append(row);
-      matches(row, gateway);
-    }
-    showNoMatch();
-    updateSummary();
+  // Live events are coalesced: at most one refresh per REFRESH_GAP_MS, however many
+  // events arrive, and never two at once.
+  const live = { timer: null, running: false, dirty: false, at: 0 };
+  function refreshSoon() {
+    live.dirty = true;
+    if (live.timer !== null || live.running) return;
+    const wait = Math.max(0, live.at + REFRESH_GAP_MS - performance.now());
+    live.timer = setTimeout(async () => {
+      live.timer = null;
+      live.dirty = false;
+      live.running = true;
+      live.at = performance.now();
+      try {
+        await refresh(true);
+      } catch (error) {
+        if (error.name !== "AuthRequired") console.warn("overview refresh", error);
+      } finally {
+        live.running = false;
+        if (live.dirty) refreshSoon();
+      }
+    }, wait);
   }
 
   function onEvent(kind, data) {
-    const id = data.gatewayId;
     if (kind === "resync") {
-      load().catch(() => {});
+      refresh().catch(() => {});
       return;
     }
     if (kind === "gateway" && data.change === "imported") {
-      // One event for a whole import (thousands of gateways): read the lists again.
-      load().catch(() => {});
+      refreshSoon(); // one event for a whole import (thousands of gateways)
       return;
     }
-    if (id === undefined) return;
-    if (kind === "gateway") {
-      if (data.change === "removed") drop(id);
-      else if (data.gateway) upsert(data.gateway, true);
-      return;
-    }
-    const gateway = gateways.get(id);
-    if (!gateway) {
-      fetchGateway(id);
-      return;
-    }
-    if (kind === "connection") {
-      gateway.connected = data.connected;
-      gateway.lastSeen = data.at;
-      if (data.connected) {
-        gateway.connectedSince = data.at;
-        gateway.firstSeen = gateway.firstSeen || data.at;
-        gateway.remoteAddress = data.remoteAddress;
-        gateway.tls = data.tls;
-      } else {
-        gateway.connectedSince = null;
-      }
-      update(id, true);
-    } else if (kind === "boot") {
-      gateway.bootInfo = data.bootInfo;
-      gateway.registrationStatus = data.registrationStatus;
-      gateway.lastBootAt = data.lastBootAt;
-      gateway.lastSeen = data.lastBootAt;
-      update(id, true);
-    } else if (kind === "status") {
-      if (!statuses.has(id)) statuses.set(id, new Map());
-      const services = statuses.get(id);
-      if (newer(services.get(data.serviceId), data)) {
-        services.set(data.serviceId, data);
-        update(id, true);
-      }
-    } else if (kind === "seen") {
-      gateway.lastSeen = data.time;
-      const cell = rows.get(id)?.querySelector('[data-col="last-seen"]');
+    if (data.gatewayId === undefined) return;
+    if (kind === "seen") {
+      // Only the last-seen cell of a row on screen changes (unless sorted by it).
+      const cell = rows.get(data.gatewayId)?.[0].querySelector('[data-col="last-seen"]');
       if (cell) fill(cell, agoNode(data.time));
+      if (sortSelect.value === "seen") refreshSoon();
+      return;
     }
+    refreshSoon();
   }
 
   const timer = setInterval(() => refreshAgo(node), 5000);
   tbody.append(emptyRow);
-  updateSummary();
 
   return {
     node,
     title: "Gateways",
     stream: { kinds: KINDS },
-    load,
+    load: () => refresh(),
     onEvent,
     dispose() {
       clearInterval(timer);
+      clearTimeout(live.timer);
     },
   };
 }
