@@ -49,11 +49,11 @@ def test_a_large_fleet_shows_one_page_at_a_time(
     expect(rows(page)).to_have_count(PAGE_SIZE)  # never the whole fleet in the page
     assert ids(page)[:3] == ["bulk-1", "bulk-2", "bulk-3"]  # natural order
     pager = page.get_by_role("navigation", name="Pages of gateways")
-    expect(pager).to_contain_text(f"1–100 of {total:,}")
+    expect(pager).to_contain_text(f"1\u2013100 of {total:,}")
     assert not any("/api/gateways?" in url or "/api/status?" in url for url in requests)
 
     pager.get_by_role("button", name="Next").click()
-    expect(pager).to_contain_text(f"101–200 of {total:,}")
+    expect(pager).to_contain_text(f"101\u2013200 of {total:,}")
     expect(rows(page).first).to_have_attribute("data-gateway", "bulk-101")
     expect(rows(page)).to_have_count(PAGE_SIZE)
     pager.get_by_role("button", name="Previous").click()
@@ -61,7 +61,7 @@ def test_a_large_fleet_shows_one_page_at_a_time(
 
     # The service filters: the matching gateways of the whole fleet, one page of them.
     page.get_by_label("Filter gateways").fill("BULK-29")
-    expect(pager).to_contain_text("1–100 of 111 matching")  # bulk-29, -290..299, -2900..2999
+    expect(pager).to_contain_text("1\u2013100 of 111 matching")  # bulk-29, -290..299, -2900..2999
     expect(rows(page).first).to_have_attribute("data-gateway", "bulk-29")
     pager.get_by_role("button", name="Next").click()
     expect(rows(page)).to_have_count(11)
