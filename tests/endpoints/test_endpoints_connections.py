@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from endpoint_helpers import (
@@ -371,6 +372,80 @@ async def test_server_closes_a_gateway_that_does_not_answer_pings(make_cc):
     assert cc.gateways() == ["polite"]
     polite.send_json(call_frame("1", "Heartbeat"))
     assert (await polite.receive())[:3] == [4, "1", "NotSupported"]
+
+
+class SwitchablePongs(RawPeer):
+    """A raw peer that answers pings only while ``answering`` (TCP stays open)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answering = True
+        self.pings = 0
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is WSMsgType.PING:
+            self.pings += 1
+            if self.answering:
+                transport.send_pong(frame.get_payload_as_bytes())
+        else:
+            super().on_ws_frame(transport, frame)
+
+
+async def _switchable(cc: Any, gateway_id: str, answering: bool) -> SwitchablePongs:
+    peer = SwitchablePongs()
+    peer.answering = answering
+    await ws_connect(
+        lambda: peer,
+        f"{cc.url}/{gateway_id}",
+        extra_headers={"Sec-WebSocket-Protocol": SUBPROTOCOL},
+        enable_auto_pong=False,
+    )
+    return peer
+
+
+async def test_a_missed_pong_makes_a_gateway_unresponsive_before_it_is_closed(make_cc):
+    cc = await make_cc(ping_interval=0.2, ping_timeout=0.3)
+    seen: list[tuple[bool, list[str]]] = []  # (answering, connected gateways) per report
+    gone: list[str] = []
+    cc.set_gateway_responsive_handler(lambda c: seen.append((c.answering, cc.gateways())))
+    cc.set_gateway_disconnected_handler(lambda c: gone.append(c.id))
+    peer = await _switchable(cc, "hang-1", answering=False)  # hung: TCP open, no pongs
+    code = await peer.wait_closed(timeout=10)
+    assert code == 1001  # the second missed pong closes it
+    assert seen == [(False, ["hang-1"])]  # unresponsive first, while still connected
+    await eventually(lambda: gone == ["hang-1"])
+
+
+# The peer must act within ping_timeout of being reported unresponsive, or the second
+# missed pong closes it: 2 s leaves room on a loaded machine.
+async def test_any_frame_makes_an_unresponsive_gateway_answer_again(make_cc):
+    cc = await make_cc(ping_interval=0.2, ping_timeout=2.0)
+    states: list[bool] = []
+    cc.set_gateway_responsive_handler(lambda c: states.append(c.answering))
+    peer = await _switchable(cc, "busy-1", answering=False)
+    await eventually(lambda: states == [False], timeout=10)
+    assert cc.gateways() == ["busy-1"] and cc.connection("busy-1").answering is False
+    peer.send_json(call_frame("1", "Heartbeat"))  # a message counts (answered as usual)
+    await eventually(lambda: states == [False, True])
+    assert (await peer.receive())[:3] == [4, "1", "NotSupported"]
+    assert cc.connection("busy-1").answering is True
+    peer.close()
+
+
+async def test_a_pong_makes_an_unresponsive_gateway_answer_again(make_cc):
+    cc = await make_cc(ping_interval=0.2, ping_timeout=2.0)
+    states: list[bool] = []
+    cc.set_gateway_responsive_handler(lambda c: states.append(c.answering))
+    peer = await _switchable(cc, "late-pong", answering=False)
+    await eventually(lambda: states == [False], timeout=10)
+    pings = peer.pings
+    assert peer.transport is not None
+    peer.transport.send_pong(b"")  # an unsolicited pong (RFC 6455 §5.5.3) counts too
+    peer.answering = True
+    await eventually(lambda: states == [False, True])
+    await eventually(lambda: peer.pings >= pings + 2)  # later pings answered: it stays
+    assert states == [False, True] and cc.gateways() == ["late-pong"]
+    peer.close()
 
 
 async def test_gateway_closes_a_control_center_that_does_not_answer_pings(make_gw):

@@ -100,6 +100,11 @@ class Session:
         on_closed: called once when the link closes.
         gateway_id: the gateway this connection belongs to.
         logger: the side's logger.
+        on_opened: called once when the link opens.
+        tap: told about every frame in and out.
+        after_answer: called after a received CALL was answered.
+        on_responsive: called when the peer misses a pong (``False``) or answers
+            again (``True``); server side only.
     """
 
     def __init__(
@@ -114,6 +119,7 @@ class Session:
         on_opened: Callable[[Session], None] | None = None,
         tap: FrameTap | None = None,
         after_answer: Callable[[CallReceived, Confirmation], object] | None = None,
+        on_responsive: Callable[[Session, bool], None] | None = None,
     ) -> None:
         self.rpc = rpc
         self.gateway_id = gateway_id
@@ -124,6 +130,7 @@ class Session:
         self._report = report
         self._on_closed = on_closed
         self._on_opened = on_opened
+        self._on_responsive = on_responsive
         self._log = logger
         self._extra = {"gateway_id": gateway_id}  # structured, for log handlers
         self._loop = asyncio.get_running_loop()
@@ -158,6 +165,11 @@ class Session:
         for event in events:
             self._handle(event)
         self._flush()
+
+    def on_responsive(self, answering: bool) -> None:
+        """The peer missed a pong, or answers again (server side, see the keep-alive)."""
+        if self._on_responsive is not None:
+            self._on_responsive(self, answering)
 
     def on_close(self, code: int, reason: str) -> None:
         """The link is gone: fail every pending CALL at once (spec §2.3.3)."""

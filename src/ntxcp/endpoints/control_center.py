@@ -68,6 +68,8 @@ class GatewayConnection:
         close_code: in the disconnected hook, the WebSocket close code (1006 when
             the connection dropped without a close frame); ``None`` while connected.
         close_reason: in the disconnected hook, the close reason text.
+        answering: ``False`` while the gateway is unresponsive: it missed a pong and
+            its connection is still open (see :mod:`ntxcp.transport.keepalive`).
     """
 
     id: str
@@ -78,6 +80,7 @@ class GatewayConnection:
     subprotocol: str | None
     close_code: int | None = None
     close_reason: str = ""
+    answering: bool = True
 
 
 ConnectionHandler = Callable[[GatewayConnection], object]
@@ -109,8 +112,10 @@ class ControlCenter(ControlCenterRequests):
         accept_missing_subprotocol: accept clients that offer no subprotocol.
         reject_duplicate: refuse a second connection of a connected id with HTTP 409
             instead of replacing the old one (spec §1).
-        ping_interval: seconds of silence before a ping (``None``: no pings).
-        ping_timeout: seconds to wait for the pong.
+        ping_interval: seconds of silence from a gateway before a ping (``None``: no
+            pings).
+        ping_timeout: seconds to wait for the pong; one missed makes the gateway
+            unresponsive, two in a row close its connection.
         handshake_timeout: seconds a client has to complete the upgrade.
         max_message_size: largest message in bytes (spec §1, closes with 1009).
         max_handshakes: connections whose upgrade is not decided yet at most; more
@@ -167,6 +172,7 @@ class ControlCenter(ControlCenterRequests):
         self._async_basic_auth: AsyncBasicAuthHandler | None = None
         self._on_connected: ConnectionHandler | None = None
         self._on_disconnected: ConnectionHandler | None = None
+        self._on_responsive: ConnectionHandler | None = None
         self._tap: FrameTap | None = None
         self._stopping = False
         self._stopped: asyncio.Event | None = None
@@ -233,6 +239,16 @@ class ControlCenter(ControlCenterRequests):
     def set_gateway_disconnected_handler(self, handler: ConnectionHandler | None) -> None:
         """Set the hook called once per closed gateway connection (spec §6.1)."""
         self._on_disconnected = handler
+
+    def set_gateway_responsive_handler(self, handler: ConnectionHandler | None) -> None:
+        """Set the hook called when a gateway misses a pong or answers again.
+
+        The connection's :attr:`GatewayConnection.answering` says which. A gateway that
+        misses one pong (``ping_timeout`` after a ping) is unresponsive while its
+        connection stays open; any frame from it makes it answering again; a second
+        missed pong in a row closes it (see :mod:`ntxcp.transport.keepalive`).
+        """
+        self._on_responsive = handler
 
     def set_frame_logger(self, tap: FrameTap | None) -> None:
         """Set ``tap(gateway_id, direction, frame, info)``, called for every frame in and out.
@@ -469,6 +485,7 @@ class ControlCenter(ControlCenterRequests):
             _log,
             on_opened=self._opened,
             tap=self._tap,
+            on_responsive=self._responsive,
         )
         self._connections[session] = GatewayConnection(
             id=gateway_id,
@@ -507,6 +524,13 @@ class ControlCenter(ControlCenterRequests):
             session.close(1001, "control center stopping")
         _log.info("[%s] connected", session.gateway_id, extra={"gateway_id": session.gateway_id})
         self._call_hook(self._on_connected, session)
+
+    def _responsive(self, session: Session, answering: bool) -> None:
+        connection = self._connections.get(session)
+        if connection is None or session not in self._all_sessions:
+            return
+        self._connections[session] = dataclasses.replace(connection, answering=answering)
+        self._call_hook(self._on_responsive, session)
 
     def _closed(self, session: Session, code: int, reason: str) -> None:
         if self._sessions.get(session.gateway_id) is session:

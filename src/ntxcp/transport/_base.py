@@ -162,3 +162,10 @@ class LinkHandler(Protocol):
     def on_close(self, code: int, reason: str) -> None:
         """The connection is gone; ``code`` is 1006 when no close frame arrived."""
         ...
+
+    def on_responsive(self, answering: bool) -> None:
+        """Server side: the peer missed a pong (``False``) or was heard again (``True``).
+
+        See :mod:`ntxcp.transport.keepalive` for the timeline.
+        """
+        ...

@@ -52,6 +52,7 @@ from ntxcp.transport._pacing import (
     PacedListener,
     listening_sockets,
 )
+from ntxcp.transport.keepalive import KeepAlive
 from ntxcp.transport.options import ClientOptions, ServerOptions
 
 __all__ = ["PicowsLink", "WebSocketServer", "connect", "listen"]
@@ -67,6 +68,9 @@ _PICOWS_LOG = logging.LoggerAdapter(_PICOWS_LOGGER, {})
 
 STALLED_WRITE_TIMEOUT = 30.0
 """Seconds a peer may leave our send buffer above its high-water mark before it is dropped."""
+
+CLOSE_GRACE = 1.0
+"""Seconds a peer closed for missing pongs gets for the closing handshake before the drop."""
 
 AcceptHook = Callable[[HandshakeInfo], LinkHandler]
 RefusalHook = Callable[[HandshakeInfo | None, Refusal], None]
@@ -110,10 +114,14 @@ class PicowsLink(WSListener):
         handler: LinkHandler | None,
         max_message_size: int,
         send_buffer: int | None = None,
+        keepalive: tuple[float, float] | None = None,
     ) -> None:
         self.handler = handler
         self._max_message_size = max_message_size
         self._send_buffer = send_buffer
+        # Server side: (interval, timeout) of our own pings (see .keepalive).
+        self._keepalive_times = keepalive
+        self._keepalive: KeepAlive | None = None
         self._transport: WSTransport | None = None
         self._fragments: _Fragments | None = None
         self._closing = False
@@ -194,10 +202,28 @@ class PicowsLink(WSListener):
         if self._abandoned:  # the upgrade completed after connect() was cancelled
             self.abort()
             return
+        if self._keepalive_times is not None:
+            interval, timeout = self._keepalive_times
+            self._keepalive = KeepAlive(
+                interval, timeout, transport.send_ping, self._missed_pongs, self._responsive
+            )
+            self._keepalive.start()
         if self.handler is not None:
             self.handler.on_open(self)
 
+    def _responsive(self, answering: bool) -> None:
+        if self.handler is not None:
+            self.handler.on_responsive(answering)
+
+    def _missed_pongs(self) -> None:
+        """Two pongs missed in a row: close (1001), and drop the TCP connection soon after."""
+        timeout = self._keepalive_times[1] if self._keepalive_times else 0.0
+        self.close(1001, f"no pong within {timeout:g} s, twice")
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, self.abort)
+
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if self._keepalive is not None:
+            self._keepalive.heard()  # any frame, a pong too, shows the peer is alive
         msg_type = frame.msg_type
         if msg_type is WSMsgType.TEXT or msg_type is WSMsgType.BINARY:
             if self._fragments is not None:  # RFC 6455 §5.4: fragments must not interleave
@@ -272,6 +298,9 @@ class PicowsLink(WSListener):
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._closing = True
         self._drop_fragments()
+        if self._keepalive is not None:
+            self._keepalive.stop()
+            self._keepalive = None
         if self._stalled is not None:
             self._stalled.cancel()
             self._stalled = None
@@ -371,7 +400,11 @@ class _Upgrade:
                 ),
                 None,
             )
-        link = PicowsLink(handler, self.options.max_message_size, self.options.send_buffer)
+        options = self.options
+        keepalive = None
+        if options.ping_interval:
+            keepalive = (options.ping_interval, options.ping_timeout)
+        link = PicowsLink(handler, options.max_message_size, options.send_buffer, keepalive)
         headers = {"Sec-WebSocket-Protocol": info.subprotocol} if info.subprotocol else None
         return WSUpgradeResponseWithListener(WSUpgradeResponse.create_101_response(headers), link)
 
@@ -538,8 +571,6 @@ async def listen(
     Returns:
         The server, already listening.
     """
-    ping = options.ping_interval is not None and options.ping_interval > 0
-
     upgrades: weakref.WeakSet[_Upgrade] = weakref.WeakSet()
     web_socket_server: WebSocketServer | None = None
 
@@ -556,9 +587,9 @@ async def listen(
             _PICOWS_LOG,
             True,
             options.handshake_timeout,
-            ping,
-            options.ping_interval or 30.0,
-            min(options.ping_timeout, options.ping_interval or options.ping_timeout),
+            False,  # no picows auto-ping: each link runs its own KeepAlive (see .keepalive)
+            30.0,
+            30.0,
             WSAutoPingStrategy.PING_WHEN_IDLE,
             True,
             options.max_message_size,

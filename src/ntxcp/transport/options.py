@@ -39,8 +39,10 @@ class ServerOptions:
             :func:`server_tls_context`).
         accept_missing_subprotocol: accept clients that offer no subprotocol
             (lenient; default refuse, spec §1).
-        ping_interval: seconds of silence before a WebSocket ping (``None``/0: off).
-        ping_timeout: seconds to wait for the pong before closing.
+        ping_interval: seconds of silence from a gateway before a WebSocket ping
+            (``None``/0: off).
+        ping_timeout: seconds to wait for the pong: one missed makes the gateway
+            unresponsive, two in a row close it (see :mod:`ntxcp.transport.keepalive`).
         handshake_timeout: seconds a client has to complete its upgrade request.
         max_message_size: largest message in bytes; larger closes with 1009.
         backlog: listen backlog: connections the kernel holds while accepting is
