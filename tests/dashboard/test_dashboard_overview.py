@@ -8,6 +8,7 @@ import re
 import urllib.request
 from typing import Any
 
+import aiohttp
 from dashboard_helpers import GatewayThread, ServiceProcess
 from playwright.sync_api import expect
 
@@ -163,3 +164,43 @@ def test_rows_are_in_natural_order(page: Any, service: ServiceProcess) -> None:
     expect(load_rows).to_have_count(6)
     order.insert(4, "LOAD-11")
     assert [r.get_attribute("data-gateway") for r in load_rows.all()] == order
+
+
+def test_an_unresponsive_gateway_is_shown_as_such(
+    page: Any, tmp_path: Any, gateways: GatewayThread
+) -> None:
+    # A gateway that stops answering pings but keeps its TCP connection: unresponsive
+    # after --ping-interval + --ping-timeout, connected again once it answers. The
+    # timeout leaves the test time to look before a second missed pong closes it.
+    service = ServiceProcess(tmp_path, "--ping-interval", "0.3", "--ping-timeout", "6").start()
+    try:
+
+        async def hang() -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
+            session = aiohttp.ClientSession()
+            ws = await session.ws_connect(
+                f"{service.ws_url}/hung-1", protocols=("ntxcp1.0",), autoping=False
+            )
+            return session, ws
+
+        session, ws = gateways.run(hang())
+        page.goto(service.api_url)
+        hung = row(page, "hung-1")
+        expect(hung.locator('[data-connection="unresponsive"]')).to_be_visible(timeout=20_000)
+        expect(hung.locator('[data-connection="unresponsive"]')).to_have_text("Unresponsive")
+        expect(hung).to_have_class(re.compile(r"\battention\b"))
+        expect(page.locator(".summary")).to_contain_text("1 unresponsive")
+        # The gateway page says so too, and follows it live.
+        hung.get_by_role("link", name="hung-1").click()
+        badge = page.locator(".badges [data-connection]")
+        expect(badge).to_have_attribute("data-connection", "unresponsive")
+        gateways.run(ws.pong())  # it answers again
+        expect(badge).to_have_attribute("data-connection", "connected")
+        page.go_back()
+        expect(hung.locator('[data-connection="connected"]')).to_be_visible()
+        expect(page.locator(".summary")).not_to_contain_text("unresponsive")
+        gateways.run(ws.close())
+        gateways.run(session.close())
+        expect(hung.locator('[data-connection="disconnected"]')).to_be_visible()
+        assert service.stop() == 0, service.stderr()
+    finally:
+        service.kill()

@@ -175,12 +175,17 @@ class _Routes:
 
         In a cluster a gateway held by another node is connected as its node recorded.
         """
-        connected = self.service.control_center.is_connected(gateway["id"]) or (
+        gateway_id = gateway["id"]
+        connected = self.service.control_center.is_connected(gateway_id) or (
             self.service.cluster is not None and bool(gateway["connected"])
         )
         gateway["connected"] = connected
-        if not connected:
+        if connected:
+            unresponsive = gateway_id in self.service.handler.unresponsive
+            gateway["state"] = "unresponsive" if unresponsive else "connected"
+        else:
             gateway["connectedSince"] = None
+            gateway["state"] = "disconnected" if gateway["firstSeen"] else "never"
         return gateway
 
     async def _live_all(self, gateways: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -196,6 +201,7 @@ class _Routes:
                 if gateway["node"] is None:
                     gateway["connected"] = False
                     gateway["connectedSince"] = None
+                    gateway["state"] = "disconnected" if gateway["firstSeen"] else "never"
         return gateways
 
     async def healthz(self, request: web.Request) -> web.Response:

@@ -168,6 +168,8 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self.events = events or EventHub()
         self.fleet = fleet or FleetIndex()
         self.refused = RefusedGateways()
+        self.unresponsive: set[str] = set()
+        """Connected gateways that missed their last pong."""
 
     # --- boot policy (spec §4.1 BootNotification) ----------------------------------------
 
@@ -357,6 +359,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
                 connection.id,
                 {
                     "connected": True,
+                    "state": "connected",
                     "at": at,
                     "remoteAddress": remote,
                     "tls": connection.tls,
@@ -369,10 +372,37 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             return
         if connection.id not in self.storage.gateways:  # removed: must not come back
             return
+        self.unresponsive.discard(connection.id)
         self.storage.set_connected(connection.id, False)
         self.fleet.disconnected(connection.id)
         if self.events.active:
-            self.events.publish("connection", connection.id, {"connected": False, "at": now_text()})
+            self.events.publish(
+                "connection",
+                connection.id,
+                {"connected": False, "state": "disconnected", "at": now_text()},
+            )
+
+    def on_responsive(self, connection: GatewayConnection) -> None:
+        """A connected gateway missed a pong, or answers again (see the keep-alive)."""
+        gateway_id = connection.id
+        if (
+            not self.control_center.is_connected(gateway_id)
+            or gateway_id not in self.storage.gateways
+        ):
+            return
+        if connection.answering:
+            self.unresponsive.discard(gateway_id)
+        else:
+            self.unresponsive.add(gateway_id)
+            self.metrics.missed_pongs.inc()
+        self.fleet.responsive(gateway_id, connection.answering)
+        if self.events.active:
+            state = "connected" if connection.answering else "unresponsive"
+            self.events.publish(
+                "connection",
+                gateway_id,
+                {"connected": True, "state": state, "at": now_text()},
+            )
 
 
 _TYPE_NAMES = {2: "CALL", 3: "CALLRESULT", 4: "CALLERROR"}

@@ -252,6 +252,10 @@ class ServiceMetrics:
 
     Args:
         connected: returns how many gateways are connected now.
+        database_bytes: returns the database's size.
+        storage_alarm: returns 1 while a storage alarm is raised, else 0.
+        admission: returns the gateway listener's admission counts.
+        unresponsive: returns how many connected gateways are unresponsive now.
     """
 
     def __init__(
@@ -260,11 +264,21 @@ class ServiceMetrics:
         database_bytes: Callable[[], float] = lambda: 0,
         storage_alarm: Callable[[], float] = lambda: 0,
         admission: Callable[[], AdmissionCounts] = AdmissionCounts,
+        unresponsive: Callable[[], float] = lambda: 0,
     ) -> None:
         self.registry = Registry()
         started = time.time()
         self.connected_gateways = Gauge(
             "ntxcp_connected_gateways", "Gateways connected now.", connected
+        )
+        self.unresponsive_gateways = Gauge(
+            "ntxcp_unresponsive_gateways",
+            "Connected gateways that missed their last pong (unresponsive) now.",
+            unresponsive,
+        )
+        self.missed_pongs = Counter(
+            "ntxcp_gateway_unresponsive_total",
+            "Times a connected gateway missed a pong and became unresponsive.",
         )
         self.messages = Counter(
             "ntxcp_messages_total",
@@ -392,6 +406,8 @@ class ServiceMetrics:
             self.gateway_auth,
             self.refused_gateways,
             self.gateway_connections,
+            self.unresponsive_gateways,
+            self.missed_pongs,
             self.api_bad_requests,
             self.accepted_connections,
             self.handshakes,

@@ -143,6 +143,11 @@ def _api_schemas() -> dict[str, Any]:
                 "firstSeen": _NTIME,
                 "lastSeen": _NTIME,
                 "connected": _BOOL,
+                "state": {
+                    **_STATE,
+                    "description": "connected, unresponsive (connected, missed a pong), "
+                    "disconnected or never (connected)",
+                },
                 "connectedSince": _NTIME,
                 "remoteAddress": _NSTR,
                 "tls": _BOOL,
@@ -605,8 +610,15 @@ def _event_schemas() -> dict[str, Any]:
             "(one event without gatewayId)",
         },
         "connection": _object(
-            {**about, "connected": _BOOL, "at": _TIME, "remoteAddress": _NSTR, "tls": _BOOL},
-            (g, "connected", "at"),
+            {
+                **about,
+                "connected": _BOOL,
+                "state": {**_STATE, "description": "connected, unresponsive or disconnected"},
+                "at": _TIME,
+                "remoteAddress": _NSTR,
+                "tls": _BOOL,
+            },
+            (g, "connected", "state", "at"),
         ),
         "boot": _object(
             {

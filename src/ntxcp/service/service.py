@@ -126,7 +126,8 @@ class Service:
             host=config.host,
             ssl=self._tls_context(),
             call_timeout=config.call_timeout,
-            # A hung gateway (no TCP close) is closed after ping_interval + ping_timeout.
+            # A hung gateway (no TCP close) is unresponsive after ping_interval +
+            # ping_timeout, closed after one more ping_timeout (ntxcp.transport.keepalive).
             ping_interval=config.ping_interval or None,
             ping_timeout=config.ping_timeout,
             max_handshakes=config.max_handshakes,
@@ -137,6 +138,7 @@ class Service:
             lambda: self.storage.database_bytes,
             lambda: float(self.storage.frame_log_paused),
             lambda: self.control_center.admission,
+            lambda: len(self.handler.unresponsive),
         )
         self.commands = CommandRunner(self.control_center, self.storage, self.metrics)
         self.verifier = PasswordVerifier()
@@ -299,6 +301,7 @@ class Service:
         cc.set_firmware_management_handler(self.handler)
         cc.set_new_gateway_handler(self._gateway_connected)
         cc.set_gateway_disconnected_handler(self._gateway_disconnected)
+        cc.set_gateway_responsive_handler(self.handler.on_responsive)
         cc.set_frame_logger(
             FrameRecorder(
                 self.storage,

@@ -287,15 +287,18 @@ export function gatewayPage(ctx, gatewayId) {
     for (const part of parts) part.onEvent(kind, data);
     if (!gateway) return;
     if (kind === "connection") {
+      gateway.state = data.state;
+      // Unresponsive or answering again: the same connection, only its state changed.
+      const sameConnection = data.connected && gateway.connected && !("remoteAddress" in data);
       gateway.connected = data.connected;
-      gateway.lastSeen = data.at;
-      if (data.connected) {
-        gateway.connectedSince = data.at;
-        gateway.firstSeen = gateway.firstSeen || data.at;
-        gateway.remoteAddress = data.remoteAddress;
-        gateway.tls = data.tls;
-      } else {
-        gateway.connectedSince = null;
+      if (!sameConnection) {
+        gateway.lastSeen = data.at;
+        gateway.connectedSince = data.connected ? data.at : null;
+        if (data.connected) {
+          gateway.firstSeen = gateway.firstSeen || data.at;
+          gateway.remoteAddress = data.remoteAddress;
+          gateway.tls = data.tls;
+        }
       }
       renderHeader();
       renderServices();
