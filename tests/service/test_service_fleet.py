@@ -143,6 +143,19 @@ async def test_new_removed_and_changed_gateways_show_at_once(
     assert (await _fleet(api, q="new-7"))["matched"] == 0
 
 
+async def test_the_natural_order_follows_registrations_and_removals(api: Api) -> None:
+    await _import(api, "ORD", 30)
+    status, _ = await api.post("/api/gateways", {"id": "ORD-2a"})  # goes in its place
+    assert status == 201
+    assert _ids(await _fleet(api, q="ord-2", limit="3")) == ["ORD-2", "ORD-2a", "ORD-20"]
+    for gateway_id in ("ORD-2a", "ORD-5"):
+        status, _ = await api.request("DELETE", f"/api/gateways/{gateway_id}")
+        assert status == 204
+    order = _ids(await _fleet(api, q="ord-", limit="6"))
+    assert order == ["ORD-1", "ORD-2", "ORD-3", "ORD-4", "ORD-6", "ORD-7"]
+    assert (await _fleet(api, q="ord-"))["matched"] == 29
+
+
 @pytest.mark.parametrize(
     ("params", "parameter"),
     [

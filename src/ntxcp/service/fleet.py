@@ -29,6 +29,7 @@ a connection are only the last ones it reported and do not count.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -225,7 +226,10 @@ class FleetIndex:
     def __init__(self) -> None:
         self.mirror: Mapping[str, _Record] = {}
         self._entries: dict[str, FleetEntry] = {}
-        self._order: list[str] | None = None  # the mirror's ids in natural order
+        # The mirror's ids in natural order, their keys in the same order, and the set.
+        self._order: list[str] = []
+        self._keys: list[tuple[tuple[Any, ...], str]] = []
+        self._ordered: set[str] = set()
 
     # --- loading ------------------------------------------------------------------------
 
@@ -267,7 +271,7 @@ class FleetIndex:
                 entry.statuses[status["serviceId"]] = current
         self.mirror = mirror
         self._entries = entries
-        self._order = None
+        self._order, self._keys, self._ordered = [], [], set()
 
     # --- updates from the handlers ------------------------------------------------------
 
@@ -350,24 +354,47 @@ class FleetIndex:
     # --- the query ------------------------------------------------------------------------
 
     def _natural_order(self) -> list[str]:
-        if self._order is None:
-            self._order = sorted(self.mirror, key=natural_key)
+        """The mirror's ids in natural order, brought up to date with the mirror.
+
+        Checking costs one set comparison. Gateways removed are filtered out; a few
+        added are inserted in place (binary search); many added sort everything again.
+        """
+        ids = self.mirror.keys()
+        ordered = self._ordered
+        if ordered == ids:
+            return self._order
+        removed = ordered - ids
+        if removed:
+            kept = [
+                (k, i) for k, i in zip(self._keys, self._order, strict=True) if i not in removed
+            ]
+            self._keys = [k for k, _ in kept]
+            self._order = [i for _, i in kept]
+            for gateway_id in removed:
+                self._entries.pop(gateway_id, None)
+        added = ids - ordered
+        if len(added) > len(self._order) // 8:
+            pairs = sorted([*zip(self._keys, self._order, strict=True),
+                            *((natural_key(i), i) for i in added)])  # fmt: skip
+            self._keys = [k for k, _ in pairs]
+            self._order = [i for _, i in pairs]
+        else:
+            for gateway_id in added:
+                key = natural_key(gateway_id)
+                at = bisect.bisect(self._keys, key)
+                self._keys.insert(at, key)
+                self._order.insert(at, gateway_id)
+        self._ordered = set(ids)
         return self._order
 
     def query(self, query: FleetQuery) -> FleetPage:
         """A page of the gateways the query keeps, and the fleet's counts.
 
-        One pass over the fleet in natural order counts and filters; if that pass
-        finds the mirror's ids changed, the natural order is computed again first.
+        One pass over the fleet in natural order counts and filters (the order is
+        kept up to date with the mirror's ids first, see :meth:`_natural_order`).
         """
         mirror = self.mirror
         order = self._natural_order()
-        present = sum(1 for gateway_id in order if gateway_id in mirror)
-        if present != len(order) or present != len(mirror):
-            self._order = None
-            order = self._natural_order()
-            for gone in self._entries.keys() - mirror.keys():
-                del self._entries[gone]
         text = query.text.lower()
         states: dict[str, int] = dict.fromkeys(STATES, 0)
         attention_gateways = attention_services = 0

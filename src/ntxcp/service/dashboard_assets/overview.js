@@ -102,7 +102,8 @@ export function registrationBadge(gateway) {
 export function overview(ctx) {
   const rows = new Map(); // id → [<tr>, the item it shows as JSON text]
   const view = { offset: 0 };
-  let latest = 0; // number of the latest request: older answers are dropped
+  let requested = 0; // number of the latest request sent
+  let shown = 0; // number of the request whose answer is shown
 
   const filter = h("input", {
     type: "search",
@@ -412,12 +413,17 @@ export function overview(ctx) {
     };
   }
 
-  // One request per change; only the answer to the latest one is shown. A page past
-  // the end (gateways removed meanwhile) falls back to the last page.
+  // One request per change. An answer is shown only if it is for what the controls
+  // ask now (an answer to an older filter is dropped), and only if no newer answer was
+  // shown already; a newer request for the same page never starves an older one (on a
+  // busy service every live refresh could otherwise supersede the one before). A page
+  // past the end (gateways removed meanwhile) falls back to the last page.
   async function refresh(live = false) {
-    const number = ++latest;
-    const page = await get(`/api/fleet${query(params())}`);
-    if (number !== latest) return;
+    const url = `/api/fleet${query(params())}`;
+    const number = ++requested;
+    const page = await get(url);
+    if (url !== `/api/fleet${query(params())}` || number < shown) return;
+    shown = number;
     if (page.offset > 0 && page.items.length === 0 && page.matched > 0) {
       view.offset = Math.floor((page.matched - 1) / PAGE_SIZE) * PAGE_SIZE;
       await refresh(live);
