@@ -53,10 +53,10 @@ from ntxcp.service.storage import (
     INSERT_STATUS_HISTORY,
     PRUNE_CHUNK,
     UPSERT_STATUS,
-    FrameHandle,
     GatewayRecord,
     ProgressRecords,
     StorageError,
+    WriteBuffers,
     mirror_registered,
     ms_text,
     now_ms,
@@ -147,7 +147,7 @@ class _MeterBatch:
         self.stored: set[tuple[str, str]] = set()
 
 
-class PostgresStorage(ProgressRecords):
+class PostgresStorage(WriteBuffers, ProgressRecords):
     """The service's database on a PostgreSQL server.
 
     Args:
@@ -179,9 +179,7 @@ class PostgresStorage(ProgressRecords):
         self._writer: PgBatchWriter | None = None
         self._pool: asyncpg.Pool | None = None
         self._next_command = 0
-        self._frames: list[tuple[Any, ...]] = []
-        self._seen: dict[str, int] = {}
-        self._seen_due = False
+        WriteBuffers.__init__(self)
         self._meters: _MeterBatch | None = None
         self._probe: asyncio.Task[None] | None = None
         self.node_id: str | None = None
@@ -291,13 +289,9 @@ class PostgresStorage(ProgressRecords):
 
     async def _write_buffers(self, conn: asyncpg.Connection) -> None:
         """At the start of each batch: the buffered frames and "last seen" times."""
-        frames = self._frames
-        seen: dict[str, int] = {}
-        if self._seen_due:
-            seen, self._seen, self._seen_due = self._seen, {}, False
+        frames, seen = self._take_buffers()
         if not frames and not seen:
             return
-        self._frames = []
         if frames:
             await conn.copy_records_to_table("frames", records=frames, columns=_FRAME_COLUMNS)
         if seen:
@@ -360,11 +354,6 @@ class PostgresStorage(ProgressRecords):
         elif self.alarms:
             _log.info("storage alarm cleared: frame log resumed (%d bytes)", size)
         self.alarms = alarms
-
-    @property
-    def pending_frames(self) -> int:
-        """Frames buffered and not yet handed to the writer."""
-        return len(self._frames)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -837,30 +826,6 @@ class PostgresStorage(ProgressRecords):
         return stored
 
     # --- frame log and commands ------------------------------------------------------
-
-    def log_frame(
-        self,
-        gateway_id: str,
-        direction: str,
-        time_ms: int,
-        message_type: int | None,
-        action: str | None,
-        unique_id: str | None,
-        raw: bytes,
-        size: int | None = None,
-    ) -> FrameHandle:
-        """Buffer one frame of the frame log (see :meth:`.storage.Storage.log_frame`)."""
-        frames = self._frames
-        frames.append((gateway_id, direction, time_ms, message_type, action, unique_id, raw, size))
-        return frames, len(frames) - 1
-
-    def shorten_frame(self, handle: FrameHandle, raw: bytes, size: int) -> bool:
-        """Replace a buffered frame by an excerpt, if it is still buffered."""
-        frames, index = handle
-        if frames is not self._frames:
-            return False
-        frames[index] = (*frames[index][:6], raw, size)
-        return True
 
     async def command_started(
         self, gateway_id: str, action: str, request_json: str, token_name: str | None = None

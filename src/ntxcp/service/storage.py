@@ -206,6 +206,77 @@ def _claimed(
     return conn.execute(_CLAIM, (gateway_id, action, unique_id, now)).rowcount == 1
 
 
+class WriteBuffers:
+    """The frame log's frames and the "last seen" times, buffered by both backends.
+
+    They are written at the start of each batch (in its transaction), so a logged
+    frame or a "last seen" time costs no commit of its own; the "last seen" times only
+    once per flush interval (``_seen_due``).
+    """
+
+    def __init__(self) -> None:
+        self._frames: list[tuple[Any, ...]] = []
+        self._seen: dict[str, int] = {}
+        self._seen_due = False
+
+    def _take_buffers(self) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        """The buffered frames, and the "last seen" times if due, handed to a batch."""
+        frames = self._frames
+        seen: dict[str, int] = {}
+        if self._seen_due:
+            seen, self._seen, self._seen_due = self._seen, {}, False
+        if frames:
+            self._frames = []
+        return frames, seen
+
+    def log_frame(
+        self,
+        gateway_id: str,
+        direction: str,
+        time_ms: int,
+        message_type: int | None,
+        action: str | None,
+        unique_id: str | None,
+        raw: bytes,
+        size: int | None = None,
+    ) -> FrameHandle:
+        """Buffer one frame of the frame log (written with the next write).
+
+        Args:
+            gateway_id: the gateway.
+            direction: ``"in"`` or ``"out"``.
+            time_ms: when, in milliseconds since the Unix epoch.
+            message_type: 2, 3, 4 or ``None`` (not a JSON-RPC message).
+            action: the action, when known.
+            unique_id: the message's unique id, when readable.
+            raw: the frame's bytes, or an excerpt of them.
+            size: the frame's full size in bytes when ``raw`` is an excerpt.
+
+        Returns:
+            A handle for :meth:`shorten_frame`.
+        """
+        frames = self._frames
+        frames.append((gateway_id, direction, time_ms, message_type, action, unique_id, raw, size))
+        return frames, len(frames) - 1
+
+    def shorten_frame(self, handle: FrameHandle, raw: bytes, size: int) -> bool:
+        """Replace a buffered frame by an excerpt, if it is still buffered.
+
+        Returns:
+            Whether the frame was still in the buffer (and is now shortened).
+        """
+        frames, index = handle
+        if frames is not self._frames:
+            return False
+        frames[index] = (*frames[index][:6], raw, size)
+        return True
+
+    @property
+    def pending_frames(self) -> int:
+        """Frames buffered and not yet handed to the writer."""
+        return len(self._frames)
+
+
 class ProgressRecords:
     """The firmware and diagnostics progress notifications, stored alike by both backends.
 
@@ -238,7 +309,7 @@ class ProgressRecords:
         )
 
 
-class Storage(ProgressRecords):
+class Storage(WriteBuffers, ProgressRecords):
     """The service's database.
 
     Args:
@@ -274,9 +345,7 @@ class Storage(ProgressRecords):
         self._reader: sqlite3.Connection | None = None
         self._legacy_claims = False
         self._next_command = 0
-        self._frames: list[tuple[Any, ...]] = []
-        self._seen: dict[str, int] = {}
-        self._seen_due = False
+        WriteBuffers.__init__(self)
         self.samples_stored = 0
         """Sampled values stored since the start."""
         self.duplicates = 0
@@ -392,13 +461,9 @@ class Storage(ProgressRecords):
         Logged frames thus share the transaction of the data that arrived with them,
         and cost no commit of their own. A failure here loses only these frames.
         """
-        frames = self._frames
-        seen: dict[str, int] = {}
-        if self._seen_due:  # "last seen" times: once per flush interval, not per batch
-            seen, self._seen, self._seen_due = self._seen, {}, False
+        frames, seen = self._take_buffers()
         if not frames and not seen:
             return
-        self._frames = []
         try:
             if frames:
                 conn.executemany(_INSERT_FRAME, frames)
@@ -454,11 +519,6 @@ class Storage(ProgressRecords):
             _log.info("storage alarm cleared: frame log resumed (%d bytes)", size)
         self.alarms = alarms
         return alarms
-
-    @property
-    def pending_frames(self) -> int:
-        """Frames buffered and not yet handed to the writer."""
-        return len(self._frames)
 
     # --- reads -------------------------------------------------------------------------
 
@@ -756,48 +816,6 @@ class Storage(ProgressRecords):
         return await self._submit(write)
 
     # --- frame log and commands ------------------------------------------------------
-
-    def log_frame(
-        self,
-        gateway_id: str,
-        direction: str,
-        time_ms: int,
-        message_type: int | None,
-        action: str | None,
-        unique_id: str | None,
-        raw: bytes,
-        size: int | None = None,
-    ) -> FrameHandle:
-        """Buffer one frame of the frame log (written with the next write).
-
-        Args:
-            gateway_id: the gateway.
-            direction: ``"in"`` or ``"out"``.
-            time_ms: when, in milliseconds since the Unix epoch.
-            message_type: 2, 3, 4 or ``None`` (not a JSON-RPC message).
-            action: the action, when known.
-            unique_id: the message's unique id, when readable.
-            raw: the frame's bytes, or an excerpt of them.
-            size: the frame's full size in bytes when ``raw`` is an excerpt.
-
-        Returns:
-            A handle for :meth:`shorten_frame`.
-        """
-        frames = self._frames
-        frames.append((gateway_id, direction, time_ms, message_type, action, unique_id, raw, size))
-        return frames, len(frames) - 1
-
-    def shorten_frame(self, handle: FrameHandle, raw: bytes, size: int) -> bool:
-        """Replace a buffered frame by an excerpt, if it is still buffered.
-
-        Returns:
-            Whether the frame was still in the buffer (and is now shortened).
-        """
-        frames, index = handle
-        if frames is not self._frames:
-            return False
-        frames[index] = (*frames[index][:6], raw, size)
-        return True
 
     async def command_started(
         self, gateway_id: str, action: str, request_json: str, token_name: str | None = None
