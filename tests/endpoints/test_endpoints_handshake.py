@@ -7,6 +7,7 @@ control center's error stream as ``handshake-refused``.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import pytest
@@ -26,6 +27,8 @@ from picows import WSHandshakeError
 import ntxcp
 from ntxcp import HandshakeInfo, HandshakeRefusedError
 from ntxcp.transport import ClientOptions, connect
+from ntxcp.transport._gate import AuthGate
+from ntxcp.transport._picows import _Upgrade
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -365,3 +368,42 @@ async def test_refusals_are_streamed(make_cc):
     await asyncio.wait_for(reader, 2)
     assert [e.kind for e in got] == ["handshake-refused"] * 3
     assert [e.gateway_id for e in got] == ["a", "a", None]
+
+
+# --- refused connections leave nothing behind (issue: hostile peers, memory) -------------
+
+
+def _live(kind: type) -> int:
+    return sum(1 for obj in gc.get_objects() if type(obj) is kind)
+
+
+async def test_refused_handshakes_leave_no_reference_cycles(make_cc):
+    """A refused upgrade is freed by reference counting, not left for the collector.
+
+    A refusal kept with its traceback made a cycle (the traceback's frame holds the
+    connection's objects, which hold the refusal): every wrong password left its
+    connection's protocol objects until a full collection, which the service holds back
+    during storms — a wrong-password flood kept megabytes after it ended.
+    """
+    cc = await make_cc()
+
+    async def check(gateway_id: str, password: str, info: HandshakeInfo) -> bool:
+        if password == "limited":
+            raise ntxcp.transport.Refusal(429, "too many attempts")
+        return password == "right"
+
+    cc.set_async_basic_auth_handler(check)
+    gc.collect()
+    gc.disable()  # what is left now is left for good, unless reference counting frees it
+    try:
+        for i in range(10):
+            assert await handshake_status(f"{cc.url}/GW-{i}", headers=_auth(f"GW-{i}", "no")) == 401
+            assert (
+                await handshake_status(f"{cc.url}/GW-{i}", headers=_auth(f"GW-{i}", "limited"))
+                == 429
+            )
+            assert await handshake_status(f"{cc.url}/GW-{i}", subprotocol="other") == 400
+        assert len(reports(cc, "handshake-refused")) == 30
+        await eventually(lambda: _live(AuthGate) == 0 and _live(_Upgrade) == 0)
+    finally:
+        gc.enable()

@@ -92,6 +92,9 @@ class StorageBackend(Protocol):
     def flush(self) -> None:
         """Have the buffered frames and times written with the next batch."""
 
+    def release_memory(self) -> None:
+        """Give the database connections' cached pages back (after a burst of writes)."""
+
     async def sync(self) -> None:
         """Wait until every write queued so far is committed."""
 

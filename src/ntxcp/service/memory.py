@@ -24,7 +24,13 @@ full collection run only after :data:`FULL_COLLECTION_THRESHOLD` collections of 
 middle generation instead of CPython's 10. The young generations are collected as
 before (they stay short), and the service's garbage is almost all freed by reference
 counting (2,000 gateways that disconnected left no cycle for a full collection to
-find), so collecting the old generation rarely costs no memory.
+find), so collecting the old generation rarely costs no memory. Where garbage did form
+cycles — every refused handshake once did, through a refusal kept with its traceback —
+the cycle is broken at its source (tests/endpoints: refused handshakes leave no
+reference cycles) rather than left for a full collection.
+
+Two other holders of memory after a burst are emptied with the same timer: SQLite's page
+caches (``StorageBackend.release_memory``), and the allocator's free pages.
 """
 
 from __future__ import annotations

@@ -316,6 +316,9 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
         """Whether the frame log is stopped by the storage alarm."""
         return bool(self.alarms)
 
+    def release_memory(self) -> None:
+        """Nothing to do: PostgreSQL's caches live in its own processes."""
+
     def check_disk(self) -> tuple[str, ...]:
         """Start a measurement of the database (and a probe of the server); the alarms now.
 

@@ -507,6 +507,10 @@ class Service:
         """Give memory freed after a burst back to the system (see :mod:`.memory`)."""
         while True:
             await asyncio.sleep(TRIM_INTERVAL)
+            try:
+                self.storage.release_memory()
+            except Exception:  # a busy or closed database: the next round tries again
+                _log.debug("releasing the database's cached pages failed", exc_info=True)
             release_free_memory()
 
     async def _prune_loop(self) -> None:

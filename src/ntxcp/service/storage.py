@@ -475,6 +475,20 @@ class Storage(WriteBuffers, ProgressRecords):
         except sqlite3.Error as exc:
             _log.error("writing %d frames of the frame log failed: %s", len(frames), exc)
 
+    def release_memory(self) -> None:
+        """Empty the connections' page caches of pages no statement holds (no waiting).
+
+        Each connection may cache up to 64 MiB of pages; a burst of writes (a flood of
+        frames into the frame log) fills the writer's and they stay, a third of the
+        service's memory after an attack. SQLite frees the unused ones on ``PRAGMA
+        shrink_memory``; what is hot comes back from the system's file cache. The
+        service does this every :data:`~ntxcp.service.memory.TRIM_INTERVAL` seconds.
+        """
+        if self._reader is not None:
+            self._reader.execute("PRAGMA shrink_memory")
+        if self._writer is not None:
+            self._writer.post(_shrink_memory)
+
     def flush(self) -> None:
         """Have the buffered frames and times written with the next batch (no waiting)."""
         writer = self._writer
@@ -913,6 +927,11 @@ class Storage(WriteBuffers, ProgressRecords):
 
 def _nothing(conn: sqlite3.Connection) -> None:
     """A job that only makes a batch happen (for the buffered frames)."""
+
+
+def _shrink_memory(conn: sqlite3.Connection) -> None:
+    """A job that frees the writer's cached pages (on the writer's thread)."""
+    conn.execute("PRAGMA shrink_memory")
 
 
 def _open_reader(path: Path) -> sqlite3.Connection:

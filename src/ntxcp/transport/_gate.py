@@ -174,7 +174,10 @@ class AuthGate(asyncio.BufferedProtocol):
                 try:
                     await self._authenticate(info)
                 except Refusal as exc:
-                    refusal = exc
+                    # Kept without its traceback: the traceback's frames hold this gate,
+                    # which would hold the refusal — a cycle per refused connection, left
+                    # for a full garbage collection (see service/memory.py).
+                    refusal = Refusal(exc.status, exc.reason)
                 except Exception as exc:
                     _log.exception(
                         "[%s] authentication hook raised",
