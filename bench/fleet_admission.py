@@ -85,6 +85,29 @@ def _connected(api_url: str) -> int:
     return int(match[1]) if match else -1
 
 
+_LAG_BUCKET = re.compile(r'^ntxcp_event_loop_lag_seconds_bucket\{le="([^"]+)"\} (\S+)$', re.M)
+
+
+def _lag_buckets(api_url: str) -> dict[float, float]:
+    """The service's event-loop lag histogram (cumulative counts by upper bound)."""
+    try:
+        with urllib.request.urlopen(api_url + "metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {float(le): float(count) for le, count in _LAG_BUCKET.findall(text)}
+
+
+def _lag_percentile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The bucket bound (ms) under which ``q`` % of the lags measured in between fell."""
+    deltas = sorted((le, after[le] - before.get(le, 0.0)) for le in after)
+    total = deltas[-1][1] if deltas else 0.0
+    for le, count in deltas:
+        if total and count >= q / 100 * total:
+            return le * 1000
+    return float("nan")
+
+
 def _percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -204,6 +227,8 @@ def run_mode(mode: str, gateways: int, paced: bool, args: argparse.Namespace) ->
     flags = ["--port", str(port), "--api-port", str(api_port), "--log-level", "error"]
     if not paced:
         flags += _UNPACED
+    elif args.accept_rate is not None:
+        flags += ["--accept-rate", str(args.accept_rate)]
     if mode != "none":
         flags += ["--auth", "basic"]
     context: ssl.SSLContext | None = None
@@ -248,7 +273,9 @@ def run_mode(mode: str, gateways: int, paced: bool, args: argparse.Namespace) ->
         service = ServiceProcess(work, *flags, db=db)
         service.start()
         ready = time.time()
+        lag_before = _lag_buckets(service.api_url)
         timeline = _wait_for(service.api_url, gateways + 1, args.timeout)
+        lag_after = _lag_buckets(service.api_url)
         done_at, reached = timeline[-1]
         assert service.proc is not None
         service_cpu = _cpu_seconds(service.proc.pid)
@@ -267,6 +294,10 @@ def run_mode(mode: str, gateways: int, paced: bool, args: argparse.Namespace) ->
                 "probe_p50_ms": round(_percentile(storm, 50) * 1000, 2),
                 "probe_p99_ms": round(_percentile(storm, 99) * 1000, 2),
                 "probe_max_ms": round(max(storm, default=float("nan")) * 1000, 2),
+                "loop_lag_p50_ms": _lag_percentile(lag_before, lag_after, 50),
+                "loop_lag_p99_ms": _lag_percentile(lag_before, lag_after, 99),
+                "loop_lag_samples": lag_after.get(float("inf"), 0.0)
+                - lag_before.get(float("inf"), 0.0),
                 "service_cpu_s": round(service_cpu, 2),
                 "simulator_cpu_s": round(simulator_cpu, 2),
                 "load": f"{load_before:.1f}-{os.getloadavg()[0]:.1f}",
@@ -322,11 +353,12 @@ def _check_costs() -> None:
 def _table(results: list[dict[str, object]]) -> None:
     """The compact table: one row per case."""
     heads = ("mode", "N", "pacing", "all in s", "after ready", "peak/s", "mean/s",
-             "p50 ms", "p99 ms", "max ms", "calls", "cc CPU s", "sim CPU s", "load")  # fmt: skip
-    widths = (13, 6, 7, 8, 11, 7, 7, 7, 7, 7, 6, 8, 9, 9)
+             "p50 ms", "p99 ms", "max ms", "calls", "lag p99 ≤", "cc CPU s", "sim CPU s",
+             "load")  # fmt: skip
+    widths = (13, 6, 7, 8, 11, 7, 7, 7, 7, 7, 6, 9, 8, 9, 9)
     print(" ".join(f"{head:>{width}}" for head, width in zip(heads, widths, strict=True)))
     keys = ("all_admitted_s", "after_ready_s", "peak_rate", "mean_rate", "probe_p50_ms",
-            "probe_p99_ms", "probe_max_ms", "probe_calls", "service_cpu_s",
+            "probe_p99_ms", "probe_max_ms", "probe_calls", "loop_lag_p99_ms", "service_cpu_s",
             "simulator_cpu_s", "load")  # fmt: skip
     for r in results:
         start = f"{r['mode']:>13} {r['gateways']:>6} {r['pacing']:>7}"
@@ -350,6 +382,12 @@ def main() -> None:
         "--baseline", action="store_true", help="each case also without admission pacing"
     )
     parser.add_argument("--quick", action="store_true", help="100 gateways, 60 s waits")
+    parser.add_argument(
+        "--accept-rate",
+        type=float,
+        default=None,
+        help="the service's --accept-rate for the paced runs (default: its own default)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.gateways, args.timeout = "100", 60.0

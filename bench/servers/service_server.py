@@ -29,6 +29,7 @@ from pathlib import Path
 import uvloop
 
 from ntxcp.service import Durability, Service, ServiceConfig
+from ntxcp.service.config import FrameLogMode
 
 TESTS = Path(__file__).resolve().parents[2] / "tests"
 
@@ -45,6 +46,7 @@ async def main() -> None:
     ap.add_argument("--durability", choices=("disk", "process"), default="disk")
     ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     ap.add_argument("--db", default=None, help="database file (default: a fresh temporary one)")
+    ap.add_argument("--frame-log", choices=("all", "errors", "off"), default="all")
     ap.add_argument("--max-runtime", type=float, default=3600.0)
     # Accepted for compatibility with the other servers; the service has no W4 mode.
     ap.add_argument("--w4-gateways", type=int, default=0)
@@ -96,6 +98,7 @@ async def serve(args: argparse.Namespace, url: str | None, stop: asyncio.Event) 
             api_port=0,
             db=db,
             durability=Durability(args.durability),
+            frame_log=FrameLogMode(args.frame_log),
         )
         service = Service(config)
         await service.start()

@@ -7,8 +7,10 @@ number of series does not grow with what peers invent.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from service_helpers import WAIT
 from ntxcp.errors import ErrorCode
 from ntxcp.service import Service, ServiceConfig
 from ntxcp.v10.registry import ACTIONS
+from waiting import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -77,3 +80,18 @@ async def test_peer_values_do_not_create_series(service: Service) -> None:
     assert 'ntxcp_callerrors_total{code="NotImplemented",direction="out"} 40' in second
     assert 'ntxcp_messages_total{action="other",direction="in",type="CALL"} 40' in second
     assert 'ntxcp_api_requests_total{method="other",status="405"} 40' in second
+
+
+async def test_event_loop_lag_is_measured(service: Service) -> None:
+    """``ntxcp_event_loop_lag_seconds`` records how late the loop runs a timer.
+
+    A callback that holds the loop for 0.3 s (as a tick full of handshakes would)
+    shows up as one observation over 0.25 s, next to the short ones.
+    """
+    lag = service.metrics.loop_lag
+    await eventually(lambda: lag.count() >= 2)  # measured by itself, every 50 ms
+    assert lag.series[()][lag.buckets.index(0.25)] == lag.count()  # nothing late yet
+    asyncio.get_running_loop().call_soon(time.sleep, 0.3)
+    await eventually(lambda: lag.series[()][lag.buckets.index(0.25)] < lag.count())
+    text = service.metrics.render()
+    assert 'ntxcp_event_loop_lag_seconds_bucket{le="0.25"}' in text

@@ -29,10 +29,12 @@ from ntxcp.service import (
     build_config,
     queries,
 )
+from ntxcp.service import writer as writer_module
 from ntxcp.service.backend import StorageBackend, create_storage
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets
 from ntxcp.service.migrations import MIGRATIONS
-from ntxcp.service.storage import Storage
+from ntxcp.service.storage import FRAMES_PER_BATCH, Storage
+from ntxcp.service.writer import MAX_BATCH
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
 
@@ -557,3 +559,72 @@ async def test_group_commit_fails_a_bad_job_alone(tmp_path: Path, durability: Du
         assert await storage.read(count) == 40  # every good job committed, visible to reads
     finally:
         await storage.close()
+
+
+# --- bounded batches: the writer never stops the event loop for long -----------------
+
+
+@pytest.mark.parametrize("durability", [Durability.DISK, Durability.PROCESS])
+async def test_a_backlog_is_written_in_bounded_batches(
+    tmp_path: Path, durability: Durability
+) -> None:
+    """Thousands of frames and jobs queued at once are written over several batches.
+
+    After a restart thousands of gateways log frames and store their BootNotifications
+    at once; one batch holding them all stopped the event loop for 100-160 ms. A batch
+    takes at most FRAMES_PER_BATCH frames and MAX_BATCH jobs, the loop runs in between,
+    and ``sync`` still waits for every frame logged before it.
+    """
+    storage = Storage(tmp_path / "b.sqlite", durability)
+    storage.open()
+    try:
+        frames = 2 * FRAMES_PER_BATCH + 500
+        for index in range(frames):
+            storage.log_frame("g", "in", index, 2, "Heartbeat", f"u{index}", b"[2]")
+        order: list[str] = []
+
+        def job(conn: sqlite3.Connection) -> None:
+            order.append("job")
+
+        jobs = [storage._submit(job) for _ in range(MAX_BATCH + 10)]  # queued now
+        asyncio.get_running_loop().call_soon(order.append, "loop")  # after the first batch
+        await storage.sync()
+        with sqlite3.connect(storage.path) as other:  # not storage.read: it waits by itself
+            logged = other.execute("SELECT count(*) FROM frames").fetchone()[0]
+        assert logged == frames  # sync waited for every one
+        await asyncio.gather(*jobs)
+        # The loop ran between the first batch (MAX_BATCH jobs) and the rest.
+        assert order.index("loop") == MAX_BATCH, order.index("loop")
+        writer = storage._writer
+        assert writer is not None and writer.batches >= 3
+    finally:
+        await storage.close()
+
+
+async def test_writer_checkpoints_keep_the_wal_small_without_truncating(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under a steady stream of commits the WAL starts over instead of growing.
+
+    The background checkpoints never caught up with a writer that commits all the
+    time, so the WAL grew to its limit and a TRUNCATE checkpoint held a batch for
+    about 70 ms every second under W1. The writer runs a passive checkpoint between
+    two transactions itself (every CHECKPOINT_INTERVAL; here after every commit).
+    """
+    monkeypatch.setattr(writer_module, "CHECKPOINT_INTERVAL", 0.0)
+    storage = Storage(tmp_path / "c.sqlite")  # WAL limit 64 MiB: never reached here
+    storage.open()
+    wal = tmp_path / "c.sqlite-wal"
+    largest = 0
+    try:
+        frame = b"f" * (256 * 1024)
+        for index in range(64):  # 16 MiB through the WAL
+            storage.log_frame("gw", "in", 1_767_225_600_000, 2, "X", str(index), frame)
+            await storage.sync()
+            largest = max(largest, wal.stat().st_size)
+        writer = storage._writer
+        assert writer is not None
+        assert writer.wal_truncations == 0 and writer.checkpoints >= 64
+    finally:
+        await storage.close()
+    assert largest < 2 * 2**20, largest

@@ -109,7 +109,7 @@ def _add_control_center_parser(subparsers: Any) -> None:
         type=float,
         metavar="PER_S",
         help="gateway connections accepted per second; more wait in the listen backlog "
-        "(default 0: no limit)",
+        "(default 1000; 0: no limit)",
     )
     gateways.add_argument(
         "--ping-timeout",

@@ -19,9 +19,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from ntxcp.transport.options import DEFAULT_ACCEPT_RATE, DEFAULT_MAX_HANDSHAKES
+from ntxcp.transport.options import DEFAULT_MAX_HANDSHAKES
 
 __all__ = [
+    "SERVICE_ACCEPT_RATE",
     "AuthMode",
     "ConfigError",
     "Durability",
@@ -94,6 +95,19 @@ class ConfigError(Exception):
         self.exit_code = exit_code
 
 
+SERVICE_ACCEPT_RATE = 1000.0
+"""The service's default for gateway connections accepted per second.
+
+The library's listener accepts without limit by default; the service faces whole
+fleets reconnecting after its restart. Measured on the 2-core development machine
+(bench/fleet_admission.py, quiet): 10,000 gateways reconnecting at once were all back
+in 6.4 s without a limit, but a connected gateway's Heartbeat p99 was 63-96 ms (ticks
+of the event loop full of handshakes); at 1,000 a second all were back in 12 s (15 s
+with TLS) and the p99 was 28 ms (43 ms with TLS). 2,000 a second were as good without
+TLS (9.4 s, 25 ms) but not with it (55 ms): a TLS handshake costs the loop more.
+"""
+
+
 @dataclass(slots=True)
 class ServiceConfig:
     """Everything the control center service can be told.
@@ -121,7 +135,7 @@ class ServiceConfig:
         max_handshakes: gateway connections whose upgrade is not decided yet, at
             most; more wait in the listen backlog (0: no limit).
         accept_rate: gateway connections accepted per second at most; more wait in
-            the listen backlog (0: no limit).
+            the listen backlog (0: no limit; default :data:`SERVICE_ACCEPT_RATE`).
         log_level: ``debug`` .. ``critical``.
         log_format: ``text`` or ``json`` (one object per line).
         demo: simulated gateways to run in the same process (``demo-1`` ..).
@@ -162,7 +176,7 @@ class ServiceConfig:
     ping_interval: float = 30.0
     ping_timeout: float = 30.0
     max_handshakes: int = DEFAULT_MAX_HANDSHAKES
-    accept_rate: float = DEFAULT_ACCEPT_RATE
+    accept_rate: float = SERVICE_ACCEPT_RATE
     log_level: str = "info"
     log_format: LogFormat = LogFormat.TEXT
     demo: int = 0

@@ -197,6 +197,8 @@ class Histogram(_Metric):
         super().__init__(name, help_text, labels)
         self.buckets = tuple(sorted(buckets))
         self.series: dict[Labels, list[float]] = {}  # bucket counts..., count, sum
+        if not self.label_names:  # its one series exists from the start, at zero
+            self.series[()] = [0.0] * (len(self.buckets) + 2)
 
     def observe(self, value: float, labels: Labels = ()) -> None:
         """Count one observation (e.g. a duration in seconds)."""
@@ -299,6 +301,12 @@ class ServiceMetrics:
             "ntxcp_duplicates_dropped_total",
             "Re-sent G->C messages (same unique id) acknowledged but not stored again.",
             ("action",),
+        )
+        self.loop_lag = Histogram(
+            "ntxcp_event_loop_lag_seconds",
+            "How late a timer of the event loop ran (every 50 ms): the longest a frame "
+            "that arrived then waited before the service looked at it.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5),
         )
         self.meter_samples = Counter(
             "ntxcp_meter_samples_stored_total", "Sampled values stored from MeterValues."
@@ -414,6 +422,7 @@ class ServiceMetrics:
             self.handshakes_in_progress,
             self.handshakes_waiting,
             self.accept_pauses,
+            self.loop_lag,
             self.start_time,
         ):
             self.registry.add(metric)

@@ -63,6 +63,7 @@ _log = logging.getLogger("ntxcp.service")
 
 _FLUSH_INTERVAL = 0.25  # s between writes of the buffered frame log
 _DISK_CHECK_TICKS = 4  # flush intervals between checks of the database size and free disk
+_LAG_INTERVAL = 0.05  # s between two measurements of the event loop's lag
 _PRUNE_INTERVAL = 3600.0  # s between frame-log retention runs
 _STOP_GRACE = 4.0  # s the gateways get to close (spec §6.3: exit within 10 s overall)
 _DURABILITY_MEANING = {
@@ -264,6 +265,7 @@ class Service:
             loop.create_task(self._prune_loop(), name="ntxcp-prune"),
             loop.create_task(self._trim_loop(), name="ntxcp-trim"),
             loop.create_task(self._count_errors(), name="ntxcp-errors"),
+            loop.create_task(self._lag_loop(), name="ntxcp-lag"),
         ]
         if self.storage.backend == "postgresql":  # other processes may share the database
             self._tasks.append(loop.create_task(self._token_loop(), name="ntxcp-tokens"))
@@ -502,6 +504,20 @@ class Service:
                 _log.exception("writing the frame log failed")
             ticks += 1
             await asyncio.sleep(_FLUSH_INTERVAL)
+
+    async def _lag_loop(self) -> None:
+        """Measure how late the event loop runs a timer (``ntxcp_event_loop_lag_seconds``).
+
+        Every gateway's frame waits for the loop as long as a timer does: this is the
+        service's own share of a gateway's round trip, apart from the network and the
+        gateway (bench/fleet_admission.py reads it during a reconnection storm).
+        """
+        loop = asyncio.get_running_loop()
+        observe = self.metrics.loop_lag.observe
+        while True:
+            due = loop.time() + _LAG_INTERVAL
+            await asyncio.sleep(_LAG_INTERVAL)
+            observe(max(0.0, loop.time() - due))
 
     async def _trim_loop(self) -> None:
         """Give memory freed after a burst back to the system (see :mod:`.memory`)."""

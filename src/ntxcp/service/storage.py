@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +67,12 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+FRAMES_PER_BATCH = 1000
+"""Buffered frames written with one batch at most (about 4 ms of the event loop)."""
+
+SEEN_PER_BATCH = 1000
+""""Last seen" times written with one batch at most."""
 FrameHandle = tuple[list[tuple[Any, ...]], int]
 """Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
 
@@ -218,16 +225,41 @@ class WriteBuffers:
         self._frames: list[tuple[Any, ...]] = []
         self._seen: dict[str, int] = {}
         self._seen_due = False
+        self._frames_taken = 0  # frames handed to batches so far
 
-    def _take_buffers(self) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
-        """The buffered frames, and the "last seen" times if due, handed to a batch."""
+    def _take_buffers(
+        self, max_frames: int | None = None, max_seen: int | None = None
+    ) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        """The buffered frames, and the "last seen" times if due, handed to a batch.
+
+        Args:
+            max_frames: most frames handed over (the oldest; the rest wait for the
+                next batch). ``None``: all.
+            max_seen: most "last seen" times handed over. ``None``: all.
+        """
         frames = self._frames
         seen: dict[str, int] = {}
         if self._seen_due:
-            seen, self._seen, self._seen_due = self._seen, {}, False
-        if frames:
+            if max_seen is None or len(self._seen) <= max_seen:
+                seen, self._seen, self._seen_due = self._seen, {}, False
+            else:
+                seen = {key: self._seen.pop(key) for key in list(islice(self._seen, max_seen))}
+        if max_frames is not None and len(frames) > max_frames:
+            # A new list for the rest: handles into the old one no longer shorten it.
+            frames, self._frames = frames[:max_frames], frames[max_frames:]
+        elif frames:
             self._frames = []
+        self._frames_taken += len(frames)
         return frames, seen
+
+    @property
+    def buffers_left(self) -> bool:
+        """Whether frames, or due "last seen" times, wait for a batch."""
+        return bool(self._frames) or (self._seen_due and bool(self._seen))
+
+    def frames_logged(self) -> int:
+        """Frames buffered so far (those handed to batches and those still buffered)."""
+        return self._frames_taken + len(self._frames)
 
     def log_frame(
         self,
@@ -460,8 +492,16 @@ class Storage(WriteBuffers, ProgressRecords):
 
         Logged frames thus share the transaction of the data that arrived with them,
         and cost no commit of their own. A failure here loses only these frames.
+
+        At most :data:`FRAMES_PER_BATCH` frames and :data:`SEEN_PER_BATCH` times per
+        batch: the batch runs on the event loop, and after a restart (thousands of
+        gateways reconnecting) an unbounded buffer made ticks of 100-160 ms that every
+        connected gateway waited for. What is left goes with the next batch, which is
+        asked for at once.
         """
-        frames, seen = self._take_buffers()
+        frames, seen = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
+        if self.buffers_left:
+            self._post(_nothing)
         if not frames and not seen:
             return
         try:
@@ -498,7 +538,10 @@ class Storage(WriteBuffers, ProgressRecords):
 
     async def sync(self) -> None:
         """Wait until every write queued so far (and the frame log) is committed."""
-        await self._submit(lambda conn: None)
+        logged = self.frames_logged()
+        await self._submit(_nothing)
+        while self._frames_taken < logged:  # more frames than one batch takes
+            await self._submit(_nothing)
 
     @property
     def frame_log_paused(self) -> bool:

@@ -29,17 +29,27 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BatchWriter", "Checkpointer", "Job"]
+__all__ = ["CHECKPOINT_INTERVAL", "MAX_BATCH", "BatchWriter", "Checkpointer", "Job"]
 
 Job = Callable[[sqlite3.Connection], Any]
 """A write: a function of the connection, run inside a transaction."""
 
 _log = logging.getLogger("ntxcp.service.storage")
+
+CHECKPOINT_INTERVAL = 0.1
+"""Seconds of commits between two passive checkpoints run by the writer itself."""
+
+MAX_BATCH = 256
+"""Jobs per transaction at most. The jobs run on the event loop: 2,000 (an earlier
+bound) made ticks of over 100 ms while thousands of reconnecting gateways wrote their
+BootNotification and StatusNotification at once; 256 keep a tick to a few
+milliseconds and still take every message of a busy batch of 100 gateways in one."""
 
 
 class _Pending:
@@ -80,7 +90,7 @@ class BatchWriter:
         self,
         conn: sqlite3.Connection,
         *,
-        max_batch: int = 2000,
+        max_batch: int = MAX_BATCH,
         wal: Path | None = None,
         wal_limit: int = 64 * 2**20,
         commit_off_loop: bool = False,
@@ -104,6 +114,9 @@ class BatchWriter:
         """Jobs run so far."""
         self.wal_truncations = 0
         """Checkpoints forced by the WAL size."""
+        self.checkpoints = 0
+        """Passive checkpoints run after a commit."""
+        self._next_checkpoint = 0.0
 
     def submit(self, job: Job) -> asyncio.Future[Any]:
         """Queue a job; the returned future gets its result once it is committed.
@@ -146,7 +159,10 @@ class BatchWriter:
         if self._in_flight is not None or not self._pending:
             return
         if self._committer is None:
-            self.commit()
+            # One batch per turn of the loop: a backlog (thousands of gateways
+            # reconnecting) does not become one long stop of the loop.
+            self._execute(self._take())
+            self._reschedule()
             return
         batch = self._take()
         conn = self._conn
@@ -263,6 +279,24 @@ class BatchWriter:
                 future.set_exception(value)
 
     def _bound_wal(self, wal: str) -> None:
+        """After a commit: checkpoint now and then, and bound the WAL file's size.
+
+        Under a steady stream of commits the :class:`Checkpointer`'s passive
+        checkpoints never catch up with the writer (it appends while they copy), so
+        the WAL never starts over and grows to ``wal_limit``, where a ``TRUNCATE``
+        checkpoint of the whole file held a batch for about 70 ms, every second or so
+        (W1). A passive checkpoint run here, between two transactions, copies
+        everything, and the next transaction starts the WAL over from its beginning:
+        at most every :data:`CHECKPOINT_INTERVAL` seconds of commits.
+        """
+        now = time.monotonic()
+        if now >= self._next_checkpoint:
+            self._next_checkpoint = now + CHECKPOINT_INTERVAL
+            try:
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                self.checkpoints += 1
+            except sqlite3.Error as exc:  # tried again later
+                _log.warning("WAL checkpoint failed: %s", exc)
         try:
             size = os.stat(wal).st_size
         except OSError:
