@@ -628,3 +628,25 @@ async def test_writer_checkpoints_keep_the_wal_small_without_truncating(
     finally:
         await storage.close()
     assert largest < 2 * 2**20, largest
+
+
+async def test_sync_and_close_write_a_backlog_larger_than_a_batch(databases: Databases) -> None:
+    """``sync`` and closing write every buffered frame, however many batches it takes."""
+    path = databases.new()
+    storage = create_storage(ServiceConfig(db=path))
+    await storage.start()
+    frames = FRAMES_PER_BATCH + 700
+    for index in range(frames):
+        storage.log_frame("g", "in", index, 2, "Heartbeat", f"u{index}", b"[2]")
+    await storage.sync()
+    assert storage.pending_frames == 0
+    for index in range(frames, 2 * frames):
+        storage.log_frame("g", "in", index, 2, "Heartbeat", f"u{index}", b"[2]")
+    frames *= 2
+    await storage.close()
+    storage = create_storage(ServiceConfig(db=path))
+    await storage.start()
+    try:
+        assert await storage.fetch("SELECT count(*) FROM frames") == [(frames,)]
+    finally:
+        await storage.close()

@@ -497,11 +497,14 @@ class Storage(WriteBuffers, ProgressRecords):
         batch: the batch runs on the event loop, and after a restart (thousands of
         gateways reconnecting) an unbounded buffer made ticks of 100-160 ms that every
         connected gateway waited for. What is left goes with the next batch, which is
-        asked for at once.
+        asked for at once. While closing (the writer is being drained) everything goes.
         """
-        frames, seen = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
-        if self.buffers_left:
-            self._post(_nothing)
+        if self._writer is None:
+            frames, seen = self._take_buffers()
+        else:
+            frames, seen = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
+            if self.buffers_left:
+                self._post(_nothing)
         if not frames and not seen:
             return
         try:
