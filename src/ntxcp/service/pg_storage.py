@@ -49,11 +49,9 @@ from ntxcp.service.pg_writer import PgBatchWriter, PgJob, describe, is_connectio
 from ntxcp.service.storage import (
     DATA_TABLES,
     FRAME_LOG_PAUSED,
-    FRAMES_PER_BATCH,
     INSERT_COMMAND,
     INSERT_STATUS_HISTORY,
     PRUNE_CHUNK,
-    SEEN_PER_BATCH,
     UPSERT_STATUS,
     GatewayRecord,
     ProgressRecords,
@@ -292,19 +290,9 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
     async def _write_buffers(self, conn: asyncpg.Connection) -> None:
         """At the start of each batch: the buffered frames and "last seen" times.
 
-        At most :data:`~ntxcp.service.storage.FRAMES_PER_BATCH` frames and
-        :data:`~ntxcp.service.storage.SEEN_PER_BATCH` times, as with SQLite: encoding
-        the copy of everything a reconnection storm buffered is one long stop of the
-        event loop. What is left goes with the next batch, asked for at once. While
-        closing (the writer is being drained) everything goes.
+        At most one batch's worth (see ``WriteBuffers._take_for_batch``).
         """
-        writer = self._writer
-        if writer is None:
-            frames, seen = self._take_buffers()
-        else:
-            frames, seen = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
-            if self.buffers_left:
-                writer.post(self._nothing)
+        frames, seen = self._take_for_batch(closing=self._writer is None)
         if not frames and not seen:
             return
         if frames:
@@ -322,12 +310,13 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
             self._seen_due = True
             writer.post(self._nothing)
 
-    async def sync(self) -> None:
-        """Wait until every write queued so far (and the frame log) is committed."""
-        logged = self.frames_logged()
+    def _request_batch(self) -> None:
+        writer = self._writer
+        if writer is not None:
+            writer.post(self._nothing)
+
+    async def _batch_committed(self) -> None:
         await self._submit(self._nothing)
-        while self._frames_taken < logged:  # more frames than one batch takes
-            await self._submit(self._nothing)
 
     @property
     def frame_log_paused(self) -> bool:

@@ -257,9 +257,38 @@ class WriteBuffers:
         """Whether frames, or due "last seen" times, wait for a batch."""
         return bool(self._frames) or (self._seen_due and bool(self._seen))
 
-    def frames_logged(self) -> int:
-        """Frames buffered so far (those handed to batches and those still buffered)."""
-        return self._frames_taken + len(self._frames)
+    def _take_for_batch(self, closing: bool) -> tuple[list[tuple[Any, ...]], dict[str, int]]:
+        """What one batch writes of the buffers.
+
+        At most :data:`FRAMES_PER_BATCH` frames and :data:`SEEN_PER_BATCH` times: the
+        batch runs on the event loop (SQLite's statements, the encoding of
+        PostgreSQL's copy), and after a restart (thousands of gateways reconnecting)
+        an unbounded buffer made ticks of 100-160 ms that every connected gateway
+        waited for. When more wait, the next batch is asked for at once
+        (:meth:`_request_batch`). While ``closing`` (the writer is being drained and
+        takes no new job) everything goes.
+        """
+        if closing:
+            return self._take_buffers()
+        taken = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
+        if self.buffers_left:
+            self._request_batch()
+        return taken
+
+    def _request_batch(self) -> None:
+        """Have the backend's writer run one more batch soon (no waiting)."""
+        raise NotImplementedError
+
+    async def _batch_committed(self) -> None:
+        """Queue a batch on the backend's writer and wait until it is committed."""
+        raise NotImplementedError
+
+    async def sync(self) -> None:
+        """Wait until every write queued so far (and the frame log) is committed."""
+        logged = self._frames_taken + len(self._frames)  # every frame logged so far
+        await self._batch_committed()
+        while self._frames_taken < logged:  # more frames than one batch takes
+            await self._batch_committed()
 
     def log_frame(
         self,
@@ -491,20 +520,10 @@ class Storage(WriteBuffers, ProgressRecords):
         """At the start of each batch: write the buffered frames and "last seen" times.
 
         Logged frames thus share the transaction of the data that arrived with them,
-        and cost no commit of their own. A failure here loses only these frames.
-
-        At most :data:`FRAMES_PER_BATCH` frames and :data:`SEEN_PER_BATCH` times per
-        batch: the batch runs on the event loop, and after a restart (thousands of
-        gateways reconnecting) an unbounded buffer made ticks of 100-160 ms that every
-        connected gateway waited for. What is left goes with the next batch, which is
-        asked for at once. While closing (the writer is being drained) everything goes.
+        and cost no commit of their own. A failure here loses only these frames. At
+        most one batch's worth (see :meth:`_take_for_batch`).
         """
-        if self._writer is None:
-            frames, seen = self._take_buffers()
-        else:
-            frames, seen = self._take_buffers(FRAMES_PER_BATCH, SEEN_PER_BATCH)
-            if self.buffers_left:
-                self._post(_nothing)
+        frames, seen = self._take_for_batch(closing=self._writer is None)
         if not frames and not seen:
             return
         try:
@@ -539,12 +558,11 @@ class Storage(WriteBuffers, ProgressRecords):
             self._seen_due = True
             writer.post(_nothing)
 
-    async def sync(self) -> None:
-        """Wait until every write queued so far (and the frame log) is committed."""
-        logged = self.frames_logged()
+    def _request_batch(self) -> None:
+        self._post(_nothing)
+
+    async def _batch_committed(self) -> None:
         await self._submit(_nothing)
-        while self._frames_taken < logged:  # more frames than one batch takes
-            await self._submit(_nothing)
 
     @property
     def frame_log_paused(self) -> bool:

@@ -185,7 +185,7 @@ class BatchWriter:
         """On the commit thread: the commit (and its fsync), then the WAL bound."""
         self._conn.execute("COMMIT")
         if self._wal is not None:
-            self._bound_wal(self._wal)
+            self._maintain_wal(self._wal)
 
     def _committed(
         self,
@@ -262,7 +262,7 @@ class BatchWriter:
                 conn.execute("ROLLBACK")
             results = [self._alone(pending) for pending in batch]
         if self._wal is not None:
-            self._bound_wal(self._wal)
+            self._maintain_wal(self._wal)
         self.batches += 1
         self.jobs += len(batch)
         self._deliver(results)
@@ -278,7 +278,7 @@ class BatchWriter:
             else:
                 future.set_exception(value)
 
-    def _bound_wal(self, wal: str) -> None:
+    def _maintain_wal(self, wal: str) -> None:
         """After a commit: checkpoint now and then, and bound the WAL file's size.
 
         Under a steady stream of commits the :class:`Checkpointer`'s passive

@@ -88,6 +88,16 @@ class Refusal(Exception):
         self.reason = reason
         super().__init__(f"HTTP {status}: {reason}")
 
+    def detached(self) -> Refusal:
+        """The same refusal as a new exception, without traceback or context.
+
+        What keeps a refusal beyond the handler that caught it, or raises it again,
+        takes this one: a traceback holds the frames it passed through, which hold the
+        connection's objects, which hold the refusal — a cycle per refused connection,
+        left for a full garbage collection (see service/memory.py).
+        """
+        return Refusal(self.status, self.reason)
+
 
 @dataclass(frozen=True, slots=True)
 class HandshakeInfo:

@@ -174,10 +174,7 @@ class AuthGate(asyncio.BufferedProtocol):
                 try:
                     await self._authenticate(info)
                 except Refusal as exc:
-                    # Kept without its traceback: the traceback's frames hold this gate,
-                    # which would hold the refusal — a cycle per refused connection, left
-                    # for a full garbage collection (see service/memory.py).
-                    refusal = Refusal(exc.status, exc.reason)
+                    refusal = exc.detached()  # kept in the verdict: no traceback
                 except Exception as exc:
                     _log.exception(
                         "[%s] authentication hook raised",

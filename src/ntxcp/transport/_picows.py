@@ -389,13 +389,8 @@ class _Upgrade:
                 verdict = self.verdict
                 if verdict is None or not verdict.matches(info):
                     raise Refusal(400, "malformed upgrade request")
-                recorded = verdict.refusal
-                if recorded is not None:
-                    # Raised anew, not as the recorded object: raising that one would give
-                    # it a traceback holding this frame, and so this object, which holds
-                    # the verdict — a cycle per refused connection, left for a full
-                    # garbage collection (see service/memory.py).
-                    raise Refusal(recorded.status, recorded.reason)
+                if verdict.refusal is not None:
+                    raise verdict.refusal.detached()  # the recorded one stays traceback-free
             handler = self.accept(info)
         except Refusal as refusal:
             self.on_refused(info, refusal)
