@@ -22,6 +22,7 @@ __all__ = [
     "Link",
     "LinkHandler",
     "Refusal",
+    "detached",
     "gateway_id_from_path",
     "parse_basic_auth",
     "valid_gateway_id",
@@ -88,15 +89,16 @@ class Refusal(Exception):
         self.reason = reason
         super().__init__(f"HTTP {status}: {reason}")
 
-    def detached(self) -> Refusal:
-        """The same refusal as a new exception, without traceback or context.
 
-        What keeps a refusal beyond the handler that caught it, or raises it again,
-        takes this one: a traceback holds the frames it passed through, which hold the
-        connection's objects, which hold the refusal — a cycle per refused connection,
-        left for a full garbage collection (see service/memory.py).
-        """
-        return Refusal(self.status, self.reason)
+def detached(refusal: Refusal) -> Refusal:
+    """The same refusal as a new exception, without traceback or context.
+
+    What keeps a refusal beyond the handler that caught it, or raises it again, takes
+    this one: a traceback holds the frames it passed through, which hold the
+    connection's objects, which hold the refusal — a cycle per refused connection,
+    left for a full garbage collection (see service/memory.py).
+    """
+    return Refusal(refusal.status, refusal.reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-from ntxcp.transport._base import HandshakeInfo, Refusal
+from ntxcp.transport._base import HandshakeInfo, Refusal, detached
 
 __all__ = ["MAX_HEAD", "AuthGate", "Authenticate", "Headers", "Verdict", "parse_head"]
 
@@ -174,7 +174,7 @@ class AuthGate(asyncio.BufferedProtocol):
                 try:
                     await self._authenticate(info)
                 except Refusal as exc:
-                    refusal = exc.detached()  # kept in the verdict: no traceback
+                    refusal = detached(exc)  # kept in the verdict: no traceback
                 except Exception as exc:
                     _log.exception(
                         "[%s] authentication hook raised",

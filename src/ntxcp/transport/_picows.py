@@ -40,6 +40,7 @@ from ntxcp.transport._base import (
     HandshakeInfo,
     LinkHandler,
     Refusal,
+    detached,
     gateway_id_from_path,
     parse_basic_auth,
     valid_gateway_id,
@@ -390,7 +391,7 @@ class _Upgrade:
                 if verdict is None or not verdict.matches(info):
                     raise Refusal(400, "malformed upgrade request")
                 if verdict.refusal is not None:
-                    raise verdict.refusal.detached()  # the recorded one stays traceback-free
+                    raise detached(verdict.refusal)  # the recorded one stays traceback-free
             handler = self.accept(info)
         except Refusal as refusal:
             self.on_refused(info, refusal)
