@@ -7,7 +7,8 @@ Routes (documented in full by ``GET /openapi.json``, see :mod:`.openapi`):
   ``/api/gateway-imports`` (register many at once, all or none);
 * ``/api/fleet``: the overview's page of gateways, filtered and sorted, with the
   fleet's counts (from memory, see :mod:`.fleet`);
-* the data of a gateway: ``status``, ``meter-values``, ``messages`` (frame log),
+* the data of a gateway: ``status``, ``meter-values``, ``meter-series`` (thinned to
+  time buckets), ``messages`` (frame log),
   ``firmware-status``, ``diagnostics-status``, ``data-transfers``;
 * ``POST /api/gateways/{id}/calls/{Action}``: send a C→G request (see :mod:`.commands`);
 * ``/api/commands``: the requests sent and their outcomes;
@@ -58,6 +59,7 @@ from ntxcp.service.http_errors import (
     status_for,
 )
 from ntxcp.service.machine_secrets import generate_secret, hash_machine_secret
+from ntxcp.service.meter_series import SeriesFilter
 from ntxcp.service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ntxcp.service.metrics import KNOWN_HTTP_METHODS, known_label
 from ntxcp.service.openapi import build_openapi
@@ -417,6 +419,19 @@ class _Routes:
         items = await self.storage.read(queries.meter_values, gateway_id, meter_filter)
         return json_response({"gatewayId": gateway_id, "count": len(items), "items": items})
 
+    async def meter_series(self, request: web.Request) -> web.Response:
+        params = query(request, "getMeterSeries")
+        gateway_id = await self._known(request)
+        series_filter = SeriesFilter(  # since > until: an empty range, no error
+            buckets=params["buckets"],
+            service=params["service"],
+            measurand=params["measurand"],
+            since=params["since"],
+            until=params["until"],
+        )
+        result = await self.storage.read(queries.meter_series, gateway_id, series_filter)
+        return json_response(result)
+
     async def messages(self, request: web.Request) -> web.Response:
         params = query(request, "getMessages")
         gateway_id = await self._known(request)
@@ -589,6 +604,7 @@ def create_app(service: Service) -> web.Application:
         ("PUT", f"{gateway}/password", routes.set_password, "setGatewayPassword"),
         ("GET", f"{gateway}/status", routes.status, "getStatus"),
         ("GET", f"{gateway}/meter-values", routes.meter_values, "getMeterValues"),
+        ("GET", f"{gateway}/meter-series", routes.meter_series, "getMeterSeries"),
         ("GET", f"{gateway}/messages", routes.messages, "getMessages"),
         ("GET", f"{gateway}/firmware-status", routes.firmware_status, "getFirmwareStatus"),
         ("GET", f"{gateway}/diagnostics-status", routes.diagnostics_status, "getDiagnosticsStatus"),

@@ -30,6 +30,7 @@ from ntxcp.service.api_tokens import NAME_PATTERN, Role
 from ntxcp.service.events import KINDS
 from ntxcp.service.fleet import SORTS, STATES
 from ntxcp.service.machine_secrets import MIN_SECRET_CHARS
+from ntxcp.service.meter_series import MAX_BUCKETS
 from ntxcp.v10 import ACTIONS, Direction
 from ntxcp.v10.types import MAX_INTEGER, Measurand, encode_datetime
 
@@ -67,6 +68,8 @@ MAX_IMPORT_GATEWAYS: Final = 20_000
 """Largest request body, in bytes (413 beyond)."""
 MAX_LIMIT: Final = 10_000
 """Largest ``limit`` any list accepts."""
+DEFAULT_BUCKETS: Final = 1_000
+"""``buckets`` of ``GET /api/gateways/{id}/meter-series`` when not given."""
 MAX_FLEET_PAGE: Final = 1_000
 """Largest ``limit`` of ``GET /api/fleet`` (a page of the overview)."""
 MAX_FILTER_TEXT: Final = 100
@@ -320,6 +323,25 @@ OPERATIONS: Final[dict[str, tuple[QueryParam, ...]]] = {
         choice("order", ["desc", "asc"], "newest (default) or oldest first"),
         _limit(1000),
     ),
+    "getMeterSeries": (
+        integer("service", 0, MAX_INTEGER, None, "service id (spec §4.1 MeterValues)"),
+        choice("measurand", [m.value for m in Measurand], "measurand (default: every one)"),
+        date_time(
+            "since",
+            "RFC 3339 date-time: the range's start (default: the first matching message's)",
+        ),
+        date_time(
+            "until",
+            "RFC 3339 date-time: the range's end (default: the last matching message's)",
+        ),
+        integer(
+            "buckets",
+            1,
+            MAX_BUCKETS,
+            DEFAULT_BUCKETS,
+            "equal time spans the range is cut into (e.g. one per pixel column)",
+        ),
+    ),
     "getMessages": (
         choice("action", list(ACTIONS), "only this action"),
         choice("direction", ["in", "out"], "only this direction"),
@@ -386,6 +408,7 @@ REQUIRED_ROLES: Final[dict[str, Role | None]] = {
     "listRefusedGateways": _READ,
     "getStatus": _READ,
     "getMeterValues": _READ,
+    "getMeterSeries": _READ,
     "getMessages": _READ,
     "getFirmwareStatus": _READ,
     "getDiagnosticsStatus": _READ,

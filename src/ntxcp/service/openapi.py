@@ -41,6 +41,7 @@ _NSTR = {"type": ["string", "null"]}
 _TIME = {"type": "string", "format": "date-time"}
 _NTIME = {"type": ["string", "null"], "format": "date-time"}
 _INT = {"type": "integer"}
+_NUM = {"type": "number"}
 _BOOL = {"type": "boolean"}
 _ROLE = {"enum": [role.value for role in Role]}
 _STATE = {"type": "string", "enum": list(STATES)}
@@ -281,6 +282,67 @@ def _api_schemas() -> dict[str, Any]:
             }
         ),
         "MeterSampleList": _list_of("MeterSample", gatewayId=_STR),
+        "MeterBucket": _object(
+            {
+                "start": {**_TIME, "description": "the bucket's first millisecond"},
+                "count": {**_INT, "description": "numeric samples in the bucket"},
+                "min": _NUM,
+                "minAt": {**_TIME, "description": "the time of a sample with the lowest value"},
+                "max": _NUM,
+                "maxAt": {**_TIME, "description": "the time of a sample with the highest value"},
+            },
+            ("start", "count", "min", "minAt", "max", "maxAt"),
+        ),
+        "MeterSeries": _object(
+            {
+                "serviceId": _INT,
+                "measurand": _STR,
+                "phase": _NSTR,
+                "unit": _STR,
+                "count": {**_INT, "description": "numeric samples of the series in the range"},
+                "skipped": {
+                    **_INT,
+                    "description": "samples that are not a number (SignedData, text)",
+                },
+                "buckets": {
+                    "type": "array",
+                    "items": _ref("MeterBucket"),
+                    "description": "the buckets that hold samples, in time order",
+                },
+            },
+            ("serviceId", "measurand", "phase", "unit", "count", "skipped", "buckets"),
+        ),
+        "MeterSeriesReport": _object(
+            {
+                "gatewayId": _STR,
+                "measurand": {**_NSTR, "description": "the measurand asked for, or null"},
+                "since": {**_NTIME, "description": "the range's start (given or the data's)"},
+                "until": {**_NTIME, "description": "the range's end, inclusive"},
+                "buckets": {**_INT, "description": "buckets asked for"},
+                "bucketMs": {
+                    "type": ["integer", "null"],
+                    "description": "milliseconds each bucket spans; null for no range",
+                },
+                "total": {**_INT, "description": "numeric samples in the range, every series"},
+                "skipped": {**_INT, "description": "samples that are not a number"},
+                "first": {**_NTIME, "description": "the earliest numeric sample's time"},
+                "last": {**_NTIME, "description": "the latest numeric sample's time"},
+                "series": {"type": "array", "items": _ref("MeterSeries")},
+            },
+            (
+                "gatewayId",
+                "measurand",
+                "since",
+                "until",
+                "buckets",
+                "bucketMs",
+                "total",
+                "skipped",
+                "first",
+                "last",
+                "series",
+            ),
+        ),
         "Frame": _object(
             {
                 "id": _INT,
@@ -816,6 +878,16 @@ def build_openapi(version: str, *, secured: bool = True) -> dict[str, Any]:
                 "Stored sampled values",
                 "data",
                 {"200": _json_body(_ref("MeterSampleList"), "samples")},
+                gateway=True,
+                secured=secured,
+            )
+        },
+        "/api/gateways/{id}/meter-series": {
+            "get": _operation(
+                "getMeterSeries",
+                "Stored sampled values thinned to time buckets (lowest and highest of each)",
+                "data",
+                {"200": _json_body(_ref("MeterSeriesReport"), "series of buckets")},
                 gateway=True,
                 secured=secured,
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ntxcp.service import meter_series as series
 from ntxcp.service import queries
 from ntxcp.service.migrations import RARE_ACTIONS
 from ntxcp.service.queries import (
@@ -36,6 +37,7 @@ __all__ = ["PG_QUERIES", "numbered"]
 _NO_LIMIT = 2**62
 _METER_PAGE = 200  # messages of the first round trip while collecting samples
 _METER_PAGE_MOST = 3200  # each further page doubles, up to this many messages
+_SERIES_PREFETCH = 500  # messages per round trip while streaming a series query
 
 
 def numbered(clause: str) -> str:
@@ -138,6 +140,34 @@ async def meter_values(
         rows = await conn.fetch(following, *args, size, rows[-1][1], rows[-1][4])
 
 
+async def meter_series(
+    conn: asyncpg.Connection, gateway_id: str, query: series.SeriesFilter
+) -> dict[str, Any]:
+    """See :func:`ntxcp.service.queries.meter_series`: the rows come through a cursor.
+
+    A server-side cursor (in a read-only transaction) hands the matching messages
+    over :data:`_SERIES_PREFETCH` at a time, so only that many are held at once.
+    """
+    span = int(await conn.fetchval("SELECT max(max_ms) FROM meter_span") or 0)
+    clause, args = queries.series_where(query, span, gateway_id, "$")
+    source = f"FROM meter_messages {clause}"
+    first = last = None
+    if query.since is None or query.until is None:
+        row = await conn.fetchrow(f"SELECT min(first_ms), max(last_ms) {source}", *args)
+        first, last = row[0], row[1]
+    buckets = series.buckets_for(query, first, last)
+    if buckets is not None:
+        add = buckets.add
+        async with conn.transaction(readonly=True):
+            async for service_id, samples in conn.cursor(
+                f"SELECT service_id, samples {source}ORDER BY gateway_id, last_ms, id",
+                *args,
+                prefetch=_SERIES_PREFETCH,
+            ):
+                add(service_id, samples)
+    return series.answer(gateway_id, query, buckets)
+
+
 async def frames(
     conn: asyncpg.Connection, gateway_id: str, query: FrameFilter
 ) -> list[dict[str, Any]]:
@@ -229,6 +259,7 @@ PG_QUERIES: dict[Callable[..., Any], Callable[..., Awaitable[Any]]] = {
     queries.gateway: gateway,
     queries.status: status,
     queries.meter_values: meter_values,
+    queries.meter_series: meter_series,
     queries.frames: frames,
     queries.first_frame_at: first_frame_at,
     queries.progress_status: progress_status,

@@ -15,6 +15,7 @@ from typing import Any
 
 import msgspec
 
+from ntxcp.service import meter_series as series
 from ntxcp.service.migrations import RARE_ACTIONS
 from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, ms_text, unpack
 from ntxcp.v10.codec import DECODE_ERRORS
@@ -30,7 +31,9 @@ __all__ = [
     "frames",
     "gateway",
     "gateways",
+    "meter_series",
     "progress_status",
+    "series_where",
     "status",
 ]
 
@@ -206,6 +209,44 @@ def meter_values(
         if not collector.add(service_id, last_ms, received_ms, samples):
             break
     return collector.items()
+
+
+def meter_series(
+    conn: sqlite3.Connection, gateway_id: str, query: series.SeriesFilter
+) -> dict[str, Any]:
+    """Sampled values of one gateway thinned to time buckets (see :mod:`.meter_series`).
+
+    The index selects the messages that can match, as for :func:`meter_values`; the
+    rows are streamed (the cursor holds one at a time) into one aggregator. A bound
+    not given is found first, from the index alone.
+    """
+    span = int(conn.execute("SELECT max(max_ms) FROM meter_span").fetchone()[0] or 0)
+    clause, args = series_where(query, span, gateway_id, "?")
+    source = f"FROM meter_messages INDEXED BY meter_messages_time {clause}"
+    first = last = None
+    if query.since is None or query.until is None:
+        first, last = conn.execute(f"SELECT min(first_ms), max(last_ms) {source}", args).fetchone()
+    buckets = series.buckets_for(query, first, last)
+    if buckets is not None:
+        add = buckets.add
+        for service_id, samples in conn.execute(
+            f"SELECT service_id, samples {source}ORDER BY last_ms, id", args
+        ):
+            add(service_id, samples)
+    return series.answer(gateway_id, query, buckets)
+
+
+def series_where(
+    query: series.SeriesFilter, span: int, gateway_id: str, placeholder: str
+) -> tuple[str, list[Any]]:
+    """The ``WHERE`` clause selecting the messages a series query can use.
+
+    The same selection as a meter query's (:meth:`MeterCollector.where`).
+    """
+    meter_filter = MeterFilter(
+        service=query.service, measurand=query.measurand, since=query.since, until=query.until
+    )
+    return MeterCollector(meter_filter, span).where(gateway_id, placeholder)
 
 
 class MeterCollector:
