@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -112,8 +112,13 @@ async def measure(shape: str, repeat: int, directory: Path) -> None:
     storage.open()
     await storage.close()
     seconds = await asyncio.to_thread(fill, path, per_message)
-    emit(item="fill", shape=shape, samples=SAMPLES, messages=SAMPLES // per_message,
-         fill_seconds=round(seconds, 1))
+    emit(
+        item="fill",
+        shape=shape,
+        samples=SAMPLES,
+        messages=SAMPLES // per_message,
+        fill_seconds=round(seconds, 1),
+    )
     storage = Storage(path)
     storage.open()
     try:
@@ -123,16 +128,32 @@ async def measure(shape: str, repeat: int, directory: Path) -> None:
             query = SeriesFilter(buckets=buckets, measurand=POWER.value, since=since, until=until)
             result, runs = await timed(storage, repeat, queries.meter_series, query)
             assert result["total"] == SAMPLES, result["total"]
-            emit(item="series", shape=shape, buckets=buckets, total=result["total"],
-                 p50_ms=round(statistics.median(runs), 1), max_ms=round(max(runs), 1))
+            emit(
+                item="series",
+                shape=shape,
+                buckets=buckets,
+                total=result["total"],
+                p50_ms=round(statistics.median(runs), 1),
+                max_ms=round(max(runs), 1),
+            )
         auto = SeriesFilter(buckets=1000, measurand=POWER.value)
         result, runs = await timed(storage, repeat, queries.meter_series, auto)
-        emit(item="series-own-range", shape=shape, buckets=1000, total=result["total"],
-             p50_ms=round(statistics.median(runs), 1), max_ms=round(max(runs), 1))
+        emit(
+            item="series-own-range",
+            shape=shape,
+            buckets=1000,
+            total=result["total"],
+            p50_ms=round(statistics.median(runs), 1),
+            max_ms=round(max(runs), 1),
+        )
         raw = queries.MeterFilter(measurand=POWER.value, since=since, limit=5000)
         _, runs = await timed(storage, repeat, queries.meter_values, raw)
-        emit(item="latest-5000-raw", shape=shape, p50_ms=round(statistics.median(runs), 1),
-             max_ms=round(max(runs), 1))
+        emit(
+            item="latest-5000-raw",
+            shape=shape,
+            p50_ms=round(statistics.median(runs), 1),
+            max_ms=round(max(runs), 1),
+        )
     finally:
         await storage.close()
 

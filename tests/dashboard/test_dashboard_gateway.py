@@ -12,6 +12,8 @@ from typing import Any
 from dashboard_helpers import GatewayThread, ServiceProcess
 from playwright.sync_api import expect
 
+from ntxcp.v10 import types as t
+
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 
@@ -355,6 +357,60 @@ def test_meter_chart_thins_dense_series_keeping_peaks(
     ys = [float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", path)]
     assert len(ys) == drawn
     assert min(ys) < max(ys) / 4, (min(ys), max(ys))
+
+
+def test_meter_chart_draws_a_week_of_dense_samples_from_the_servers_buckets(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    gateway = gateways.connect(service.ws_url, "week-gw", "DX-WEEK")
+    # A week of 1-second samples (four minutes short, so that "Last 7 days" holds them
+    # all), 1,000 per message: 605 messages rather than 600,000.
+    count = 7 * 86400 - 240
+    end = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
+    start = end - timedelta(seconds=count - 1)
+    peak = count // 3
+
+    async def send_week() -> None:
+        for first in range(0, count, 1000):
+            await gateway.meter_values(
+                1,
+                [
+                    t.MeterValue(
+                        timestamp=start + timedelta(seconds=second),
+                        sampled_value=[
+                            t.SampledValue(
+                                value="9000" if second == peak else f"{1000 + second % 7}",
+                                measurand=t.Measurand.POWER_ACTIVE_IMPORT,
+                                unit=t.UnitOfMeasure.W,
+                            )
+                        ],
+                    )
+                    for second in range(first, min(first + 1000, count))
+                ],
+            )
+
+    gateways.run(send_week(), timeout=300)
+
+    open_gateway(page, service, "week-gw")
+    page.get_by_role("button", name="Power", exact=True).click()
+    chart = page.locator("svg.chart-svg")
+    note = page.locator('section[aria-labelledby="meter-title"] p.note')
+    for label in ("Fit the data", "Last 7 days"):
+        page.get_by_label("Time range").select_option(label=label)
+        expect(chart.locator("title")).to_contain_text(f"{POWER}, {label}")
+        expect(note).to_have_text(f"{count:,} samples, shown as min/max per pixel column.")
+        # The whole week is drawn, not its newest 5,000 samples: the first point lies
+        # in the first pixel column's span, the last is the newest sample.
+        column = timedelta(days=7) / 600  # the plot is wider than 600 pixels
+        first = datetime.fromisoformat(chart.get_attribute("data-first") or "")
+        last = datetime.fromisoformat(chart.get_attribute("data-last") or "")
+        assert start <= first < start + column, (start, first)
+        assert end - column < last <= end, (end, last)
+        assert 0 < int(chart.get_attribute("data-drawn") or 0) <= 4 * 4000
+        # The one 9 kW peak among 1 kW samples survives the thinning: the axis reaches it.
+        ticks = [float(text) for text in chart.locator("text.tick.y").all_text_contents()]
+        assert max(ticks) >= 9, ticks
+        expect(chart.locator("text.axis-label")).to_have_text("kW")
 
 
 def test_every_invalid_field_is_shown_at_once_in_words(page: Any, service: ServiceProcess) -> None:

@@ -117,11 +117,12 @@ class SeriesBuckets:
             for fields in values:
                 size = len(fields)
                 if size < 4:  # trailing defaults left out (see .packing)
-                    fields = fields + [None] * (4 - size)  # noqa: PLW2901
+                    fields = fields + [None] * (4 - size)
                 measurand = fields[1]
-                if wanted is not None and (
-                    default_code if measurand is None else measurand
-                ) != wanted:
+                if (
+                    wanted is not None
+                    and (default_code if measurand is None else measurand) != wanted
+                ):
                     continue
                 cell_key = (service_id, measurand, fields[2], fields[3], index)
                 try:

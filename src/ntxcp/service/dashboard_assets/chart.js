@@ -160,6 +160,12 @@ export class TimeChart {
     this.observer.disconnect();
   }
 
+  /** The plot's width in pixel columns (how many buckets a thinned series needs). */
+  columns() {
+    const width = Math.max(this.plot.clientWidth || 640, 320);
+    return width - MARGIN.left - MARGIN.right;
+  }
+
   draw(series, options) {
     this.last = [series, options];
     const { from, to, unit, title, empty = "No samples in this time range." } = options;
@@ -170,10 +176,14 @@ export class TimeChart {
     const total = series.reduce((sum, one) => sum + one.points.length, 0);
     let min = Infinity;
     let max = -Infinity;
+    let first = Infinity;
+    let last = -Infinity;
     for (const one of series) {
       for (const point of one.points) {
         if (point.v < min) min = point.v;
         if (point.v > max) max = point.v;
+        if (point.t < first) first = point.t;
+        if (point.t > last) last = point.t;
       }
     }
     const scale = unitScale(unit, Math.max(Math.abs(min), Math.abs(max)));
@@ -191,6 +201,8 @@ export class TimeChart {
       role: "img",
       "aria-labelledby": titleId,
       "data-points": total,
+      "data-first": total ? new Date(first).toISOString() : "",
+      "data-last": total ? new Date(last).toISOString() : "",
     });
     svg.append(s("title", { id: titleId }, `${title}: ${total} sample${total === 1 ? "" : "s"}`));
 

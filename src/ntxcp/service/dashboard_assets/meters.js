@@ -1,5 +1,8 @@
 // The meter values card of a gateway page: a chart of one measurand over a time range,
-// loaded from /api/gateways/{id}/meter-values and extended live by "meter" events.
+// loaded from /api/gateways/{id}/meter-values and extended live by "meter" events. A
+// range holding more samples than one request loads is drawn from the server's
+// min/max buckets (/api/gateways/{id}/meter-series), one per pixel column, beside the
+// newest samples as they are.
 
 import { gatewayPath, get, query } from "./api.js";
 import { TimeChart, normalize } from "./chart.js";
@@ -7,7 +10,8 @@ import { fill, h, table, timeNode, uid } from "./dom.js";
 
 const DEFAULT_MEASURAND = "Energy.Active.Import.Register"; // spec §4.1 SampledValue default
 const DEFAULT_UNIT = "Wh";
-const LIMIT = 5000;
+const LIMIT = 5000; // raw samples loaded; a range holding more is drawn thinned
+const MAX_BUCKETS = 4000; // the meter-series route's bound
 const AUTO = 0; // "Fit the data": the range of the samples of the last 7 days
 const LOADED_SECONDS = 7 * 86400; // how far back the automatic range looks
 const RANGES = [
@@ -41,7 +45,7 @@ export function meterCard(ctx, gatewayId) {
   let rangeSeconds = AUTO;
   let samples = [];
   let keys = new Set();
-  let truncated = false;
+  let thinned = null; // {total}: the range is drawn from the server's buckets
   let timer = null;
   let generation = 0;
 
@@ -145,7 +149,8 @@ export function meterCard(ctx, gatewayId) {
     for (const one of series) one.points.sort((a, b) => a.t - b.t);
     chart.draw(series, { from, to, unit, title: `${measurand}, ${rangeSelect.selectedOptions[0]?.textContent || ""}`, empty: `No ${measurand} samples in this time range.` });
     const mixed = units.size > 1 ? ` Samples in other units than ${unit} are not drawn.` : "";
-    note.textContent = truncated ? `Showing the latest ${LIMIT} samples of the range.${mixed}` : mixed.trim();
+    const shown = thinned ? `${thinned.total.toLocaleString("en-US")} samples, shown as min/max per pixel column.` : "";
+    note.textContent = `${shown}${mixed}`.trim();
     for (const button of shortcutButtons) button.setAttribute("aria-pressed", String(button.dataset.measurand === measurand));
     const recent = [...samples].sort((a, b) => b.t - a.t).slice(0, 20);
     fill(latest, 
@@ -167,17 +172,35 @@ export function meterCard(ctx, gatewayId) {
     if (timer === null) timer = setTimeout(draw, 250);
   }
 
+  // The range's lowest and highest sample of each pixel column, from the server.
+  async function loadBuckets(since) {
+    const buckets = Math.min(MAX_BUCKETS, Math.max(1, Math.round(chart.columns())));
+    return get(`${gatewayPath(gatewayId, "meter-series")}${query({ measurand, since, buckets })}`);
+  }
+
   async function load() {
     const mine = ++generation;
     const since = new Date(Date.now() - (rangeSeconds === AUTO ? LOADED_SECONDS : rangeSeconds) * 1000).toISOString();
     const data = await get(`${gatewayPath(gatewayId, "meter-values")}${query({ measurand, since, limit: LIMIT })}`);
     if (mine !== generation) return; // a newer choice was made meanwhile
+    // More samples than one request loads: the whole range as min/max buckets.
+    const series = data.count >= LIMIT ? await loadBuckets(since) : null;
+    if (mine !== generation) return;
     samples = [];
     keys = new Set();
-    truncated = data.count >= LIMIT;
+    thinned = series ? { total: series.total } : null;
     for (const item of data.items) {
       const sample = toSample(item.serviceId, item.timestamp, item);
       if (sample) add(sample);
+    }
+    for (const one of series?.series || []) {
+      const sampled = { phase: one.phase, unit: one.unit };
+      for (const bucket of one.buckets) {
+        for (const [value, at] of [[bucket.min, bucket.minAt], [bucket.max, bucket.maxAt]]) {
+          const sample = toSample(one.serviceId, at, { ...sampled, value: String(value) });
+          if (sample) add(sample);
+        }
+      }
     }
     draw();
   }
