@@ -98,9 +98,11 @@ async def timed(storage: Storage, repeat: int, query: Any, *args: Any) -> tuple[
     """The query's result and its run times in milliseconds."""
     result = None
     runs = []
+    # The service reads a series as a long read (off the event loop), the rest inline.
+    read = storage.read_long if query is queries.meter_series else storage.read
     for _ in range(repeat):
         started = time.perf_counter()
-        result = await storage.read(query, GATEWAY, *args)
+        result = await read(query, GATEWAY, *args)
         runs.append((time.perf_counter() - started) * 1000)
     return result, runs
 

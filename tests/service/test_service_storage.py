@@ -32,6 +32,7 @@ from ntxcp.service import (
 from ntxcp.service import writer as writer_module
 from ntxcp.service.backend import StorageBackend, create_storage
 from ntxcp.service.framelog import EXCERPT_BYTES, FrameBudgets
+from ntxcp.service.meter_series import SeriesFilter
 from ntxcp.service.migrations import MIGRATIONS
 from ntxcp.service.storage import FRAMES_PER_BATCH, Storage
 from ntxcp.service.writer import MAX_BATCH
@@ -648,5 +649,46 @@ async def test_sync_and_close_write_a_backlog_larger_than_a_batch(databases: Dat
     await storage.start()
     try:
         assert await storage.fetch("SELECT count(*) FROM frames") == [(frames,)]
+    finally:
+        await storage.close()
+
+
+async def test_a_long_series_query_leaves_the_event_loop_free(databases: Databases) -> None:
+    """A meter-series query over a long range (every sample unpacked and bucketed, which
+    takes tenths of a second) must not stop the event loop that serves the gateways: the
+    loop keeps running its timers while the query is in flight."""
+    storage = create_storage(_config(databases.new()))
+    await storage.start()
+    power = t.Measurand.POWER_ACTIVE_IMPORT
+    try:
+        # 400 messages of 600 samples (10 meter values of 60): 240,000 samples to bucket.
+        request = core.MeterValuesRequest(
+            service_id=1,
+            meter_value=[
+                t.MeterValue(
+                    timestamp=at(minute),
+                    sampled_value=[sample(f"{minute}{index}", power) for index in range(60)],
+                )
+                for minute in range(10)
+            ],
+        )
+        stores = [storage.record_meter_values("long", f"m{n}", request) for n in range(400)]
+        assert sum(await asyncio.gather(*stores)) == 240_000
+        series_filter = SeriesFilter(buckets=1000, measurand=power.value)
+        gaps: list[float] = []
+        loop = asyncio.get_running_loop()
+        reading = storage.read_long(queries.meter_series, "long", series_filter)
+        query = asyncio.ensure_future(reading)
+        started = last = loop.time()
+        while not query.done():
+            await asyncio.sleep(0.002)
+            now = loop.time()
+            gaps.append(now - last)
+            last = now
+        duration = last - started
+        assert query.result()["total"] == 240_000
+        # Stopped for the whole query, the loop would show one gap as long as it.
+        assert len(gaps) >= 5, (duration, gaps)
+        assert max(gaps) < duration / 3, (duration, max(gaps))
     finally:
         await storage.close()

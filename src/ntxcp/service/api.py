@@ -429,7 +429,7 @@ class _Routes:
             since=params["since"],
             until=params["until"],
         )
-        result = await self.storage.read(queries.meter_series, gateway_id, series_filter)
+        result = await self.storage.read_long(queries.meter_series, gateway_id, series_filter)
         return json_response(result)
 
     async def messages(self, request: web.Request) -> web.Response:

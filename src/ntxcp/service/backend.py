@@ -101,6 +101,9 @@ class StorageBackend(Protocol):
     async def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run a query of :mod:`ntxcp.service.queries` after the queued writes."""
 
+    async def read_long(self, query: Callable[..., T], *args: Any) -> T:
+        """Run a query that reads a long range without stopping the event loop meanwhile."""
+
     async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL statement (``?`` placeholders), for tools and tests."""
 

@@ -405,6 +405,14 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
                     ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def read_long(self, query: Callable[..., T], *args: Any) -> T:
+        """Like :meth:`read`, for a query that reads a long range.
+
+        The PostgreSQL versions of such queries (e.g. ``meter_series``) already give
+        the event loop back while they read, between the rows they fetch.
+        """
+        return await self.read(query, *args)
+
     async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL statement (``?`` placeholders), after the queued writes.
 

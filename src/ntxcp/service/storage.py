@@ -39,6 +39,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -73,6 +74,9 @@ FRAMES_PER_BATCH = 1000
 
 SEEN_PER_BATCH = 1000
 """"Last seen" times written with one batch at most."""
+
+LONG_READERS = 2
+"""Worker threads for long reads (:meth:`Storage.read_long`); more wait their turn."""
 FrameHandle = tuple[list[tuple[Any, ...]], int]
 """Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
 
@@ -404,6 +408,7 @@ class Storage(WriteBuffers, ProgressRecords):
         self._checkpointer: Checkpointer | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._long_reads: ThreadPoolExecutor | None = None
         self._legacy_claims = False
         self._next_command = 0
         WriteBuffers.__init__(self)
@@ -488,6 +493,9 @@ class Storage(WriteBuffers, ProgressRecords):
         if self._reader is not None:
             self._reader.close()
             self._reader = None
+        if self._long_reads is not None:  # a long read still running ends first
+            await asyncio.to_thread(self._long_reads.shutdown)
+            self._long_reads = None
         if self._checkpointer is not None:
             await asyncio.to_thread(self._checkpointer.stop)
             self._checkpointer = None
@@ -621,6 +629,24 @@ class Storage(WriteBuffers, ProgressRecords):
         if reader is None:
             raise StorageError("database is not open")
         return query(reader, *args)
+
+    async def read_long(self, query: Callable[..., T], *args: Any) -> T:
+        """Like :meth:`read`, for a query that reads a long range (tenths of a second).
+
+        Such a query (e.g. :func:`.queries.meter_series` over a week of samples) would
+        stop the event loop, and with it every gateway, for as long as it runs. It runs
+        instead on a connection of its own in one of :data:`LONG_READERS` worker
+        threads; while its Python code runs, the loop gets the interpreter back at every
+        switch interval (5 ms), and SQLite's own work releases it altogether.
+        """
+        writer = self._live_writer()
+        if writer.busy or self._frames or self._seen:
+            self._seen_due = True
+            await self.sync()
+        if self._long_reads is None:
+            self._long_reads = ThreadPoolExecutor(LONG_READERS, thread_name_prefix="ntxcp-db-read")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._long_reads, _read_apart, self.path, query, args)
 
     async def fetch(self, statement: str, *args: Any) -> list[tuple[Any, ...]]:
         """Rows of a read-only SQL statement (``?`` placeholders), after the queued writes.
@@ -996,6 +1022,15 @@ def _nothing(conn: sqlite3.Connection) -> None:
 def _shrink_memory(conn: sqlite3.Connection) -> None:
     """A job that frees the writer's cached pages (on the writer's thread)."""
     conn.execute("PRAGMA shrink_memory")
+
+
+def _read_apart(path: Path, query: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """On a worker thread: run ``query`` on a read connection opened for it alone."""
+    reader = _open_reader(path)
+    try:
+        return query(reader, *args)
+    finally:
+        reader.close()
 
 
 def _open_reader(path: Path) -> sqlite3.Connection:
