@@ -66,12 +66,27 @@ class GatewayThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def connect(
-        self, url: str, gateway_id: str, model: str = "DX-TEST", **boot: Any
+        self,
+        url: str,
+        gateway_id: str,
+        model: str = "DX-TEST",
+        *,
+        keep_running: bool = False,
+        **boot: Any,
     ) -> ntxcp.Gateway:
-        """Connect a gateway and boot it (Accepted under the default policy)."""
+        """Connect a gateway and boot it (Accepted under the default policy).
+
+        ``keep_running``: when its connection is closed it connects again (0.2 s later),
+        as a gateway in the field does; otherwise it stays away.
+        """
 
         async def start() -> ntxcp.Gateway:
-            gateway = ntxcp.Gateway(gateway_id, reconnect=False, heartbeat=False)
+            gateway = ntxcp.Gateway(
+                gateway_id,
+                reconnect=keep_running,
+                backoff=ntxcp.Backoff(initial=0.2, maximum=0.2),
+                heartbeat=False,
+            )
             await gateway.start(url)
             await gateway.boot_notification(model, **boot)
             return gateway

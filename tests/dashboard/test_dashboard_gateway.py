@@ -13,6 +13,7 @@ from dashboard_helpers import GatewayThread, ServiceProcess
 from playwright.sync_api import expect
 
 from ntxcp.v10 import types as t
+from waiting import wait_until
 
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
@@ -431,3 +432,32 @@ def test_every_invalid_field_is_shown_at_once_in_words(page: Any, service: Servi
         error = field.locator("xpath=ancestor::div[contains(@class,'field')][1]")
         expect(error.locator(".field-error")).to_contain_text(words)
     expect(location).to_be_focused()
+
+
+def test_removing_a_connected_gateway_says_that_under_auth_none_it_comes_back(
+    page: Any, service: ServiceProcess, gateways: GatewayThread
+) -> None:
+    # --auth none (this service) admits any gateway id: Remove closes the connection,
+    # and a gateway still running connects again at once. The operator is told so
+    # before and after, and what the overview then shows agrees.
+    gateway = gateways.connect(service.ws_url, "rm-running", "DX-RM", keep_running=True)
+    gateways.status(gateway, "1", "Faulted", "GroundFailure")
+    open_gateway(page, service, "rm-running")
+    expect(page.locator(".badges [data-connection]")).to_have_attribute(
+        "data-connection", "connected"
+    )
+    page.get_by_role("button", name="Remove gateway").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Its connection is closed.")
+    expect(dialog).to_contain_text("admits any gateway id (--auth none)")
+    expect(dialog).to_contain_text("if rm-running is still running, it connects again")
+    expect(dialog).to_contain_text("--auth basic")
+    dialog.get_by_role("button", name="Remove gateway").click()
+    toast = page.locator(".toast", has_text="Gateway rm-running removed.")
+    expect(toast).to_contain_text("If it is still running, it connects again and is listed anew")
+    wait_until(lambda: gateway.last_close == (1008, "gateway removed"))
+
+    # Back on the overview: there again, connected, seen anew (its statuses are gone).
+    back = page.locator('tr[data-gateway="rm-running"]')
+    expect(back.locator('[data-connection="connected"]')).to_be_visible()
+    expect(back.locator(".chip")).to_have_count(0)

@@ -20,9 +20,10 @@ import aiohttp
 import pytest
 from service_helpers import WAIT, Api, gateway, until
 
+import ntxcp
 from ntxcp import CallError, ErrorCode
 from ntxcp.service import Service, ServiceConfig
-from ntxcp.service.config import AuthMode
+from ntxcp.service.config import AuthMode, UnknownGatewayPolicy
 from ntxcp.service.passwords import hash_password
 from ntxcp.v10 import core
 from ntxcp.v10 import types as t
@@ -161,3 +162,75 @@ async def test_calls_waiting_on_a_revoked_connection_store_nothing(service: Serv
     with pytest.raises(CallError):
         handler.on_heartbeat("GW-gone", core.HeartbeatRequest())
     assert service.storage.gateways["GW-gone"].registration_status is None
+
+
+# --- removing under --auth none: what keeps a removed gateway out (docs/service.md) ----
+
+
+def _running_gateway(gateway_id: str) -> ntxcp.Gateway:
+    """A gateway that keeps running after its connection is closed: it reconnects."""
+    backoff = ntxcp.Backoff(initial=0.2, maximum=0.2)
+    return ntxcp.Gateway(gateway_id, heartbeat=False, backoff=backoff, connect_timeout=WAIT)
+
+
+async def test_open_admission_records_a_removed_gateway_that_is_still_running_anew(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """``--auth none`` admits any id: DELETE closes the connection, nothing keeps it out."""
+    config = ServiceConfig(port=0, api_port=0, db=str(tmp_path / "open.sqlite"))
+    async with Service(config) as service:
+        api = Api(http, service.api_url, None)
+        assert (await api.get("/api/whoami"))[1]["gatewayAdmission"] == "open"
+        gw = _running_gateway("GW-OPEN")
+        await gw.start(service.ws_url)
+        try:
+            await gw.boot_notification("DX")
+            sampled = [t.SampledValue(value="7")]
+            await gw.meter_values(
+                1, [t.MeterValue(timestamp=datetime.now(UTC), sampled_value=sampled)]
+            )
+            assert (await api.get("/api/gateways/GW-OPEN/meter-values"))[1]["count"] == 1
+            assert await api.request("DELETE", "/api/gateways/GW-OPEN") == (204, None)
+            await until(lambda: gw.last_close == (1008, "gateway removed"))
+            # Still running, it connects again and is recorded anew, without its history.
+            await until(lambda: _connected(api, "GW-OPEN"))
+            assert (await api.get("/api/gateways/GW-OPEN/meter-values"))[1]["count"] == 0
+        finally:
+            await gw.stop()
+
+
+async def test_under_unknown_gateways_reject_a_removed_gateway_stays_out(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """``--auth none --unknown-gateways reject``: a removed gateway is refused when back."""
+    config = ServiceConfig(
+        port=0,
+        api_port=0,
+        db=str(tmp_path / "reject.sqlite"),
+        unknown_gateways=UnknownGatewayPolicy.REJECT,
+    )
+    async with Service(config) as service:
+        api = Api(http, service.api_url, None)
+        assert (await api.get("/api/whoami"))[1]["gatewayAdmission"] == "registered"
+        assert (await api.post("/api/gateways", {"id": "GW-KEPT"}))[0] == 201
+        gw = _running_gateway("GW-KEPT")
+        await gw.start(service.ws_url)
+        try:
+            boot = await gw.boot_notification("DX")
+            assert boot.status is core.RegistrationStatus.ACCEPTED
+            assert await api.request("DELETE", "/api/gateways/GW-KEPT") == (204, None)
+            await until(lambda: gw.last_close == (1008, "gateway removed"))
+            await until(lambda: _refused(api, "GW-KEPT"))  # it came back and was refused
+            assert (await api.get("/api/gateways/GW-KEPT"))[0] == 404
+        finally:
+            await gw.stop()
+
+
+async def _connected(api: Api, gateway_id: str) -> bool:
+    status, body = await api.get(f"/api/gateways/{gateway_id}")
+    return status == 200 and body["connected"] is True
+
+
+async def _refused(api: Api, gateway_id: str) -> bool:
+    _, body = await api.get("/api/refused-gateways")
+    return any(item["id"] == gateway_id for item in body["items"])

@@ -195,7 +195,12 @@ async def test_wrong_unknown_and_revoked_tokens_get_401(
     who = Api(http, service.api_url, token)
     assert await who.get("/api/whoami") == (
         200,
-        {"name": "short-lived", "role": "operator", "authenticated": True},
+        {
+            "name": "short-lived",
+            "role": "operator",
+            "authenticated": True,
+            "gatewayAdmission": "open",
+        },
     )
     wrong_secret = f"{name}.{secret[:-2]}xx"
     unknown_name = f"nobody.{secret}"
@@ -384,7 +389,7 @@ async def test_the_first_token_of_an_open_api_is_an_admin_and_closes_it(
         anyone = Api(http, svc.api_url, None)
         assert await anyone.get("/api/whoami") == (
             200,
-            {"name": None, "role": "admin", "authenticated": False},
+            {"name": None, "role": "admin", "authenticated": False, "gatewayAdmission": "open"},
         )
         status, body = await anyone.post("/api/tokens", {"name": "ops", "role": "operator"})
         assert status == 409 and "admin" in body["error"], body

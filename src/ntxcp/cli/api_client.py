@@ -483,7 +483,19 @@ def _with_secret(text: str, answer: Any) -> str:
 
 def _remove(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:
     answer = api.request("DELETE", _gateway_path(args.gateway_id))
-    return answer, f"removed gateway {args.gateway_id}"
+    return answer, f"removed gateway {args.gateway_id}{_readmission_note(args.gateway_id, api)}"
+
+
+def _readmission_note(gateway_id: str, api: ApiClient) -> str:
+    """A second line when the service admits any gateway id (a removed one comes back)."""
+    who = api.request("GET", "/api/whoami")
+    if not isinstance(who, dict) or who.get("gatewayAdmission") != "open":
+        return ""
+    return (
+        f"\nnote: the service admits any gateway id (--auth none): if {gateway_id} is still "
+        "running, it connects again and is recorded anew; to keep it out, register the "
+        "gateways you want and run the service with --auth basic (or --unknown-gateways reject)"
+    )
 
 
 def _status(args: argparse.Namespace, api: ApiClient) -> tuple[Any, str | None]:

@@ -215,6 +215,19 @@ class ServiceConfig:
         """Whether gateways connect with TLS (``wss://``)."""
         return self.certfile is not None
 
+    @property
+    def admits_any_gateway(self) -> bool:
+        """Whether any gateway id is admitted and recorded on first contact.
+
+        True with ``--auth none`` unless ``--unknown-gateways reject``: nothing then
+        keeps a removed gateway out, so one still running connects again and is
+        recorded anew. With Basic auth an unregistered id fails its password check; with
+        ``reject`` its BootNotification is refused and it is not recorded.
+        """
+        return (
+            self.auth is AuthMode.NONE and self.unknown_gateways is not UnknownGatewayPolicy.REJECT
+        )
+
     def validate(self) -> None:
         """Check every setting and how they combine.
 

@@ -227,8 +227,16 @@ def _api_schemas() -> dict[str, Any]:
                     **_BOOL,
                     "description": "false when the API is open: no token is needed",
                 },
+                "gatewayAdmission": {
+                    "type": "string",
+                    "enum": ["open", "registered"],
+                    "description": "open: any gateway id is admitted and recorded on first "
+                    "contact (--auth none without --unknown-gateways reject), so a removed "
+                    "gateway that is still running connects again and is recorded anew; "
+                    "registered: only registered gateways are admitted, a removed one stays out",
+                },
             },
-            ("name", "role", "authenticated"),
+            ("name", "role", "authenticated", "gatewayAdmission"),
         ),
         "Token": _object(
             {

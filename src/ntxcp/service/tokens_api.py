@@ -49,6 +49,10 @@ class _TokensApi:
                 "name": who.name,
                 "role": who.role.value,
                 "authenticated": not self.service.tokens.open,
+                # Lets the dashboard and the CLI say whether a removed gateway comes back.
+                "gatewayAdmission": "open"
+                if self.service.config.admits_any_gateway
+                else "registered",
             }
         )
 

@@ -32,10 +32,26 @@ const ROLES = ["read-only", "operator", "admin"];
 const ctx = {
   openapi: null,
   gatewayUrl: document.querySelector('meta[name="ntxcp-gateway-url"]')?.content || "",
-  who: null, // {name, role, authenticated}, from GET /api/whoami after sign-in
+  who: null, // {name, role, authenticated, gatewayAdmission}, from GET /api/whoami after sign-in
   /** May the signed-in token use what needs this role? (Forms it may not use are left out.) */
   may(role) {
     return ctx.who !== null && ROLES.indexOf(ctx.who.role) >= ROLES.indexOf(role);
+  },
+  /** Does the service admit any gateway id (--auth none)? Then a removed one comes back. */
+  readmitsRemoved() {
+    return ctx.who?.gatewayAdmission === "open";
+  },
+  /** What the Remove confirmation says about the gateway connecting again. */
+  removalOutlook(id) {
+    return ctx.readmitsRemoved()
+      ? `This service admits any gateway id (--auth none): if ${id} is still running, it connects again within seconds and is listed anew, without its history. To keep a gateway out, register the gateways you want and run the service with --auth basic (or --unknown-gateways reject).`
+      : `Only registered gateways are admitted: ${id} is kept out until it is registered again.`;
+  },
+  /** The toast after a removal: says so when the gateway will be back. */
+  removedText(id) {
+    return ctx.readmitsRemoved()
+      ? `Gateway ${id} removed. If it is still running, it connects again and is listed anew (--auth none admits any gateway id).`
+      : `Gateway ${id} removed.`;
   },
   toast,
   confirm,
@@ -64,7 +80,7 @@ function setLive(state) {
 function toast(text, toneName = "ok") {
   const node = h("div", { class: `toast tone-${toneName}`, role: toneName === "bad" ? "alert" : "status" }, text);
   toasts.append(node);
-  setTimeout(() => node.remove(), 5000);
+  setTimeout(() => node.remove(), Math.max(5000, String(text).length * 60)); // time to read it
 }
 
 function confirm(text, okLabel = "OK") {

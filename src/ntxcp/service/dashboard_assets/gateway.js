@@ -226,11 +226,14 @@ export function gatewayPage(ctx, gatewayId) {
   }
 
   async function remove() {
-    const ok = await ctx.confirm(`Remove gateway ${gatewayId} and everything stored about it?`, "Remove gateway");
+    const ok = await ctx.confirm(
+      `Remove gateway ${gatewayId} and everything stored about it? Its connection is closed. ${ctx.removalOutlook(gatewayId)}`,
+      "Remove gateway",
+    );
     if (!ok) return;
     const result = await request("DELETE", gatewayPath(gatewayId));
     if (result.status === 204) {
-      ctx.toast(`Gateway ${gatewayId} removed.`, "ok");
+      ctx.toast(ctx.removedText(gatewayId), "ok");
       location.hash = "#/";
     } else {
       ctx.toast(result.data?.error || `HTTP ${result.status}`, "bad");

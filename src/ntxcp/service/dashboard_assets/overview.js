@@ -248,7 +248,7 @@ export function overview(ctx) {
 
   async function remove(id) {
     const ok = await ctx.confirm(
-      `Remove gateway ${id}? Everything stored about it (statuses, meter values, message log, commands) is deleted. A gateway that connects again later is seen anew.`,
+      `Remove gateway ${id}? Everything stored about it (statuses, meter values, message log, commands) is deleted and its connection is closed. ${ctx.removalOutlook(id)}`,
       "Remove gateway",
     );
     if (!ok) return;
@@ -256,7 +256,7 @@ export function overview(ctx) {
       const result = await request("DELETE", gatewayPath(id));
       if (result.status === 204 || result.status === 404) {
         refresh();
-        ctx.toast(`Gateway ${id} removed.`, "ok");
+        ctx.toast(ctx.removedText(id), "ok");
       } else {
         ctx.toast(result.data?.error || `Could not remove ${id} (HTTP ${result.status}).`, "bad");
       }
