@@ -1,14 +1,16 @@
 """Fixtures of the dashboard tests: Debian Chromium via Playwright, the real service.
 
 The tests need the ``playwright`` package (the ``dev`` extra) and a Chromium binary
-(``/usr/bin/chromium``, Debian's package; ``.ci/run`` installs it). Without them the
-tests are skipped, except in CI (``CI`` set), where that is an error.
+(``/usr/bin/chromium``, Debian's package; ``scripts/test``, which ``.ci/run`` calls,
+installs it). Without them the tests are skipped with the reason shown, except in CI
+(``CI`` set), where that is an error.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,11 +18,40 @@ from dashboard_helpers import GatewayThread, ServiceProcess, chromium_path, laun
 
 WAIT_MS = 8000  # upper bound of a wait for something the page should show soon
 
+NO_PLAYWRIGHT = "the playwright package is not installed (pip install -e '.[dev]')"
+
 try:
     import playwright  # noqa: F401
-except ImportError:  # the test modules import it: skip them (CI fails in browser() instead)
-    if not os.environ.get("CI"):
-        collect_ignore_glob = ["test_dashboard_*.py"]
+
+    HAVE_PLAYWRIGHT = True
+except ImportError:
+    HAVE_PLAYWRIGHT = False
+
+
+class _SkippedForNoPlaywright(pytest.Module):
+    """A browser test module reported as skipped, with the reason, instead of imported.
+
+    The modules import Playwright at the top: importing one without it would be a
+    collection error rather than a skip.
+    """
+
+    def collect(self) -> Any:
+        pytest.skip(NO_PLAYWRIGHT)
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    """Without Playwright, outside CI: each browser test module is a visible skip.
+
+    In CI (``CI`` set) the module is imported as usual, so the missing package is an
+    error there.
+    """
+    if (
+        HAVE_PLAYWRIGHT
+        or os.environ.get("CI")
+        or not module_path.name.startswith("test_dashboard_")
+    ):
+        return None
+    return _SkippedForNoPlaywright.from_parent(parent, path=module_path)
 
 
 def _require_browser() -> Any:
@@ -29,10 +60,10 @@ def _require_browser() -> Any:
     except ImportError:
         if os.environ.get("CI"):
             raise
-        pytest.skip("the playwright package is not installed (pip install -e '.[dev]')")
+        pytest.skip(NO_PLAYWRIGHT)
     if chromium_path() is None:
         if os.environ.get("CI"):
-            raise RuntimeError("chromium is not installed (.ci/run installs it)")
+            raise RuntimeError("chromium is not installed (scripts/test installs it)")
         pytest.skip("no chromium executable (apt-get install chromium)")
     return sync_playwright
 
