@@ -3,6 +3,7 @@ registration and removal."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import urllib.request
@@ -166,26 +167,61 @@ def test_rows_are_in_natural_order(page: Any, service: ServiceProcess) -> None:
     assert [r.get_attribute("data-gateway") for r in load_rows.all()] == order
 
 
+class SilentClient:
+    """A gateway connection that answers the service's pings only once told to.
+
+    Silent, it turns unresponsive after ``--ping-interval`` + ``--ping-timeout`` and is
+    closed one ``--ping-timeout`` later; once told to answer, it answers every ping, so
+    what the test checks afterwards has no deadline.
+    """
+
+    def __init__(self) -> None:
+        self.answering = False
+        self.session: aiohttp.ClientSession | None = None
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def open(self, url: str) -> None:
+        self.session = aiohttp.ClientSession()
+        self.ws = await self.session.ws_connect(url, protocols=("ntxcp1.0",), autoping=False)
+        self._reader = asyncio.get_running_loop().create_task(self._read(self.ws))
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type is aiohttp.WSMsgType.PING and self.answering:
+                await ws.pong(message.data)
+
+    async def answer(self) -> None:
+        """Answer from now on, starting with an unsolicited pong."""
+        assert self.ws is not None
+        self.answering = True
+        await self.ws.pong()
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            await self._reader
+        if self.session is not None:
+            await self.session.close()
+
+
 def test_an_unresponsive_gateway_is_shown_as_such(
     page: Any, tmp_path: Any, gateways: GatewayThread
 ) -> None:
     # A gateway that stops answering pings but keeps its TCP connection: unresponsive
-    # after --ping-interval + --ping-timeout, connected again once it answers. The
-    # timeout leaves the test time to look before a second missed pong closes it.
-    service = ServiceProcess(tmp_path, "--ping-interval", "0.3", "--ping-timeout", "6").start()
+    # after --ping-interval + --ping-timeout (10.3 s), closed 10 s later. Those 10 s
+    # are for looking at it on both pages (a few seconds on a loaded machine); after it
+    # answers, it answers every ping, so the checks that follow have no deadline.
+    service = ServiceProcess(tmp_path, "--ping-interval", "0.3", "--ping-timeout", "10").start()
+    client = SilentClient()
     try:
-
-        async def hang() -> tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse]:
-            session = aiohttp.ClientSession()
-            ws = await session.ws_connect(
-                f"{service.ws_url}/hung-1", protocols=("ntxcp1.0",), autoping=False
-            )
-            return session, ws
-
-        session, ws = gateways.run(hang())
         page.goto(service.api_url)
+        expect(page.locator("#live")).to_have_text("Live")
+        gateways.run(client.open(f"{service.ws_url}/hung-1"))
         hung = row(page, "hung-1")
-        expect(hung.locator('[data-connection="unresponsive"]')).to_be_visible(timeout=20_000)
+        expect(hung.locator('[data-connection="connected"]')).to_be_visible()
+        expect(hung.locator('[data-connection="unresponsive"]')).to_be_visible(timeout=25_000)
         expect(hung.locator('[data-connection="unresponsive"]')).to_have_text("Unresponsive")
         expect(hung).to_have_class(re.compile(r"\battention\b"))
         expect(page.locator(".summary")).to_contain_text("1 unresponsive")
@@ -193,14 +229,14 @@ def test_an_unresponsive_gateway_is_shown_as_such(
         hung.get_by_role("link", name="hung-1").click()
         badge = page.locator(".badges [data-connection]")
         expect(badge).to_have_attribute("data-connection", "unresponsive")
-        gateways.run(ws.pong())  # it answers again
+        gateways.run(client.answer())  # it answers again
         expect(badge).to_have_attribute("data-connection", "connected")
         page.go_back()
         expect(hung.locator('[data-connection="connected"]')).to_be_visible()
         expect(page.locator(".summary")).not_to_contain_text("unresponsive")
-        gateways.run(ws.close())
-        gateways.run(session.close())
+        gateways.run(client.close())
         expect(hung.locator('[data-connection="disconnected"]')).to_be_visible()
         assert service.stop() == 0, service.stderr()
     finally:
+        gateways.run(client.close())
         service.kill()
