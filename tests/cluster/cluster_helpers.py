@@ -126,6 +126,31 @@ async def wait_subscribed(api: Api, count: int) -> None:
     await eventually(reached, WAIT, what=f"{count} command subscriptions at {api.base}")
 
 
+async def fleet_item(api: Api, gateway_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The node's ``/api/fleet`` page filtered to one gateway: the page and its item."""
+    status, page = await api.get("/api/fleet", q=gateway_id)
+    assert status == 200, page
+    items = [item for item in page["items"] if item["id"] == gateway_id]
+    return page, items[0] if items else None
+
+
+async def wait_item(api: Api, gateway_id: str, what: str, **expected: Any) -> dict[str, Any]:
+    """Wait until the gateway's overview item has the expected values; the page."""
+    seen: dict[str, Any] = {}
+
+    async def reached() -> bool:
+        page, item = await fleet_item(api, gateway_id)
+        seen["page"], seen["item"] = page, item
+        return item is not None and all(item.get(k) == v for k, v in expected.items())
+
+    try:
+        await eventually(reached, WAIT, what=f"{what} at {api.base}: {expected}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (last: {seen.get('item')})") from None
+    page: dict[str, Any] = seen["page"]
+    return page
+
+
 class EventStream:
     """A reader of one node's ``/api/events`` (server-sent events), in a task."""
 

@@ -256,11 +256,18 @@ class EventHub:
         """Also given every event published here (a cluster node relays them)."""
         self.forwarding: Callable[[], bool] = lambda: False
         """Whether :attr:`forward` wants events now (another node listens)."""
+        self.always_forwarded: frozenset[str] = frozenset()
+        """Kinds :attr:`forward` is given even while nobody listens (a cluster node's
+        fleet overview follows them, see :mod:`ntxcp.service.cluster.fleetview`)."""
 
     @property
     def active(self) -> bool:
         """Whether anybody listens (publishers may skip their work when not)."""
         return bool(self._subscriptions) or self.forwarding()
+
+    def active_for(self, kind: str) -> bool:
+        """Whether anybody listens to events of this kind (see :attr:`active`)."""
+        return bool(self._subscriptions) or kind in self.always_forwarded or self.forwarding()
 
     @property
     def subscribers(self) -> int:
@@ -292,7 +299,9 @@ class EventHub:
         Returns:
             The event, or ``None`` when nobody wanted it.
         """
-        forward = self.forward if relay and self.forwarding() else None
+        forward = (
+            self.forward if relay and (kind in self.always_forwarded or self.forwarding()) else None
+        )
         if not self._subscriptions and forward is None:
             return None
         targets = [sub for sub in self._subscriptions if sub.wants(kind, gateway_id)]
@@ -327,7 +336,7 @@ class EventHub:
             gateway_id: the gateway.
             at: when (spec §3 date-time text).
         """
-        if not self.active:
+        if not self.active_for("seen"):
             return
         now = time.monotonic()
         if now - self._seen.get(gateway_id, -_SEEN_INTERVAL) < _SEEN_INTERVAL:

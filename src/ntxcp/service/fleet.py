@@ -25,13 +25,21 @@ A gateway *needs attention* when it is unresponsive, or when it has an open
 connection and one of its services is ``Faulted`` or reports an ``errorCode`` other
 than ``NoError`` (spec §4.1 StatusNotification). The statuses of a gateway without
 a connection are only the last ones it reported and do not count.
+
+In cluster mode (:mod:`ntxcp.service.cluster`) the index also knows the gateways held by
+the other nodes: :mod:`ntxcp.service.cluster.fleetview` applies their relayed events
+(``apply_*`` methods), marks the gateways of a node that is gone disconnected
+(:meth:`FleetIndex.node_gone`) and brings everything back in line with the database
+after the bus was away (:meth:`FleetIndex.resync`). Each entry then names the node
+holding its connection, and the index remembers which gateways each node holds, so
+that a node's departure costs the number of its gateways, not the fleet's.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Literal, Protocol
@@ -48,6 +56,7 @@ __all__ = [
     "FleetPage",
     "FleetQuery",
     "natural_key",
+    "statuses_by_gateway",
 ]
 
 State = Literal["connected", "unresponsive", "disconnected", "never"]
@@ -98,6 +107,7 @@ class FleetEntry:
         remote_address: the peer address of its connection.
         tls: whether that connection uses TLS.
         statuses: current status per service id, as ``GET /api/status`` items.
+        node: the cluster node holding its connection (``None``: one node, or none).
     """
 
     id: str
@@ -112,6 +122,7 @@ class FleetEntry:
     tls: bool = False
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     haystack: str = ""
+    node: str | None = None
 
     def __post_init__(self) -> None:
         self.reindex()
@@ -132,11 +143,11 @@ class FleetEntry:
             return 0
         return sum(1 for status in self.statuses.values() if _needs_attention(status))
 
-    def item(self, record: _Record | None) -> dict[str, Any]:
-        """The JSON item of ``GET /api/fleet``."""
+    def item(self, record: _Record | None, cluster: bool = False) -> dict[str, Any]:
+        """The JSON item of ``GET /api/fleet`` (with ``node`` in cluster mode)."""
         services = sorted(self.statuses.values(), key=lambda s: natural_key(s["serviceId"]))
         attention = self.attention_services()
-        return {
+        item = {
             "id": self.id,
             "registered": bool(record and record.registered),
             "hasPassword": bool(record and record.password_hash is not None),
@@ -155,6 +166,9 @@ class FleetEntry:
             "attentionServices": attention,
             "needsAttention": attention > 0 or self.state == "unresponsive",
         }
+        if cluster:
+            item["node"] = self.node if self.open else None
+        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,11 +235,18 @@ class FleetIndex:
     """The fleet's overview data, in memory (see the module's description).
 
     Until :meth:`load` it knows no gateway.
+
+    Attributes:
+        node_id: this node's id in a cluster (``None``: a single node); the
+            connections opened here are held by it.
     """
 
     def __init__(self) -> None:
         self.mirror: Mapping[str, _Record] = {}
+        self.node_id: str | None = None
         self._entries: dict[str, FleetEntry] = {}
+        # Cluster mode: the gateways whose connection each node holds.
+        self._held: dict[str, set[str]] = {}
         # The mirror's ids in natural order, their keys in the same order, and the set.
         self._order: list[str] = []
         self._keys: list[tuple[tuple[Any, ...], str]] = []
@@ -271,6 +292,7 @@ class FleetIndex:
                 entry.statuses[status["serviceId"]] = current
         self.mirror = mirror
         self._entries = entries
+        self._held = {}
         self._order, self._keys, self._ordered = [], [], set()
 
     # --- updates from the handlers ------------------------------------------------------
@@ -281,26 +303,48 @@ class FleetIndex:
             entry = self._entries[gateway_id] = FleetEntry(gateway_id)
         return entry
 
-    def connected(self, gateway_id: str, at: str, remote_address: str | None, tls: bool) -> None:
-        """A gateway's connection opened (spec §6.1)."""
-        entry = self._entry(gateway_id)
+    def _hold(self, entry: FleetEntry, node: str | None) -> None:
+        """Record which node holds an entry's connection (nothing to do on one node)."""
+        held = entry.node
+        if held == node:
+            return
+        if held is not None:
+            self._held.get(held, set()).discard(entry.id)
+        if node is not None:
+            self._held.setdefault(node, set()).add(entry.id)
+        entry.node = node
+
+    def _open(
+        self, entry: FleetEntry, node: str | None, at: str | None, address: str | None, tls: bool
+    ) -> None:
         entry.state = "connected"
         entry.connected_since = at
         entry.first_seen = entry.first_seen or at
-        entry.remote_address = remote_address
+        entry.remote_address = address
         entry.tls = tls
+        self._hold(entry, node)
+
+    def _close(self, entry: FleetEntry) -> None:
+        entry.state = "disconnected" if entry.first_seen else "never"
+        entry.connected_since = None
+        self._hold(entry, None)
+
+    def connected(self, gateway_id: str, at: str, remote_address: str | None, tls: bool) -> None:
+        """A gateway's connection opened here (spec §6.1)."""
+        entry = self._entry(gateway_id)
+        self._open(entry, self.node_id, at, remote_address, tls)
         entry.last_seen = now_ms()
 
     def disconnected(self, gateway_id: str) -> None:
-        """A gateway's connection closed."""
+        """A gateway's connection here closed (not one another node holds now)."""
         entry = self._entry(gateway_id)
-        entry.state = "disconnected" if entry.first_seen else "never"
-        entry.connected_since = None
+        if entry.node == self.node_id:
+            self._close(entry)
 
     def responsive(self, gateway_id: str, answers: bool) -> None:
         """A connected gateway missed a pong (``False``) or was heard again (``True``)."""
         entry = self._entries.get(gateway_id)
-        if entry is not None and entry.open:
+        if entry is not None and entry.open and entry.node == self.node_id:
             entry.state = "connected" if answers else "unresponsive"
 
     def seen(self, gateway_id: str, time_ms: int) -> None:
@@ -326,25 +370,138 @@ class FleetIndex:
         timestamp and the stored one is newer.
         """
         timestamp = None if request.timestamp is None else encode_datetime(request.timestamp)
+        self._status(
+            gateway_id,
+            {
+                "serviceId": request.service_id,
+                "status": request.status.value,
+                "errorCode": request.error_code.value,
+                "info": request.info,
+                "vendorId": request.vendor_id,
+                "vendorErrorCode": request.vendor_error_code,
+                "timestamp": timestamp,
+                "receivedAt": received_at,
+            },
+        )
+
+    def _status(self, gateway_id: str, item: dict[str, Any]) -> None:
         services = self._entry(gateway_id).statuses
-        current = services.get(request.service_id)
+        current = services.get(item["serviceId"])
         stored = None if current is None else current["timestamp"]
+        timestamp = item["timestamp"]
         if timestamp is not None and stored is not None and timestamp < stored:
             return
-        services[request.service_id] = {
-            "serviceId": request.service_id,
-            "status": request.status.value,
-            "errorCode": request.error_code.value,
-            "info": request.info,
-            "vendorId": request.vendor_id,
-            "vendorErrorCode": request.vendor_error_code,
-            "timestamp": timestamp,
-            "receivedAt": received_at,
-        }
+        services[item["serviceId"]] = item
 
     def forget(self, gateway_id: str) -> None:
         """A gateway was removed: a later one with its id starts afresh."""
-        self._entries.pop(gateway_id, None)
+        entry = self._entries.pop(gateway_id, None)
+        if entry is not None:
+            self._hold(entry, None)
+
+    # --- cluster mode: the other nodes' gateways ----------------------------------------
+
+    def apply_connection(self, node: str, gateway_id: str, data: Mapping[str, Any]) -> None:
+        """Another node's ``connection`` event (see :mod:`ntxcp.service.events`).
+
+        A connection opened there replaces what is known unless a newer one is held
+        elsewhere (the later ``connectedSince`` wins, as the later admission wins a
+        takeover); the other states apply only while that node holds the gateway.
+        """
+        entry = self._entry(gateway_id)
+        state = data.get("state")
+        at = data.get("at")
+        if state == "connected" and "remoteAddress" in data and isinstance(at, str):
+            newer = entry.connected_since
+            if entry.open and entry.node != node and newer is not None and newer > at:
+                return  # an older session's news, arriving late
+            self._open(entry, node, at, data.get("remoteAddress"), bool(data.get("tls")))
+            self._later(entry, _ms(at))
+        elif entry.node != node:
+            return
+        elif state == "disconnected":
+            self._close(entry)
+        elif state in ("connected", "unresponsive") and entry.open:
+            entry.state = state
+
+    def apply_boot(self, gateway_id: str, boot_info: Mapping[str, Any]) -> None:
+        """Another node's ``boot`` event: the boot identity (spec §4.1)."""
+        entry = self._entry(gateway_id)
+        entry.vendor = boot_info.get("dingxGatewayVendor")
+        entry.model = boot_info.get("dingxGatewayModel")
+        entry.firmware = boot_info.get("firmwareVersion")
+        entry.reindex()
+
+    def apply_status(self, gateway_id: str, data: Mapping[str, Any]) -> None:
+        """Another node's ``status`` event (a StatusNotification's wire payload)."""
+        self._status(gateway_id, _status_item(data))
+
+    def apply_seen(self, gateway_id: str, time_ms: int) -> None:
+        """Another node heard from a gateway (a ``seen`` event); never goes back."""
+        entry = self._entries.get(gateway_id)
+        if entry is not None:
+            self._later(entry, time_ms)
+
+    @staticmethod
+    def _later(entry: FleetEntry, time_ms: int | None) -> None:
+        if time_ms is not None and (entry.last_seen is None or time_ms > entry.last_seen):
+            entry.last_seen = time_ms
+
+    def holders(self) -> list[str]:
+        """The nodes other than this one that hold some gateway's connection."""
+        return [node for node, ids in self._held.items() if ids and node != self.node_id]
+
+    def node_gone(self, node: str) -> int:
+        """A node is gone: the connections it held are closed. How many there were."""
+        ids = self._held.pop(node, set())
+        for gateway_id in ids:
+            entry = self._entries.get(gateway_id)
+            if entry is not None:
+                entry.node = None  # already out of the holders
+                self._close(entry)
+        return len(ids)
+
+    def resync(
+        self,
+        gateways: Iterable[Mapping[str, Any]],
+        statuses: Mapping[str, dict[str, dict[str, Any]]],
+        holder: Callable[[str, bool], str | None],
+    ) -> None:
+        """Bring the other nodes' gateways in line with the database.
+
+        The gateways held here are left as they are (this node knows them first
+        hand); for the others the connection, boot identity and statuses are the
+        database's, and ``last seen`` the later of the two.
+
+        Args:
+            gateways: items of ``queries.gateways``.
+            statuses: the current statuses per gateway (:func:`statuses_by_gateway`).
+            holder: for a gateway id and whether the database says it is connected,
+                the node holding it (``None``: nobody, or this node, which knows
+                better); called for every gateway.
+        """
+        for item in gateways:
+            gateway_id = item["id"]
+            entry = self._entry(gateway_id)
+            self._later(entry, _ms(item.get("lastSeen")))
+            if entry.node == self.node_id and entry.open:
+                continue
+            boot_info = item.get("bootInfo")
+            if isinstance(boot_info, dict):
+                self.apply_boot(gateway_id, boot_info)
+            entry.statuses = statuses.get(gateway_id, {})
+            entry.first_seen = item.get("firstSeen")
+            node = holder(gateway_id, bool(item.get("connected")))
+            if node is None or node == self.node_id:
+                self._close(entry)
+            elif not (entry.open and entry.node == node):  # keep "unresponsive"
+                self._open(
+                    entry,
+                    node,
+                    item.get("connectedSince"),
+                    item.get("remoteAddress"),
+                    bool(item.get("tls")),
+                )
 
     def state(self, gateway_id: str) -> str | None:
         """The connection state of a gateway (``None``: not in the index)."""
@@ -423,13 +580,14 @@ class FleetIndex:
         elif query.descending:
             matches.reverse()
         window = matches[query.offset : query.offset + query.limit]
+        cluster = self.node_id is not None
         return FleetPage(
             total=len(order),
             states=states,
             attention_gateways=attention_gateways,
             attention_services=attention_services,
             matched=len(matches),
-            items=[entry.item(mirror.get(entry.id)) for entry in window],
+            items=[entry.item(mirror.get(entry.id), cluster) for entry in window],
         )
 
 
@@ -439,6 +597,31 @@ def _last_seen(entry: FleetEntry) -> int:
 
 def _state_rank(entry: FleetEntry) -> int:
     return _STATE_RANK[entry.state]
+
+
+def statuses_by_gateway(
+    statuses: Iterable[Mapping[str, Any]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Items of ``queries.current_statuses`` per gateway id, then per service id."""
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
+    for status in statuses:
+        current = {k: v for k, v in status.items() if k != "gatewayId"}
+        grouped.setdefault(status["gatewayId"], {})[status["serviceId"]] = current
+    return grouped
+
+
+def _status_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A current status as ``GET /api/status`` shows it, from a ``status`` event."""
+    return {
+        "serviceId": data["serviceId"],
+        "status": data["status"],
+        "errorCode": data["errorCode"],
+        "info": data.get("info"),
+        "vendorId": data.get("vendorId"),
+        "vendorErrorCode": data.get("vendorErrorCode"),
+        "timestamp": data.get("timestamp"),
+        "receivedAt": data.get("receivedAt"),
+    }
 
 
 def _ms(text: str | None) -> int | None:

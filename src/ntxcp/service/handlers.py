@@ -245,7 +245,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         await self._stored(gateway_id, self.storage.record_boot(gateway_id, request, status.value))
         self.fleet.boot(gateway_id, request)
         self.metrics.boots.inc((status.value,))
-        if self.events.active:
+        if self.events.active_for("boot"):
             self.events.publish(
                 "boot",
                 gateway_id,
@@ -329,7 +329,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             return
         if not isinstance(stored, bool):  # MeterValues: the number of samples stored
             self.metrics.meter_samples.inc(amount=stored)
-        if self.events.active:
+        if self.events.active_for(kind):
             self._publish_payload(kind, gateway_id, request)
 
     def _publish_payload(self, kind: str, gateway_id: str, request: AnyRequest) -> None:
@@ -353,7 +353,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self.storage.set_connected(connection.id, True, remote_address=remote, tls=connection.tls)
         at = now_text()
         self.fleet.connected(connection.id, at, remote, connection.tls)
-        if self.events.active:
+        if self.events.active_for("connection"):
             self.events.publish(
                 "connection",
                 connection.id,
@@ -375,7 +375,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
         self.unresponsive.discard(connection.id)
         self.storage.set_connected(connection.id, False)
         self.fleet.disconnected(connection.id)
-        if self.events.active:
+        if self.events.active_for("connection"):
             self.events.publish(
                 "connection",
                 connection.id,
@@ -396,7 +396,7 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
             self.unresponsive.add(gateway_id)
             self.metrics.missed_pongs.inc()
         self.fleet.responsive(gateway_id, connection.answering)
-        if self.events.active:
+        if self.events.active_for("connection"):
             state = "connected" if connection.answering else "unresponsive"
             self.events.publish(
                 "connection",
@@ -473,7 +473,7 @@ class FrameRecorder:
         if direction == "in":
             self.storage.touch(gateway_id, time)
             self.fleet.seen(gateway_id, time)
-        if self.events.active:
+        if self.events.active_for("seen"):
             self._publish(
                 gateway_id, direction, ms_text(time), message_type, action, unique_id, frame
             )

@@ -439,6 +439,11 @@ def _api_schemas() -> dict[str, Any]:
                     **_BOOL,
                     "description": "unresponsive, or attentionServices above 0",
                 },
+                "node": {
+                    **_NSTR,
+                    "description": "cluster mode only: the node holding the gateway's "
+                    "socket (null while disconnected)",
+                },
             }
         ),
         "FleetPage": _object(
@@ -536,6 +541,12 @@ def _api_schemas() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "another node has event-stream subscribers "
                             "(this node sends them its events)",
+                        },
+                        "fleetResyncs": {
+                            **_INT,
+                            "description": "times the overview's index was re-read from "
+                            "the database (at start, after bus reconnections, when "
+                            "another node arrives)",
                         },
                     }
                 ),

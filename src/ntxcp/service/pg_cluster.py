@@ -5,11 +5,11 @@ data tables are the same as for one node; cluster mode adds two objects, created
 a node's start if missing (``IF NOT EXISTS``: any node may be first):
 
 * ``cluster_sessions``: one row per gateway, the node that holds its newest session
-  and the session's epoch. It is for display and for the ``connected`` flag of the
-  gateway list, never for routing (routing follows NATS subscriptions). A node marks a
-  gateway disconnected only while the row still names that node, so a node whose
-  old socket closes after a takeover does not hide the new session; a row is only
-  replaced by a newer epoch.
+  and the session's epoch. It is for display (the ``connected`` flag and ``node`` of
+  the gateway list, and of the fleet overview when a node fills it), never for
+  routing (routing follows NATS subscriptions). A node marks a gateway disconnected
+  only while the row still names that node, so a node whose old socket closes after
+  a takeover does not hide the new session; a row is only replaced by a newer epoch.
 * ``cluster_command_ids``: a sequence for the ids of the command log, so that the
   nodes' commands never share an id. At start it is moved past the largest id
   already used (never back).
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NEXT_COMMAND_ID",
     "SESSION_NODES",
+    "SESSION_NODES_ALL",
     "SESSION_OWNER_LOCKED",
     "SESSION_UPSERT",
     "prepare_cluster",
@@ -62,6 +63,9 @@ SESSION_UPSERT = (
 
 SESSION_NODES = "SELECT gateway_id, node FROM cluster_sessions WHERE gateway_id = any($1::text[])"
 """The node recorded for each of some gateways (the gateway list's ``node``)."""
+
+SESSION_NODES_ALL = "SELECT gateway_id, node FROM cluster_sessions"
+"""The node recorded for every gateway (a node's fleet overview, see ``cluster.fleetview``)."""
 
 SESSION_OWNER_LOCKED = "SELECT node FROM cluster_sessions WHERE gateway_id = $1 FOR UPDATE"
 """The node recorded for a gateway, its row locked until the transaction ends.

@@ -39,6 +39,7 @@ from ntxcp.service.packing import pack
 from ntxcp.service.pg_cluster import (
     NEXT_COMMAND_ID,
     SESSION_NODES,
+    SESSION_NODES_ALL,
     SESSION_OWNER_LOCKED,
     prepare_cluster,
     reset_own_sessions,
@@ -467,23 +468,32 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
         async with self._reader() as conn:
             return await conn.fetchval(statement, *args)
 
-    async def session_nodes(self, gateway_ids: Sequence[str]) -> dict[str, str]:
+    async def session_nodes(self, gateway_ids: Sequence[str] | None) -> dict[str, str]:
         """The node recorded as holding each gateway (cluster mode, see :mod:`.pg_cluster`).
+
+        Args:
+            gateway_ids: the gateways (``None``: every gateway recorded).
 
         Raises:
             DatabaseUnavailableError: the server cannot be reached.
         """
         async with self._reader() as conn:
-            rows = await conn.fetch(SESSION_NODES, gateway_ids)
+            if gateway_ids is None:
+                rows = await conn.fetch(SESSION_NODES_ALL)
+            else:
+                rows = await conn.fetch(SESSION_NODES, gateway_ids)
         return {row[0]: row[1] for row in rows}
 
-    async def refresh_gateways(self, gateway_ids: Sequence[str] | None = None) -> None:
+    async def refresh_gateways(
+        self, gateway_ids: Sequence[str] | None = None, *, keep_missing: bool = False
+    ) -> None:
         """Re-read gateways from the database into the mirror (all when ``None``).
 
         In a cluster another node may have registered, changed or removed them, or
-        seen them first. Named gateways missing from the database leave the mirror;
-        a refresh of all only adds and updates (a gateway seen here a moment ago may
-        not be committed yet).
+        seen them first. Named gateways missing from the database leave the mirror
+        unless ``keep_missing`` (a gateway another node has just seen first, which
+        may connect here too before its row is committed); a refresh of all only adds
+        and updates (a gateway seen here a moment ago may not be committed yet).
 
         Raises:
             DatabaseUnavailableError: the server cannot be reached.
@@ -495,7 +505,7 @@ class PostgresStorage(WriteBuffers, ProgressRecords):
             else:
                 rows = await conn.fetch(select + " WHERE id = any($1::text[])", gateway_ids)
         found = {row[0]: GatewayRecord(row[0], bool(row[1]), row[2], row[3]) for row in rows}
-        for gateway_id in gateway_ids or ():
+        for gateway_id in () if keep_missing else gateway_ids or ():
             if gateway_id not in found:
                 self.gateways.pop(gateway_id, None)
         for gateway_id, record in found.items():

@@ -36,7 +36,7 @@ from ntxcp.service.api_listener import (
     raise_open_file_limit,
 )
 from ntxcp.service.api_tokens import REFRESH_INTERVAL, TokenRegistry
-from ntxcp.service.backend import create_storage
+from ntxcp.service.backend import DatabaseUnavailableError, create_storage
 from ntxcp.service.cluster.node import ClusterNode, ClusterUnavailableError
 from ntxcp.service.commands import CommandRunner
 from ntxcp.service.config import AuthMode, Durability, ServiceConfig
@@ -203,6 +203,7 @@ class Service:
             control_center=self.control_center,
             storage=self.storage,
             events=self.events,
+            fleet=self.fleet,
             metrics=self.metrics,
             call_timeout=self.config.call_timeout,
         )
@@ -290,11 +291,20 @@ class Service:
                 raise
 
     async def _load_fleet(self) -> None:
-        """Fill the overview's index from the database (before any gateway connects)."""
+        """Fill the overview's index from the database (before any gateway connects).
+
+        A cluster node also fills in the gateways other nodes hold now (their session
+        rows), and re-reads them later if the database does not answer now.
+        """
         storage = self.storage
         gateways = await storage.read(queries.gateways)
         statuses = await storage.read(queries.current_statuses)
         self.fleet.load(storage.gateways, gateways, statuses)
+        if self.cluster is not None:
+            try:
+                await self.cluster.fleet_view.resync()
+            except DatabaseUnavailableError:
+                self.cluster.fleet_view.resync_soon()
 
     async def _start_listeners(self) -> None:
         config = self.config

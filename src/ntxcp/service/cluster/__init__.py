@@ -11,6 +11,7 @@ service as one node of a cluster (see ``docs/service.md``, *Cluster mode*):
 * :mod:`.routing`: commands to gateways held by other nodes (request-reply);
 * :mod:`.relay`: live events of every node on every node;
 * :mod:`.presence`: which nodes are alive (heartbeats; for display only);
+* :mod:`.fleetview`: every node's gateways in each node's fleet overview;
 * :mod:`.node`: the node that puts these together.
 
 Nothing here sits on the ingest path: a gateway's data is committed to the database

@@ -18,6 +18,7 @@ import msgspec
 
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.cluster.bus import Bus
+from ntxcp.service.cluster.fleetview import FleetView
 from ntxcp.service.cluster.ownership import Ownership
 from ntxcp.service.cluster.presence import Presence
 from ntxcp.service.cluster.relay import EventRelay
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from ntxcp.endpoints import ControlCenter
     from ntxcp.service.events import EventHub
+    from ntxcp.service.fleet import FleetIndex
     from ntxcp.service.metrics import ServiceMetrics
     from ntxcp.service.pg_storage import PostgresStorage
 
@@ -60,6 +62,7 @@ class ClusterNode:
         storage: the shared PostgreSQL database (its ``node_id`` is set here, before
             it starts).
         events: the node's event hub.
+        fleet: the node's fleet index (the other nodes' gateways are added to it).
         metrics: where the node's metrics are added.
         call_timeout: the default seconds to wait for a gateway's answer.
     """
@@ -72,6 +75,7 @@ class ClusterNode:
         control_center: ControlCenter,
         storage: PostgresStorage,
         events: EventHub,
+        fleet: FleetIndex,
         metrics: ServiceMetrics,
         call_timeout: float,
     ) -> None:
@@ -84,6 +88,9 @@ class ClusterNode:
         self.relay = EventRelay(self.node_id, self.bus, events)
         self.remote = RemoteCaller(self.bus, call_timeout)
         self.presence = Presence(self.node_id, self.bus)
+        self.fleet_view = FleetView(self.node_id, fleet, storage, self.presence)
+        self.relay.fleet = self.fleet_view.on_event
+        self.presence.on_arrival = lambda node: self.fleet_view.resync_soon()
         self.events = events
         self._subscribed = False
         self._connections = 0
@@ -147,6 +154,7 @@ class ClusterNode:
         await self.bus.start()
         self.relay.start()
         self.presence.start()
+        self.fleet_view.start()
 
     async def _bus_connected(self) -> None:
         """After every (re)connection: subscribe, and re-read what may have been missed."""
@@ -163,6 +171,9 @@ class ClusterNode:
                 await self.bus.subscribe(subject, handler)
             self._subscribed = True
         await self.ownership.resubscribe()
+        # Other nodes' events were missed before this connection (even the first: the
+        # overview was filled at start, before the bus was up).
+        self.fleet_view.resync_soon()
         if self._connections > 1:  # events and registry changes may have been missed
             self.events.resync()
             await self.storage.refresh_gateways()
@@ -231,9 +242,15 @@ class ClusterNode:
             "commandSubscriptions": self.ownership.subscriptions,
             "takeovers": self.ownership.taken_over,
             "otherNodesListening": self.relay.others_listening(),
+            "fleetResyncs": self.fleet_view.resyncs,
         }
 
     async def close(self) -> None:
         """Leave the bus."""
-        await asyncio.gather(self.relay.close(), self.ownership.close(), self.presence.close())
+        await asyncio.gather(
+            self.relay.close(),
+            self.ownership.close(),
+            self.presence.close(),
+            self.fleet_view.close(),
+        )
         await self.bus.close()

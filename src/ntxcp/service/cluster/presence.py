@@ -10,18 +10,25 @@ with its NATS connection.
 While this node's own bus is down, or has been up for less than :data:`NODE_TTL`
 (it is still learning who is there), every node counts as alive: the recorded state
 is shown as it is.
+
+Each heartbeat also names the sender's current connection to the bus (a new random
+``session`` at every connection). A node heard for the first time, after a silence of
+:data:`NODE_TTL` or with a new session may have had events this node never received:
+:attr:`Presence.on_arrival` is told (the fleet overview then re-reads the database).
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from ntxcp.service.cluster.subjects import NODES
-from ntxcp.service.cluster.wire import Listening, decode
+from ntxcp.service.cluster.wire import Heartbeat, decode
 
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
@@ -36,7 +43,7 @@ HEARTBEAT_INTERVAL = 1.0
 NODE_TTL = 5.0
 """Seconds without a heartbeat after which a node counts as gone."""
 
-_HEARTBEAT = msgspec.json.Decoder(Listening)
+_HEARTBEAT = msgspec.json.Decoder(Heartbeat)
 
 
 class Presence:
@@ -51,20 +58,33 @@ class Presence:
         self.node_id = node_id
         self.bus = bus
         self._seen: dict[str, float] = {}
+        self._sessions: dict[str, str] = {}
         self._up_since: float | None = None
         self._task: asyncio.Task[None] | None = None
-        self._heartbeat = msgspec.json.encode(Listening(node_id))
+        self._heartbeat = msgspec.json.encode(Heartbeat(node_id))
+        self.on_arrival: Callable[[str], object] | None = None
+        """Told the id of a node that arrives (see the module's description)."""
 
     def bus_up(self) -> None:
         """The bus (re)connected: say so at once, and learn who is there from now on."""
         self._up_since = time.monotonic()
+        self._heartbeat = msgspec.json.encode(Heartbeat(self.node_id, secrets.token_hex(8)))
         self.bus.publish(NODES, self._heartbeat)
 
     async def on_heartbeat(self, message: Msg) -> None:
         """Another node's heartbeat."""
         heartbeat = decode(_HEARTBEAT, message.data, "heartbeat")
-        if heartbeat is not None:
-            self._seen[heartbeat.node] = time.monotonic()
+        if heartbeat is None or heartbeat.node == self.node_id:
+            return
+        node, now = heartbeat.node, time.monotonic()
+        arrives = (
+            now - self._seen.get(node, -NODE_TTL) >= NODE_TTL
+            or self._sessions.get(node) != heartbeat.session
+        )
+        self._seen[node] = now
+        self._sessions[node] = heartbeat.session
+        if arrives and self.on_arrival is not None:
+            self.on_arrival(node)
 
     def _learning(self, now: float) -> bool:
         up = self._up_since

@@ -9,7 +9,10 @@ Publishing costs CPU on the ingest path, so a node sends its events only while s
 other node has stream subscribers: a node with subscribers says so on
 ``ntxcp.listeners`` at once when its first subscriber arrives and then every
 :data:`ANNOUNCE_INTERVAL` seconds; the others send for :data:`LISTENING_TTL` seconds
-after each announcement. Events are at-most-once (NATS core): a node that was cut off
+after each announcement. The few kinds every node's fleet overview follows
+(:data:`~.fleetview.FLEET_KINDS`: connections, boots, statuses, and ``seen`` at most
+once a second per gateway) are sent always, and handed to :attr:`EventRelay.fleet`
+on arrival. Events are at-most-once (NATS core): a node that was cut off
 from the bus ends its streams with ``resync`` when the bus returns, and the dashboard
 reloads what it shows from the database.
 """
@@ -18,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ntxcp.service.cluster.fleetview import FLEET_KINDS
 from ntxcp.service.cluster.subjects import LISTENERS, event_subject
 from ntxcp.service.cluster.wire import Listening, RemoteEvent, decode
 
@@ -62,8 +67,11 @@ class EventRelay:
         """Events of other nodes delivered to local streams."""
         self._listeners_until = 0.0
         self._announcer: asyncio.Task[None] | None = None
+        self.fleet: Callable[[RemoteEvent], object] | None = None
+        """Given the other nodes' events of :data:`~.fleetview.FLEET_KINDS`."""
         hub.forward = self._forward
         hub.forwarding = self.others_listening
+        hub.always_forwarded = FLEET_KINDS
 
     def others_listening(self) -> bool:
         """Whether another node has stream subscribers now (and the bus is up)."""
@@ -80,6 +88,8 @@ class EventRelay:
         event = decode(_EVENT, message.data, "event")
         if event is None or event.node == self.node_id or event.kind in _LOCAL_ONLY:
             return
+        if self.fleet is not None and event.kind in FLEET_KINDS:
+            self.fleet(event)
         self.relayed += 1
         self.hub.publish(event.kind, event.gateway_id, event.data, relay=False)
 

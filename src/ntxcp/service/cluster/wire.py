@@ -14,6 +14,7 @@ import msgspec
 __all__ = [
     "CallReply",
     "CallRequest",
+    "Heartbeat",
     "Listening",
     "RegistryChange",
     "RemoteEvent",
@@ -102,13 +103,27 @@ class RemoteEvent(msgspec.Struct, frozen=True):
 
 
 class Listening(msgspec.Struct, frozen=True):
-    """A node has stream subscribers (``ntxcp.listeners``), or is alive (``ntxcp.nodes``).
+    """A node has stream subscribers (``ntxcp.listeners``).
 
     Attributes:
         node: the node.
     """
 
     node: str
+
+
+class Heartbeat(msgspec.Struct, frozen=True):
+    """A node is alive (``ntxcp.nodes``).
+
+    Attributes:
+        node: the node.
+        session: names the node's current connection to the bus; a new value means
+            the node was away from the bus (or restarted) and others may have missed
+            its events. Empty from nodes that do not say.
+    """
+
+    node: str
+    session: str = ""
 
 
 class RegistryChange(msgspec.Struct, frozen=True):
