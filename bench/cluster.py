@@ -10,9 +10,10 @@ front of 2 nodes):
   calls/s are stored MeterValues/s. The rows in PostgreSQL are counted afterwards as a
   check;
 * **command round trip**: one library gateway answering ``GetConfiguration`` is
-  connected to node 1; ``POST /api/gateways/BENCH-GW/calls/GetConfiguration`` one
-  after the other on node 1 (same node) and, with 2 nodes, on node 2 (cross node:
-  NATS request-reply to node 1): p50/p99 ms;
+  connected to node 1; ``POST /api/gateways/BENCH-GW/calls/GetConfiguration`` on
+  node 1 (same node) and, with 2 nodes, on node 2 (cross node: NATS request-reply to
+  node 1), one of each per round in a shuffled order, so that both kinds share the
+  same period and the same load of the machine: p50/p99 ms;
 * **idle gateways** (2 nodes only): ``--idle`` gateways held, half connected straight
   to each node by ``loadgen.py --mode idle``; each node's RSS before and while they
   are held gives the memory per gateway per node.
@@ -20,33 +21,120 @@ front of 2 nodes):
 The 1-node figures are the baseline of the 2-node ones in the same run. Prints one
 JSON line per measurement and a table. ``--smoke``: tiny and short (for CI).
 
-    python bench/cluster.py [--duration 10] [--conns 100] [--calls 500] [--idle 10000]
+Everything it starts (servers, nodes, load generators) is stopped and its work
+directory (node logs, the nodes' shared server key) deleted on every way out: a
+normal end, an exception, Ctrl-C, and, through the guardian process of
+``ntxcp.localservers.reaper``, the benchmark's own SIGTERM or SIGKILL. ``--keep``
+keeps the work directory and prints where it is.
+
+    python bench/cluster.py [--duration 10] [--conns 100] [--calls 500] [--idle 10000] [--keep]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import random
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
-from service_api import Answering, round_trips, summary
+from service_api import Answering, round_trip, summary
 
 import ntxcp
 from ntxcp.localservers.haproxy import Backend, HAProxy
 from ntxcp.localservers.nats import NatsServer
 from ntxcp.localservers.node import NodeProcess
 from ntxcp.localservers.postgres import PostgresServer
+from ntxcp.localservers.reaper import Reaper
 
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
+Server = TypeVar("Server", NatsServer, PostgresServer, HAProxy)
+
+
+class Parts:
+    """What the benchmark starts, stopped newest first on every way out.
+
+    :meth:`close` runs on a normal end, an exception and Ctrl-C. If the benchmark is
+    killed instead (SIGTERM, SIGKILL, the smoke test's timeout), the guardian process
+    (:class:`~ntxcp.localservers.reaper.Reaper`) ends the same children and deletes
+    the same directories once its pipe closes.
+
+    Args:
+        keep: keep the work directory (node logs, the nodes' server key) and say where.
+    """
+
+    def __init__(self, keep: bool) -> None:
+        self.keep = keep
+        self.work = Path(tempfile.mkdtemp(prefix="ntxcp-bench-cluster-"))
+        self.reaper = Reaper()
+        self.stops = contextlib.ExitStack()
+        if not keep:
+            self.reaper.watch_dir(self.work)
+            self.stops.callback(shutil.rmtree, self.work, ignore_errors=True)
+
+    def start(self, server: Server, stops: contextlib.ExitStack | None = None) -> Server:
+        """Start a local server, removed (stopped, its files deleted) with ``stops``."""
+        self.reaper.watch_dir(server.directory)
+        if isinstance(server, PostgresServer):
+            self.reaper.watch_postmaster(server.data_directory)
+        (stops or self.stops).callback(server.remove)
+        server.start()
+        if not isinstance(server, PostgresServer) and server.pid is not None:
+            self.reaper.watch_pid(server.pid)
+        return server
+
+    def start_node(self, node: NodeProcess, stops: contextlib.ExitStack) -> None:
+        """Start a node, stopped with ``stops`` (SIGTERM, then SIGKILL)."""
+        stops.callback(stop_node, node)
+        node.start(timeout=60)
+        if node.pid is not None:
+            self.reaper.watch_pid(node.pid)
+
+    def loadgen(self, *args: str, budget: float) -> subprocess.Popen[str]:
+        """``bench/loadgen.py`` with ``args``, ended after ``budget`` s at the latest."""
+        proc = subprocess.Popen(
+            [PY, str(BENCH / "loadgen.py"), *args, "--max-runtime", str(budget)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self.stops.callback(end_process, proc)
+        self.reaper.watch_pid(proc.pid)
+        return proc
+
+    def close(self) -> None:
+        """Stop everything, newest first, then dismiss the guardian."""
+        try:
+            self.stops.close()
+        finally:
+            self.reaper.done()
+            if self.keep:
+                print(f"work directory kept: {self.work}", flush=True)
+
+
+def stop_node(node: NodeProcess) -> None:
+    if node.running:
+        node.stop(15)
+
+
+def end_process(proc: subprocess.Popen[str]) -> None:
+    """Kill a load generator still running (an error cut the benchmark short)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def rss_kb(pid: int) -> int:
@@ -62,55 +150,49 @@ def port_of(url: str) -> int:
 
 
 class Cluster:
-    """``count`` nodes on a fresh database, with HAProxy in front of 2 or more."""
+    """``count`` nodes on a fresh database, with HAProxy in front of 2 or more.
 
-    def __init__(self, postgres: PostgresServer, nats: NatsServer, count: int, work: Path):
+    A context manager: whatever started is stopped on leaving, also when a node or
+    HAProxy fails to start.
+    """
+
+    def __init__(self, parts: Parts, postgres: PostgresServer, nats: NatsServer, count: int):
+        self.parts = parts
         self.database = postgres.create_database(f"bench_cluster_{count}")
         self.nodes = [
             NodeProcess(
                 [
                     "--db", self.database, "--cluster", nats.url, "--node-id", f"node{n}",
-                    "--server-key-file", str(work / "server.key"),
+                    "--server-key-file", str(parts.work / "server.key"),
                     "--unknown-gateways", "accept", "--log-level", "warning",
                 ],
-                work / f"node{count}-{n}.log",
+                parts.work / f"node{count}-{n}.log",
             )
             for n in range(count)
         ]  # fmt: skip
         self.proxy: HAProxy | None = None
+        self._stops = contextlib.ExitStack()
 
-    def start(self) -> Cluster:
-        for node in self.nodes:
-            node.start(timeout=60)
-        if len(self.nodes) > 1:
-            backends = [
-                Backend(f"node{n}", "127.0.0.1", port_of(node.ws_url), port_of(node.api_url))
-                for n, node in enumerate(self.nodes)
-            ]
-            self.proxy = HAProxy(backends)
-            self.proxy.start()
-            self.proxy.wait_states({b.name: "UP" for b in backends}, timeout=60)
+    def __enter__(self) -> Cluster:
+        with self._stops as stops:  # closed here only if a start fails
+            for node in self.nodes:
+                self.parts.start_node(node, stops)
+            if len(self.nodes) > 1:
+                backends = [
+                    Backend(f"node{n}", "127.0.0.1", port_of(node.ws_url), port_of(node.api_url))
+                    for n, node in enumerate(self.nodes)
+                ]
+                self.proxy = self.parts.start(HAProxy(backends), stops)
+                self.proxy.wait_states({b.name: "UP" for b in backends}, timeout=60)
+            self._stops = stops.pop_all()
         return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stops.close()
 
     @property
     def front_door(self) -> str:
         return self.proxy.url() if self.proxy is not None else self.nodes[0].ws_url
-
-    def stop(self) -> None:
-        if self.proxy is not None:
-            self.proxy.remove()
-        for node in self.nodes:
-            if node.running:
-                node.stop(15)
-
-
-def loadgen(*args: str, budget: float) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [PY, str(BENCH / "loadgen.py"), *args, "--max-runtime", str(budget)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
 
 
 def result_of(proc: subprocess.Popen[str], budget: float) -> dict[str, Any]:
@@ -124,7 +206,7 @@ def result_of(proc: subprocess.Popen[str], budget: float) -> dict[str, Any]:
 
 async def ingest(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     budget = args.duration * 3 + 60
-    proc = loadgen(
+    proc = cluster.parts.loadgen(
         "--mode", "calls", "--url", cluster.front_door, "--prefix", f"ING{len(cluster.nodes)}",
         "--conns", str(args.conns), "--warmup", "2", "--duration", str(args.duration),
         budget=budget,
@@ -145,19 +227,46 @@ async def ingest(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def commands(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
+    """Command round trips on the node holding the gateway and, with 2 nodes, the other."""
     gateway = ntxcp.Gateway("BENCH-GW", reconnect=False)
     gateway.set_core_handler(Answering())
     await gateway.start(cluster.nodes[0].ws_url)
-    out: dict[str, Any] = {}
+    urls = {
+        where: f"{node.api_url}api/gateways/BENCH-GW/calls/GetConfiguration"
+        for where, node in zip(("same_node", "cross_node"), cluster.nodes, strict=False)
+    }
     try:
         async with aiohttp.ClientSession() as http:
-            for where, node in zip(("same_node", "cross_node"), cluster.nodes, strict=False):
-                url = f"{node.api_url}api/gateways/BENCH-GW/calls/GetConfiguration"
-                await round_trips(http, url, 2.0, 20)  # warm-up
-                out[where] = summary(await round_trips(http, url, args.duration, args.calls))
+            await interleaved(http, urls, 2.0, 20)  # warm-up
+            times = await interleaved(http, urls, args.duration, args.calls)
     finally:
         await gateway.stop()
-    return out
+    return {where: summary(kind) for where, kind in times.items()}
+
+
+async def interleaved(
+    http: aiohttp.ClientSession, urls: dict[str, str], seconds: float, most: int
+) -> dict[str, list[float]]:
+    """Round trips to every URL in rounds, one of each per round in a shuffled order.
+
+    Measured in the same period, the kinds see the same load of the machine (one after
+    the other, a change of load between them passes for a difference between them);
+    the shuffle keeps one kind from always following the other.
+
+    Returns:
+        The round trips (ms) of each URL: up to ``most`` each, for ``seconds``.
+    """
+    times: dict[str, list[float]] = {where: [] for where in urls}
+    order = list(urls)
+    shuffle = random.Random(0).shuffle
+    deadline = time.monotonic() + seconds
+    for _ in range(most):
+        if time.monotonic() >= deadline:
+            break
+        shuffle(order)
+        for where in order:
+            times[where].append(await round_trip(http, urls[where]))
+    return times
 
 
 def wait_event(proc: subprocess.Popen[str], name: str) -> list[dict[str, Any]]:
@@ -177,7 +286,7 @@ async def idle(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     before = [rss_kb(pid) for pid in pids]
     budget = args.hold + 300
     procs = [
-        loadgen(
+        cluster.parts.loadgen(
             "--mode",
             "idle",
             "--url",
@@ -221,29 +330,30 @@ def connected(api_url: str) -> object:
         return json.load(answer)["connectedGateways"]
 
 
-async def run(args: argparse.Namespace) -> int:
-    work = Path(tempfile.mkdtemp(prefix="ntxcp-bench-cluster-"))
-    postgres = PostgresServer().start()
-    nats = NatsServer().start()
+async def run(args: argparse.Namespace, parts: Parts) -> int:
+    postgres = parts.start(PostgresServer())
+    nats = parts.start(NatsServer())
     rows: list[dict[str, Any]] = []
-    try:
-        for count in (1, 2):
-            cluster = Cluster(postgres, nats, count, work).start()
-            try:
-                row: dict[str, Any] = {"kind": "cluster", "nodes": count}
-                row["ingest"] = await ingest(cluster, args)
-                row["commands"] = await commands(cluster, args)
-                if count == 2 and args.idle:
-                    row["idle"] = await idle(cluster, args)
-            finally:
-                cluster.stop()
-            print(json.dumps(row), flush=True)
-            rows.append(row)
-    finally:
-        nats.remove()
-        postgres.remove()
+    for count in (1, 2):
+        with Cluster(parts, postgres, nats, count) as cluster:
+            row: dict[str, Any] = {"kind": "cluster", "nodes": count}
+            row["ingest"] = await ingest(cluster, args)
+            row["commands"] = await commands(cluster, args)
+            if count == 2 and args.idle:
+                row["idle"] = await idle(cluster, args)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     print_table(rows)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    parts = Parts(args.keep)
+    try:
+        return asyncio.run(run(args, parts))
+    finally:
+        parts.close()
 
 
 def latency(commands: dict[str, Any], where: str) -> str:
@@ -281,6 +391,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--idle", type=int, default=10_000, help="idle gateways on 2 nodes")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds the idle ones stay")
     ap.add_argument("--smoke", action="store_true", help="tiny and short, for CI")
+    ap.add_argument(
+        "--keep", action="store_true", help="keep the work directory (node logs) and say where"
+    )
     args = ap.parse_args(argv)
     if args.smoke:
         args.duration, args.conns, args.calls, args.idle, args.hold = 1.0, 5, 20, 20, 2.0
@@ -288,4 +401,4 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run(parse_args())))
+    sys.exit(main())
