@@ -88,18 +88,16 @@ class Parts:
         self.reaper.watch_dir(server.directory)
         if isinstance(server, PostgresServer):
             self.reaper.watch_postmaster(server.data_directory)
+        else:  # told of the process as soon as it exists: a kill during the start
+            server.spawned = self.reaper.watch_pid
         (stops or self.stops).callback(server.remove)
         server.start()
-        if not isinstance(server, PostgresServer) and server.pid is not None:
-            self.reaper.watch_pid(server.pid)
         return server
 
     def start_node(self, node: NodeProcess, stops: contextlib.ExitStack) -> None:
-        """Start a node, stopped with ``stops`` (SIGTERM, then SIGKILL)."""
+        """Start a node (made with ``spawned=reaper.watch_pid``), stopped with ``stops``."""
         stops.callback(stop_node, node)
         node.start(timeout=60)
-        if node.pid is not None:
-            self.reaper.watch_pid(node.pid)
 
     def loadgen(self, *args: str, budget: float) -> subprocess.Popen[str]:
         """``bench/loadgen.py`` with ``args``, ended after ``budget`` s at the latest."""
@@ -167,6 +165,7 @@ class Cluster:
                     "--unknown-gateways", "accept", "--log-level", "warning",
                 ],
                 parts.work / f"node{count}-{n}.log",
+                spawned=parts.reaper.watch_pid,
             )
             for n in range(count)
         ]  # fmt: skip

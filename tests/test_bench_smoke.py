@@ -142,8 +142,8 @@ def test_cluster_benchmark_killed_leaves_nothing(own_tmp: Path) -> None:
         bench.communicate(timeout=10)
     finally:
         bench.kill()
-    wait_until(
-        lambda: not any(own_tmp.iterdir()) and not _users_of(own_tmp),
-        30,
-        what="no file and no process left",
-    )
+    try:
+        wait_until(lambda: not any(own_tmp.iterdir()) and not _users_of(own_tmp), 30)
+    except AssertionError:
+        left = sorted(str(p) for p in own_tmp.rglob("*"))
+        raise AssertionError(f"left after 30 s: {left} {_users_of(own_tmp)}") from None

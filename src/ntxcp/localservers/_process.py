@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -69,9 +70,22 @@ class LocalServer:
 
 
 class ChildServer(LocalServer):
-    """A server that runs as one child process (``_proc`` while it runs)."""
+    """A server that runs as one child process (``_proc`` while it runs).
+
+    Attributes:
+        spawned: called with the process id as soon as the process exists, before
+            the server is ready (``None``: nothing). Set it to hand the process to a
+            :class:`~ntxcp.localservers.reaper.Reaper`: a parent killed while the
+            server starts must not leave it running.
+    """
 
     _proc: subprocess.Popen[bytes] | None = None
+    spawned: Callable[[int], object] | None = None
+
+    def _announce(self) -> None:
+        """Tell :attr:`spawned` the new process's id."""
+        if self.spawned is not None and self._proc is not None:
+            self.spawned(self._proc.pid)
 
     @property
     def running(self) -> bool:

@@ -250,6 +250,7 @@ class HAProxy(ChildServer):
                 stderr=log,
             )
         try:
+            self._announce()
             self._wait(lambda: self._listening() and self._admin_answers(), timeout, "start")
         except BaseException:
             self.kill()

@@ -116,6 +116,7 @@ class NatsServer(ChildServer):
             stderr=subprocess.DEVNULL,
         )
         try:
+            self._announce()
             self._wait_listening(ports_dir, time.monotonic() + timeout)
         except BaseException:
             self.kill()

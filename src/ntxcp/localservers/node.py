@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 __all__ = ["READY", "NodeProcess"]
@@ -33,6 +33,9 @@ class NodeProcess:
         stderr_path: the file that receives the node's standard error (its log).
         new_session: start the node in a session of its own, so that a Ctrl-C at the
             terminal reaches only the parent (which then stops the node in order).
+        spawned: called with the process id as soon as the process exists, before its
+            ready line (e.g. a :class:`~ntxcp.localservers.reaper.Reaper`'s
+            ``watch_pid``: a parent killed while the node starts must not leave it).
 
     Attributes:
         proc: the process, once started.
@@ -42,7 +45,12 @@ class NodeProcess:
     """
 
     def __init__(
-        self, args: Sequence[str], stderr_path: Path, *, new_session: bool = False
+        self,
+        args: Sequence[str],
+        stderr_path: Path,
+        *,
+        new_session: bool = False,
+        spawned: Callable[[int], object] | None = None,
     ) -> None:
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,6 +59,7 @@ class NodeProcess:
         self.ready_line = ""
         self._stderr_path = stderr_path
         self._new_session = new_session
+        self._spawned = spawned
 
     def command(self) -> list[str]:
         """The command line run."""
@@ -77,6 +86,8 @@ class NodeProcess:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=self._new_session,
             )
+        if self._spawned is not None:
+            self._spawned(self.proc.pid)
         line = self._read_line(timeout)
         match = READY.match(line)
         if match is None:
