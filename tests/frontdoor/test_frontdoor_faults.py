@@ -36,39 +36,26 @@ SAMPLING = 0.5  # s between two MeterValues of one gateway while the bus is away
 STALL = 3.0  # s: longest the stored count may take to grow by STEP while the bus is away
 STEP = GATEWAYS // 2  # rows: half of what the fleet sends in one sampling period
 RECONNECT = Backoff(initial=0.5, maximum=2.0, reset_after=1.0)
-# HAProxy 2.6's defaults in the front door's configuration (no "retries", no
-# "option redispatch"): a connection to a dead node is tried 1 + 3 times, one
-# turn-around of min(timeout connect 5 s, 1 s) apart, before the gateway's side closes.
-HAPROXY_RETRIES, HAPROXY_TURNAROUND = 3, 1.0
-HAPROXY_FALL = 2  # failed health checks before a node is down (ntxcp.localservers.haproxy)
 LOADED_MACHINE = 2.0  # s for 100 handshakes and Boot-less reconnects on a busy 2-core machine
 
 
-def return_bound(check_interval: float, backoff: Backoff = RECONNECT) -> float:
+def return_bound(backoff: Backoff = RECONNECT) -> float:
     """Seconds from a node's death until all its gateways are held elsewhere, at worst.
 
     The node's sockets close with it, so each of its gateways starts reconnecting at
     once and waits its first delay, at most ``initial * 1.25`` (spec §6.2 jitter).
-    HAProxy marks the node down after ``fall`` failed checks, at most ``fall + 1``
-    check intervals after the death; until then ``leastconn`` sends a reconnecting
-    gateway to the dead node (it holds nothing), where the connection fails after
-    HAProxy's retries. Each failed attempt costs those retries plus the next delay;
-    the first attempt that starts after the node is down reaches the survivor. Then
-    one spare attempt (a health check or a handshake late on a loaded machine) and
-    the handshakes themselves (:data:`LOADED_MACHINE`).
+    Until its failed health checks mark the node down, ``leastconn`` may still send a
+    reconnecting gateway there (it holds nothing); the connection is refused at once
+    (its port is closed) and the front door's ``option redispatch 1`` retries it on
+    another node straight away, so that first attempt reaches the survivor. Then one
+    spare attempt (a handshake late on a loaded machine) and the handshakes
+    themselves (:data:`LOADED_MACHINE`).
 
-    With the test's settings (0.5 s delays capped at 2 s, checks every 0.5 s): down
-    by 1.5 s; attempt 1 by 0.625 s fails by 3.625 s, attempt 2 by 4.875 s succeeds;
-    spare attempt by 4.875 + 3 + 2.5 = 10.375 s; bound 12.375 s.
+    With the test's settings (0.5 s delays capped at 2 s): 0.625 + 1.25 + 2 = 3.875 s.
+    Without the redispatch, HAProxy tries the dead node 3 more times, 1 s apart,
+    before it gives up on the gateway's connection: about 5 s (measured), over this.
     """
-    down_by = (HAPROXY_FALL + 1) * check_interval
-    failed_attempt = HAPROXY_RETRIES * HAPROXY_TURNAROUND
-    start, attempt = backoff.bounds(0)[1], 0
-    while start < down_by:  # this attempt may reach the dead node: it fails
-        attempt += 1
-        start += failed_attempt + backoff.bounds(attempt)[1]
-    spare = failed_attempt + backoff.bounds(attempt + 1)[1]
-    return start + spare + LOADED_MACHINE
+    return backoff.bounds(0)[1] + backoff.bounds(1)[1] + LOADED_MACHINE
 
 
 def _get(url: str) -> dict[str, object]:
@@ -189,7 +176,7 @@ async def test_a_killed_node_loses_nothing_and_its_gateways_come_back(
         rows_at_kill = await _rows(cluster.database)
         assert rows_before_kill > 0 and unanswered > 0, (rows_before_kill, unanswered)
         assert rows_at_kill < TOTAL, rows_at_kill
-        bound = return_bound(cluster.front_door.check_interval)
+        bound = return_bound()
         await eventually(
             lambda: _all_held_by(second.api_url, "node1"),
             bound,

@@ -150,6 +150,10 @@ def haproxy_config(
         f"    option httpchk GET {health_path}",
         "    http-check expect status 200",
         f"    default-server inter {check_ms}ms fall 2 rise 1",
+        # A connection to a node that died but is not yet marked down is tried again
+        # on another node at once, instead of three times on the dead one, 1 s apart.
+        "    retries 3",
+        "    option redispatch 1",
         *(f"    server {b.name} {b.host}:{b.port} check port {b.health_port}" for b in backends),
     ]
     return "\n".join(lines) + "\n"
