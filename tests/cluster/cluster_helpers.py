@@ -178,11 +178,13 @@ class EventStream:
 
 
 @contextlib.asynccontextmanager
-async def event_stream(session: aiohttp.ClientSession, api: Api) -> AsyncIterator[EventStream]:
-    """Read the node's event stream for the duration of the block."""
+async def event_stream(
+    session: aiohttp.ClientSession, api: Api, **params: str
+) -> AsyncIterator[EventStream]:
+    """Read the node's event stream (query ``params``) for the duration of the block."""
     stream = EventStream()
     async with session.get(
-        api.base + "/api/events", headers={"Authorization": f"Bearer {TOKEN}"}
+        api.base + "/api/events", params=params, headers={"Authorization": f"Bearer {TOKEN}"}
     ) as response:
         assert response.status == 200
         task = asyncio.get_running_loop().create_task(stream._read(response))

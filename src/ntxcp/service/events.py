@@ -6,6 +6,8 @@ meter values, a frame passes, a gateway is registered ...) to one :class:`EventH
 as server-sent events. Publishing costs next to nothing while nobody listens: every
 publisher checks :attr:`EventHub.active` first, and the payload of an event is built
 (by a function given to :meth:`EventHub.publish`) only when a subscriber wants it.
+``frame`` events, two per exchange, are built only for the gateways a stream watches
+(:class:`FrameInterest`, one set lookup per frame).
 
 Event kinds (the ``event:`` field of the stream; ``data:`` is a JSON object that
 always carries ``gatewayId`` when the event is about a gateway):
@@ -63,6 +65,7 @@ __all__ = [
     "MAX_RAW_FRAME",
     "Event",
     "EventHub",
+    "FrameInterest",
     "Subscription",
     "TooManySubscribersError",
 ]
@@ -128,6 +131,44 @@ def _encode(event_id: int, kind: str, data: dict[str, Any]) -> bytes:
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (event_id, kind.encode("ascii"), body)
 
 
+@dataclass(frozen=True, slots=True)
+class FrameInterest:
+    """The gateways whose ``frame`` events some streams want.
+
+    Frames are the most numerous events (two per exchange), so they are built only for
+    the gateways someone watches: looking a gateway up here is the whole cost of a
+    frame nobody wants.
+
+    Attributes:
+        every: the frames of every gateway are wanted (a stream of frames without a
+            gateway filter).
+        gateways: the gateways whose frames are wanted (besides, when ``every``).
+    """
+
+    every: bool = False
+    gateways: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return self.every or bool(self.gateways)
+
+    def wants(self, gateway_id: str) -> bool:
+        """Whether the frames of this gateway are wanted."""
+        return self.every or gateway_id in self.gateways
+
+    @classmethod
+    def union(cls, interests: Iterable[FrameInterest]) -> FrameInterest:
+        """The frames any of these want."""
+        every = False
+        gateways: set[str] = set()
+        for interest in interests:
+            every = every or interest.every
+            gateways |= interest.gateways
+        return cls(every, frozenset(gateways))
+
+
+_NO_FRAMES = FrameInterest()
+
+
 class TooManySubscribersError(Exception):
     """Raised by :meth:`EventHub.subscribe` when ``max_subscribers`` streams are open."""
 
@@ -166,6 +207,15 @@ class Subscription:
         if self.kinds is not None and kind not in self.kinds:
             return False
         return self.gateway_id is None or gateway_id is None or gateway_id == self.gateway_id
+
+    @property
+    def frame_interest(self) -> FrameInterest:
+        """The ``frame`` events this subscription wants (see :meth:`wants`)."""
+        if self.kinds is not None and "frame" not in self.kinds:
+            return _NO_FRAMES
+        if self.gateway_id is None:
+            return FrameInterest(every=True)
+        return FrameInterest(gateways=frozenset({self.gateway_id}))
 
     def put(self, event: Event) -> bool:
         """Queue an event; a full queue is replaced by ``resync`` and the stream's end.
@@ -259,6 +309,10 @@ class EventHub:
         self.always_forwarded: frozenset[str] = frozenset()
         """Kinds :attr:`forward` is given even while nobody listens (a cluster node's
         fleet overview follows them, see :mod:`ntxcp.service.cluster.fleetview`)."""
+        self.forwarding_frames: Callable[[str], bool] = lambda gateway_id: False
+        """Whether :attr:`forward` wants the ``frame`` events of a gateway now (another
+        node's streams watch it); other kinds follow :attr:`forwarding`."""
+        self._frame_interest = _NO_FRAMES
 
     @property
     def active(self) -> bool:
@@ -279,9 +333,34 @@ class EventHub:
         """Whether :meth:`close` was called."""
         return self._closed
 
+    @property
+    def frame_interest(self) -> FrameInterest:
+        """The ``frame`` events the subscriptions of this hub want."""
+        return self._frame_interest
+
     def wants(self, kind: str, gateway_id: str | None) -> bool:
         """Whether some subscription wants an event of this kind about this gateway."""
         return any(sub.wants(kind, gateway_id) for sub in self._subscriptions)
+
+    def wants_frame(self, gateway_id: str) -> bool:
+        """Whether a subscription here, or :attr:`forward`, wants this gateway's frames.
+
+        Two set lookups: the frame path asks it for every frame in and out.
+        """
+        return self._frame_interest.wants(gateway_id) or self.forwarding_frames(gateway_id)
+
+    def _subscriptions_changed(self) -> None:
+        self._frame_interest = FrameInterest.union(
+            sub.frame_interest for sub in self._subscriptions
+        )
+
+    def _forwards(self, kind: str, gateway_id: str | None) -> bool:
+        """Whether :attr:`forward` is given an event of this kind about this gateway."""
+        if kind in self.always_forwarded:
+            return True
+        if kind == "frame":
+            return gateway_id is not None and self.forwarding_frames(gateway_id)
+        return self.forwarding()
 
     def publish(
         self, kind: str, gateway_id: str | None, data: Payload, *, relay: bool = True
@@ -299,9 +378,7 @@ class EventHub:
         Returns:
             The event, or ``None`` when nobody wanted it.
         """
-        forward = (
-            self.forward if relay and (kind in self.always_forwarded or self.forwarding()) else None
-        )
+        forward = self.forward if relay and self._forwards(kind, gateway_id) else None
         if not self._subscriptions and forward is None:
             return None
         targets = [sub for sub in self._subscriptions if sub.wants(kind, gateway_id)]
@@ -325,6 +402,7 @@ class EventHub:
         """Stop delivering to a subscriber that fell behind (its stream ends)."""
         if subscription in self._subscriptions:
             self._subscriptions.discard(subscription)
+            self._subscriptions_changed()
             self.dropped_subscribers += 1
             if subscription.on_drop is not None:
                 subscription.on_drop()
@@ -390,16 +468,20 @@ class EventHub:
             subscription.close()
         else:
             self._subscriptions.add(subscription)
+            self._subscriptions_changed()
         try:
             yield subscription
         finally:
-            self._subscriptions.discard(subscription)
+            if subscription in self._subscriptions:
+                self._subscriptions.discard(subscription)
+                self._subscriptions_changed()
             if not self._subscriptions:
                 self._seen.clear()
 
     def resync(self) -> None:
         """End every stream with ``resync``: events were missed (e.g. of another node)."""
         subscriptions, self._subscriptions = self._subscriptions, set()
+        self._subscriptions_changed()
         for subscription in subscriptions:
             subscription.end_with_resync(self._last_id)
 
@@ -407,5 +489,6 @@ class EventHub:
         """End every stream (the service stops); later subscriptions end at once."""
         self._closed = True
         subscriptions, self._subscriptions = self._subscriptions, set()
+        self._subscriptions_changed()
         for subscription in subscriptions:
             subscription.close()

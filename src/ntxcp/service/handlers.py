@@ -539,7 +539,7 @@ class FrameRecorder:
         events = self.events
         if direction == "in":
             events.seen(gateway_id, time)
-        if not events.wants("frame", gateway_id):
+        if not events.wants_frame(gateway_id):
             return
         raw = frame.decode("utf-8", "replace") if len(frame) <= MAX_RAW_FRAME else None
         events.publish(

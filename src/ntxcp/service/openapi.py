@@ -542,6 +542,22 @@ def _api_schemas() -> dict[str, Any]:
                             "description": "another node has event-stream subscribers "
                             "(this node sends them its events)",
                         },
+                        "framesSent": _object(
+                            {
+                                "allGateways": {
+                                    "type": "boolean",
+                                    "description": "another node's stream wants the "
+                                    "frames of every gateway",
+                                },
+                                "gateways": {
+                                    "type": "array",
+                                    "items": {"type": "string"},
+                                    "description": "the gateways whose frame events "
+                                    "other nodes' streams want (this node sends them "
+                                    "the frames of those it holds)",
+                                },
+                            }
+                        ),
                         "fleetResyncs": {
                             **_INT,
                             "description": "times the overview's index was re-read from "

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from ntxcp.endpoints import ControlCenter
-    from ntxcp.service.events import EventHub
+    from ntxcp.service.events import EventHub, FrameInterest
     from ntxcp.service.fleet import FleetIndex
     from ntxcp.service.metrics import ServiceMetrics
     from ntxcp.service.pg_storage import PostgresStorage
@@ -242,6 +242,7 @@ class ClusterNode:
             "commandSubscriptions": self.ownership.subscriptions,
             "takeovers": self.ownership.taken_over,
             "otherNodesListening": self.relay.others_listening(),
+            "framesSent": _frames_sent(self.relay.frames_sent()),
             "fleetResyncs": self.fleet_view.resyncs,
         }
 
@@ -254,3 +255,8 @@ class ClusterNode:
             self.fleet_view.close(),
         )
         await self.bus.close()
+
+
+def _frames_sent(interest: FrameInterest) -> dict[str, Any]:
+    """``framesSent`` of ``/healthz``: whose frames other nodes' streams want."""
+    return {"allGateways": interest.every, "gateways": sorted(interest.gateways)}

@@ -11,6 +11,7 @@ subject                         carries
                                 :mod:`ntxcp.service.events`)
 ``ntxcp.listeners``             a node has event-stream subscribers: other nodes
                                 send it their events for the next few seconds
+                                (frames only of the gateways it names)
 ``ntxcp.registry``              gateways registered, changed or removed through
                                 one node's API: the others re-read them
 ``ntxcp.nodes``                 every node's heartbeat (which nodes are alive)

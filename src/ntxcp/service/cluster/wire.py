@@ -102,14 +102,24 @@ class RemoteEvent(msgspec.Struct, frozen=True):
     data: dict[str, Any]
 
 
-class Listening(msgspec.Struct, frozen=True):
-    """A node has stream subscribers (``ntxcp.listeners``).
+class Listening(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A node has stream subscribers (``ntxcp.listeners``), and which frames they want.
+
+    A message without ``frame_gateways`` and ``all_frames`` (so also one of a node that
+    predates them) wants no ``frame`` events: other nodes send it every other kind
+    but frames of none of their gateways. Unknown fields are ignored, so a node that
+    predates them reads these messages as before.
 
     Attributes:
         node: the node.
+        frame_gateways: the gateways whose ``frame`` events the node's streams want
+            (at most one per stream: a stream filters on one gateway or none).
+        all_frames: a stream of the node wants the ``frame`` events of every gateway.
     """
 
     node: str
+    frame_gateways: tuple[str, ...] = ()
+    all_frames: bool = False
 
 
 class Heartbeat(msgspec.Struct, frozen=True):
