@@ -8,7 +8,8 @@ front of 2 nodes):
   MeterValues back to back, one outstanding each) through the front door (the node
   itself for 1 node); a node answers a MeterValues only after its commit, so answered
   calls/s are stored MeterValues/s. The rows in PostgreSQL are counted afterwards as a
-  check;
+  check, and the CPU time each part spent (nodes, PostgreSQL's processes, HAProxy,
+  NATS; from ``/proc``) is divided by them: the cost of a stored message by part;
 * **command round trip**: one library gateway answering ``GetConfiguration`` is
   connected to node 1; ``POST /api/gateways/BENCH-GW/calls/GetConfiguration`` on
   node 1 (same node) and, with 2 nodes, on node 2 (cross node: NATS request-reply to
@@ -36,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -143,6 +145,43 @@ def rss_kb(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def family(pid: int) -> list[int]:
+    """A process and its children (PostgreSQL's postmaster and its backends)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(stat.parent.name))
+    return [pid, *children]
+
+
+class CpuWatch:
+    """The CPU time each part of the cluster spends over a window, in seconds."""
+
+    def __init__(self, parts: dict[str, list[int]]) -> None:
+        self.parts = parts
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids) for name, pids in self.parts.items()}
+
+    def spent(self) -> dict[str, float]:
+        now = self._now()
+        return {name: now[name] - self.start[name] for name in self.parts}
+
+
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
@@ -156,6 +195,8 @@ class Cluster:
 
     def __init__(self, parts: Parts, postgres: PostgresServer, nats: NatsServer, count: int):
         self.parts = parts
+        self.postgres = postgres
+        self.nats = nats
         self.database = postgres.create_database(f"bench_cluster_{count}")
         self.nodes = [
             NodeProcess(
@@ -205,12 +246,22 @@ def result_of(proc: subprocess.Popen[str], budget: float) -> dict[str, Any]:
 
 async def ingest(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
     budget = args.duration * 3 + 60
+    postmaster = cluster.postgres.postmaster()
+    proxy = None if cluster.proxy is None else cluster.proxy.pid
+    parts = {
+        "nodes": [node.pid for node in cluster.nodes if node.pid is not None],
+        "postgresql": [] if postmaster is None else family(postmaster),
+        "haproxy": [] if proxy is None else family(proxy),
+        "nats": [] if cluster.nats.pid is None else [cluster.nats.pid],
+    }
+    watch = CpuWatch(parts)
     proc = cluster.parts.loadgen(
         "--mode", "calls", "--url", cluster.front_door, "--prefix", f"ING{len(cluster.nodes)}",
         "--conns", str(args.conns), "--warmup", "2", "--duration", str(args.duration),
         budget=budget,
     )  # fmt: skip
     result = await asyncio.to_thread(result_of, proc, budget)
+    spent = watch.spent()
     connection = await asyncpg.connect(cluster.database)
     try:
         rows = await connection.fetchval("SELECT count(*) FROM meter_messages")
@@ -218,6 +269,10 @@ async def ingest(cluster: Cluster, args: argparse.Namespace) -> dict[str, Any]:
         await connection.close()
     return {
         "stored_per_s": round(result["calls_per_s"]),
+        # CPU per stored message (warm-up included: every row counted), by part
+        "cpu_us_per_message": {
+            name: round(seconds / max(rows, 1) * 1e6, 1) for name, seconds in spent.items()
+        },
         "connected": result["connected"],
         "rows_after": rows,
         "call_p50_ms": result.get("p50_ms"),
@@ -364,13 +419,17 @@ def latency(commands: dict[str, Any], where: str) -> str:
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     base = rows[0]["ingest"]["stored_per_s"] or 1
-    print("\nnodes | stored MeterValues/s (vs 1 node) | same-node p50/p99 ms | cross-node")
+    print(
+        "\nnodes | stored MeterValues/s (vs 1 node) | same-node p50/p99 ms | cross-node | "
+        "CPU µs per stored message"
+    )
     for row in rows:
         stored = row["ingest"]["stored_per_s"]
+        cpu = ", ".join(f"{k} {v}" for k, v in row["ingest"]["cpu_us_per_message"].items())
         print(
             f"{row['nodes']} | {stored} ({stored / base:.2f}x) | "
             f"{latency(row['commands'], 'same_node')} | "
-            f"{latency(row['commands'], 'cross_node')}"
+            f"{latency(row['commands'], 'cross_node')} | {cpu}"
         )
     for row in rows:
         if "idle" in row:
