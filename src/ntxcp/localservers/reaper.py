@@ -10,7 +10,11 @@ its standard input, and tells it, line by line, what to clean up:
   that id (a recycled id is left alone);
 * ``postmaster <data directory>``: a PostgreSQL server, stopped with SIGQUIT (an
   immediate shutdown) and then SIGKILL, found by its ``postmaster.pid``;
-* ``dir <path>``: a directory to delete;
+* ``dir <path>``: a directory to delete. Before it goes, every process of the
+  parent's session that names a path under it in its command line or holds a file
+  open under it is ended as above: a child the parent started but was killed
+  before it could report (a node whose log is already open there) must not go on
+  writing into a directory that was just deleted;
 * ``done``: the parent cleaned up by itself; exit without doing anything.
 
 When its standard input ends without ``done`` (the parent died: the kernel closes the
@@ -67,8 +71,42 @@ def _postmaster(data_directory: str) -> int | None:
     return None
 
 
-def clean(orders: list[tuple[str, str, bytes | None]]) -> None:
-    """Carry out the orders, newest first (servers stop before their files go)."""
+def _session(pid: int) -> int | None:
+    """The session id of a process (``None`` once it is gone)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _users(directory: str, session: int | None) -> list[int]:
+    """Processes of ``session`` that name a path under ``directory`` or hold one open."""
+    if session is None:
+        return []
+    inside = directory.rstrip("/") + "/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _session(int(entry.name)) != session:
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if any(inside in word or word == directory for word in words) or any(
+                os.readlink(fd).startswith(inside) for fd in (entry / "fd").iterdir()
+            ):
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile, or not ours to look into
+            continue
+    return found
+
+
+def clean(orders: list[tuple[str, str, bytes | None]], session: int | None = None) -> None:
+    """Carry out the orders, newest first (servers stop before their files go).
+
+    Args:
+        orders: what the parent asked for, in the order it asked.
+        session: the parent's session: its processes still using a directory to be
+            deleted are ended first.
+    """
     for kind, value, cmdline in reversed(orders):
         if kind == "pid":
             _end(int(value), cmdline, signal.SIGTERM)
@@ -77,12 +115,15 @@ def clean(orders: list[tuple[str, str, bytes | None]]) -> None:
             if pid is not None:
                 _end(pid, _cmdline(pid), signal.SIGQUIT)
         elif kind == "dir":
+            for pid in _users(value, session):
+                _end(pid, _cmdline(pid), signal.SIGTERM)
             shutil.rmtree(value, ignore_errors=True)
 
 
 def main(stdin: TextIO = sys.stdin) -> int:
     """Read orders until ``done`` or the end of input; clean up in the second case."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # only the end of input counts
+    session = _session(os.getppid())  # the parent's, while it is alive to read
     orders: list[tuple[str, str, bytes | None]] = []
     for line in stdin:
         kind, _, value = line.strip().partition(" ")
@@ -91,7 +132,7 @@ def main(stdin: TextIO = sys.stdin) -> int:
         if kind in ("pid", "postmaster", "dir") and value:
             cmdline = _cmdline(int(value)) if kind == "pid" and value.isdigit() else None
             orders.append((kind, value, cmdline))
-    clean(orders)
+    clean(orders, session)
     return 0
 
 
