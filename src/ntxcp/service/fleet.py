@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -123,9 +124,26 @@ class FleetEntry:
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     haystack: str = ""
     node: str | None = None
+    faulted: int = 0
+    """How many of :attr:`statuses` need attention (kept by :meth:`set_status`)."""
 
     def __post_init__(self) -> None:
         self.reindex()
+        self.faulted = sum(1 for status in self.statuses.values() if _needs_attention(status))
+
+    def set_status(self, service_id: str, item: dict[str, Any]) -> None:
+        """Make ``item`` the current status of a service (keeps :attr:`faulted`)."""
+        previous = self.statuses.get(service_id)
+        if previous is not None and _needs_attention(previous):
+            self.faulted -= 1
+        if _needs_attention(item):
+            self.faulted += 1
+        self.statuses[service_id] = item
+
+    def set_statuses(self, statuses: dict[str, dict[str, Any]]) -> None:
+        """Replace every current status (keeps :attr:`faulted`)."""
+        self.statuses = statuses
+        self.faulted = sum(1 for status in statuses.values() if _needs_attention(status))
 
     def reindex(self) -> None:
         """Rebuild the lower-case text the filter searches (id, vendor, model, firmware)."""
@@ -139,9 +157,7 @@ class FleetEntry:
 
     def attention_services(self) -> int:
         """Services needing attention: faulted or erroring, while connected."""
-        if not self.open:
-            return 0
-        return sum(1 for status in self.statuses.values() if _needs_attention(status))
+        return self.faulted if self.state == "connected" or self.state == "unresponsive" else 0
 
     def item(self, record: _Record | None, cluster: bool = False) -> dict[str, Any]:
         """The JSON item of ``GET /api/fleet`` (with ``node`` in cluster mode)."""
@@ -251,6 +267,8 @@ class FleetIndex:
         self._order: list[str] = []
         self._keys: list[tuple[tuple[Any, ...], str]] = []
         self._ordered: set[str] = set()
+        # The entries in that order (None: to be made again, see _fleet_in_order).
+        self._in_order: list[FleetEntry] | None = None
 
     # --- loading ------------------------------------------------------------------------
 
@@ -289,9 +307,10 @@ class FleetIndex:
             entry = entries.get(status["gatewayId"])
             if entry is not None:
                 current = {k: v for k, v in status.items() if k != "gatewayId"}
-                entry.statuses[status["serviceId"]] = current
+                entry.set_status(status["serviceId"], current)
         self.mirror = mirror
         self._entries = entries
+        self._in_order = None
         self._held = {}
         self._order, self._keys, self._ordered = [], [], set()
 
@@ -301,6 +320,7 @@ class FleetIndex:
         entry = self._entries.get(gateway_id)
         if entry is None:
             entry = self._entries[gateway_id] = FleetEntry(gateway_id)
+            self._in_order = None
         return entry
 
     def _hold(self, entry: FleetEntry, node: str | None) -> None:
@@ -385,17 +405,18 @@ class FleetIndex:
         )
 
     def _status(self, gateway_id: str, item: dict[str, Any]) -> None:
-        services = self._entry(gateway_id).statuses
-        current = services.get(item["serviceId"])
+        entry = self._entry(gateway_id)
+        current = entry.statuses.get(item["serviceId"])
         stored = None if current is None else current["timestamp"]
         timestamp = item["timestamp"]
         if timestamp is not None and stored is not None and timestamp < stored:
             return
-        services[item["serviceId"]] = item
+        entry.set_status(item["serviceId"], item)
 
     def forget(self, gateway_id: str) -> None:
         """A gateway was removed: a later one with its id starts afresh."""
         entry = self._entries.pop(gateway_id, None)
+        self._in_order = None
         if entry is not None:
             self._hold(entry, None)
 
@@ -489,7 +510,7 @@ class FleetIndex:
             boot_info = item.get("bootInfo")
             if isinstance(boot_info, dict):
                 self.apply_boot(gateway_id, boot_info)
-            entry.statuses = statuses.get(gateway_id, {})
+            entry.set_statuses(statuses.get(gateway_id, {}))
             entry.first_seen = item.get("firstSeen")
             node = holder(gateway_id, bool(item.get("connected")))
             if node is None or node == self.node_id:
@@ -542,37 +563,54 @@ class FleetIndex:
                 self._keys.insert(at, key)
                 self._order.insert(at, gateway_id)
         self._ordered = set(ids)
+        self._in_order = None
         return self._order
+
+    def _fleet_in_order(self) -> list[FleetEntry]:
+        """Every gateway's entry in natural order (a copy).
+
+        Made again only after a change of the ids or of which entry object holds an
+        id: a status or a "seen" changes an entry, not the list.
+        """
+        order = self._natural_order()
+        if self._in_order is None:
+            entries = self._entries
+            for gateway_id in order:
+                if gateway_id not in entries:  # known, never connected: nothing yet
+                    entries[gateway_id] = FleetEntry(gateway_id)
+            self._in_order = [entries[gateway_id] for gateway_id in order]
+        return list(self._in_order)
 
     def query(self, query: FleetQuery) -> FleetPage:
         """A page of the gateways the query keeps, and the fleet's counts.
 
-        One pass over the fleet in natural order counts and filters (the order is
-        kept up to date with the mirror's ids first, see :meth:`_natural_order`).
+        The order is kept up to date with the mirror's ids first (see
+        :meth:`_natural_order`). At 50,000 gateways every query passes over the whole
+        fleet, so each pass is one the interpreter runs in C (``map``, ``Counter``,
+        comprehensions with one test): the counts by state, the few gateways with a
+        faulted service, then the filters, narrowest data first.
         """
         mirror = self.mirror
-        order = self._natural_order()
+        fleet = self._fleet_in_order()
+        counted = Counter(map(_state_of, fleet))
+        states: dict[str, int] = {state: counted[state] for state in STATES}
+        faulted = [entry for entry in fleet if entry.faulted and entry.open]
+        attention_services = sum(entry.faulted for entry in faulted)
+        attention_gateways = len(faulted)  # and the unresponsive ones not counted there
+        if states["unresponsive"]:
+            attention_gateways += sum(
+                1 for entry in fleet if entry.state == "unresponsive" and not entry.faulted
+            )
+        matches = fleet
         text = query.text.lower()
-        states: dict[str, int] = dict.fromkeys(STATES, 0)
-        attention_gateways = attention_services = 0
-        matches: list[FleetEntry] = []
-        entries = self._entries
-        for gateway_id in order:
-            entry = entries.get(gateway_id)
-            if entry is None:
-                entry = entries[gateway_id] = FleetEntry(gateway_id)
-            states[entry.state] += 1
-            services = entry.attention_services() if entry.statuses else 0
-            attention = services > 0 or entry.state == "unresponsive"
-            attention_services += services
-            attention_gateways += attention
-            if text and text not in entry.haystack:
-                continue
-            if query.state is not None and entry.state != query.state:
-                continue
-            if query.attention is not None and attention != query.attention:
-                continue
-            matches.append(entry)
+        if text:
+            matches = [entry for entry in matches if text in entry.haystack]
+        if query.state is not None:
+            wanted = query.state
+            matches = [entry for entry in matches if entry.state == wanted]
+        if query.attention is not None:
+            keep = query.attention
+            matches = [entry for entry in matches if _needs_attention_now(entry) == keep]
         if query.sort == "lastSeen":
             matches.sort(key=_last_seen, reverse=query.descending)
         elif query.sort == "state":
@@ -582,13 +620,22 @@ class FleetIndex:
         window = matches[query.offset : query.offset + query.limit]
         cluster = self.node_id is not None
         return FleetPage(
-            total=len(order),
+            total=len(fleet),
             states=states,
             attention_gateways=attention_gateways,
             attention_services=attention_services,
             matched=len(matches),
             items=[entry.item(mirror.get(entry.id), cluster) for entry in window],
         )
+
+
+def _state_of(entry: FleetEntry) -> str:
+    return entry.state
+
+
+def _needs_attention_now(entry: FleetEntry) -> bool:
+    """A faulted service while connected, or no answer to the keep-alive."""
+    return entry.state == "unresponsive" or (entry.faulted > 0 and entry.open)
 
 
 def _last_seen(entry: FleetEntry) -> int:
