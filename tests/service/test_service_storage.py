@@ -661,7 +661,7 @@ async def test_a_long_series_query_leaves_the_event_loop_free(databases: Databas
     await storage.start()
     power = t.Measurand.POWER_ACTIVE_IMPORT
     try:
-        # 400 messages of 600 samples (10 meter values of 60): 240,000 samples to bucket.
+        # 800 messages of 600 samples (10 meter values of 60): 480,000 samples to bucket.
         request = core.MeterValuesRequest(
             service_id=1,
             meter_value=[
@@ -672,8 +672,8 @@ async def test_a_long_series_query_leaves_the_event_loop_free(databases: Databas
                 for minute in range(10)
             ],
         )
-        stores = [storage.record_meter_values("long", f"m{n}", request) for n in range(400)]
-        assert sum(await asyncio.gather(*stores)) == 240_000
+        stores = [storage.record_meter_values("long", f"m{n}", request) for n in range(800)]
+        assert sum(await asyncio.gather(*stores)) == 480_000
         series_filter = SeriesFilter(buckets=1000, measurand=power.value)
         gaps: list[float] = []
         loop = asyncio.get_running_loop()
@@ -686,9 +686,11 @@ async def test_a_long_series_query_leaves_the_event_loop_free(databases: Databas
             gaps.append(now - last)
             last = now
         duration = last - started
-        assert query.result()["total"] == 240_000
-        # Stopped for the whole query, the loop would show one gap as long as it.
+        assert query.result()["total"] == 480_000
+        # Stopped for the whole query, the loop would show one gap as long as it. Free,
+        # it still waits now and then for the interpreter (5 ms switch interval) or,
+        # on a busy machine, for the scheduler: tens of ms, never most of the query.
         assert len(gaps) >= 5, (duration, gaps)
-        assert max(gaps) < duration / 3, (duration, max(gaps))
+        assert max(gaps) < duration / 2, (duration, max(gaps))
     finally:
         await storage.close()
