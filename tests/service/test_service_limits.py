@@ -19,6 +19,7 @@ from service_helpers import WAIT
 
 from ntxcp.service import Service, ServiceConfig
 from ntxcp.service.config import AuthMode, UnknownGatewayPolicy
+from ntxcp.service.handlers import MAX_SERVICES_PER_GATEWAY
 from ntxcp.service.memory import release_free_memory
 from ntxcp.service.passwords import PasswordVerifier
 from ntxcp.service.service import exposure_warning
@@ -130,3 +131,38 @@ def test_failed_password_outcomes_are_kept_apart_and_bounded() -> None:
 
 def test_free_memory_goes_back_to_the_system() -> None:
     assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+async def test_status_notifications_for_more_services_than_kept_are_refused(
+    service: Service,
+) -> None:
+    """``serviceId`` of a StatusNotification is any CiString50 (spec §4.1): a gateway that
+    invents new ones would grow the current-status table and the overview's memory
+    without end. Past ``MAX_SERVICES_PER_GATEWAY`` services, a new one is refused with
+    ``PropertyConstraintViolation``; the services it has keep being updated."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{service.ws_url}/GW-many", protocols=("ntxcp1.0",)) as ws,
+    ):
+
+        async def status(unique_id: str, service_id: str, state: str = "Available") -> Any:
+            payload = {"serviceId": service_id, "errorCode": "NoError", "status": state}
+            await ws.send_str(json.dumps([2, unique_id, "StatusNotification", payload]))
+            return json.loads(await ws.receive_str(timeout=WAIT))
+
+        boot = {"dingxGatewayModel": "DX", "dingxGatewayVendor": "Ding"}
+        await ws.send_str(json.dumps([2, "b", "BootNotification", boot]))
+        assert json.loads(await ws.receive_str(timeout=WAIT))[2]["status"] == "Accepted"
+        for number in range(MAX_SERVICES_PER_GATEWAY):
+            assert (await status(f"s{number}", f"svc-{number}"))[0] == 3
+        refused = await status("new", "svc-new")
+        assert refused[:3] == [4, "new", "PropertyConstraintViolation"]
+        assert f"{MAX_SERVICES_PER_GATEWAY} services" in refused[3]
+        assert (await status("old", "svc-7", "Charging"))[0] == 3  # a known one: updated
+    rows = await service.storage.read(
+        lambda conn: conn.execute(
+            "SELECT count(*), sum(status = 'Charging') FROM status_current "
+            "WHERE gateway_id = 'GW-many'"
+        ).fetchone()
+    )
+    assert tuple(rows) == (MAX_SERVICES_PER_GATEWAY, 1)

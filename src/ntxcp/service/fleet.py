@@ -413,6 +413,11 @@ class FleetIndex:
             return
         entry.set_status(item["serviceId"], item)
 
+    def may_add_service(self, gateway_id: str, service_id: str, most: int) -> bool:
+        """Whether a status of ``service_id`` fits: a service already known, or room."""
+        entry = self._entries.get(gateway_id)
+        return entry is None or service_id in entry.statuses or len(entry.statuses) < most
+
     def forget(self, gateway_id: str) -> None:
         """A gateway was removed: a later one with its id starts afresh."""
         entry = self._entries.pop(gateway_id, None)

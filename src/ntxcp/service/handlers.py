@@ -52,6 +52,11 @@ T = TypeVar("T")
 BOOT_RETRY_INTERVAL = 60
 """Seconds before a Pending or Rejected gateway boots again (spec §4.1 default)."""
 
+MAX_SERVICES_PER_GATEWAY = 256
+"""Services of one gateway whose current status is kept; a StatusNotification for a
+further new ``serviceId`` is refused (``PropertyConstraintViolation``): the spec lets
+it be any CiString50, and each one is a row and an entry of the overview's memory."""
+
 REFUSED_KEPT = 1000
 """Refused gateway ids remembered for the API (``GET /api/refused-gateways``)."""
 
@@ -272,7 +277,18 @@ class GatewayTrafficHandler(core.ControlCenterHandler, firmware.ControlCenterHan
     async def on_status_notification(
         self, gateway_id: str, request: core.StatusNotificationRequest
     ) -> core.StatusNotificationConfirmation:
-        """Store the status (current per service, and history) before answering."""
+        """Store the status (current per service, and history) before answering.
+
+        Raises:
+            CallError: ``PropertyConstraintViolation`` for a new service of a gateway
+                that reports :data:`MAX_SERVICES_PER_GATEWAY` already.
+        """
+        if not self.fleet.may_add_service(gateway_id, request.service_id, MAX_SERVICES_PER_GATEWAY):
+            raise CallError(
+                ErrorCode.PROPERTY_CONSTRAINT_VIOLATION,
+                f"serviceId {request.service_id!r}: this gateway reports "
+                f"{MAX_SERVICES_PER_GATEWAY} services already, the most the control center keeps",
+            )
         await self._store(gateway_id, request)
         self.fleet.status(gateway_id, request, now_text())
         return core.StatusNotificationConfirmation()
