@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ntxcp.service.backend import DatabaseUnavailableError
+from ntxcp.service.writer import Pending, deliver
 
 if TYPE_CHECKING:
     import asyncpg
@@ -67,14 +68,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-class _Pending:
-    __slots__ = ("future", "job")
-
-    def __init__(self, job: PgJob, future: asyncio.Future[Any] | None) -> None:
-        self.job = job
-        self.future = future
-
-
 class PgBatchWriter:
     """Runs write jobs in batches on one connection; reconnects when it is lost.
 
@@ -98,7 +91,7 @@ class PgBatchWriter:
         self._conn: asyncpg.Connection | None = conn
         self._before_batch = before_batch
         self._max_batch = max_batch
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending[PgJob]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._running = False
@@ -125,15 +118,15 @@ class PgBatchWriter:
         if self.unreachable is not None:
             future.set_exception(DatabaseUnavailableError(self.unreachable))
             return future
-        self._queue(_Pending(job, future))
+        self._queue(Pending(job, future))
         return future
 
     def post(self, job: PgJob) -> None:
         """Queue a job nobody waits for (a failure is logged; dropped while unreachable)."""
         if self.unreachable is None:
-            self._queue(_Pending(job, None))
+            self._queue(Pending(job, None))
 
-    def _queue(self, pending: _Pending) -> None:
+    def _queue(self, pending: Pending[PgJob]) -> None:
         if self._closing:
             raise RuntimeError("database writer is closed")
         self._pending.append(pending)
@@ -180,7 +173,7 @@ class PgBatchWriter:
             if results is not None:
                 self.batches += 1
                 self.jobs += len(batch)
-                _deliver(results)
+                deliver(results)
 
     def connection_lost(self, exc: BaseException) -> None:
         """Another connection found the server gone: fail fast and reconnect now."""
@@ -189,8 +182,8 @@ class PgBatchWriter:
             self._wake.set()
 
     async def _execute(
-        self, conn: asyncpg.Connection, batch: list[_Pending]
-    ) -> list[tuple[_Pending, bool, Any]] | None:
+        self, conn: asyncpg.Connection, batch: list[Pending[PgJob]]
+    ) -> list[tuple[Pending[PgJob], bool, Any]] | None:
         """One transaction for the batch; ``None`` when the connection was lost."""
         try:
             async with conn.transaction():
@@ -210,7 +203,7 @@ class PgBatchWriter:
             except Exception as exc:
                 if is_connection_problem(exc) or conn.is_closed():
                     self._lost(exc, batch[len(results) :])
-                    _deliver(results)
+                    deliver(results)
                     return None
                 if pending.future is None:
                     _log.error("database write failed: %s", exc, exc_info=exc)
@@ -230,7 +223,7 @@ class PgBatchWriter:
                 raise
             _log.error("writing the frame log failed: %s", exc)
 
-    def _lost(self, exc: BaseException, batch: list[_Pending]) -> None:
+    def _lost(self, exc: BaseException, batch: list[Pending[PgJob]]) -> None:
         reason = f"connection to PostgreSQL lost ({describe(exc)})"
         _log.error("%s; reconnecting", reason)
         conn, self._conn = self._conn, None
@@ -272,14 +265,3 @@ class PgBatchWriter:
                 self.reconnections += 1
             self.unreachable = None
         return self._conn
-
-
-def _deliver(results: list[tuple[_Pending, bool, Any]]) -> None:
-    for pending, ok, value in results:
-        future = pending.future
-        if future is None or future.done():
-            continue
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)

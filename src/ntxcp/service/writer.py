@@ -30,15 +30,24 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-__all__ = ["CHECKPOINT_INTERVAL", "MAX_BATCH", "BatchWriter", "Checkpointer", "Job"]
+__all__ = [
+    "CHECKPOINT_INTERVAL",
+    "MAX_BATCH",
+    "BatchWriter",
+    "Checkpointer",
+    "Job",
+    "Pending",
+    "deliver",
+]
 
 Job = Callable[[sqlite3.Connection], Any]
 """A write: a function of the connection, run inside a transaction."""
+J = TypeVar("J")
 
 _log = logging.getLogger("ntxcp.service.storage")
 
@@ -52,12 +61,33 @@ BootNotification and StatusNotification at once; 256 keep a tick to a few
 milliseconds and still take every message of a busy batch of 100 gateways in one."""
 
 
-class _Pending:
+class Pending(Generic[J]):
+    """A queued write job and the future its caller waits on (``None``: nobody waits).
+
+    Both storage backends' writers queue these (the job is theirs: a function of a
+    ``sqlite3`` or an ``asyncpg`` connection).
+    """
+
     __slots__ = ("future", "job")
 
-    def __init__(self, job: Job, future: asyncio.Future[Any] | None) -> None:
+    def __init__(self, job: J, future: asyncio.Future[Any] | None) -> None:
         self.job = job
         self.future = future
+
+
+def deliver(results: Iterable[tuple[Pending[Any], bool, Any]]) -> None:
+    """Settle the callers' futures: each job's result, or its exception when not ``ok``.
+
+    A future nobody waits on, or one already settled (its caller cancelled), is skipped.
+    """
+    for pending, ok, value in results:
+        future = pending.future
+        if future is None or future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 class BatchWriter:
@@ -101,7 +131,7 @@ class BatchWriter:
         self._max_batch = max_batch
         self._wal = None if wal is None else str(wal)
         self._wal_limit = wal_limit
-        self._pending: list[_Pending] = []
+        self._pending: list[Pending[Job]] = []
         self._scheduled: asyncio.Handle | None = None
         self._closed = False
         self._committer = (
@@ -126,7 +156,7 @@ class BatchWriter:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue(_Pending(job, future), loop)
+        self._queue(Pending(job, future), loop)
         return future
 
     def post(self, job: Job) -> None:
@@ -135,9 +165,9 @@ class BatchWriter:
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:  # no loop (e.g. while closing): the next commit() runs it
             loop = None
-        self._queue(_Pending(job, None), loop)
+        self._queue(Pending(job, None), loop)
 
-    def _queue(self, pending: _Pending, loop: asyncio.AbstractEventLoop | None) -> None:
+    def _queue(self, pending: Pending[Job], loop: asyncio.AbstractEventLoop | None) -> None:
         if self._closed:
             raise RuntimeError("database writer is closed")
         self._pending.append(pending)
@@ -149,7 +179,7 @@ class BatchWriter:
         """Whether a job is queued or a commit in flight."""
         return bool(self._pending) or self._in_flight is not None
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> list[Pending[Job]]:
         batch = self._pending[: self._max_batch]
         del self._pending[: self._max_batch]
         return batch
@@ -174,7 +204,7 @@ class BatchWriter:
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._deliver([self._alone(pending) for pending in batch])
+            deliver([self._alone(pending) for pending in batch])
             self._reschedule()
             return
         loop = asyncio.get_running_loop()
@@ -190,8 +220,8 @@ class BatchWriter:
     def _committed(
         self,
         done: asyncio.Future[None],
-        batch: list[_Pending],
-        results: list[tuple[_Pending, bool, Any]],
+        batch: list[Pending[Job]],
+        results: list[tuple[Pending[Job], bool, Any]],
     ) -> None:
         self._in_flight = None
         if done.cancelled() or done.exception() is not None:
@@ -201,7 +231,7 @@ class BatchWriter:
             results = [self._alone(pending) for pending in batch]
         self.batches += 1
         self.jobs += len(batch)
-        self._deliver(results)
+        deliver(results)
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -248,9 +278,9 @@ class BatchWriter:
         if self._committer is not None:
             self._committer.shutdown(wait=True)
 
-    def _execute(self, batch: list[_Pending]) -> None:
+    def _execute(self, batch: list[Pending[Job]]) -> None:
         conn = self._conn
-        results: list[tuple[_Pending, bool, Any]]
+        results: list[tuple[Pending[Job], bool, Any]]
         try:
             conn.execute("BEGIN IMMEDIATE")
             if self._before_batch is not None:
@@ -265,18 +295,7 @@ class BatchWriter:
             self._maintain_wal(self._wal)
         self.batches += 1
         self.jobs += len(batch)
-        self._deliver(results)
-
-    @staticmethod
-    def _deliver(results: list[tuple[_Pending, bool, Any]]) -> None:
-        for pending, ok, value in results:
-            future = pending.future
-            if future is None or future.done():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        deliver(results)
 
     def _maintain_wal(self, wal: str) -> None:
         """After a commit: checkpoint now and then, and bound the WAL file's size.
@@ -308,7 +327,7 @@ class BatchWriter:
             except sqlite3.Error as exc:  # tried again after the next commit
                 _log.warning("WAL checkpoint failed: %s", exc)
 
-    def _alone(self, pending: _Pending) -> tuple[_Pending, bool, Any]:
+    def _alone(self, pending: Pending[Job]) -> tuple[Pending[Job], bool, Any]:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
