@@ -18,23 +18,17 @@ A failing example found by a random run is added to the test as an explicit
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import settings
 
 from databases import BACKENDS, Databases
 from ntxcp.localservers.nats import NatsServer
 from pg_server import PostgresServer
+from pki import Pki, make_pki
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None, print_blob=True)
 settings.register_profile("random", deadline=None, print_blob=True)
@@ -56,168 +50,10 @@ def _state_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]
         os.environ["XDG_STATE_HOME"] = previous
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-
-
-def _write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name(
-        [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ntxcp tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-        ]
-    )
-
-
-@dataclass
-class Pki:
-    """PEM files of a test PKI.
-
-    Attributes:
-        directory: where the files are.
-        ca_cert: the CA certificate (trust anchor for both sides).
-        server_cert: server certificate for 127.0.0.1, ::1 and localhost.
-        server_key: its private key.
-    """
-
-    directory: Path
-    ca_cert: Path
-    server_cert: Path
-    server_key: Path
-    _ca_key: ec.EllipticCurvePrivateKey = field(repr=False)
-    _ca: x509.Certificate = field(repr=False)
-    _clients: dict[str, tuple[Path, Path]] = field(default_factory=dict, repr=False)
-
-    def client_cert(self, gateway_id: str) -> tuple[Path, Path]:
-        """A client certificate with CN = ``gateway_id``, signed by the CA: (cert, key)."""
-        if gateway_id not in self._clients:
-            key = _key()
-            cert = _issue(self._ca, self._ca_key, _name(gateway_id), key, client=True)
-            stem = "client-" + "".join(c if c.isalnum() else "_" for c in gateway_id)
-            cert_path = self.directory / f"{stem}.pem"
-            key_path = self.directory / f"{stem}.key"
-            _write_cert(cert_path, cert)
-            _write_key(key_path, key)
-            self._clients[gateway_id] = (cert_path, key_path)
-        return self._clients[gateway_id]
-
-
-def _issue(
-    ca: x509.Certificate,
-    ca_key: ec.EllipticCurvePrivateKey,
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    *,
-    client: bool,
-) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=True,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if not client:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
-            critical=False,
-        )
-    return builder.sign(ca_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     """A CA, a server certificate for 127.0.0.1/localhost, and client certificates."""
-    directory = tmp_path_factory.mktemp("pki")
-    ca_key = _key()
-    now = dt.datetime.now(dt.UTC)
-    ca_name = _name("ntxcp test CA")
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_path = directory / "ca.pem"
-    _write_cert(ca_path, ca)
-    server_key = _key()
-    server = _issue(ca, ca_key, _name("localhost"), server_key, client=False)
-    server_cert_path = directory / "server.pem"
-    server_key_path = directory / "server.key"
-    _write_cert(server_cert_path, server)
-    _write_key(server_key_path, server_key)
-    return Pki(directory, ca_path, server_cert_path, server_key_path, ca_key, ca)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 # --- PostgreSQL: one server per test session, one fresh database per user ------------

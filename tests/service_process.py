@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ntxcp.localservers.node import READY, NodeProcess
@@ -25,13 +25,22 @@ class ServiceProcess(NodeProcess):
         directory: where the database and the captured standard error go.
         args: more command-line arguments.
         db: the database file or ``postgresql://`` URL (default ``<directory>/cc.sqlite``).
+        env: environment variables to set or (``None``) remove in the service's process.
     """
 
-    def __init__(self, directory: Path, *args: str, db: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *args: str,
+        db: Path | str | None = None,
+        env: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.directory = directory
         self.db = db or directory / "cc.sqlite"
         super().__init__(
-            ["--db", str(self.db), *args], directory / f"stderr-{time.monotonic_ns()}.log"
+            ["--db", str(self.db), *args],
+            directory / f"stderr-{time.monotonic_ns()}.log",
+            env=env,
         )
 
     def start(self, timeout: float = 20.0) -> ServiceProcess:

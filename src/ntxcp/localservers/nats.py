@@ -7,6 +7,10 @@ and reads them back from the ports file the server writes once it listens, so tw
 servers started at the same time never race for a port; :meth:`NatsServer.restart`
 reuses the same ports, so that clients reconnect to the URL they know.
 
+With a certificate and key the server requires TLS from its clients (``tls {}`` in a
+configuration file it reads); with a user and password it accepts only them
+(``authorization {}``): the production setting of docs/deployment.md, on loopback.
+
 Example:
     >>> with NatsServer() as server:  # doctest: +SKIP
     ...     print(server.url)
@@ -25,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Self
+from urllib.parse import quote
 
 from ntxcp.localservers._process import ChildServer
 
@@ -59,6 +64,9 @@ class NatsServer(ChildServer):
 
     Args:
         binary: the ``nats-server`` executable (default: :func:`find_binary`).
+        tls: the server's certificate and key (PEM files): clients must use TLS.
+        user: the only user accepted (with ``password``); ``None``: no authorization.
+        password: that user's password.
 
     Attributes:
         port: the client port (0 until the first start).
@@ -66,18 +74,56 @@ class NatsServer(ChildServer):
         directory: the temporary directory (log, ports file).
     """
 
-    def __init__(self, binary: Path | None = None) -> None:
+    def __init__(
+        self,
+        binary: Path | None = None,
+        *,
+        tls: tuple[Path, Path] | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        if (user is None) != (password is None):
+            raise ValueError("a NATS user needs a password, and a password a user")
         self._binary = binary or find_binary()
         self.directory = Path(tempfile.mkdtemp(prefix="ntxcp-nats-"))
+        self._config = self._write_config(tls, user, password)
+        self.tls = tls is not None
         self._log = self.directory / "server.log"
         self.port = 0
         self.monitor_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
+    def _write_config(
+        self, tls: tuple[Path, Path] | None, user: str | None, password: str | None
+    ) -> Path | None:
+        """The configuration file of the TLS and authorization settings (``None``: none)."""
+        blocks = []
+        if tls is not None:
+            cert, key = tls
+            blocks.append(f"tls {{\n  cert_file: {json.dumps(str(cert))}\n"
+                          f"  key_file: {json.dumps(str(key))}\n}}")  # fmt: skip
+        if user is not None:
+            blocks.append(f"authorization {{\n  user: {json.dumps(user)}\n"
+                          f"  password: {json.dumps(password)}\n}}")  # fmt: skip
+        if not blocks:
+            return None
+        config = self.directory / "server.conf"
+        config.write_text("\n".join(blocks) + "\n")
+        return config
+
     @property
     def url(self) -> str:
-        """The ``nats://`` URL clients connect to."""
-        return f"nats://127.0.0.1:{self.port}"
+        """The URL clients connect to (``tls://`` when TLS is required, else ``nats://``).
+
+        It never has the user and password: see :meth:`url_as`.
+        """
+        scheme = "tls" if self.tls else "nats"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def url_as(self, user: str, password: str) -> str:
+        """:attr:`url` with a user and password (``tls://user:password@127.0.0.1:port``)."""
+        scheme, rest = self.url.split("://", 1)
+        return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
 
     @property
     def monitor_url(self) -> str:
@@ -109,6 +155,8 @@ class NatsServer(ChildServer):
             str(self._binary), "-a", "127.0.0.1", "-p", client_port, "-m", monitor_port,
             "--ports_file_dir", str(ports_dir), "-l", str(self._log),
         ]  # fmt: skip
+        if self._config is not None:  # the command line's ports win over the file
+            command += ["-c", str(self._config)]
         self._proc = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,

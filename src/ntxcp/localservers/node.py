@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = ["READY", "NodeProcess"]
@@ -36,6 +36,8 @@ class NodeProcess:
         spawned: called with the process id as soon as the process exists, before its
             ready line (e.g. a :class:`~ntxcp.localservers.reaper.Reaper`'s
             ``watch_pid``: a parent killed while the node starts must not leave it).
+        env: environment variables to set (a ``None`` value removes the variable) on
+            top of this process's environment, e.g. ``SSL_CERT_FILE`` for a private CA.
 
     Attributes:
         proc: the process, once started.
@@ -51,6 +53,7 @@ class NodeProcess:
         *,
         new_session: bool = False,
         spawned: Callable[[int], object] | None = None,
+        env: Mapping[str, str | None] | None = None,
     ) -> None:
         self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -60,6 +63,7 @@ class NodeProcess:
         self._stderr_path = stderr_path
         self._new_session = new_session
         self._spawned = spawned
+        self._env = dict(env or {})
 
     def command(self) -> list[str]:
         """The command line run."""
@@ -83,7 +87,7 @@ class NodeProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                env=self._environment(),
                 start_new_session=self._new_session,
             )
         if self._spawned is not None:
@@ -96,6 +100,16 @@ class NodeProcess:
         self.ready_line = line
         self.ws_url, self.api_url = match[1], match[2]
         return self
+
+    def _environment(self) -> dict[str, str]:
+        """This process's environment with the overrides given (unbuffered output)."""
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        for name, value in self._env.items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        return environment
 
     def _read_line(self, timeout: float) -> str:
         assert self.proc is not None and self.proc.stdout is not None

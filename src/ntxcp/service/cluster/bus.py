@@ -10,6 +10,11 @@ ingest path (spec of cluster mode: "bus down is not service down"):
   sends; while the bus is down they are dropped (events are at-most-once anyway);
 * :meth:`Bus.request` fails at once with :class:`BusUnavailableError` while the bus is
   down, rather than waiting for a reconnection.
+
+The URL may carry the NATS user's password (``tls://user:password@host:4222``): the
+messages, the log and ``/healthz`` show it without the password (:func:`redacted`).
+The user and password are percent-decoded and given to ``nats-py`` apart from the URL
+(it would send them as written, ``%40`` for ``@``): :func:`credentials`.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-__all__ = ["Bus", "BusUnavailableError", "NoOwnerError"]
+__all__ = ["Bus", "BusUnavailableError", "NoOwnerError", "credentials", "redacted"]
 
 _log = logging.getLogger("ntxcp.service.cluster")
 
@@ -34,9 +40,39 @@ RECONNECT_WAIT = 0.5  # s between two connection attempts
 CONNECT_TIMEOUT = 2.0  # s for one attempt
 PING_INTERVAL = 5  # s: a silent server is noticed after PING_INTERVAL * MAX_PINGS
 MAX_PINGS = 2
+LOGGED_REASONS = 20  # distinct reasons logged while not connected (no log flood)
 OUTBOX = 10_000  # messages waiting to be published; more are dropped
 
 Handler = Callable[["Msg"], Awaitable[None]]
+
+
+def redacted(url: str) -> str:
+    """The URL without its password (``tls://user:***@host:4222``), to show or log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{parts.username}:***@{host}").geturl()
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception as a reason to show (its class when it has no message)."""
+    return str(exc) or type(exc).__name__
+
+
+def credentials(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without its user information, and the ``nats.connect`` options of it.
+
+    ``user:password@`` gives ``user`` and ``password``; a lone ``token@`` gives ``token``
+    (NATS's meanings of the URL forms), each percent-decoded.
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, {}
+    bare = parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
+    if parts.password is None:
+        return bare, {"token": unquote(parts.username)}
+    return bare, {"user": unquote(parts.username), "password": unquote(parts.password)}
 
 
 class BusUnavailableError(Exception):
@@ -61,6 +97,8 @@ class Bus:
         self, url: str, name: str, on_connected: Callable[[], Awaitable[None]] | None = None
     ) -> None:
         self.url = url
+        self.shown_url = redacted(url)
+        """The URL as messages and the log show it (no password)."""
         self.name = name
         self._on_connected = on_connected
         self._client: Client | None = None
@@ -71,6 +109,7 @@ class Bus:
         self._tasks: set[asyncio.Task[None]] = set()
         self.error: str | None = "connecting"
         """Why the bus is not connected (``None``: it is)."""
+        self._logged: set[str] = set()
         self.dropped = 0
         """Messages dropped because the bus was down or the outbox full."""
         self.reconnects = 0
@@ -91,10 +130,12 @@ class Bus:
     async def _connect(self) -> None:
         import nats
 
+        server, auth = credentials(self.url)
         while True:
             try:
                 self._client = await nats.connect(
-                    self.url,
+                    server,
+                    **auth,
                     name=self.name,
                     allow_reconnect=True,
                     max_reconnect_attempts=-1,
@@ -109,28 +150,40 @@ class Bus:
                     reconnected_cb=self._reconnected,
                 )
             except Exception as exc:  # nats-py retries itself; this is a last resort
-                self.error = f"cannot connect to {self.url}: {exc or type(exc).__name__}"
+                self._set_error(f"cannot connect to {self.shown_url}: {_reason(exc)}")
                 await asyncio.sleep(RECONNECT_WAIT)
                 continue
             break
         self.error = None
-        _log.info("bus connected: %s", self.url)
+        self._logged.clear()
+        _log.info("bus connected: %s", self.shown_url)
         await self._run_connected_hook()
 
     async def _error(self, exc: Exception) -> None:
         if not self.connected:
-            self.error = f"{self.url}: {exc or type(exc).__name__}"
+            self._set_error(f"{self.shown_url}: {_reason(exc)}")
         _log.debug("bus error: %r", exc)
+
+    def _set_error(self, error: str) -> None:
+        """Record why the bus is down; log each distinct reason once until connected.
+
+        A refused certificate or password is retried every ``RECONNECT_WAIT``: no flood.
+        """
+        if error not in self._logged and len(self._logged) < LOGGED_REASONS:
+            self._logged.add(error)
+            _log.warning("bus not connected: %s", error)
+        self.error = error
 
     async def _disconnected(self) -> None:
         if self.error is None:
-            self.error = f"disconnected from {self.url}"
-            _log.warning("bus disconnected: %s", self.url)
+            self.error = f"disconnected from {self.shown_url}"
+            _log.warning("bus disconnected: %s", self.shown_url)
 
     async def _reconnected(self) -> None:
         self.error = None
+        self._logged.clear()
         self.reconnects += 1
-        _log.info("bus reconnected: %s", self.url)
+        _log.info("bus reconnected: %s", self.shown_url)
         # Not awaited here: nats-py resends the subscriptions only after this returns.
         task = asyncio.get_running_loop().create_task(self._run_connected_hook())
         self._tasks.add(task)
