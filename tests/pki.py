@@ -81,6 +81,18 @@ class Pki:
         return self._clients[gateway_id]
 
 
+SERVER_NAMES = ("localhost", "127.0.0.1", "::1")
+"""The names of the server certificate by default: every name of the loopback."""
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """A subject alternative name: an IP address, else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
 def _issue(
     ca: x509.Certificate,
     ca_key: ec.EllipticCurvePrivateKey,
@@ -88,6 +100,7 @@ def _issue(
     key: ec.EllipticCurvePrivateKey,
     *,
     client: bool,
+    server_names: tuple[str, ...] = SERVER_NAMES,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -128,20 +141,25 @@ def _issue(
     if not client:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
+                [_general_name(server_name) for server_name in server_names]
             ),
             critical=False,
         )
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def make_pki(directory: Path, name: str = "ntxcp test CA") -> Pki:
-    """A new CA, its server certificate for 127.0.0.1/localhost, as files in ``directory``
-    (client certificates on demand: :meth:`Pki.client_cert`)."""
+def make_pki(
+    directory: Path, name: str = "ntxcp test CA", server_names: tuple[str, ...] = SERVER_NAMES
+) -> Pki:
+    """A new CA and its server certificate, as files in ``directory``.
+
+    Args:
+        directory: where the PEM files go.
+        name: the CA's common name.
+        server_names: the server certificate's names (host names or IP addresses).
+
+    Client certificates are made on demand: :meth:`Pki.client_cert`.
+    """
     ca_key = _key()
     now = dt.datetime.now(dt.UTC)
     ca_name = _name(name)
@@ -176,7 +194,9 @@ def make_pki(directory: Path, name: str = "ntxcp test CA") -> Pki:
     ca_path = directory / "ca.pem"
     _write_cert(ca_path, ca)
     server_key = _key()
-    server = _issue(ca, ca_key, _name("localhost"), server_key, client=False)
+    server = _issue(
+        ca, ca_key, _name(server_names[0]), server_key, client=False, server_names=server_names
+    )
     server_cert_path = directory / "server.pem"
     server_key_path = directory / "server.key"
     _write_cert(server_cert_path, server)

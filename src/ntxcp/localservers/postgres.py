@@ -8,6 +8,10 @@ PostgreSQL's durable defaults (``fsync``, ``synchronous_commit``): the tests and
 local cluster demo show the control center's guarantees, not a faster, weaker
 database.
 
+With a certificate and key (``PostgresServer(tls=(cert, key))``) the server runs with
+``ssl = on`` and accepts TCP connections over TLS only (``hostssl`` in ``pg_hba.conf``):
+the production setting of docs/deployment.md, on loopback.
+
 Example:
     >>> with PostgresServer() as server:  # doctest: +SKIP
     ...     print(server.url)
@@ -70,6 +74,9 @@ def _system_user() -> str | None:
 class PostgresServer(LocalServer):
     """One PostgreSQL cluster in a temporary directory, on 127.0.0.1.
 
+    Args:
+        tls: the server's certificate and key (PEM files): TLS on, and required over TCP.
+
     Raises:
         PostgresMissing: the binaries are not installed.
 
@@ -78,7 +85,7 @@ class PostgresServer(LocalServer):
         directory: the temporary directory (data, socket, log).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: tuple[Path, Path] | None = None) -> None:
         bin_dir = binaries()
         if bin_dir is None:
             raise PostgresMissing("PostgreSQL is not installed (Debian package postgresql)")
@@ -89,6 +96,7 @@ class PostgresServer(LocalServer):
         self._data = self.directory / "data"
         self._log = self.directory / "server.log"
         self.port = _free_port()
+        self._tls = tls
 
     @property
     def url(self) -> str:
@@ -135,6 +143,8 @@ class PostgresServer(LocalServer):
                 "initdb", "-D", str(self._data), "-U", USER, "--auth=trust",
                 "-E", "UTF8", "--no-locale", "--no-instructions",
             )  # fmt: skip
+            if self._tls is not None:
+                self._require_tls(*self._tls)
             created = False
         else:
             created = True
@@ -146,6 +156,31 @@ class PostgresServer(LocalServer):
         if not created:
             self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, DATABASE)
         return self
+
+    def _require_tls(self, cert: Path, key: Path) -> None:
+        """Turn TLS on; TCP connections only over TLS.
+
+        The server gets copies of the certificate and key that its user owns (the key
+        private to it: PostgreSQL refuses a key others may read).
+        """
+        tls_dir = self._data / "tls"
+        tls_dir.mkdir()
+        shutil.copyfile(cert, tls_dir / "server.pem")
+        shutil.copyfile(key, tls_dir / "server.key")
+        (tls_dir / "server.key").chmod(0o600)
+        for path in (tls_dir, tls_dir / "server.pem", tls_dir / "server.key"):
+            self._own(path)
+        with (self._data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                "ssl = on\n"
+                f"ssl_cert_file = '{tls_dir / 'server.pem'}'\n"
+                f"ssl_key_file = '{tls_dir / 'server.key'}'\n"
+            )
+        (self._data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "hostssl all all 127.0.0.1/32 trust\n"
+            "hostssl all all ::1/128 trust\n"
+        )
 
     def create_database(self, name: str) -> str:
         """Create an empty database; returns its ``postgresql://`` URL."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from ntxcp.transport.options import DEFAULT_MAX_HANDSHAKES
 
@@ -81,6 +82,10 @@ class LogFormat(StrEnum):
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+_DB_FILE_PARAMETERS = ("sslrootcert", "sslcert", "sslkey", "sslcrl")
+"""Parameters of a ``postgresql://`` URL that name files (TLS, see docs/deployment.md)."""
 
 
 class ConfigError(Exception):
@@ -273,6 +278,7 @@ class ServiceConfig:
                 raise ConfigError(f"--{_flag(name)}: no such file: {value}")
         if not self.db:
             raise ConfigError("--db must name a SQLite file or a postgresql:// URL")
+        self._validate_db_files()
         self._validate_cluster()
         # The API can change gateways and send them commands: never expose it
         # beyond this machine without a token.
@@ -287,6 +293,19 @@ class ServiceConfig:
     def postgresql(self) -> bool:
         """Whether the database is a PostgreSQL server (a ``postgresql://`` URL)."""
         return self.db.startswith(("postgresql://", "postgres://"))
+
+    def _validate_db_files(self) -> None:
+        """The TLS files a ``postgresql://`` URL names must exist.
+
+        The driver would only say "No such file or directory" without the name.
+        """
+        if not self.postgresql:
+            return
+        query = parse_qs(urlsplit(self.db).query)
+        for name in _DB_FILE_PARAMETERS:
+            for value in query.get(name, []):
+                if not Path(value).expanduser().is_file():
+                    raise ConfigError(f"--db: {name}: no such file: {value}")
 
     def _validate_cluster(self) -> None:
         """Cluster mode needs a shared PostgreSQL database and a ``nats://`` URL."""
