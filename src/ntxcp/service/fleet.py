@@ -42,9 +42,9 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final, Literal, Protocol
 
+from ntxcp.service.packing import text_ms
 from ntxcp.service.storage import ms_text, now_ms
 from ntxcp.v10 import core
 from ntxcp.v10.types import encode_datetime
@@ -677,7 +677,5 @@ def _status_item(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _ms(text: str | None) -> int | None:
-    """Milliseconds since the epoch of a stored spec §3 time text."""
-    if text is None:
-        return None
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    """Milliseconds since the epoch of a stored spec §3 time text (``None``: none)."""
+    return None if text is None else text_ms(text)

@@ -17,23 +17,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from ntxcp.service.packing import CODES, DEFAULTS, epoch_ms, ms_text
+from ntxcp.service.packing import (
+    CODES,
+    DEFAULT_MEASURAND_CODE,
+    DEFAULTS,
+    enumerated_texts,
+    measurand_key,
+    ms_text,
+    text_ms,
+)
 
 __all__ = ["MAX_BUCKETS", "SeriesBuckets", "SeriesFilter", "answer", "buckets_for"]
 
 MAX_BUCKETS = 4000
 """Most buckets one request may ask for (a wide screen has fewer pixel columns)."""
 
-_MEASURANDS, _PHASES, _UNITS = CODES[1], CODES[2], CODES[3]
 _DEFAULT_MEASURAND = DEFAULTS[1] or ""
 _DEFAULT_UNIT = DEFAULTS[3] or ""
-_MEASURAND_CODE = {value: code for code, value in enumerate(_MEASURANDS)}
-_DEFAULT_MEASURAND_CODE = _MEASURAND_CODE[_DEFAULT_MEASURAND]
 _SIGNED_DATA = CODES[6].index("SignedData")
 _NOT_A_NUMBER = math.nan
 _decode = msgspec.json.Decoder().decode
@@ -58,15 +62,6 @@ class SeriesFilter:
     until: str | None = None
 
 
-def _text(codes: tuple[str, ...], default: str | None, field: Any) -> str | None:
-    """The text of a packed enumerated field (see :mod:`.packing`)."""
-    if field is None:
-        return default
-    if field.__class__ is int:
-        return codes[field] if 0 <= field < len(codes) else str(field)
-    return str(field)
-
-
 class SeriesBuckets:
     """Aggregates the samples of ``[since_ms, until_ms]`` into buckets, one pass.
 
@@ -88,9 +83,7 @@ class SeriesBuckets:
         # Every bucket spans the same whole number of milliseconds; the last one may
         # reach past until_ms, which no sample does.
         self.width = max(1, -(-(until_ms - since_ms + 1) // buckets))
-        self.wanted: Any = None
-        if measurand is not None:
-            self.wanted = _MEASURAND_CODE.get(measurand, measurand)
+        self.wanted = None if measurand is None else measurand_key(measurand)
         # (service id, measurand, phase, unit codes, bucket index) -> bucket
         self._cells: dict[tuple[int, Any, Any, Any, int], list[Any]] = {}
         self._skipped: dict[tuple[int, Any, Any, Any], int] = {}
@@ -106,7 +99,7 @@ class SeriesBuckets:
         """
         since, until, width, wanted = self.since_ms, self.until_ms, self.width, self.wanted
         cells, skipped = self._cells, self._skipped
-        default_code = _DEFAULT_MEASURAND_CODE
+        default_code = DEFAULT_MEASURAND_CODE
         signed = _SIGNED_DATA
         first, last = self.first_ms, self.last_ms
         for stamp, values in _decode(samples):
@@ -212,13 +205,9 @@ class SeriesBuckets:
 
 def _names(key: tuple[Any, ...]) -> tuple[int, str, str | None, str]:
     """A series' service id and the texts of its measurand, phase and unit."""
-    service_id, measurand, phase, unit = key
-    return (
-        service_id,
-        _text(_MEASURANDS, _DEFAULT_MEASURAND, measurand) or _DEFAULT_MEASURAND,
-        _text(_PHASES, None, phase),
-        _text(_UNITS, _DEFAULT_UNIT, unit) or _DEFAULT_UNIT,
-    )
+    service_id, *codes = key
+    measurand, phase, unit = enumerated_texts(tuple(codes))[:3]
+    return service_id, measurand or _DEFAULT_MEASURAND, phase, unit or _DEFAULT_UNIT
 
 
 def _series_order(names: tuple[int, str, str | None, str]) -> tuple[int, str, str, str]:
@@ -252,8 +241,8 @@ def buckets_for(
     Returns:
         ``None`` when a bound is neither given nor known (no matching data).
     """
-    since = data_first if query.since is None else _ms(query.since)
-    until = data_last if query.until is None else _ms(query.until)
+    since = data_first if query.since is None else text_ms(query.since)
+    until = data_last if query.until is None else text_ms(query.until)
     if since is None or until is None:
         return None
     return SeriesBuckets(since, until, query.buckets, query.measurand)
@@ -282,8 +271,3 @@ def answer(gateway_id: str, query: SeriesFilter, buckets: SeriesBuckets | None) 
         "buckets": query.buckets,
         **body,
     }
-
-
-def _ms(text: str) -> int:
-    """Milliseconds since the Unix epoch of a spec §3 date-time text (as the API checked it)."""
-    return epoch_ms(datetime.fromisoformat(text))

@@ -33,14 +33,18 @@ from ntxcp.v10 import types as t
 __all__ = [
     "CODES",
     "DEFAULTS",
+    "DEFAULT_MEASURAND_CODE",
     "FIELDS",
     "MEASURAND_BITS",
     "PackedMessage",
     "Sample",
+    "enumerated_texts",
     "epoch_ms",
     "measurand_bit",
+    "measurand_key",
     "ms_text",
     "pack",
+    "text_ms",
     "unpack",
 ]
 
@@ -71,7 +75,8 @@ DEFAULTS: tuple[str | None, ...] = (
 
 _INDEX = [{value: code for code, value in enumerate(codes)} for codes in CODES]
 _MEASURAND_CODE = _INDEX[1]
-_DEFAULT_MEASURAND_CODE = _MEASURAND_CODE[DEFAULTS[1] or ""]
+DEFAULT_MEASURAND_CODE = _MEASURAND_CODE[DEFAULTS[1] or ""]
+"""The code of the default measurand, which a packed sampled value without one has."""
 MEASURAND_BITS = {value: 1 << code for value, code in _MEASURAND_CODE.items()}
 """The bit of each measurand in a row's ``measurands`` column."""
 _OTHER_MEASURAND_BIT = 1 << 62  # a measurand outside the spec's list (lenient decoding)
@@ -110,6 +115,23 @@ def epoch_ms(when: datetime) -> int:
     """Milliseconds since the Unix epoch of an aware date-time (spec §3 times are UTC)."""
     delta = when - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+def text_ms(text: str) -> int:
+    """Milliseconds since the Unix epoch of a spec §3 date-time text.
+
+    The text ends in ``Z`` or an offset: as stored, or as the API checked it.
+    """
+    return epoch_ms(datetime.fromisoformat(text))
+
+
+def measurand_key(measurand: str) -> int | str:
+    """What a packed sampled value holds for a measurand.
+
+    Its code, or its text when it is outside the spec's list (lenient decoding).
+    """
+    code = _MEASURAND_CODE.get(measurand)
+    return measurand if code is None else code
 
 
 @lru_cache(maxsize=8192)
@@ -170,7 +192,7 @@ def pack(meter_values: Sequence[t.MeterValue]) -> PackedMessage:
                 fields.pop()
             measurand = fields[1] if len(fields) > 1 else None
             if measurand is None:
-                bits |= 1 << _DEFAULT_MEASURAND_CODE
+                bits |= 1 << DEFAULT_MEASURAND_CODE
             elif isinstance(measurand, int):
                 bits |= 1 << measurand
             else:
@@ -202,7 +224,7 @@ _TAILS: dict[tuple[Any, ...], Tail] = {}
 _TAILS_MOST = 4096  # stored texts outside the spec's lists are keys too: bounded
 
 
-def _tail(codes: tuple[Any, ...]) -> Tail:
+def enumerated_texts(codes: tuple[Any, ...]) -> Tail:
     """The enumerated fields of a packed sampled value (its fields after the value)."""
     tail = _TAILS.get(codes)
     if tail is None:
@@ -226,7 +248,7 @@ def unpack(samples: bytes | str, measurand: str | None = None) -> list[Sample]:
     """The sampled values of a stored message, in the order they arrived.
 
     The enumerated fields of each distinct combination of codes are looked up once
-    (:func:`_tail`): messages repeat a few combinations.
+    (:func:`enumerated_texts`): messages repeat a few combinations.
 
     Args:
         samples: the ``samples`` column.
@@ -235,10 +257,7 @@ def unpack(samples: bytes | str, measurand: str | None = None) -> list[Sample]:
     Returns:
         One :data:`Sample` per sampled value.
     """
-    wanted: Any = None
-    if measurand is not None:
-        code = _MEASURAND_CODE.get(measurand)
-        wanted = measurand if code is None else code
+    wanted = None if measurand is None else measurand_key(measurand)
     tails = _TAILS
     found: list[Sample] = []
     for stamp, values in _decode(samples):
@@ -246,9 +265,9 @@ def unpack(samples: bytes | str, measurand: str | None = None) -> list[Sample]:
             codes = tuple(fields[1:])
             if wanted is not None:
                 code = codes[0] if codes else None
-                if (_DEFAULT_MEASURAND_CODE if code is None else code) != wanted:
+                if (DEFAULT_MEASURAND_CODE if code is None else code) != wanted:
                     continue
-            tail = tails.get(codes) or _tail(codes)
+            tail = tails.get(codes) or enumerated_texts(codes)
             found.append((stamp, fields[0], *tail))
     return found
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ntxcp.service import meter_series as series
 from ntxcp.service import queries
 from ntxcp.service.migrations import RARE_ACTIONS
+from ntxcp.service.packing import text_ms
 from ntxcp.service.queries import (
     _GATEWAY_COLUMNS,
     _STATUS_COLUMNS,
@@ -25,7 +26,6 @@ from ntxcp.service.queries import (
     _command,
     _frame,
     _gateway,
-    _ms,
     _status,
     _where,
 )
@@ -180,7 +180,7 @@ async def frames(
     conn: asyncpg.Connection, gateway_id: str, query: FrameFilter
 ) -> list[dict[str, Any]]:
     """See :func:`ntxcp.service.queries.frames`."""
-    first_id = None if query.since is None else await first_frame_at(conn, _ms(query.since))
+    first_id = None if query.since is None else await first_frame_at(conn, text_ms(query.since))
     action = query.action
     clause, args = _where(
         ("gateway_id = ?", gateway_id),

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from ntxcp.service import meter_series as series
 from ntxcp.service.migrations import RARE_ACTIONS
-from ntxcp.service.packing import Sample, epoch_ms, measurand_bit, ms_text, unpack
+from ntxcp.service.packing import Sample, measurand_bit, ms_text, text_ms, unpack
 from ntxcp.v10.codec import DECODE_ERRORS
 
 __all__ = [
@@ -263,8 +262,8 @@ class MeterCollector:
     """
 
     def __init__(self, query: MeterFilter, span: int) -> None:
-        self.since = None if query.since is None else _ms(query.since)
-        self.until = None if query.until is None else _ms(query.until)
+        self.since = None if query.since is None else text_ms(query.since)
+        self.until = None if query.until is None else text_ms(query.until)
         self.query = query
         self.span = span
         self.ascending = query.ascending
@@ -362,11 +361,6 @@ def _first(item: tuple[Any, ...]) -> Any:
     return item[0]
 
 
-def _ms(text: str) -> int:
-    """Milliseconds since the Unix epoch of a spec §3 date-time text (as the API checked it)."""
-    return epoch_ms(datetime.fromisoformat(text))
-
-
 @dataclass(frozen=True, slots=True)
 class FrameFilter:
     """Which frames of the frame log to return.
@@ -390,7 +384,7 @@ def frames(conn: sqlite3.Connection, gateway_id: str, query: FrameFilter) -> lis
     Frames are logged in time order, so the ``since`` bound becomes an id bound and
     the gateway's index serves every filter.
     """
-    first_id = None if query.since is None else first_frame_at(conn, _ms(query.since))
+    first_id = None if query.since is None else first_frame_at(conn, text_ms(query.since))
     action = query.action
     rare = action is not None and action not in ("MeterValues", "Heartbeat")
     clause, args = _where(

@@ -33,12 +33,12 @@ import contextlib
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ntxcp.service import queries
 from ntxcp.service.backend import DatabaseUnavailableError
 from ntxcp.service.fleet import statuses_by_gateway
+from ntxcp.service.packing import text_ms
 
 if TYPE_CHECKING:
     from ntxcp.service.cluster.presence import Presence
@@ -111,7 +111,7 @@ class FleetView:
             return
         kind = event.kind
         if kind == "seen":
-            fleet.apply_seen(gateway_id, _ms(data["time"]))
+            fleet.apply_seen(gateway_id, text_ms(data["time"]))
         elif kind == "status":
             fleet.apply_status(gateway_id, data)
         elif kind == "connection":
@@ -227,8 +227,3 @@ class FleetView:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _ms(text: str) -> int:
-    """Milliseconds since the epoch of a spec §3 time text (``...Z``)."""
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
