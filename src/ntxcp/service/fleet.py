@@ -129,7 +129,7 @@ class FleetEntry:
 
     def __post_init__(self) -> None:
         self.reindex()
-        self.faulted = sum(1 for status in self.statuses.values() if _needs_attention(status))
+        self.set_statuses(self.statuses)
 
     def set_status(self, service_id: str, item: dict[str, Any]) -> None:
         """Make ``item`` the current status of a service (keeps :attr:`faulted`)."""
@@ -159,6 +159,10 @@ class FleetEntry:
         """Services needing attention: faulted or erroring, while connected."""
         return self.faulted if self.state == "connected" or self.state == "unresponsive" else 0
 
+    def needs_attention(self) -> bool:
+        """A faulted service while connected, or no answer to the keep-alive."""
+        return self.state == "unresponsive" or (self.faulted > 0 and self.open)
+
     def item(self, record: _Record | None, cluster: bool = False) -> dict[str, Any]:
         """The JSON item of ``GET /api/fleet`` (with ``node`` in cluster mode)."""
         services = sorted(self.statuses.values(), key=lambda s: natural_key(s["serviceId"]))
@@ -180,7 +184,7 @@ class FleetEntry:
             "firmware": self.firmware,
             "services": services,
             "attentionServices": attention,
-            "needsAttention": attention > 0 or self.state == "unresponsive",
+            "needsAttention": self.needs_attention(),
         }
         if cluster:
             item["node"] = self.node if self.open else None
@@ -303,11 +307,10 @@ class FleetIndex:
                 remote_address=item.get("remoteAddress"),
                 tls=bool(item.get("tls")),
             )
-        for status in statuses:
-            entry = entries.get(status["gatewayId"])
+        for gateway_id, services in statuses_by_gateway(statuses).items():
+            entry = entries.get(gateway_id)
             if entry is not None:
-                current = {k: v for k, v in status.items() if k != "gatewayId"}
-                entry.set_status(status["serviceId"], current)
+                entry.set_statuses(services)
         self.mirror = mirror
         self._entries = entries
         self._in_order = None
@@ -615,7 +618,7 @@ class FleetIndex:
             matches = [entry for entry in matches if entry.state == wanted]
         if query.attention is not None:
             keep = query.attention
-            matches = [entry for entry in matches if _needs_attention_now(entry) == keep]
+            matches = [entry for entry in matches if entry.needs_attention() == keep]
         if query.sort == "lastSeen":
             matches.sort(key=_last_seen, reverse=query.descending)
         elif query.sort == "state":
@@ -636,11 +639,6 @@ class FleetIndex:
 
 def _state_of(entry: FleetEntry) -> str:
     return entry.state
-
-
-def _needs_attention_now(entry: FleetEntry) -> bool:
-    """A faulted service while connected, or no answer to the keep-alive."""
-    return entry.state == "unresponsive" or (entry.faulted > 0 and entry.open)
 
 
 def _last_seen(entry: FleetEntry) -> int:
