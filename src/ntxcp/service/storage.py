@@ -77,6 +77,7 @@ SEEN_PER_BATCH = 1000
 
 LONG_READERS = 2
 """Worker threads for long reads (:meth:`Storage.read_long`); more wait their turn."""
+
 FrameHandle = tuple[list[tuple[Any, ...]], int]
 """Where a frame waits in the frame-log buffer (see :meth:`Storage.shorten_frame`)."""
 
@@ -608,6 +609,12 @@ class Storage(WriteBuffers, ProgressRecords):
 
     # --- reads -------------------------------------------------------------------------
 
+    async def _after_queued_writes(self) -> None:
+        """Wait until every write queued so far is committed (a read sees it)."""
+        if self._live_writer().busy or self._frames or self._seen:
+            self._seen_due = True
+            await self.sync()  # nothing queued: no commit (and fsync) just for a read
+
     async def read(self, query: Callable[..., T], *args: Any) -> T:
         """Run ``query(connection, *args)`` after every write queued before it.
 
@@ -621,10 +628,7 @@ class Storage(WriteBuffers, ProgressRecords):
         Returns:
             What the function returned.
         """
-        writer = self._live_writer()
-        if writer.busy or self._frames or self._seen:
-            self._seen_due = True
-            await self.sync()  # nothing queued: no commit (and fsync) just for a read
+        await self._after_queued_writes()
         reader = self._reader
         if reader is None:
             raise StorageError("database is not open")
@@ -639,10 +643,7 @@ class Storage(WriteBuffers, ProgressRecords):
         threads; while its Python code runs, the loop gets the interpreter back at every
         switch interval (5 ms), and SQLite's own work releases it altogether.
         """
-        writer = self._live_writer()
-        if writer.busy or self._frames or self._seen:
-            self._seen_due = True
-            await self.sync()
+        await self._after_queued_writes()
         if self._long_reads is None:
             self._long_reads = ThreadPoolExecutor(LONG_READERS, thread_name_prefix="ntxcp-db-read")
         loop = asyncio.get_running_loop()
