@@ -107,17 +107,19 @@ class EventRelay:
         """
         if not self._frames:
             return False
-        now = time.monotonic()
-        if now >= self._frames_until:
-            self._merge_frame_interests(now)
-        return self._frames.wants(gateway_id) and self.bus.connected
+        return self._current_frames().wants(gateway_id) and self.bus.connected
 
     def frames_sent(self) -> FrameInterest:
         """The gateways whose frames this node sends now (other nodes' streams want them)."""
+        frames = self._current_frames()
+        return frames if self.bus.connected else FrameInterest()
+
+    def _current_frames(self) -> FrameInterest:
+        """What the other nodes' interests want together, without those past their time."""
         now = time.monotonic()
         if now >= self._frames_until:
             self._merge_frame_interests(now)
-        return self._frames if self.bus.connected else FrameInterest()
+        return self._frames
 
     def _merge_frame_interests(self, now: float) -> None:
         """Forget the interests past their time; what the others want together."""
